@@ -1,0 +1,110 @@
+//! quorum-kv: the reference system under test for chaos-host.
+//!
+//! N nodes; a write sent to any node is appended to that node's durable log
+//! (append + fdatasync), fanned out to every peer, and acknowledged once W
+//! nodes (itself included) hold it. Peers that were slower keep receiving the
+//! write after the acknowledgement, and nodes catch up from each other's logs,
+//! so an acknowledged write ends on every live node.
+//!
+//! `--bug abort-fanout` reproduces seed 001 (ai-memory's
+//! `JoinSet::shutdown()` after quorum): once W acks arrive, in-flight fan-out
+//! requests to slower peers are aborted and nothing repairs them, so
+//! acknowledged writes silently miss a node.
+//!
+//! Endpoints: `GET /health`, `POST /write`, `POST /replicate`,
+//! `GET /ids?ns=NS`, `GET /log?after=SEQ`, `GET /time`.
+
+mod log;
+mod replication;
+mod server;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Defects the reference system can be switched into, so tests can show the
+/// engine catches them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Bug {
+    /// Abort in-flight fan-out once quorum is met, without repair (seed 001).
+    AbortFanout,
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "quorum-kv", about = "W-of-N quorum write store (chaos-host reference SUT)")]
+pub struct Args {
+    /// This node's index, reported by /health and recorded in its log.
+    #[arg(long)]
+    pub node: u32,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: String,
+    /// Directory holding this node's durable log; created if missing.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Comma-separated base URLs of the other nodes.
+    #[arg(long, default_value = "", value_delimiter = ',')]
+    pub peers: Vec<String>,
+    /// Nodes (this one included) that must hold a write before it is acked.
+    #[arg(long, default_value_t = 2)]
+    pub quorum: usize,
+    /// How long a write waits for quorum before answering 503.
+    #[arg(long, default_value_t = 2000)]
+    pub quorum_timeout_ms: u64,
+    /// How often each node pulls missing entries from its peers' logs
+    /// (0 disables catch-up).
+    #[arg(long, default_value_t = 100)]
+    pub catchup_ms: u64,
+    /// Switch on a known defect.
+    #[arg(long, value_enum)]
+    pub bug: Option<Bug>,
+}
+
+impl Args {
+    fn peers(&self) -> Vec<String> {
+        self.peers
+            .iter()
+            .map(|p| p.trim().trim_end_matches('/').to_string())
+            .filter(|p| !p.is_empty())
+            .collect()
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    anyhow::ensure!(args.quorum >= 1, "--quorum must be at least 1");
+    let peers = args.peers();
+    let log = log::Log::open(&args.data_dir)
+        .with_context(|| format!("opening log in {}", args.data_dir.display()))?;
+    let replicator = replication::Replicator::new(
+        peers.clone(),
+        args.quorum,
+        Duration::from_millis(args.quorum_timeout_ms),
+        args.bug,
+    );
+    // The seed-001 defect is that nothing repairs an aborted fan-out.
+    let catchup = args.bug.is_none() && args.catchup_ms > 0 && !peers.is_empty();
+    let state = server::State::new(args.node, log, replicator);
+    if catchup {
+        tokio::spawn(replication::catch_up(
+            state.clone(),
+            peers,
+            Duration::from_millis(args.catchup_ms),
+        ));
+    }
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    eprintln!(
+        "quorum-kv node {} listening on {} (quorum {}, bug {:?}, catch-up {})",
+        args.node,
+        listener.local_addr()?,
+        args.quorum,
+        args.bug,
+        catchup
+    );
+    axum::serve(listener, server::router(state)).await?;
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! Fan-out to peers with a W-of-N quorum, and catch-up between nodes.
+
+use crate::Bug;
+use crate::log::{Entry, Record};
+use crate::server::State;
+use std::time::Duration;
+use tokio::task::JoinSet;
+
+pub struct Replicator {
+    peers: Vec<String>,
+    quorum: usize,
+    timeout: Duration,
+    bug: Option<Bug>,
+    client: reqwest::Client,
+}
+
+/// How long a detached fan-out keeps retrying a peer that does not answer.
+const RETRY_FOR: Duration = Duration::from_secs(30);
+
+impl Replicator {
+    pub fn new(peers: Vec<String>, quorum: usize, timeout: Duration, bug: Option<Bug>) -> Self {
+        Self {
+            peers,
+            quorum,
+            timeout,
+            bug,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .expect("reqwest client"),
+        }
+    }
+
+    /// Send `record` to every peer; returns how many nodes hold it (this one
+    /// included) once `quorum` is reached or the timeout passes.
+    pub async fn fan_out(&self, record: &Record) -> usize {
+        let mut acks = 1; // the local append happened before fan-out
+        if acks >= self.quorum || self.peers.is_empty() {
+            self.spawn_detached(record);
+            return acks;
+        }
+        let mut joins = JoinSet::new();
+        for peer in &self.peers {
+            let client = self.client.clone();
+            let url = format!("{peer}/replicate");
+            let record = record.clone();
+            let persistent = self.bug.is_none();
+            joins.spawn(async move { deliver(&client, &url, &record, persistent).await });
+        }
+        let deadline = tokio::time::sleep(self.timeout);
+        tokio::pin!(deadline);
+        while acks < self.quorum {
+            tokio::select! {
+                next = joins.join_next() => match next {
+                    Some(Ok(true)) => acks += 1,
+                    Some(_) => {}
+                    None => break,
+                },
+                _ = &mut deadline => break,
+            }
+        }
+        match self.bug {
+            // Seed 001: the slower peers' requests die mid-flight.
+            Some(Bug::AbortFanout) => joins.shutdown().await,
+            // Let the slower peers' deliveries run to completion.
+            None => {
+                tokio::spawn(async move { while joins.join_next().await.is_some() {} });
+            }
+        }
+        acks
+    }
+
+    fn spawn_detached(&self, record: &Record) {
+        for peer in &self.peers {
+            let client = self.client.clone();
+            let url = format!("{peer}/replicate");
+            let record = record.clone();
+            tokio::spawn(async move { deliver(&client, &url, &record, true).await });
+        }
+    }
+}
+
+/// POST `record` to a peer. With `persistent`, retry with backoff until the
+/// peer holds it or `RETRY_FOR` passes; the first answer is what counts
+/// towards quorum either way.
+async fn deliver(client: &reqwest::Client, url: &str, record: &Record, persistent: bool) -> bool {
+    let started = tokio::time::Instant::now();
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        match client.post(url).json(record).send().await {
+            Ok(resp) if resp.status().is_success() => return true,
+            _ if !persistent || started.elapsed() > RETRY_FOR => return false,
+            _ => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(200));
+            }
+        }
+    }
+}
+
+/// Pull entries this node misses from every peer's log, forever.
+pub async fn catch_up(state: State, peers: Vec<String>, every: Duration) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("reqwest client");
+    let mut cursors = vec![0u64; peers.len()];
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        for (peer, cursor) in peers.iter().zip(cursors.iter_mut()) {
+            let url = format!("{peer}/log?after={cursor}");
+            let Ok(resp) = client.get(&url).send().await else {
+                continue;
+            };
+            let Ok(entries) = resp.json::<Vec<Entry>>().await else {
+                continue;
+            };
+            for entry in entries {
+                if !state.log.contains(&entry.record.id) && state.commit(entry.record).await.is_err() {
+                    break;
+                }
+                *cursor = entry.seq;
+            }
+        }
+    }
+}
+
+impl Replicator {
+    pub fn quorum(&self) -> usize {
+        self.quorum
+    }
+}

@@ -1,0 +1,135 @@
+//! HTTP endpoints.
+
+use crate::log::{Log, Record};
+use crate::replication::Replicator;
+use axum::extract::{Query, State as Extract};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct State(Arc<Inner>);
+
+pub struct Inner {
+    pub node: u32,
+    pub log: Log,
+    replicator: Replicator,
+    /// Serialises commits: one fdatasync at a time. A replicate request
+    /// waiting here is dropped if its sender goes away, which is what makes
+    /// an aborted fan-out lose the write (seed 001).
+    commit_gate: tokio::sync::Mutex<()>,
+}
+
+impl std::ops::Deref for State {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl State {
+    pub fn new(node: u32, log: Log, replicator: Replicator) -> Self {
+        Self(Arc::new(Inner {
+            node,
+            log,
+            replicator,
+            commit_gate: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// Durably append `record`. Once the gate is held the append completes
+    /// even if the caller is cancelled.
+    pub async fn commit(&self, record: Record) -> std::io::Result<bool> {
+        let _gate = self.commit_gate.lock().await;
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || state.log.append(record))
+            .await
+            .map_err(std::io::Error::other)?
+    }
+}
+
+pub fn router(state: State) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/write", post(write))
+        .route("/replicate", post(replicate))
+        .route("/ids", get(ids))
+        .route("/log", get(log))
+        .route("/time", get(time))
+        .with_state(state)
+}
+
+async fn health(Extract(s): Extract<State>) -> Json<Value> {
+    Json(json!({ "status": "ok", "node": s.node, "records": s.log.len() }))
+}
+
+async fn write(Extract(s): Extract<State>, Json(record): Json<Record>) -> (StatusCode, Json<Value>) {
+    if record.id.is_empty() {
+        return (StatusCode::BAD_REQUEST, Json(json!({ "error": "id must not be empty" })));
+    }
+    if let Err(e) = s.commit(record.clone()).await {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "error": format!("local append failed: {e}") })),
+        );
+    }
+    let acks = s.replicator.fan_out(&record).await;
+    if acks >= s.replicator_quorum() {
+        (StatusCode::CREATED, Json(json!({ "id": record.id, "acks": acks })))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": "quorum not met", "id": record.id, "acks": acks })),
+        )
+    }
+}
+
+impl Inner {
+    fn replicator_quorum(&self) -> usize {
+        self.replicator.quorum()
+    }
+}
+
+async fn replicate(Extract(s): Extract<State>, Json(record): Json<Record>) -> (StatusCode, Json<Value>) {
+    match s.commit(record).await {
+        Ok(_) => (StatusCode::OK, Json(json!({ "ok": true }))),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "error": e.to_string() })),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct IdsQuery {
+    ns: String,
+}
+
+async fn ids(Extract(s): Extract<State>, Query(q): Query<IdsQuery>) -> Json<Value> {
+    Json(json!({ "node": s.node, "ns": q.ns, "ids": s.log.ids_in(&q.ns) }))
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    #[serde(default)]
+    after: u64,
+}
+
+/// Catch-up page size: bounded so one request stays small.
+const LOG_PAGE: usize = 1000;
+
+async fn log(Extract(s): Extract<State>, Query(q): Query<LogQuery>) -> Json<Value> {
+    Json(json!(s.log.after(q.after, LOG_PAGE)))
+}
+
+/// The node's wall clock, so a clock-skew fault can be verified end to end.
+async fn time() -> Json<Value> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    Json(json!({ "unix_ms": now }))
+}

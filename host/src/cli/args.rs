@@ -1,0 +1,61 @@
+//! Raw command-line arguments.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "chaos-host",
+    version,
+    about = "Fault injection for replicated systems, with faults and assertions as sandboxed WebAssembly plugins",
+    after_help = "Exit status: 0 every fault class passed, 1 a class failed, 2 usage or harness error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log filter (tracing syntax), e.g. `info`, `debug`, `chaos_host=debug`.
+    #[arg(long, global = true, env = "CHAOS_LOG", default_value = "info")]
+    pub log: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a campaign: every fault plugin is a class, run for N cycles.
+    Run(RunArgs),
+    /// Print what a plugin says about itself, its contract and its sha256.
+    Inspect(InspectArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The campaign file (TOML) describing the system under test.
+    #[arg(long)]
+    pub campaign: PathBuf,
+    /// A fault or assertion plugin (.wasm component); repeatable.
+    #[arg(long)]
+    pub plugin: Vec<PathBuf>,
+    /// Grant capabilities: PLUGIN=CAP[,CAP...] (signal, pause, partition, clock).
+    #[arg(long, value_name = "PLUGIN=CAPS")]
+    pub allow: Vec<String>,
+    /// Cycles per fault class (overrides campaign.cycles).
+    #[arg(long)]
+    pub cycles: Option<u32>,
+    /// Writes per cycle (overrides burst.writes).
+    #[arg(long)]
+    pub writes: Option<u32>,
+    /// Settle time after the burst, ms (overrides burst.settle_ms).
+    #[arg(long)]
+    pub settle_ms: Option<u64>,
+    /// Campaign seed; replays the same plugin decisions.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Directory for cycles.jsonl, summary.json and evidence.
+    #[arg(long, default_value = "chaos-out")]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// The plugin (.wasm component).
+    pub file: PathBuf,
+}

@@ -1,0 +1,51 @@
+//! Command line: clap arguments turned once into a validated [`Plan`].
+
+mod args;
+
+pub use args::{Cli, Command, RunArgs};
+
+use crate::campaign::Campaign;
+use crate::run::Plan;
+use anyhow::{Context, bail};
+use std::time::Duration;
+
+impl RunArgs {
+    pub fn plan(self) -> anyhow::Result<Plan> {
+        let campaign = Campaign::load(&self.campaign)?;
+        let mut allow = Vec::new();
+        for a in &self.allow {
+            let Some((who, caps)) = a.split_once('=') else {
+                bail!("--allow {a:?}: expected PLUGIN=CAPABILITY[,CAPABILITY...], e.g. --allow kill_primary_mid_write=signal");
+            };
+            for cap in caps.split(',') {
+                crate::plugin::grants_parse(cap).with_context(|| format!("--allow {a}"))?;
+            }
+            allow.push((who.to_string(), caps.to_string()));
+        }
+        for p in &self.plugin {
+            if !p.exists() {
+                bail!("--plugin {}: no such file (build the plugins with scripts/build-plugins.sh)", p.display());
+            }
+        }
+        let cycles = self.cycles.unwrap_or(campaign.file.campaign.cycles);
+        if cycles == 0 {
+            bail!("--cycles 0: nothing to run");
+        }
+        let writes = self.writes.unwrap_or(campaign.file.burst.writes);
+        let settle = Duration::from_millis(self.settle_ms.unwrap_or(campaign.file.burst.settle_ms));
+        let seed = self
+            .seed
+            .or(campaign.file.campaign.seed)
+            .unwrap_or_else(|| crate::run::splitmix(crate::run::now_nanos()));
+        Ok(Plan {
+            campaign,
+            plugins: self.plugin,
+            allow,
+            cycles,
+            writes,
+            settle,
+            seed,
+            out: self.out,
+        })
+    }
+}

@@ -1,0 +1,65 @@
+//! chaos-host: runs fault-injection campaigns against replicated systems.
+//!
+//! Exit status: 0 when every fault class passed, 1 when a class failed,
+//! 2 on a usage or harness error (printed as one chained line).
+
+mod campaign;
+mod cli;
+mod cycle;
+mod effects;
+mod lifecycle;
+mod metrics;
+mod plugin;
+mod report;
+mod run;
+mod workload;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("chaos-host: error: starting the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("chaos-host: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<bool> {
+    match command {
+        Command::Run(args) => {
+            let plan = args.plan()?;
+            let runtime = plugin::Runtime::new()?;
+            let summary = run::run(&plan, &runtime).await?;
+            print!("{}", report::table(&summary));
+            println!("results: {}", plan.out.display());
+            Ok(summary.pass)
+        }
+        Command::Inspect(args) => {
+            let runtime = plugin::Runtime::new()?;
+            let p = runtime.load(&args.file).await?;
+            println!("{}", serde_json::to_string_pretty(&p.meta)?);
+            Ok(true)
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! Per-cycle records and per-class summaries. Ratios are computed from ids,
+//! never from counts, and a ratio outside [0, 1] is a harness error, never a
+//! figure (seed 000 published 6.286).
+
+use crate::effects::EffectRecord;
+use crate::plugin::AssertionVerdict;
+use crate::workload::{Outcome, WriteResult};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pass,
+    Fail,
+    /// The fault did not take effect: not a pass.
+    Ineffective,
+    /// An assertion could not decide.
+    Unknown,
+    /// A plugin trapped, timed out or returned an error.
+    Error,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Counts {
+    pub writes: u64,
+    pub ok: u64,
+    pub quorum_not_met: u64,
+    pub fail: u64,
+    pub indeterminate: u64,
+}
+
+impl Counts {
+    pub fn of(results: &[WriteResult]) -> Self {
+        let mut c = Counts {
+            writes: results.len() as u64,
+            ..Default::default()
+        };
+        for r in results {
+            match r.outcome {
+                Outcome::Ok => c.ok += 1,
+                Outcome::QuorumNotMet => c.quorum_not_met += 1,
+                Outcome::Fail => c.fail += 1,
+                Outcome::Indeterminate => c.indeterminate += 1,
+            }
+        }
+        c
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeRecord {
+    pub node: u32,
+    pub port: u16,
+    pub alive: bool,
+    /// How the node ended, when it did not survive the cycle.
+    pub exit: Option<String>,
+    /// Ids of this cycle the node holds.
+    pub held: usize,
+    /// Acknowledged ids this node lacks (live nodes only).
+    pub missing_acked: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Latency {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Latency {
+    pub fn of(results: &[WriteResult]) -> Option<Self> {
+        let mut h = hdrhistogram::Histogram::<u64>::new(3).ok()?;
+        for r in results {
+            h.record(r.latency_us.max(1)).ok()?;
+        }
+        (!h.is_empty()).then(|| Latency {
+            p50_ms: h.value_at_quantile(0.5) as f64 / 1000.0,
+            p99_ms: h.value_at_quantile(0.99) as f64 / 1000.0,
+            max_ms: h.max() as f64 / 1000.0,
+        })
+    }
+}
+
+/// One line of cycles.jsonl.
+#[derive(Clone, Debug, Serialize)]
+pub struct CycleRecord {
+    pub class: String,
+    pub cycle: u32,
+    pub seed: u64,
+    pub namespace: String,
+    pub status: Status,
+    pub reasons: Vec<String>,
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// Acknowledged writes present on every live node.
+    pub acked_everywhere: u64,
+    pub lost_acked: u64,
+    pub convergence_bound: f64,
+    /// Refused or failed writes that nevertheless appear on some node.
+    pub refused_but_present: Vec<String>,
+    pub nodes: Vec<NodeRecord>,
+    pub effects: Vec<EffectRecord>,
+    pub verdicts: Vec<AssertionVerdict>,
+    /// Capability uses the host refused during the fault.
+    pub denials: Vec<String>,
+    pub latency: Option<Latency>,
+    /// Wall time per phase, ms.
+    pub phases_ms: BTreeMap<&'static str, u64>,
+    /// Where the evidence of a non-passing cycle was kept.
+    pub evidence: Option<String>,
+    /// Every write, in issue order (for timelines and replay).
+    pub writes_detail: Vec<WriteResult>,
+}
+
+/// `num / den` as a ratio that must lie in [0, 1]; 1.0 when `den` is 0.
+pub fn ratio(name: &str, num: u64, den: u64) -> anyhow::Result<f64> {
+    let r = if den == 0 { 1.0 } else { num as f64 / den as f64 };
+    check_unit(name, r)?;
+    Ok(r)
+}
+
+/// A figure that must lie in [0, 1]; anything else means the harness is
+/// wrong, and is reported as such.
+pub fn check_unit(name: &str, value: f64) -> anyhow::Result<()> {
+    if !(0.0..=1.0).contains(&value) {
+        anyhow::bail!("harness error: {name} = {value} lies outside [0, 1]; refusing to report it as a result");
+    }
+    Ok(())
+}
+
+/// A fault class over all its cycles, as in summary.json.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClassSummary {
+    pub fault: String,
+    pub plugin: Option<String>,
+    pub cycles: u32,
+    #[serde(flatten)]
+    pub counts: Counts,
+    pub acked_everywhere: u64,
+    pub lost_acked: u64,
+    pub convergence_bound: f64,
+    pub threshold: f64,
+    pub passed_cycles: u32,
+    pub failed_cycles: u32,
+    pub ineffective_cycles: u32,
+    pub unknown_cycles: u32,
+    pub error_cycles: u32,
+    pub pass: bool,
+    pub reasons: Vec<String>,
+}
+
+impl ClassSummary {
+    pub fn new(fault: &str, plugin: Option<String>, threshold: f64) -> Self {
+        Self {
+            fault: fault.into(),
+            plugin,
+            cycles: 0,
+            counts: Counts::default(),
+            acked_everywhere: 0,
+            lost_acked: 0,
+            convergence_bound: 1.0,
+            threshold,
+            passed_cycles: 0,
+            failed_cycles: 0,
+            ineffective_cycles: 0,
+            unknown_cycles: 0,
+            error_cycles: 0,
+            pass: false,
+            reasons: vec![],
+        }
+    }
+
+    pub fn add(&mut self, c: &CycleRecord) -> anyhow::Result<()> {
+        self.cycles += 1;
+        self.counts.writes += c.counts.writes;
+        self.counts.ok += c.counts.ok;
+        self.counts.quorum_not_met += c.counts.quorum_not_met;
+        self.counts.fail += c.counts.fail;
+        self.counts.indeterminate += c.counts.indeterminate;
+        self.acked_everywhere += c.acked_everywhere;
+        self.lost_acked += c.lost_acked;
+        match c.status {
+            Status::Pass => self.passed_cycles += 1,
+            Status::Fail => self.failed_cycles += 1,
+            Status::Ineffective => self.ineffective_cycles += 1,
+            Status::Unknown => self.unknown_cycles += 1,
+            Status::Error => self.error_cycles += 1,
+        }
+        self.convergence_bound = ratio("convergence_bound", self.acked_everywhere, self.counts.ok)?;
+        Ok(())
+    }
+
+    /// A class passes when the bound meets the threshold and every cycle
+    /// passed: no failing verdict, no ineffective fault, no plugin error.
+    pub fn finish(&mut self) {
+        let mut reasons = vec![];
+        if self.cycles == 0 {
+            reasons.push("no cycle ran".to_string());
+        }
+        if self.convergence_bound < self.threshold {
+            reasons.push(format!(
+                "convergence_bound {:.4} < threshold {}; {} acknowledged write(s) lost",
+                self.convergence_bound, self.threshold, self.lost_acked
+            ));
+        }
+        for (n, what) in [
+            (self.failed_cycles, "cycle(s) failed an assertion"),
+            (self.ineffective_cycles, "cycle(s) where the fault did not take effect"),
+            (self.unknown_cycles, "cycle(s) an assertion could not judge"),
+            (self.error_cycles, "cycle(s) where a plugin failed"),
+        ] {
+            if n > 0 {
+                reasons.push(format!("{n} {what}"));
+            }
+        }
+        self.pass = reasons.is_empty();
+        self.reasons = reasons;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratio_outside_unit_is_a_harness_error() {
+        assert_eq!(ratio("x", 0, 0).unwrap(), 1.0);
+        assert_eq!(ratio("x", 3, 4).unwrap(), 0.75);
+        let e = ratio("convergence_bound", 44, 7).unwrap_err().to_string();
+        assert!(e.contains("harness error") && e.contains("6.28"), "{e}");
+    }
+
+    #[test]
+    fn counts_classify_every_outcome() {
+        let w = |o| WriteResult { id: "a".into(), outcome: o, start_us: 0, latency_us: 5 };
+        let c = Counts::of(&[w(Outcome::Ok), w(Outcome::Ok), w(Outcome::QuorumNotMet), w(Outcome::Fail), w(Outcome::Indeterminate)]);
+        assert_eq!((c.writes, c.ok, c.quorum_not_met, c.fail, c.indeterminate), (5, 2, 1, 1, 1));
+    }
+}

@@ -1,0 +1,108 @@
+//! The `host` interface a plugin imports: log, seeded random, time, sleep,
+//! burst progress, and effects behind grants.
+
+use super::bindings::{host, types};
+use super::runtime::PluginState;
+use crate::effects::Effects;
+use nix::sys::signal::Signal;
+use rand::RngCore;
+use std::sync::Arc;
+use std::time::Duration;
+use types::{Capability, LogLevel};
+
+/// Lines one call may log before the rest are dropped (a flooding plugin
+/// must not fill the disk).
+pub const MAX_LOG_LINES: u32 = 1000;
+/// Bytes of one log line kept.
+pub const MAX_LOG_BYTES: usize = 4096;
+
+impl types::Host for PluginState {}
+
+impl PluginState {
+    fn effects(&self) -> Result<&Arc<Effects>, String> {
+        self.effects
+            .as_ref()
+            .ok_or_else(|| "effects are only available during inject()".to_string())
+    }
+
+    fn allow(&mut self, c: Capability) -> Result<(), String> {
+        let r = self.grants.allow(c, &self.declared);
+        if let Err(e) = &r {
+            self.denials.push(e.clone());
+        }
+        r
+    }
+}
+
+impl host::Host for PluginState {
+    async fn log(&mut self, level: LogLevel, message: String) {
+        self.log_lines += 1;
+        if self.log_lines > MAX_LOG_LINES {
+            if self.log_lines == MAX_LOG_LINES + 1 {
+                tracing::warn!(plugin = %self.label, "log limit of {MAX_LOG_LINES} lines reached; dropping the rest");
+            }
+            return;
+        }
+        let mut m = message;
+        if m.len() > MAX_LOG_BYTES {
+            let mut cut = MAX_LOG_BYTES;
+            while !m.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            m.truncate(cut);
+            m.push_str(" …(truncated)");
+        }
+        let label = &self.label;
+        match level {
+            LogLevel::Debug => tracing::debug!(plugin = %label, "{m}"),
+            LogLevel::Info => tracing::info!(plugin = %label, "{m}"),
+            LogLevel::Warn => tracing::warn!(plugin = %label, "{m}"),
+            LogLevel::Error => tracing::error!(plugin = %label, "{m}"),
+        }
+    }
+
+    async fn random(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+
+    async fn now_ms(&mut self) -> u64 {
+        self.effects
+            .as_ref()
+            .map_or(0, |e| e.started().elapsed().as_millis() as u64)
+    }
+
+    async fn sleep_ms(&mut self, ms: u32) {
+        tokio::time::sleep(Duration::from_millis(ms as u64)).await;
+    }
+
+    async fn wait_writes(&mut self, count: u32) -> u32 {
+        let Ok(effects) = self.effects() else { return 0 };
+        let mut rx = effects.progress();
+        let seen = rx.wait_for(|p| p.issued >= count || p.done).await.map(|p| p.issued);
+        seen.unwrap_or_else(|_| rx.borrow().issued)
+    }
+
+    async fn send_signal(&mut self, node: u32, sig: types::Signal) -> Result<(), String> {
+        self.allow(Capability::Signal)?;
+        let sig = match sig {
+            types::Signal::Kill => Signal::SIGKILL,
+            types::Signal::Term => Signal::SIGTERM,
+        };
+        self.effects()?.clone().signal(node, sig).await
+    }
+
+    async fn pause(&mut self, node: u32, ms: u32) -> Result<(), String> {
+        self.allow(Capability::Pause)?;
+        self.effects()?.clone().pause(node, ms).await
+    }
+
+    async fn partition(&mut self, grudge: Vec<Vec<u32>>, _ms: u32) -> Result<(), String> {
+        self.allow(Capability::Partition)?;
+        self.effects()?.partition(&grudge)
+    }
+
+    async fn clock_offset(&mut self, node: u32, _offset_ms: i64, _ms: u32) -> Result<(), String> {
+        self.allow(Capability::Clock)?;
+        self.effects()?.clock_offset(node)
+    }
+}

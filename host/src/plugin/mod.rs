@@ -1,0 +1,21 @@
+//! The plugin runtime: WebAssembly components loaded at run time, limited to
+//! what the user granted.
+//!
+//! Loading: read the contract version from the component's imports/exports,
+//! refuse versions this host does not speak, compile, pre-instantiate, call
+//! `describe()`, check grants and parameters. Every later call gets a fresh
+//! instance from the pre-instantiated component (a trap poisons an instance),
+//! a fuel budget, a memory cap and a wall-clock deadline.
+
+mod bindings;
+mod grants;
+mod imports;
+mod runtime;
+
+pub use bindings::types::Capability;
+pub use grants::{Grants, parse as grants_parse};
+pub use bindings::types as bindings_types;
+pub use runtime::{AssertionVerdict, Loaded, Runtime};
+
+/// Contract versions this host accepts.
+pub const ACCEPTED_VERSIONS: &[&str] = &["0.1.0"];

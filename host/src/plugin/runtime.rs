@@ -1,0 +1,463 @@
+//! Engine, linker, loading and sandboxed calls.
+
+use super::bindings::{assertion, fault, host, types};
+use super::grants::{self, Grants};
+use super::ACCEPTED_VERSIONS;
+use crate::effects::Effects;
+use anyhow::{Context, bail};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Linear memory one plugin instance may grow to.
+pub const MEMORY_LIMIT: usize = 64 << 20;
+/// Instructions (roughly) one call may execute.
+pub const FUEL_PER_CALL: u64 = 2_000_000_000;
+/// Fuel between yields to the async executor, so a busy plugin cannot hold
+/// a worker thread and its deadline can fire.
+const FUEL_YIELD: u64 = 5_000_000;
+/// Deadline for `describe()`.
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A plugin failed its call. Carries the plugin and the phase.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("plugin {plugin}: {phase} trapped: {reason}")]
+    Trap {
+        plugin: String,
+        phase: &'static str,
+        reason: String,
+    },
+    #[error("plugin {plugin}: {phase} exceeded its {ms} ms deadline")]
+    Timeout {
+        plugin: String,
+        phase: &'static str,
+        ms: u128,
+    },
+    #[error("plugin {plugin}: {phase} returned an error: {reason}")]
+    Returned {
+        plugin: String,
+        phase: &'static str,
+        reason: String,
+    },
+}
+
+/// What `describe()` said, in host terms.
+#[derive(Clone, Debug, Serialize)]
+pub struct PluginMeta {
+    pub name: String,
+    pub version: String,
+    pub author: String,
+    pub description: String,
+    pub kind: &'static str,
+    pub contract: String,
+    pub capabilities: Vec<&'static str>,
+    pub params: Vec<ParamMeta>,
+    pub sha256: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ParamMeta {
+    pub name: String,
+    pub kind: &'static str,
+    pub default: String,
+    pub doc: String,
+}
+
+impl PluginMeta {
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+}
+
+enum Pre {
+    Fault(fault::FaultPluginPre<PluginState>),
+    Assertion(assertion::AssertionPluginPre<PluginState>),
+}
+
+/// A loaded, pre-instantiated plugin with its grants and parameters.
+pub struct Loaded {
+    pub path: PathBuf,
+    pub meta: PluginMeta,
+    declared: Vec<types::Capability>,
+    grants: Grants,
+    params: Vec<(String, String)>,
+    pre: Pre,
+    engine: Engine,
+}
+
+/// Store data of one plugin instance.
+pub struct PluginState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    pub(super) label: String,
+    pub(super) grants: Grants,
+    pub(super) declared: Vec<types::Capability>,
+    pub(super) effects: Option<Arc<Effects>>,
+    pub(super) rng: ChaCha8Rng,
+    pub(super) log_lines: u32,
+    /// Capability uses the host refused during this call.
+    pub(super) denials: Vec<String>,
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<PluginState>,
+}
+
+impl Runtime {
+    pub fn new() -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true).consume_fuel(true);
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        // WASI is linked so std-built guests instantiate, but the context has
+        // no preopens, no env, no args, no stdio and denies every address.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        Ok(Self { engine, linker })
+    }
+
+    /// Load `path`, check its contract version and call `describe()`. The
+    /// plugin can do nothing until [`Loaded::authorize`] gives it grants.
+    pub async fn load(&self, path: &Path) -> anyhow::Result<Loaded> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
+        let sha256 = hex(&Sha256::digest(&bytes));
+        let component = Component::new(&self.engine, &bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "plugin {}: not a WebAssembly component ({}) (build plugins with `cargo build --release --target wasm32-wasip2`)",
+                path.display(),
+                e.root_cause()
+            )
+        })?;
+        let (kind, contract) = contract_of(&self.engine, &component)
+            .with_context(|| format!("plugin {}", path.display()))?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| anyhow::anyhow!("plugin {}: linking: {}", path.display(), e))?;
+        let pre = match kind {
+            "fault" => Pre::Fault(fault::FaultPluginPre::new(pre)?),
+            _ => Pre::Assertion(assertion::AssertionPluginPre::new(pre)?),
+        };
+        let mut loaded = Loaded {
+            path: path.to_path_buf(),
+            meta: PluginMeta {
+                name: path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+                version: String::new(),
+                author: String::new(),
+                description: String::new(),
+                kind,
+                contract,
+                capabilities: vec![],
+                params: vec![],
+                sha256,
+            },
+            declared: vec![],
+            grants: Grants::default(),
+            params: vec![],
+            pre,
+            engine: self.engine.clone(),
+        };
+        let info = loaded.describe().await?;
+        loaded.meta.name = info.name.clone();
+        loaded.meta.version = info.version.clone();
+        loaded.meta.author = info.author.clone();
+        loaded.meta.description = info.description.clone();
+        loaded.meta.capabilities = info.capabilities.iter().map(|&c| grants::name(c)).collect();
+        loaded.meta.params = info
+            .params
+            .iter()
+            .map(|p| ParamMeta {
+                name: p.name.clone(),
+                kind: param_type(p.kind),
+                default: p.default_value.clone(),
+                doc: p.doc.clone(),
+            })
+            .collect();
+        let kind_declared = match info.kind {
+            types::PluginKind::Fault => "fault",
+            types::PluginKind::Assertion => "assertion",
+        };
+        if kind_declared != kind {
+            bail!(
+                "plugin {}: describe() says it is an {kind_declared} but the component exports the {kind} interface",
+                loaded.meta.label()
+            );
+        }
+        loaded.declared = info.capabilities.clone();
+        loaded.params = resolve_params(&loaded.meta, vec![])?;
+        Ok(loaded)
+    }
+}
+
+impl Loaded {
+    /// Give the plugin its grants and campaign parameters; refuse it when it
+    /// declares capabilities it was not granted or gets unknown or mistyped
+    /// parameters.
+    pub fn authorize(&mut self, grants: Grants, params: Vec<(String, toml::Value)>) -> anyhow::Result<()> {
+        grants.check_declared(&self.meta.label(), &self.declared)?;
+        self.params = resolve_params(&self.meta, params)?;
+        self.grants = grants;
+        Ok(())
+    }
+
+    pub fn is_fault(&self) -> bool {
+        matches!(self.pre, Pre::Fault(_))
+    }
+
+    pub fn params(&self) -> &[(String, String)] {
+        &self.params
+    }
+
+    fn store(&self, seed: u64, effects: Option<Arc<Effects>>) -> anyhow::Result<Store<PluginState>> {
+        let state = PluginState {
+            wasi: WasiCtx::builder().allow_ip_name_lookup(false).allow_tcp(false).allow_udp(false).build(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(MEMORY_LIMIT)
+                .instances(16)
+                .tables(16)
+                .table_elements(100_000)
+                .build(),
+            label: self.meta.label(),
+            grants: self.grants.clone(),
+            declared: self.declared.clone(),
+            effects,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            log_lines: 0,
+            denials: vec![],
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.set_fuel(FUEL_PER_CALL)?;
+        store.fuel_async_yield_interval(Some(FUEL_YIELD))?;
+        Ok(store)
+    }
+
+    async fn describe(&self) -> anyhow::Result<types::PluginInfo> {
+        let mut store = self.store(0, None)?;
+        let label = self.path.display().to_string();
+        let call = async {
+            match &self.pre {
+                Pre::Fault(pre) => {
+                    let b = pre.instantiate_async(&mut store).await?;
+                    b.chaos_plugin_fault().call_describe(&mut store).await
+                }
+                Pre::Assertion(pre) => {
+                    let b = pre.instantiate_async(&mut store).await?;
+                    b.chaos_plugin_assertion().call_describe(&mut store).await
+                }
+            }
+        };
+        match tokio::time::timeout(DESCRIBE_TIMEOUT, call).await {
+            Ok(Ok(info)) => Ok(info),
+            Ok(Err(e)) => Err(trap(label, "describe", e).into()),
+            Err(_) => Err(PluginError::Timeout {
+                plugin: label,
+                phase: "describe",
+                ms: DESCRIBE_TIMEOUT.as_millis(),
+            }
+            .into()),
+        }
+    }
+
+    /// Run `inject` for one cycle. Returns the host's refusals seen during
+    /// the call along with the outcome.
+    pub async fn inject(
+        &self,
+        cycle: types::CycleInfo,
+        effects: Arc<Effects>,
+        deadline: Duration,
+    ) -> (Result<(), PluginError>, Vec<String>) {
+        let label = self.meta.label();
+        let Pre::Fault(pre) = &self.pre else {
+            return (
+                Err(PluginError::Returned {
+                    plugin: label,
+                    phase: "inject",
+                    reason: "not a fault plugin".into(),
+                }),
+                vec![],
+            );
+        };
+        let mut store = match self.store(cycle.seed, Some(effects)) {
+            Ok(s) => s,
+            Err(e) => return (Err(trap(label, "inject", e)), vec![]),
+        };
+        let call = async {
+            let b = pre.instantiate_async(&mut store).await?;
+            b.chaos_plugin_fault().call_inject(&mut store, &cycle).await
+        };
+        let result = match tokio::time::timeout(deadline, call).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(reason))) => Err(PluginError::Returned {
+                plugin: label,
+                phase: "inject",
+                reason,
+            }),
+            Ok(Err(e)) => Err(trap(label, "inject", e)),
+            Err(_) => Err(PluginError::Timeout {
+                plugin: label,
+                phase: "inject",
+                ms: deadline.as_millis(),
+            }),
+        };
+        (result, std::mem::take(&mut store.data_mut().denials))
+    }
+
+    /// Run `check` on one cycle's observations.
+    pub async fn check(
+        &self,
+        observations: types::Observations,
+        deadline: Duration,
+    ) -> Result<AssertionVerdict, PluginError> {
+        let label = self.meta.label();
+        let Pre::Assertion(pre) = &self.pre else {
+            return Err(PluginError::Returned {
+                plugin: label,
+                phase: "check",
+                reason: "not an assertion plugin".into(),
+            });
+        };
+        let mut store = self
+            .store(observations.cycle.seed, None)
+            .map_err(|e| trap(label.clone(), "check", e))?;
+        let call = async {
+            let b = pre.instantiate_async(&mut store).await?;
+            b.chaos_plugin_assertion().call_check(&mut store, &observations).await
+        };
+        match tokio::time::timeout(deadline, call).await {
+            Ok(Ok(v)) => Ok(AssertionVerdict {
+                plugin: label,
+                outcome: match v.outcome {
+                    types::Outcome::Pass => "pass",
+                    types::Outcome::Fail => "fail",
+                    types::Outcome::Unknown => "unknown",
+                },
+                reasons: v.reasons,
+                figures: v.figures.into_iter().map(|f| (f.name, f.value)).collect(),
+            }),
+            Ok(Err(e)) => Err(trap(label, "check", e)),
+            Err(_) => Err(PluginError::Timeout {
+                plugin: label,
+                phase: "check",
+                ms: deadline.as_millis(),
+            }),
+        }
+    }
+}
+
+/// An assertion's verdict on one cycle.
+#[derive(Clone, Debug, Serialize)]
+pub struct AssertionVerdict {
+    pub plugin: String,
+    pub outcome: &'static str,
+    pub reasons: Vec<String>,
+    pub figures: Vec<(String, f64)>,
+}
+
+fn trap(plugin: String, phase: &'static str, e: impl Into<anyhow::Error>) -> PluginError {
+    let e: anyhow::Error = e.into();
+    // The root cause names the trap (fuel, memory, unreachable) without
+    // the wasm backtrace noise.
+    let reason = match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::OutOfFuel) => "CPU budget exhausted (out of fuel)".to_string(),
+        Some(t) => t.to_string(),
+        None => format!("{:#}", e).lines().next().unwrap_or_default().to_string(),
+    };
+    PluginError::Trap {
+        plugin,
+        phase,
+        reason,
+    }
+}
+
+/// Which world and contract version a component speaks, from its exports.
+fn contract_of(engine: &Engine, component: &Component) -> anyhow::Result<(&'static str, String)> {
+    let ty = component.component_type();
+    for (name, _) in ty.exports(engine) {
+        for (iface, kind) in [("chaos:plugin/fault@", "fault"), ("chaos:plugin/assertion@", "assertion")] {
+            if let Some(version) = name.strip_prefix(iface) {
+                if !ACCEPTED_VERSIONS.contains(&version) {
+                    bail!(
+                        "built against contract chaos:plugin@{version}, but this chaos-host accepts chaos:plugin@{} (rebuild the plugin against a matching chaos-sdk)",
+                        ACCEPTED_VERSIONS.join(", @")
+                    );
+                }
+                return Ok((kind, version.to_string()));
+            }
+        }
+    }
+    bail!("not a chaos plugin: it exports neither chaos:plugin/fault nor chaos:plugin/assertion")
+}
+
+fn param_type(t: types::ParamType) -> &'static str {
+    match t {
+        types::ParamType::Integer => "integer",
+        types::ParamType::Float => "float",
+        types::ParamType::Boolean => "boolean",
+        types::ParamType::Text => "text",
+    }
+}
+
+/// Campaign values checked against the declared parameters, with defaults
+/// filled in.
+fn resolve_params(meta: &PluginMeta, given: Vec<(String, toml::Value)>) -> anyhow::Result<Vec<(String, String)>> {
+    for (k, _) in &given {
+        if !meta.params.iter().any(|p| &p.name == k) {
+            let known: Vec<&str> = meta.params.iter().map(|p| p.name.as_str()).collect();
+            bail!(
+                "params.{}.{k}: plugin {} has no parameter {k:?} (it takes: {})",
+                meta.name,
+                meta.label(),
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            );
+        }
+    }
+    meta.params
+        .iter()
+        .map(|p| {
+            let value = match given.iter().find(|(k, _)| *k == p.name) {
+                None => return Ok((p.name.clone(), p.default.clone())),
+                Some((_, v)) => v,
+            };
+            let text = match value {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let ok = match p.kind {
+                "integer" => text.parse::<i64>().is_ok(),
+                "float" => text.parse::<f64>().is_ok_and(f64::is_finite),
+                "boolean" => text.parse::<bool>().is_ok(),
+                _ => true,
+            };
+            if !ok {
+                bail!("params.{}.{}: {text:?} is not a valid {} ({})", meta.name, p.name, p.kind, p.doc);
+            }
+            Ok((p.name.clone(), text))
+        })
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,78 @@
+//! What a person reads: a line per cycle while the campaign runs, and a
+//! table per fault class at the end.
+
+use crate::metrics::{CycleRecord, Status};
+use crate::run::Summary;
+use std::time::Duration;
+
+pub fn cycle_line(r: &CycleRecord, cycles: u32, took: Duration) -> String {
+    let status = match r.status {
+        Status::Pass => "pass",
+        Status::Fail => "FAIL",
+        Status::Ineffective => "INEFFECTIVE",
+        Status::Unknown => "UNKNOWN",
+        Status::Error => "ERROR",
+    };
+    let mut line = format!(
+        "[{}] cycle {}/{cycles} {status}: ok={} quorum_not_met={} fail={} indeterminate={} lost_acked={} convergence={:.4} ({:.1} s)",
+        r.class,
+        r.cycle,
+        r.counts.ok,
+        r.counts.quorum_not_met,
+        r.counts.fail,
+        r.counts.indeterminate,
+        r.lost_acked,
+        r.convergence_bound,
+        took.as_secs_f64()
+    );
+    if !r.reasons.is_empty() {
+        line.push_str(" — ");
+        line.push_str(&r.reasons.join("; "));
+    }
+    line
+}
+
+pub fn table(s: &Summary) -> String {
+    let mut out = format!(
+        "\n{} — {} cycles x {} writes per class, threshold {}\n\n{:<26} {:>6} {:>7} {:>7} {:>6} {:>6} {:>6} {:>6} {:>11}  {}\n",
+        s.system,
+        s.cycles_per_class,
+        s.writes_per_cycle,
+        s.threshold,
+        "fault",
+        "cycles",
+        "writes",
+        "ok",
+        "qnm",
+        "fail",
+        "indet",
+        "lost",
+        "convergence",
+        "verdict"
+    );
+    for c in &s.classes {
+        out.push_str(&format!(
+            "{:<26} {:>6} {:>7} {:>7} {:>6} {:>6} {:>6} {:>6} {:>11.4}  {}\n",
+            c.fault,
+            c.cycles,
+            c.counts.writes,
+            c.counts.ok,
+            c.counts.quorum_not_met,
+            c.counts.fail,
+            c.counts.indeterminate,
+            c.lost_acked,
+            c.convergence_bound,
+            if c.pass { "PASS" } else { "FAIL" }
+        ));
+        for r in &c.reasons {
+            out.push_str(&format!("    {r}\n"));
+        }
+    }
+    out.push_str(&format!(
+        "\noverall: {} (seed {}, {:.1} s)\n",
+        if s.pass { "PASS" } else { "FAIL" },
+        s.seed,
+        s.wall_ms as f64 / 1000.0
+    ));
+    out
+}

@@ -1,0 +1,234 @@
+//! The campaign loop: every fault class for its cycles, recording as it goes.
+//!
+//! `cycles.jsonl` gets one line per cycle, appended and flushed as the cycle
+//! ends; `summary.json` is written (atomically) at the end. Ctrl-C or SIGTERM
+//! stop the current cycle: its nodes are killed and reaped and its effects
+//! undone before chaos-host exits.
+
+use crate::campaign::Campaign;
+use crate::cycle::Cycle;
+use crate::metrics::{ClassSummary, CycleRecord, Status};
+use crate::plugin::{Grants, Loaded, Runtime};
+use anyhow::{Context, bail};
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A validated run: the campaign plus everything the command line changed.
+pub struct Plan {
+    pub campaign: Campaign,
+    pub plugins: Vec<PathBuf>,
+    pub allow: Vec<(String, String)>,
+    pub cycles: u32,
+    pub writes: u32,
+    pub settle: Duration,
+    pub seed: u64,
+    pub out: PathBuf,
+}
+
+#[derive(Serialize)]
+pub struct Summary {
+    pub pass: bool,
+    pub campaign: String,
+    pub system: String,
+    pub seed: u64,
+    pub run_id: String,
+    pub threshold: f64,
+    pub cycles_per_class: u32,
+    pub writes_per_cycle: u32,
+    pub wall_ms: u64,
+    pub classes: Vec<ClassSummary>,
+}
+
+/// Load every plugin, sorting faults from assertions, and authorize each.
+pub async fn load_plugins(plan: &Plan, runtime: &Runtime) -> anyhow::Result<(Vec<Loaded>, Vec<Loaded>)> {
+    let file = &plan.campaign.file;
+    let mut faults = Vec::new();
+    let mut assertions = Vec::new();
+    let paths = plan.campaign.assertions.iter().chain(&plan.plugins);
+    for path in paths {
+        let mut p = runtime.load(path).await?;
+        let name = p.meta.name.clone();
+        let mut grants = Grants::new(&name);
+        for cap in file.grants.get(&name).into_iter().flatten() {
+            grants.grant(
+                crate::plugin::grants_parse(cap)
+                    .with_context(|| format!("campaign {}: grants.{name}", plan.campaign.path.display()))?,
+            );
+        }
+        for (who, caps) in &plan.allow {
+            if *who == name {
+                for cap in caps.split(',') {
+                    grants.grant(crate::plugin::grants_parse(cap).with_context(|| format!("--allow {who}={caps}"))?);
+                }
+            }
+        }
+        let params = file
+            .params
+            .get(&name)
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        p.authorize(grants, params)
+            .with_context(|| format!("plugin {}", path.display()))?;
+        if p.is_fault() {
+            if faults.iter().any(|f: &Loaded| f.meta.name == name) {
+                bail!("plugin {}: fault {name} is given twice", path.display());
+            }
+            faults.push(p);
+        } else {
+            assertions.push(p);
+        }
+    }
+    Ok((faults, assertions))
+}
+
+/// Run the whole campaign; returns the summary (also written to `out`).
+pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
+    let (faults, assertions) = load_plugins(plan, runtime).await?;
+    if assertions.is_empty() {
+        tracing::warn!("no assertion plugin: only the host's convergence bound judges the cycles");
+    }
+    std::fs::create_dir_all(&plan.out).with_context(|| format!("creating --out {}", plan.out.display()))?;
+    let jsonl_path = plan.out.join("cycles.jsonl");
+    let mut jsonl = std::fs::File::create(&jsonl_path)
+        .with_context(|| format!("creating {}", jsonl_path.display()))?;
+    let work = plan.out.join("work");
+    if work.exists() {
+        std::fs::remove_dir_all(&work).with_context(|| format!("clearing {}", work.display()))?;
+    }
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(plan.campaign.file.burst.concurrency as usize)
+        .build()?;
+    let run_id = format!("{:06x}", splitmix(plan.seed ^ std::process::id() as u64 ^ now_nanos()) & 0xff_ffff);
+    let threshold = plan.campaign.file.campaign.threshold;
+    eprintln!(
+        "chaos-host: campaign {} on {} ({} nodes), seed {} (replay with --seed {}), run {run_id}",
+        plan.campaign.path.display(),
+        plan.campaign.file.system.name,
+        plan.campaign.file.system.nodes,
+        plan.seed,
+        plan.seed
+    );
+    let started = Instant::now();
+    let classes: Vec<Option<&Loaded>> = if faults.is_empty() {
+        vec![None]
+    } else {
+        faults.iter().map(Some).collect()
+    };
+    let mut summaries = Vec::new();
+    for (class_index, fault) in classes.into_iter().enumerate() {
+        let class = fault.map_or("none".to_string(), |f| f.meta.name.clone());
+        let mut summary = ClassSummary::new(&class, fault.map(|f| f.meta.label()), threshold);
+        let cycle = Cycle {
+            campaign: &plan.campaign,
+            http: &http,
+            fault,
+            assertions: &assertions,
+            class: &class,
+            run_id: &run_id,
+            writes: plan.writes,
+            settle: plan.settle,
+        };
+        for n in 1..=plan.cycles {
+            let seed = splitmix(plan.seed ^ ((class_index as u64) << 32) ^ n as u64);
+            let dir = work.join(&class).join(format!("cycle-{n}"));
+            let t = Instant::now();
+            let record = tokio::select! {
+                r = cycle.step(n, seed, &dir) => r?,
+                sig = shutdown_signal() => {
+                    // Dropping the step killed its nodes and undid its effects.
+                    let _ = std::fs::remove_dir_all(&work);
+                    bail!("interrupted by {sig} during cycle {n} of {class}; nodes killed and reaped, effects undone");
+                }
+            };
+            let record = keep_evidence(record, &dir, &plan.out)?;
+            append_line(&mut jsonl, &record)?;
+            summary.add(&record)?;
+            eprintln!("{}", crate::report::cycle_line(&record, plan.cycles, t.elapsed()));
+        }
+        summary.finish();
+        summaries.push(summary);
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    let summary = Summary {
+        pass: summaries.iter().all(|s| s.pass),
+        campaign: plan.campaign.path.display().to_string(),
+        system: plan.campaign.file.system.name.clone(),
+        seed: plan.seed,
+        run_id,
+        threshold,
+        cycles_per_class: plan.cycles,
+        writes_per_cycle: plan.writes,
+        wall_ms: started.elapsed().as_millis() as u64,
+        classes: summaries,
+    };
+    write_atomic(&plan.out.join("summary.json"), &serde_json::to_vec_pretty(&summary)?)?;
+    Ok(summary)
+}
+
+/// Keep a non-passing cycle's files under `out/evidence/`; delete a passing
+/// cycle's.
+fn keep_evidence(mut record: CycleRecord, dir: &Path, out: &Path) -> anyhow::Result<CycleRecord> {
+    if record.status == Status::Pass {
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+        return Ok(record);
+    }
+    let dest = out.join("evidence").join(&record.class).join(format!("cycle-{}", record.cycle));
+    if dest.exists() {
+        std::fs::remove_dir_all(&dest)?;
+    }
+    std::fs::create_dir_all(dest.parent().expect("has parent"))?;
+    std::fs::rename(dir, &dest).with_context(|| format!("keeping evidence in {}", dest.display()))?;
+    let missing: serde_json::Map<String, serde_json::Value> = record
+        .nodes
+        .iter()
+        .filter(|n| !n.missing_acked.is_empty())
+        .map(|n| (format!("node-{}", n.node), serde_json::json!(n.missing_acked)))
+        .collect();
+    std::fs::write(dest.join("missing.json"), serde_json::to_vec_pretty(&missing)?)?;
+    std::fs::write(dest.join("effects.json"), serde_json::to_vec_pretty(&record.effects)?)?;
+    record.evidence = Some(dest.display().to_string());
+    Ok(record)
+}
+
+fn append_line(file: &mut std::fs::File, record: &CycleRecord) -> anyhow::Result<()> {
+    let mut line = serde_json::to_vec(record)?;
+    line.push(b'\n');
+    file.write_all(&line)?;
+    file.flush()?;
+    file.sync_data()?;
+    Ok(())
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
+
+/// SplitMix64: derives independent per-cycle seeds from the campaign seed.
+pub fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+pub fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}

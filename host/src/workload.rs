@@ -1,0 +1,249 @@
+//! The workload: a burst of concurrent writes through the primary, each with
+//! a unique id and a classified outcome, then a per-node read-back of which
+//! ids each node holds.
+
+use crate::campaign::{Campaign, Vars};
+use anyhow::{Context, anyhow, bail};
+use serde::Serialize;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// What became of one write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Acknowledged: the system says the write is committed.
+    Ok,
+    /// Refused with the campaign's quorum-not-met status.
+    QuorumNotMet,
+    /// Definitely not accepted: connection refused or another status.
+    Fail,
+    /// Unknown: timeout or connection dropped mid-request; may have landed.
+    Indeterminate,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WriteResult {
+    pub id: String,
+    pub outcome: Outcome,
+    /// Offsets from the burst start, microseconds.
+    pub start_us: u64,
+    pub latency_us: u64,
+}
+
+/// Writes issued so far, and whether the burst is over.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Progress {
+    pub issued: u32,
+    pub done: bool,
+}
+
+pub struct Burst {
+    pub results: Vec<WriteResult>,
+    pub elapsed: Duration,
+}
+
+/// Run the burst: `writes` writes through `port`, `concurrency` at a time.
+/// `progress` is updated as each write is issued, so faults can time
+/// themselves against it.
+pub async fn burst(
+    campaign: &Campaign,
+    http: &reqwest::Client,
+    port: u16,
+    ids: Arc<Vec<String>>,
+    namespace: &str,
+    cycle: u32,
+    progress: watch::Sender<Progress>,
+    started: Instant,
+) -> Burst {
+    let w = &campaign.file.write;
+    let next = Arc::new(AtomicU32::new(0));
+    let progress = Arc::new(progress);
+    let concurrency = campaign.file.burst.concurrency.min(ids.len().max(1) as u32);
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (http, next, ids, progress) = (http.clone(), next.clone(), ids.clone(), progress.clone());
+        let method = campaign.method.clone();
+        let url_t = w.url.clone();
+        let body_t = w.body.clone();
+        let ok = w.ok_status.clone();
+        let qnm = w.quorum_not_met_status.clone();
+        let timeout = Duration::from_millis(w.timeout_ms);
+        let (namespace, cycle) = (namespace.to_string(), cycle.to_string());
+        workers.spawn(async move {
+            let mut out = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(id) = ids.get(i) else { break };
+                let vars = Vars::default()
+                    .with("id", id.as_str())
+                    .with("namespace", namespace.as_str())
+                    .with("cycle", cycle.as_str())
+                    .with("port", port.to_string())
+                    .with("index", "0");
+                let req = http
+                    .request(method.clone(), vars.render(&url_t))
+                    .json(&vars.render_json(&body_t))
+                    .timeout(timeout);
+                let t0 = Instant::now();
+                progress.send_modify(|p| p.issued += 1);
+                let outcome = match req.send().await {
+                    Ok(resp) => {
+                        let st = resp.status().as_u16();
+                        // Drain the body so the connection is reused.
+                        let _ = resp.bytes().await;
+                        if ok.contains(&st) {
+                            Outcome::Ok
+                        } else if qnm.contains(&st) {
+                            Outcome::QuorumNotMet
+                        } else {
+                            Outcome::Fail
+                        }
+                    }
+                    Err(e) => classify_error(&e),
+                };
+                out.push(WriteResult {
+                    id: id.clone(),
+                    outcome,
+                    start_us: t0.duration_since(started).as_micros() as u64,
+                    latency_us: t0.elapsed().as_micros() as u64,
+                });
+            }
+            out
+        });
+    }
+    let mut results = Vec::with_capacity(ids.len());
+    while let Some(r) = workers.join_next().await {
+        results.extend(r.expect("burst worker panicked"));
+    }
+    progress.send_modify(|p| p.done = true);
+    results.sort_by_key(|r| r.start_us);
+    Burst {
+        results,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// A refused connection never reached the system: the write failed. Anything
+/// that may have reached it (timeout, reset, truncated answer) is unknown.
+fn classify_error(e: &reqwest::Error) -> Outcome {
+    if e.is_timeout() {
+        return Outcome::Indeterminate;
+    }
+    if e.is_connect() {
+        let refused = std::error::Error::source(e)
+            .map(|s| format!("{s:?}"))
+            .is_some_and(|s| s.contains("ConnectionRefused"));
+        return if refused {
+            Outcome::Fail
+        } else {
+            Outcome::Indeterminate
+        };
+    }
+    Outcome::Indeterminate
+}
+
+/// Read back the ids node `port` holds in this cycle's namespace.
+pub async fn read_ids(
+    campaign: &Campaign,
+    http: &reqwest::Client,
+    index: u32,
+    port: u16,
+    namespace: &str,
+    cycle: u32,
+) -> anyhow::Result<Vec<String>> {
+    let r = &campaign.file.read;
+    let url = Vars::default()
+        .with("port", port.to_string())
+        .with("index", index.to_string())
+        .with("namespace", namespace)
+        .with("cycle", cycle.to_string())
+        .render(&r.url);
+    let resp = http
+        .get(&url)
+        .timeout(Duration::from_millis(r.timeout_ms))
+        .send()
+        .await
+        .with_context(|| format!("read-back from node {index} at {url}"))?;
+    let status = resp.status();
+    let body = resp
+        .bytes()
+        .await
+        .with_context(|| format!("read-back body from node {index}"))?;
+    if !status.is_success() {
+        bail!("read-back from node {index} at {url}: status {status}");
+    }
+    let doc: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| anyhow!("read-back from node {index} at {url}: not JSON ({e})"))?;
+    extract_ids(&doc, &r.ids_pointer, r.id_field.as_deref())
+        .map_err(|e| anyhow!("read-back from node {index} at {url}: {e}"))
+}
+
+/// The ids at `pointer` in `doc`; array elements are strings or numbers, or
+/// objects holding the id at `id_field` (a JSON pointer or a plain key).
+pub fn extract_ids(doc: &serde_json::Value, pointer: &str, id_field: Option<&str>) -> Result<Vec<String>, String> {
+    let arr = doc
+        .pointer(pointer)
+        .ok_or_else(|| format!("read.ids_pointer {pointer:?} matches nothing in the response"))?
+        .as_array()
+        .ok_or_else(|| format!("read.ids_pointer {pointer:?} is not an array"))?;
+    arr.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let v = match id_field {
+                Some(f) if f.starts_with('/') => v.pointer(f),
+                Some(f) => v.get(f),
+                None => Some(v),
+            }
+            .ok_or_else(|| format!("element {i} has no read.id_field {:?}", id_field.unwrap_or("")))?;
+            match v {
+                serde_json::Value::String(s) => Ok(s.clone()),
+                serde_json::Value::Number(n) => Ok(n.to_string()),
+                other => Err(format!("element {i}: id is {other}, expected a string or number")),
+            }
+        })
+        .collect()
+}
+
+/// Ids a node returned that this cycle never wrote: any is an isolation
+/// failure (seed 000's cumulative counts).
+pub fn foreign<'a>(held: &'a [String], issued: &HashSet<&str>) -> Vec<&'a str> {
+    held.iter()
+        .map(String::as_str)
+        .filter(|id| !issued.contains(id))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ids_from_strings_numbers_and_objects() {
+        let doc = json!({"ids": ["a", 2]});
+        assert_eq!(extract_ids(&doc, "/ids", None).unwrap(), ["a", "2"]);
+        let doc = json!({"memories": [{"title": "x"}, {"title": "y"}]});
+        assert_eq!(extract_ids(&doc, "/memories", Some("title")).unwrap(), ["x", "y"]);
+        let doc = json!({"kvs": [{"k": {"id": "z"}}]});
+        assert_eq!(extract_ids(&doc, "/kvs", Some("/k/id")).unwrap(), ["z"]);
+    }
+
+    #[test]
+    fn garbage_read_back_is_named() {
+        assert!(extract_ids(&json!({"x": 1}), "/ids", None).unwrap_err().contains("matches nothing"));
+        assert!(extract_ids(&json!({"ids": 1}), "/ids", None).unwrap_err().contains("not an array"));
+        assert!(extract_ids(&json!({"ids": [{}]}), "/ids", Some("id")).unwrap_err().contains("element 0"));
+        assert!(extract_ids(&json!({"ids": [null]}), "/ids", None).unwrap_err().contains("expected a string"));
+    }
+
+    #[test]
+    fn foreign_ids_are_found() {
+        let held = vec!["a".to_string(), "old".to_string()];
+        let issued: HashSet<&str> = ["a", "b"].into();
+        assert_eq!(foreign(&held, &issued), ["old"]);
+    }
+}

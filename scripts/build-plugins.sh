@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Build every plugin guest crate for wasm32-wasip2 and copy the components to
+# plugins/<name>.wasm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rustup target add wasm32-wasip2 >/dev/null
+names=()
+for dir in plugins/*/; do
+    [ -f "$dir/Cargo.toml" ] && names+=("$(basename "$dir")")
+done
+args=()
+for n in "${names[@]}"; do args+=(-p "$n"); done
+cargo build --release --target wasm32-wasip2 "${args[@]}"
+for n in "${names[@]}"; do
+    cp "target/wasm32-wasip2/release/$n.wasm" "plugins/$n.wasm"
+done
+echo "plugins: ${names[*]}"

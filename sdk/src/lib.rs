@@ -1,0 +1,206 @@
+//! Write chaos-host fault and assertion plugins as WebAssembly components.
+//!
+//! A plugin is one struct implementing [`Fault`] (or [`Assertion`]) and one
+//! export macro. Everything the host lends a plugin is in [`host`]; there are
+//! no files, sockets or environment, and memory and CPU are bounded.
+//!
+//! ```ignore
+//! use chaos_sdk::{host, Capability, CycleInfo, Fault, PluginInfo};
+//!
+//! struct KillPrimary;
+//!
+//! impl Fault for KillPrimary {
+//!     fn describe() -> PluginInfo {
+//!         chaos_sdk::fault_info("kill_primary_mid_write", env!("CARGO_PKG_VERSION"))
+//!             .describe("SIGKILL the primary once half the burst is issued")
+//!             .needs(Capability::Signal)
+//!             .build()
+//!     }
+//!     fn inject(cycle: CycleInfo) -> Result<(), String> {
+//!         host::wait_writes(cycle.writes / 2);
+//!         host::kill(cycle.primary)
+//!     }
+//! }
+//!
+//! chaos_sdk::export_fault!(KillPrimary);
+//! ```
+//!
+//! Build with `cargo build --release --target wasm32-wasip2`; the `.wasm` in
+//! `target/wasm32-wasip2/release/` is the plugin.
+
+#[doc(hidden)]
+pub mod fault_bindings {
+    wit_bindgen::generate!({
+        world: "fault-plugin",
+        path: "../wit",
+        pub_export_macro: true,
+        export_macro_name: "__export_fault_plugin",
+        default_bindings_module: "chaos_sdk::fault_bindings",
+    });
+}
+
+#[doc(hidden)]
+pub mod assertion_bindings {
+    wit_bindgen::generate!({
+        world: "assertion-plugin",
+        path: "../wit",
+        pub_export_macro: true,
+        export_macro_name: "__export_assertion_plugin",
+        default_bindings_module: "chaos_sdk::assertion_bindings",
+        with: {
+            "chaos:plugin/types@0.1.0": crate::fault_bindings::chaos::plugin::types,
+            "chaos:plugin/host@0.1.0": crate::fault_bindings::chaos::plugin::host,
+        },
+    });
+}
+
+mod info;
+pub use info::{InfoBuilder, assertion_info, fault_info};
+
+pub use fault_bindings::chaos::plugin::types::{
+    Capability, CycleInfo, Figure, LogLevel, NodeObservation, Observations, Outcome, ParamSpec,
+    ParamType, PluginInfo, PluginKind, Signal, Verdict,
+};
+
+/// The contract version this SDK builds against.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
+/// A fault class. `inject` runs during the cycle's burst; it asks the host for
+/// effects and returns. The host undoes every effect, whatever `inject` does.
+pub trait Fault {
+    /// Name, version, capabilities and parameters of this plugin.
+    fn describe() -> PluginInfo;
+    /// Inject the fault into the running cycle.
+    fn inject(cycle: CycleInfo) -> Result<(), String>;
+}
+
+/// An assertion: judges a cycle from what the host observed.
+pub trait Assertion {
+    /// Name, version and parameters of this plugin.
+    fn describe() -> PluginInfo;
+    /// Return pass, fail or unknown, with reasons and figures.
+    fn check(observations: Observations) -> Verdict;
+}
+
+impl<T: Fault> fault_bindings::exports::chaos::plugin::fault::Guest for T {
+    fn describe() -> PluginInfo {
+        T::describe()
+    }
+    fn inject(cycle: CycleInfo) -> Result<(), String> {
+        T::inject(cycle)
+    }
+}
+
+impl<T: Assertion> assertion_bindings::exports::chaos::plugin::assertion::Guest for T {
+    fn describe() -> PluginInfo {
+        T::describe()
+    }
+    fn check(observations: Observations) -> Verdict {
+        T::check(observations)
+    }
+}
+
+/// Export a type implementing [`Fault`] as this component's fault plugin.
+#[macro_export]
+macro_rules! export_fault {
+    ($t:ident) => {
+        $crate::fault_bindings::__export_fault_plugin!($t with_types_in $crate::fault_bindings);
+    };
+}
+
+/// Export a type implementing [`Assertion`] as this component's assertion.
+#[macro_export]
+macro_rules! export_assertion {
+    ($t:ident) => {
+        $crate::assertion_bindings::__export_assertion_plugin!($t with_types_in $crate::assertion_bindings);
+    };
+}
+
+/// Typed access to the campaign parameters a cycle carries.
+pub trait Params {
+    /// The raw value of parameter `name`, if the campaign or default set it.
+    fn param(&self, name: &str) -> Option<&str>;
+    /// Parameter `name` as an integer, or `default` when absent or malformed.
+    /// The host has already validated the type against `describe()`.
+    fn param_u64(&self, name: &str, default: u64) -> u64 {
+        self.param(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+    /// Parameter `name` as a float, or `default` when absent or malformed.
+    fn param_f64(&self, name: &str, default: f64) -> f64 {
+        self.param(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+}
+
+impl Params for CycleInfo {
+    fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What the host lends a plugin. Effects return `Err` with the host's reason
+/// when the capability was not granted or the node does not exist.
+pub mod host {
+    use crate::fault_bindings::chaos::plugin::host as raw;
+    use crate::{LogLevel, Signal};
+
+    /// Log a line to the campaign log at info level.
+    pub fn info(message: &str) {
+        raw::log(LogLevel::Info, message);
+    }
+    /// Log a line at warn level.
+    pub fn warn(message: &str) {
+        raw::log(LogLevel::Warn, message);
+    }
+    /// Log a line at a chosen level.
+    pub fn log(level: LogLevel, message: &str) {
+        raw::log(level, message);
+    }
+    /// Next number from the cycle's seeded generator (replayable by `--seed`).
+    pub fn random() -> u64 {
+        raw::random()
+    }
+    /// A seeded number in `0..bound` (`bound` > 0).
+    pub fn random_below(bound: u64) -> u64 {
+        raw::random() % bound.max(1)
+    }
+    /// Milliseconds since the burst started, on the host's monotonic clock.
+    pub fn now_ms() -> u64 {
+        raw::now_ms()
+    }
+    /// Sleep on the host clock; costs no CPU budget.
+    pub fn sleep_ms(ms: u32) {
+        raw::sleep_ms(ms)
+    }
+    /// Block until `count` writes were issued or the burst ended.
+    pub fn wait_writes(count: u32) -> u32 {
+        raw::wait_writes(count)
+    }
+    /// SIGKILL node `node` (needs the `signal` capability).
+    pub fn kill(node: u32) -> Result<(), String> {
+        raw::send_signal(node, Signal::Kill)
+    }
+    /// SIGTERM node `node` (needs the `signal` capability).
+    pub fn terminate(node: u32) -> Result<(), String> {
+        raw::send_signal(node, Signal::Term)
+    }
+    /// SIGSTOP node `node` for `ms`, resumed by the host (needs `pause`).
+    pub fn pause(node: u32, ms: u32) -> Result<(), String> {
+        raw::pause(node, ms)
+    }
+    /// Node `i` drops traffic from every node in `grudge[i]` for `ms`
+    /// (needs `partition`).
+    pub fn partition(grudge: &[Vec<u32>], ms: u32) -> Result<(), String> {
+        raw::partition(grudge, ms)
+    }
+    /// Shift node `node`'s wall clock by `offset_ms` for `ms` (needs `clock`).
+    pub fn clock_offset(node: u32, offset_ms: i64, ms: u32) -> Result<(), String> {
+        raw::clock_offset(node, offset_ms, ms)
+    }
+}
