@@ -13,8 +13,14 @@ use std::path::{Path, PathBuf};
 pub const PLACEHOLDERS: &[(&str, &str)] = &[
     ("index", "the node's index, 0-based"),
     ("port", "the node's port, chosen free per cycle"),
-    ("peers", "the other nodes, each rendered with system.peer_url, joined by system.peer_separator"),
-    ("data_dir", "a fresh, empty directory for this node and cycle"),
+    (
+        "peers",
+        "the other nodes, each rendered with system.peer_url, joined by system.peer_separator",
+    ),
+    (
+        "data_dir",
+        "a fresh, empty directory for this node and cycle",
+    ),
     ("namespace", "a namespace unique to this cycle"),
     ("cycle", "the cycle number"),
     ("id", "the write's unique id (write templates only)"),
@@ -200,8 +206,9 @@ impl Campaign {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading campaign {}", path.display()))?;
-        let file: CampaignFile = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("campaign {}: {}", path.display(), e.to_string().trim()))?;
+        let file: CampaignFile = toml::from_str(&text).map_err(|e| {
+            anyhow::anyhow!("campaign {}: {}", path.display(), e.to_string().trim())
+        })?;
         Self::validate(path, file).with_context(|| format!("campaign {}", path.display()))
     }
 
@@ -244,8 +251,9 @@ impl Campaign {
         {
             bail!("write: status {st} is in both ok_status and quorum_not_met_status");
         }
-        let method = reqwest::Method::from_bytes(file.write.method.as_bytes())
-            .map_err(|_| anyhow::anyhow!("write.method {:?} is not an HTTP method", file.write.method))?;
+        let method = reqwest::Method::from_bytes(file.write.method.as_bytes()).map_err(|_| {
+            anyhow::anyhow!("write.method {:?} is not an HTTP method", file.write.method)
+        })?;
 
         // Every template may only use known placeholders.
         let node_keys = &["index", "port", "peers", "data_dir", "namespace", "cycle"];
@@ -256,9 +264,21 @@ impl Campaign {
             check_template(&format!("system.env.{k}"), v, node_keys)?;
         }
         check_template("system.peer_url", &s.peer_url, &["port", "index"])?;
-        check_template("ready.url", &file.ready.url, &["port", "index", "namespace", "cycle"])?;
-        check_template("read.url", &file.read.url, &["port", "index", "namespace", "cycle"])?;
-        check_template("write.url", &file.write.url, &["port", "index", "namespace", "cycle", "id"])?;
+        check_template(
+            "ready.url",
+            &file.ready.url,
+            &["port", "index", "namespace", "cycle"],
+        )?;
+        check_template(
+            "read.url",
+            &file.read.url,
+            &["port", "index", "namespace", "cycle"],
+        )?;
+        check_template(
+            "write.url",
+            &file.write.url,
+            &["port", "index", "namespace", "cycle", "id"],
+        )?;
         let mut body_strings = Vec::new();
         collect_strings(&file.write.body, &mut body_strings);
         for v in &body_strings {
@@ -272,22 +292,39 @@ impl Campaign {
             texts.any(|t| t.contains(&needle))
         }
         if !mentions("port", s.command.iter().chain(s.env.values())) {
-            bail!("system.command: no {{port}} placeholder (nor in system.env): the host chooses each node's port per cycle and must pass it");
+            bail!(
+                "system.command: no {{port}} placeholder (nor in system.env): the host chooses each node's port per cycle and must pass it"
+            );
         }
         if !mentions("data_dir", s.command.iter().chain(s.env.values())) {
-            bail!("system.command: no {{data_dir}} placeholder (nor in system.env): without a fresh data dir per cycle, state leaks between cycles (seed 000)");
+            bail!(
+                "system.command: no {{data_dir}} placeholder (nor in system.env): without a fresh data dir per cycle, state leaks between cycles (seed 000)"
+            );
         }
         if !mentions("port", std::iter::once(&file.ready.url)) {
             bail!("ready.url: no {{port}} placeholder: the probe must reach the node it checks");
         }
-        if !mentions("id", body_strings.iter().chain(std::iter::once(&file.write.url))) {
-            bail!("write.body: no {{id}} placeholder: every write needs its unique id so read-back can tell which landed");
+        if !mentions(
+            "id",
+            body_strings.iter().chain(std::iter::once(&file.write.url)),
+        ) {
+            bail!(
+                "write.body: no {{id}} placeholder: every write needs its unique id so read-back can tell which landed"
+            );
         }
-        if !mentions("namespace", body_strings.iter().chain([&file.write.url, &file.read.url])) {
-            bail!("write.body: no {{namespace}} placeholder in write.body, write.url or read.url: without a namespace per cycle, read-back counts earlier cycles (seed 000)");
+        if !mentions(
+            "namespace",
+            body_strings.iter().chain([&file.write.url, &file.read.url]),
+        ) {
+            bail!(
+                "write.body: no {{namespace}} placeholder in write.body, write.url or read.url: without a namespace per cycle, read-back counts earlier cycles (seed 000)"
+            );
         }
         if s.nodes > 1 && !mentions("peers", s.command.iter().chain(s.env.values())) {
-            bail!("system.command: no {{peers}} placeholder with {} nodes: how would a node find its peers?", s.nodes);
+            bail!(
+                "system.command: no {{peers}} placeholder with {} nodes: how would a node find its peers?",
+                s.nodes
+            );
         }
         let assertions = file
             .campaign
@@ -474,7 +511,10 @@ ids_pointer = "/ids"
     #[test]
     fn unknown_placeholder_named_with_field() {
         let e = err(&GOOD.replace("{data_dir}", "{datadir}"));
-        assert!(e.contains("system.command[4]: unknown placeholder {datadir}"), "{e}");
+        assert!(
+            e.contains("system.command[4]: unknown placeholder {datadir}"),
+            "{e}"
+        );
     }
 
     #[test]

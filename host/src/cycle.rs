@@ -50,7 +50,9 @@ impl Cycle<'_> {
             .with_context(|| format!("cycle {cycle} of {}", self.class))?;
         phases.insert("start", t.elapsed().as_millis() as u64);
 
-        let result = self.run_started(&cluster, cycle, seed, &namespace, &mut phases).await;
+        let result = self
+            .run_started(&cluster, cycle, seed, &namespace, &mut phases)
+            .await;
 
         let t = Instant::now();
         let torn = cluster.teardown().await;
@@ -71,7 +73,11 @@ impl Cycle<'_> {
     ) -> anyhow::Result<CycleRecord> {
         let c = self.campaign;
         let primary = c.file.system.primary;
-        let ids: Arc<Vec<String>> = Arc::new((0..self.writes).map(|i| format!("{namespace}-w{i}")).collect());
+        let ids: Arc<Vec<String>> = Arc::new(
+            (0..self.writes)
+                .map(|i| format!("{namespace}-w{i}"))
+                .collect(),
+        );
         let (progress_tx, progress_rx) = watch::channel(Progress::default());
         let started = Instant::now();
         let effects = Effects::new(cluster.nodes.clone(), started, progress_rx);
@@ -88,12 +94,24 @@ impl Cycle<'_> {
         // Burst and fault run together; the fault times itself on progress.
         let fault_call = async {
             match self.fault {
-                Some(f) => Some(f.inject(cycle_info.clone(), effects.clone(), plugin_deadline).await),
+                Some(f) => Some(
+                    f.inject(cycle_info.clone(), effects.clone(), plugin_deadline)
+                        .await,
+                ),
                 None => None,
             }
         };
         let primary_port = cluster.nodes[primary as usize].port;
-        let burst = workload::burst(c, self.http, primary_port, ids.clone(), namespace, cycle, progress_tx, started);
+        let burst = workload::burst(
+            c,
+            self.http,
+            primary_port,
+            ids.clone(),
+            namespace,
+            cycle,
+            progress_tx,
+            started,
+        );
         let (burst, fault_result) = tokio::join!(burst, fault_call);
         // Heal: whatever the plugin did or failed to do.
         effects.revert_all();
@@ -139,7 +157,8 @@ impl Cycle<'_> {
                 held.push(None);
                 continue;
             }
-            let got = workload::read_ids(c, self.http, node.index, node.port, namespace, cycle).await?;
+            let got =
+                workload::read_ids(c, self.http, node.index, node.port, namespace, cycle).await?;
             let foreign = workload::foreign(&got, &issued);
             if !foreign.is_empty() {
                 anyhow::bail!(
@@ -167,7 +186,11 @@ impl Cycle<'_> {
         let mut nodes = Vec::new();
         for (node, set) in cluster.nodes.iter().zip(&sets) {
             let missing_acked: Vec<String> = match set {
-                Some(s) => acked.iter().filter(|id| !s.contains(*id)).map(|s| s.to_string()).collect(),
+                Some(s) => acked
+                    .iter()
+                    .filter(|id| !s.contains(*id))
+                    .map(|s| s.to_string())
+                    .collect(),
                 None => vec![],
             };
             nodes.push(NodeRecord {
@@ -200,7 +223,12 @@ impl Cycle<'_> {
         // Assert.
         let t = Instant::now();
         let by = |o: Outcome| -> Vec<String> {
-            burst.results.iter().filter(|r| r.outcome == o).map(|r| r.id.clone()).collect()
+            burst
+                .results
+                .iter()
+                .filter(|r| r.outcome == o)
+                .map(|r| r.id.clone())
+                .collect()
         };
         let observations = types::Observations {
             cycle: cycle_info,

@@ -115,7 +115,11 @@ pub struct CycleRecord {
 
 /// `num / den` as a ratio that must lie in [0, 1]; 1.0 when `den` is 0.
 pub fn ratio(name: &str, num: u64, den: u64) -> anyhow::Result<f64> {
-    let r = if den == 0 { 1.0 } else { num as f64 / den as f64 };
+    let r = if den == 0 {
+        1.0
+    } else {
+        num as f64 / den as f64
+    };
     check_unit(name, r)?;
     Ok(r)
 }
@@ -124,7 +128,9 @@ pub fn ratio(name: &str, num: u64, den: u64) -> anyhow::Result<f64> {
 /// wrong, and is reported as such.
 pub fn check_unit(name: &str, value: f64) -> anyhow::Result<()> {
     if !(0.0..=1.0).contains(&value) {
-        anyhow::bail!("harness error: {name} = {value} lies outside [0, 1]; refusing to report it as a result");
+        anyhow::bail!(
+            "harness error: {name} = {value} lies outside [0, 1]; refusing to report it as a result"
+        );
     }
     Ok(())
 }
@@ -206,7 +212,10 @@ impl ClassSummary {
         }
         for (n, what) in [
             (self.failed_cycles, "cycle(s) failed an assertion"),
-            (self.ineffective_cycles, "cycle(s) where the fault did not take effect"),
+            (
+                self.ineffective_cycles,
+                "cycle(s) where the fault did not take effect",
+            ),
             (self.unknown_cycles, "cycle(s) an assertion could not judge"),
             (self.error_cycles, "cycle(s) where a plugin failed"),
         ] {
@@ -233,8 +242,22 @@ mod tests {
 
     #[test]
     fn counts_classify_every_outcome() {
-        let w = |o| WriteResult { id: "a".into(), outcome: o, start_us: 0, latency_us: 5 };
-        let c = Counts::of(&[w(Outcome::Ok), w(Outcome::Ok), w(Outcome::QuorumNotMet), w(Outcome::Fail), w(Outcome::Indeterminate)]);
-        assert_eq!((c.writes, c.ok, c.quorum_not_met, c.fail, c.indeterminate), (5, 2, 1, 1, 1));
+        let w = |o| WriteResult {
+            id: "a".into(),
+            outcome: o,
+            start_us: 0,
+            latency_us: 5,
+        };
+        let c = Counts::of(&[
+            w(Outcome::Ok),
+            w(Outcome::Ok),
+            w(Outcome::QuorumNotMet),
+            w(Outcome::Fail),
+            w(Outcome::Indeterminate),
+        ]);
+        assert_eq!(
+            (c.writes, c.ok, c.quorum_not_met, c.fail, c.indeterminate),
+            (5, 2, 1, 1, 1)
+        );
     }
 }

@@ -42,7 +42,10 @@ pub struct Summary {
 }
 
 /// Load every plugin, sorting faults from assertions, and authorize each.
-pub async fn load_plugins(plan: &Plan, runtime: &Runtime) -> anyhow::Result<(Vec<Loaded>, Vec<Loaded>)> {
+pub async fn load_plugins(
+    plan: &Plan,
+    runtime: &Runtime,
+) -> anyhow::Result<(Vec<Loaded>, Vec<Loaded>)> {
     let file = &plan.campaign.file;
     let mut faults = Vec::new();
     let mut assertions = Vec::new();
@@ -52,15 +55,17 @@ pub async fn load_plugins(plan: &Plan, runtime: &Runtime) -> anyhow::Result<(Vec
         let name = p.meta.name.clone();
         let mut grants = Grants::new(&name);
         for cap in file.grants.get(&name).into_iter().flatten() {
-            grants.grant(
-                crate::plugin::grants_parse(cap)
-                    .with_context(|| format!("campaign {}: grants.{name}", plan.campaign.path.display()))?,
-            );
+            grants.grant(crate::plugin::grants_parse(cap).with_context(|| {
+                format!("campaign {}: grants.{name}", plan.campaign.path.display())
+            })?);
         }
         for (who, caps) in &plan.allow {
             if *who == name {
                 for cap in caps.split(',') {
-                    grants.grant(crate::plugin::grants_parse(cap).with_context(|| format!("--allow {who}={caps}"))?);
+                    grants.grant(
+                        crate::plugin::grants_parse(cap)
+                            .with_context(|| format!("--allow {who}={caps}"))?,
+                    );
                 }
             }
         }
@@ -89,7 +94,8 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
     if assertions.is_empty() {
         tracing::warn!("no assertion plugin: only the host's convergence bound judges the cycles");
     }
-    std::fs::create_dir_all(&plan.out).with_context(|| format!("creating --out {}", plan.out.display()))?;
+    std::fs::create_dir_all(&plan.out)
+        .with_context(|| format!("creating --out {}", plan.out.display()))?;
     let jsonl_path = plan.out.join("cycles.jsonl");
     let mut jsonl = std::fs::File::create(&jsonl_path)
         .with_context(|| format!("creating {}", jsonl_path.display()))?;
@@ -101,7 +107,10 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
         .no_proxy()
         .pool_max_idle_per_host(plan.campaign.file.burst.concurrency as usize)
         .build()?;
-    let run_id = format!("{:06x}", splitmix(plan.seed ^ std::process::id() as u64 ^ now_nanos()) & 0xff_ffff);
+    let run_id = format!(
+        "{:06x}",
+        splitmix(plan.seed ^ std::process::id() as u64 ^ now_nanos()) & 0xff_ffff
+    );
     let threshold = plan.campaign.file.campaign.threshold;
     eprintln!(
         "chaos-host: campaign {} on {} ({} nodes), seed {} (replay with --seed {}), run {run_id}",
@@ -146,7 +155,10 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
             let record = keep_evidence(record, &dir, &plan.out)?;
             append_line(&mut jsonl, &record)?;
             summary.add(&record)?;
-            eprintln!("{}", crate::report::cycle_line(&record, plan.cycles, t.elapsed()));
+            eprintln!(
+                "{}",
+                crate::report::cycle_line(&record, plan.cycles, t.elapsed())
+            );
         }
         summary.finish();
         summaries.push(summary);
@@ -164,7 +176,10 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
         wall_ms: started.elapsed().as_millis() as u64,
         classes: summaries,
     };
-    write_atomic(&plan.out.join("summary.json"), &serde_json::to_vec_pretty(&summary)?)?;
+    write_atomic(
+        &plan.out.join("summary.json"),
+        &serde_json::to_vec_pretty(&summary)?,
+    )?;
     Ok(summary)
 }
 
@@ -175,20 +190,35 @@ fn keep_evidence(mut record: CycleRecord, dir: &Path, out: &Path) -> anyhow::Res
         std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
         return Ok(record);
     }
-    let dest = out.join("evidence").join(&record.class).join(format!("cycle-{}", record.cycle));
+    let dest = out
+        .join("evidence")
+        .join(&record.class)
+        .join(format!("cycle-{}", record.cycle));
     if dest.exists() {
         std::fs::remove_dir_all(&dest)?;
     }
     std::fs::create_dir_all(dest.parent().expect("has parent"))?;
-    std::fs::rename(dir, &dest).with_context(|| format!("keeping evidence in {}", dest.display()))?;
+    std::fs::rename(dir, &dest)
+        .with_context(|| format!("keeping evidence in {}", dest.display()))?;
     let missing: serde_json::Map<String, serde_json::Value> = record
         .nodes
         .iter()
         .filter(|n| !n.missing_acked.is_empty())
-        .map(|n| (format!("node-{}", n.node), serde_json::json!(n.missing_acked)))
+        .map(|n| {
+            (
+                format!("node-{}", n.node),
+                serde_json::json!(n.missing_acked),
+            )
+        })
         .collect();
-    std::fs::write(dest.join("missing.json"), serde_json::to_vec_pretty(&missing)?)?;
-    std::fs::write(dest.join("effects.json"), serde_json::to_vec_pretty(&record.effects)?)?;
+    std::fs::write(
+        dest.join("missing.json"),
+        serde_json::to_vec_pretty(&missing)?,
+    )?;
+    std::fs::write(
+        dest.join("effects.json"),
+        serde_json::to_vec_pretty(&record.effects)?,
+    )?;
     record.evidence = Some(dest.display().to_string());
     Ok(record)
 }

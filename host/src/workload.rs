@@ -46,26 +46,40 @@ pub struct Burst {
     pub elapsed: Duration,
 }
 
-/// Run the burst: `writes` writes through `port`, `concurrency` at a time.
-/// `progress` is updated as each write is issued, so faults can time
+/// Where and what a burst writes.
+pub struct Target<'a> {
+    /// Port of the node writes go through.
+    pub port: u16,
+    /// One unique id per write, in issue order.
+    pub ids: Arc<Vec<String>>,
+    pub namespace: &'a str,
+    pub cycle: u32,
+}
+
+/// Run the burst: one write per id through `target.port`, `concurrency` at
+/// a time. `progress` is updated as each write is issued, so faults can time
 /// themselves against it.
 pub async fn burst(
     campaign: &Campaign,
     http: &reqwest::Client,
-    port: u16,
-    ids: Arc<Vec<String>>,
-    namespace: &str,
-    cycle: u32,
+    target: Target<'_>,
     progress: watch::Sender<Progress>,
     started: Instant,
 ) -> Burst {
+    let Target {
+        port,
+        ids,
+        namespace,
+        cycle,
+    } = target;
     let w = &campaign.file.write;
     let next = Arc::new(AtomicU32::new(0));
     let progress = Arc::new(progress);
     let concurrency = campaign.file.burst.concurrency.min(ids.len().max(1) as u32);
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
-        let (http, next, ids, progress) = (http.clone(), next.clone(), ids.clone(), progress.clone());
+        let (http, next, ids, progress) =
+            (http.clone(), next.clone(), ids.clone(), progress.clone());
         let method = campaign.method.clone();
         let url_t = w.url.clone();
         let body_t = w.body.clone();
@@ -184,7 +198,11 @@ pub async fn read_ids(
 
 /// The ids at `pointer` in `doc`; array elements are strings or numbers, or
 /// objects holding the id at `id_field` (a JSON pointer or a plain key).
-pub fn extract_ids(doc: &serde_json::Value, pointer: &str, id_field: Option<&str>) -> Result<Vec<String>, String> {
+pub fn extract_ids(
+    doc: &serde_json::Value,
+    pointer: &str,
+    id_field: Option<&str>,
+) -> Result<Vec<String>, String> {
     let arr = doc
         .pointer(pointer)
         .ok_or_else(|| format!("read.ids_pointer {pointer:?} matches nothing in the response"))?
@@ -198,11 +216,18 @@ pub fn extract_ids(doc: &serde_json::Value, pointer: &str, id_field: Option<&str
                 Some(f) => v.get(f),
                 None => Some(v),
             }
-            .ok_or_else(|| format!("element {i} has no read.id_field {:?}", id_field.unwrap_or("")))?;
+            .ok_or_else(|| {
+                format!(
+                    "element {i} has no read.id_field {:?}",
+                    id_field.unwrap_or("")
+                )
+            })?;
             match v {
                 serde_json::Value::String(s) => Ok(s.clone()),
                 serde_json::Value::Number(n) => Ok(n.to_string()),
-                other => Err(format!("element {i}: id is {other}, expected a string or number")),
+                other => Err(format!(
+                    "element {i}: id is {other}, expected a string or number"
+                )),
             }
         })
         .collect()
@@ -227,17 +252,36 @@ mod tests {
         let doc = json!({"ids": ["a", 2]});
         assert_eq!(extract_ids(&doc, "/ids", None).unwrap(), ["a", "2"]);
         let doc = json!({"memories": [{"title": "x"}, {"title": "y"}]});
-        assert_eq!(extract_ids(&doc, "/memories", Some("title")).unwrap(), ["x", "y"]);
+        assert_eq!(
+            extract_ids(&doc, "/memories", Some("title")).unwrap(),
+            ["x", "y"]
+        );
         let doc = json!({"kvs": [{"k": {"id": "z"}}]});
         assert_eq!(extract_ids(&doc, "/kvs", Some("/k/id")).unwrap(), ["z"]);
     }
 
     #[test]
     fn garbage_read_back_is_named() {
-        assert!(extract_ids(&json!({"x": 1}), "/ids", None).unwrap_err().contains("matches nothing"));
-        assert!(extract_ids(&json!({"ids": 1}), "/ids", None).unwrap_err().contains("not an array"));
-        assert!(extract_ids(&json!({"ids": [{}]}), "/ids", Some("id")).unwrap_err().contains("element 0"));
-        assert!(extract_ids(&json!({"ids": [null]}), "/ids", None).unwrap_err().contains("expected a string"));
+        assert!(
+            extract_ids(&json!({"x": 1}), "/ids", None)
+                .unwrap_err()
+                .contains("matches nothing")
+        );
+        assert!(
+            extract_ids(&json!({"ids": 1}), "/ids", None)
+                .unwrap_err()
+                .contains("not an array")
+        );
+        assert!(
+            extract_ids(&json!({"ids": [{}]}), "/ids", Some("id"))
+                .unwrap_err()
+                .contains("element 0")
+        );
+        assert!(
+            extract_ids(&json!({"ids": [null]}), "/ids", None)
+                .unwrap_err()
+                .contains("expected a string")
+        );
     }
 
     #[test]

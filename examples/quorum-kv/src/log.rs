@@ -68,7 +68,11 @@ impl Log {
     }
 
     pub fn contains(&self, id: &str) -> bool {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).ids.contains(id)
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .ids
+            .contains(id)
     }
 
     pub fn ids_in(&self, ns: &str) -> Vec<String> {
@@ -77,7 +81,11 @@ impl Log {
     }
 
     pub fn len(&self) -> usize {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).entries.len()
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entries
+            .len()
     }
 
     /// Entries with `seq > after`, at most `limit`.

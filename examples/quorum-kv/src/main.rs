@@ -32,7 +32,10 @@ pub enum Bug {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "quorum-kv", about = "W-of-N quorum write store (chaos-host reference SUT)")]
+#[command(
+    name = "quorum-kv",
+    about = "W-of-N quorum write store (chaos-host reference SUT)"
+)]
 pub struct Args {
     /// This node's index, reported by /health and recorded in its log.
     #[arg(long)]

@@ -117,7 +117,9 @@ pub async fn catch_up(state: State, peers: Vec<String>, every: Duration) {
                 continue;
             };
             for entry in entries {
-                if !state.log.contains(&entry.record.id) && state.commit(entry.record).await.is_err() {
+                if !state.log.contains(&entry.record.id)
+                    && state.commit(entry.record).await.is_err()
+                {
                     break;
                 }
                 *cursor = entry.seq;

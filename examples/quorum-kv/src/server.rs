@@ -66,9 +66,15 @@ async fn health(Extract(s): Extract<State>) -> Json<Value> {
     Json(json!({ "status": "ok", "node": s.node, "records": s.log.len() }))
 }
 
-async fn write(Extract(s): Extract<State>, Json(record): Json<Record>) -> (StatusCode, Json<Value>) {
+async fn write(
+    Extract(s): Extract<State>,
+    Json(record): Json<Record>,
+) -> (StatusCode, Json<Value>) {
     if record.id.is_empty() {
-        return (StatusCode::BAD_REQUEST, Json(json!({ "error": "id must not be empty" })));
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": "id must not be empty" })),
+        );
     }
     if let Err(e) = s.commit(record.clone()).await {
         return (
@@ -78,7 +84,10 @@ async fn write(Extract(s): Extract<State>, Json(record): Json<Record>) -> (Statu
     }
     let acks = s.replicator.fan_out(&record).await;
     if acks >= s.replicator_quorum() {
-        (StatusCode::CREATED, Json(json!({ "id": record.id, "acks": acks })))
+        (
+            StatusCode::CREATED,
+            Json(json!({ "id": record.id, "acks": acks })),
+        )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -93,7 +102,10 @@ impl Inner {
     }
 }
 
-async fn replicate(Extract(s): Extract<State>, Json(record): Json<Record>) -> (StatusCode, Json<Value>) {
+async fn replicate(
+    Extract(s): Extract<State>,
+    Json(record): Json<Record>,
+) -> (StatusCode, Json<Value>) {
     match s.commit(record).await {
         Ok(_) => (StatusCode::OK, Json(json!({ "ok": true }))),
         Err(e) => (

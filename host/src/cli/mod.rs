@@ -15,7 +15,9 @@ impl RunArgs {
         let mut allow = Vec::new();
         for a in &self.allow {
             let Some((who, caps)) = a.split_once('=') else {
-                bail!("--allow {a:?}: expected PLUGIN=CAPABILITY[,CAPABILITY...], e.g. --allow kill_primary_mid_write=signal");
+                bail!(
+                    "--allow {a:?}: expected PLUGIN=CAPABILITY[,CAPABILITY...], e.g. --allow kill_primary_mid_write=signal"
+                );
             };
             for cap in caps.split(',') {
                 crate::plugin::grants_parse(cap).with_context(|| format!("--allow {a}"))?;
@@ -24,7 +26,10 @@ impl RunArgs {
         }
         for p in &self.plugin {
             if !p.exists() {
-                bail!("--plugin {}: no such file (build the plugins with scripts/build-plugins.sh)", p.display());
+                bail!(
+                    "--plugin {}: no such file (build the plugins with scripts/build-plugins.sh)",
+                    p.display()
+                );
             }
         }
         let cycles = self.cycles.unwrap_or(campaign.file.campaign.cycles);

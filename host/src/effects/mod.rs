@@ -46,7 +46,11 @@ pub struct Effects {
 }
 
 impl Effects {
-    pub fn new(nodes: Vec<Arc<Node>>, started: Instant, progress: watch::Receiver<Progress>) -> Arc<Self> {
+    pub fn new(
+        nodes: Vec<Arc<Node>>,
+        started: Instant,
+        progress: watch::Receiver<Progress>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             nodes,
             started,
@@ -102,7 +106,12 @@ impl Effects {
     /// Undo every effect still in force. Called when the fault plugin is done,
     /// fails or times out, and again before teardown.
     pub fn revert_all(&self) {
-        for t in self.timers.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        for t in self
+            .timers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
             t.abort();
         }
         let open: Vec<usize> = self
@@ -139,7 +148,10 @@ impl Effects {
     }
 
     pub fn records(&self) -> Vec<EffectRecord> {
-        self.records.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Partitions need the network mechanisms of a later release; refused
@@ -158,7 +170,10 @@ impl Effects {
     /// rather than simulated silently.
     pub fn clock_offset(&self, node: u32) -> Result<(), String> {
         self.node(node)?;
-        Err("clock-offset: this chaos-host has no clock mechanism yet; the fault cannot be applied".into())
+        Err(
+            "clock-offset: this chaos-host has no clock mechanism yet; the fault cannot be applied"
+                .into(),
+        )
     }
 }
 

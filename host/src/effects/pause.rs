@@ -52,7 +52,10 @@ impl Effects {
                 effects.end_lease(slot);
             }
         });
-        self.timers.lock().unwrap_or_else(|e| e.into_inner()).push(timer);
+        self.timers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(timer);
         Ok(())
     }
 }

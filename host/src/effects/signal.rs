@@ -38,7 +38,12 @@ impl Effects {
             Ok(Err(e)) => (false, format!("reaping pid {}: {e}", node.pid)),
             Err(_) => (
                 false,
-                format!("pid {} still running {} ms after {}", node.pid, EXIT_DEADLINE.as_millis(), sig.as_str()),
+                format!(
+                    "pid {} still running {} ms after {}",
+                    node.pid,
+                    EXIT_DEADLINE.as_millis(),
+                    sig.as_str()
+                ),
             ),
         };
         let end_us = self.now_us();

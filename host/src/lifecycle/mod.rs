@@ -57,7 +57,13 @@ impl Cluster {
                 .with("data_dir", data_dir.to_string_lossy().into_owned())
                 .with("namespace", namespace)
                 .with("cycle", cycle.to_string());
-            let spawned = Node::spawn(campaign, i as u32, port, &vars, &dir.join(format!("node-{i}.log")));
+            let spawned = Node::spawn(
+                campaign,
+                i as u32,
+                port,
+                &vars,
+                &dir.join(format!("node-{i}.log")),
+            );
             match spawned {
                 Ok(node) => cluster.nodes.push(Arc::new(node)),
                 Err(e) => {

@@ -113,7 +113,9 @@ impl Node {
             (Some(c), _) => format!("exited with status {c}"),
             (_, Some(s)) => format!(
                 "killed by {}",
-                Signal::try_from(s).map(|s| s.as_str()).unwrap_or("a signal")
+                Signal::try_from(s)
+                    .map(|s| s.as_str())
+                    .unwrap_or("a signal")
             ),
             _ => "exited".into(),
         }

@@ -55,7 +55,11 @@ impl Grants {
                 "plugin {label} needs capabilities not granted: {} (grant with `{} = [{}]` under [grants] in the campaign, or --allow {}={})",
                 missing.join(", "),
                 self.plugin,
-                missing.iter().map(|m| format!("\"{m}\"")).collect::<Vec<_>>().join(", "),
+                missing
+                    .iter()
+                    .map(|m| format!("\"{m}\""))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 self.plugin,
                 missing.join(",")
             );
@@ -89,7 +93,10 @@ mod tests {
     #[test]
     fn default_denies_and_names_the_fix() {
         let g = Grants::new("kill");
-        let e = g.check_declared("kill@0.1.0", &[Capability::Signal]).unwrap_err().to_string();
+        let e = g
+            .check_declared("kill@0.1.0", &[Capability::Signal])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("needs capabilities not granted: signal"), "{e}");
         assert!(e.contains("--allow kill=signal"), "{e}");
         assert!(g.allow(Capability::Signal, &[Capability::Signal]).is_err());
@@ -99,7 +106,8 @@ mod tests {
     fn granted_and_declared_is_allowed() {
         let mut g = Grants::new("kill");
         g.grant(Capability::Signal);
-        g.check_declared("kill@0.1.0", &[Capability::Signal]).unwrap();
+        g.check_declared("kill@0.1.0", &[Capability::Signal])
+            .unwrap();
         g.allow(Capability::Signal, &[Capability::Signal]).unwrap();
     }
 

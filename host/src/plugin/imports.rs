@@ -76,9 +76,14 @@ impl host::Host for PluginState {
     }
 
     async fn wait_writes(&mut self, count: u32) -> u32 {
-        let Ok(effects) = self.effects() else { return 0 };
+        let Ok(effects) = self.effects() else {
+            return 0;
+        };
         let mut rx = effects.progress();
-        let seen = rx.wait_for(|p| p.issued >= count || p.done).await.map(|p| p.issued);
+        let seen = rx
+            .wait_for(|p| p.issued >= count || p.done)
+            .await
+            .map(|p| p.issued);
         seen.unwrap_or_else(|_| rx.borrow().issued)
     }
 

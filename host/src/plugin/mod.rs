@@ -12,9 +12,9 @@ mod grants;
 mod imports;
 mod runtime;
 
+pub use bindings::types as bindings_types;
 pub use bindings::types::Capability;
 pub use grants::{Grants, parse as grants_parse};
-pub use bindings::types as bindings_types;
 pub use runtime::{AssertionVerdict, Loaded, Runtime};
 
 /// Contract versions this host accepts.

@@ -1,8 +1,8 @@
 //! Engine, linker, loading and sandboxed calls.
 
+use super::ACCEPTED_VERSIONS;
 use super::bindings::{assertion, fault, host, types};
 use super::grants::{self, Grants};
-use super::ACCEPTED_VERSIONS;
 use crate::effects::Effects;
 use anyhow::{Context, bail};
 use rand::SeedableRng;
@@ -139,7 +139,8 @@ impl Runtime {
     /// Load `path`, check its contract version and call `describe()`. The
     /// plugin can do nothing until [`Loaded::authorize`] gives it grants.
     pub async fn load(&self, path: &Path) -> anyhow::Result<Loaded> {
-        let bytes = std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
+        let bytes =
+            std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
         let sha256 = hex(&Sha256::digest(&bytes));
         let component = Component::new(&self.engine, &bytes).map_err(|e| {
             anyhow::anyhow!(
@@ -161,7 +162,10 @@ impl Runtime {
         let mut loaded = Loaded {
             path: path.to_path_buf(),
             meta: PluginMeta {
-                name: path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+                name: path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
                 version: String::new(),
                 author: String::new(),
                 description: String::new(),
@@ -213,7 +217,11 @@ impl Loaded {
     /// Give the plugin its grants and campaign parameters; refuse it when it
     /// declares capabilities it was not granted or gets unknown or mistyped
     /// parameters.
-    pub fn authorize(&mut self, grants: Grants, params: Vec<(String, toml::Value)>) -> anyhow::Result<()> {
+    pub fn authorize(
+        &mut self,
+        grants: Grants,
+        params: Vec<(String, toml::Value)>,
+    ) -> anyhow::Result<()> {
         grants.check_declared(&self.meta.label(), &self.declared)?;
         self.params = resolve_params(&self.meta, params)?;
         self.grants = grants;
@@ -228,9 +236,17 @@ impl Loaded {
         &self.params
     }
 
-    fn store(&self, seed: u64, effects: Option<Arc<Effects>>) -> anyhow::Result<Store<PluginState>> {
+    fn store(
+        &self,
+        seed: u64,
+        effects: Option<Arc<Effects>>,
+    ) -> anyhow::Result<Store<PluginState>> {
         let state = PluginState {
-            wasi: WasiCtx::builder().allow_ip_name_lookup(false).allow_tcp(false).allow_udp(false).build(),
+            wasi: WasiCtx::builder()
+                .allow_ip_name_lookup(false)
+                .allow_tcp(false)
+                .allow_udp(false)
+                .build(),
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(MEMORY_LIMIT)
@@ -343,7 +359,9 @@ impl Loaded {
             .map_err(|e| trap(label.clone(), "check", e))?;
         let call = async {
             let b = pre.instantiate_async(&mut store).await?;
-            b.chaos_plugin_assertion().call_check(&mut store, &observations).await
+            b.chaos_plugin_assertion()
+                .call_check(&mut store, &observations)
+                .await
         };
         match tokio::time::timeout(deadline, call).await {
             Ok(Ok(v)) => Ok(AssertionVerdict {
@@ -382,7 +400,11 @@ fn trap(plugin: String, phase: &'static str, e: impl Into<anyhow::Error>) -> Plu
     let reason = match e.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::OutOfFuel) => "CPU budget exhausted (out of fuel)".to_string(),
         Some(t) => t.to_string(),
-        None => format!("{:#}", e).lines().next().unwrap_or_default().to_string(),
+        None => format!("{:#}", e)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
     };
     PluginError::Trap {
         plugin,
@@ -395,7 +417,10 @@ fn trap(plugin: String, phase: &'static str, e: impl Into<anyhow::Error>) -> Plu
 fn contract_of(engine: &Engine, component: &Component) -> anyhow::Result<(&'static str, String)> {
     let ty = component.component_type();
     for (name, _) in ty.exports(engine) {
-        for (iface, kind) in [("chaos:plugin/fault@", "fault"), ("chaos:plugin/assertion@", "assertion")] {
+        for (iface, kind) in [
+            ("chaos:plugin/fault@", "fault"),
+            ("chaos:plugin/assertion@", "assertion"),
+        ] {
             if let Some(version) = name.strip_prefix(iface) {
                 if !ACCEPTED_VERSIONS.contains(&version) {
                     bail!(
@@ -421,7 +446,10 @@ fn param_type(t: types::ParamType) -> &'static str {
 
 /// Campaign values checked against the declared parameters, with defaults
 /// filled in.
-fn resolve_params(meta: &PluginMeta, given: Vec<(String, toml::Value)>) -> anyhow::Result<Vec<(String, String)>> {
+fn resolve_params(
+    meta: &PluginMeta,
+    given: Vec<(String, toml::Value)>,
+) -> anyhow::Result<Vec<(String, String)>> {
     for (k, _) in &given {
         if !meta.params.iter().any(|p| &p.name == k) {
             let known: Vec<&str> = meta.params.iter().map(|p| p.name.as_str()).collect();
@@ -429,7 +457,11 @@ fn resolve_params(meta: &PluginMeta, given: Vec<(String, toml::Value)>) -> anyho
                 "params.{}.{k}: plugin {} has no parameter {k:?} (it takes: {})",
                 meta.name,
                 meta.label(),
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
             );
         }
     }
@@ -451,7 +483,13 @@ fn resolve_params(meta: &PluginMeta, given: Vec<(String, toml::Value)>) -> anyho
                 _ => true,
             };
             if !ok {
-                bail!("params.{}.{}: {text:?} is not a valid {} ({})", meta.name, p.name, p.kind, p.doc);
+                bail!(
+                    "params.{}.{}: {text:?} is not a valid {} ({})",
+                    meta.name,
+                    p.name,
+                    p.kind,
+                    p.doc
+                );
             }
             Ok((p.name.clone(), text))
         })

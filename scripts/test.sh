@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit tests and end-to-end tests
+# that run real campaigns against real processes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/build-plugins.sh
+cargo fmt --all --check
+cargo clippy --locked -p chaos-host -p quorum-kv --all-targets -- -D warnings
+cargo clippy --locked --target wasm32-wasip2 -p chaos-sdk -p kill_primary_mid_write -p convergence -- -D warnings
+# Traps are slow with backtraces on; tests do not need them.
+RUST_BACKTRACE=0 cargo test --locked -p chaos-host -p quorum-kv

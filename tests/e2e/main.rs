@@ -1,0 +1,14 @@
+//! End-to-end tests: real chaos-host runs against the real reference system
+//! (examples/quorum-kv) with real plugins. No mocks of the system under test.
+//!
+//! Needs `scripts/build-plugins.sh` and `cargo build` first (scripts/test.sh
+//! does both).
+
+mod util;
+
+// Campaign runs: correct system passes, buggy system is caught.
+mod campaigns;
+// Per-cycle isolation, process cleanup.
+mod isolation;
+// Refusals: grants, bad campaigns, nodes that never come up.
+mod refusals;

@@ -1,0 +1,139 @@
+use crate::util::*;
+
+/// Issue 2: a plugin needing a capability the campaign did not grant is
+/// refused before the run, naming what is missing and how to grant it.
+#[test]
+fn ungranted_capability_is_refused_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = campaign(dir.path(), false, |t| {
+        t.replace("kill_primary_mid_write = [\"signal\"]", "")
+    });
+    let kill = plugin("kill_primary_mid_write");
+    let run = chaos(
+        dir.path(),
+        &[
+            "run",
+            "--campaign",
+            c.to_str().unwrap(),
+            "--plugin",
+            kill.to_str().unwrap(),
+            "--cycles",
+            "1",
+        ],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("plugin kill_primary_mid_write@0.1.0 needs capabilities not granted: signal"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("--allow kill_primary_mid_write=signal"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.out.join("cycles.jsonl").exists(), "no cycle may run");
+
+    // The same grant on the command line lets it run.
+    let run = chaos(
+        dir.path(),
+        &[
+            "run",
+            "--campaign",
+            c.to_str().unwrap(),
+            "--plugin",
+            kill.to_str().unwrap(),
+            "--cycles",
+            "1",
+            "--allow",
+            "kill_primary_mid_write=signal",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+/// Bad campaign values get one error naming the file and field, exit 2.
+#[test]
+fn bad_campaign_names_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    for (edit, expect) in [
+        (("nodes = 3", "nodes = 0"), "system.nodes is 0"),
+        (
+            ("threshold = 0.995", "threshold = 6.286"),
+            "campaign.threshold is 6.286",
+        ),
+        (("ids_pointer = \"/ids\"", "ids_pointer = 3"), "ids_pointer"),
+        (("[burst]", "[burst]\nwritez = 1"), "unknown field `writez`"),
+    ] {
+        let c = campaign(dir.path(), false, |t| t.replace(edit.0, edit.1));
+        let run = chaos(
+            dir.path(),
+            &["run", "--campaign", c.to_str().unwrap(), "--cycles", "1"],
+        );
+        assert_eq!(run.code, 2, "{expect}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(expect),
+            "expected {expect:?} in:\n{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("campaign.toml"), "{}", run.stderr);
+    }
+}
+
+/// A node that exits at once is a harness error carrying its log tail.
+#[test]
+fn node_that_never_becomes_ready_is_reported_with_its_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = campaign(dir.path(), false, |t| {
+        let start = t.find("command = [").unwrap();
+        let end = start + t[start..].find(']').unwrap() + 1;
+        format!(
+            "{}command = [\"/bin/sh\", \"-c\", \"echo 'cannot open {{data_dir}}: boom' >&2; exit 3\", \"{{port}}\", \"{{peers}}\"]{}",
+            &t[..start],
+            &t[end..]
+        )
+    });
+    let run = chaos(
+        dir.path(),
+        &["run", "--campaign", c.to_str().unwrap(), "--cycles", "1"],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("exited with status 3 before becoming ready"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("boom"),
+        "log tail missing: {}",
+        run.stderr
+    );
+}
+
+/// A file that is not a component is refused with the fix.
+#[test]
+fn non_component_plugin_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = campaign(dir.path(), false, |t| t);
+    let bogus = dir.path().join("bogus.wasm");
+    std::fs::write(&bogus, b"not wasm").unwrap();
+    let run = chaos(
+        dir.path(),
+        &[
+            "run",
+            "--campaign",
+            c.to_str().unwrap(),
+            "--plugin",
+            bogus.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("bogus.wasm: not a WebAssembly component"),
+        "{}",
+        run.stderr
+    );
+}

@@ -1,0 +1,118 @@
+//! Helpers: a temp dir per test, campaign files pointing at the built
+//! binaries, running chaos-host, and the leak check every test ends with.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn plugin(name: &str) -> PathBuf {
+    let p = root().join("plugins").join(format!("{name}.wasm"));
+    assert!(
+        p.exists(),
+        "{} missing: run scripts/build-plugins.sh",
+        p.display()
+    );
+    p
+}
+
+/// The reference campaign (correct or buggy), rewritten with absolute paths
+/// and `edit` applied, written into `dir`.
+pub fn campaign(dir: &Path, buggy: bool, edit: impl Fn(String) -> String) -> PathBuf {
+    let src = root().join("examples/reference").join(if buggy {
+        "campaign-buggy.toml"
+    } else {
+        "campaign.toml"
+    });
+    let kv = root().join("target/debug/quorum-kv");
+    assert!(kv.exists(), "{} missing: run cargo build", kv.display());
+    let text = std::fs::read_to_string(src)
+        .unwrap()
+        .replace("../../target/debug/quorum-kv", kv.to_str().unwrap())
+        .replace(
+            "../../plugins/convergence.wasm",
+            plugin("convergence").to_str().unwrap(),
+        );
+    let path = dir.join("campaign.toml");
+    std::fs::write(&path, edit(text)).unwrap();
+    path
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub out: PathBuf,
+}
+
+impl Run {
+    pub fn summary(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.out.join("summary.json"))
+            .unwrap_or_else(|e| panic!("no summary.json ({e}); stderr:\n{}", self.stderr));
+        serde_json::from_str(&text).unwrap()
+    }
+
+    pub fn cycles(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.out.join("cycles.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("every line is complete JSON"))
+            .collect()
+    }
+}
+
+/// Run chaos-host with `args`, output under `dir/out`, and check that no
+/// process started under `dir` survives it.
+pub fn chaos(dir: &Path, args: &[&str]) -> Run {
+    let out = dir.join("out");
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = std::process::Command::new(env!("CARGO_BIN_EXE_chaos-host"))
+        .args(args)
+        .arg("--out")
+        .arg(&out)
+        .env("RUST_BACKTRACE", "0")
+        .env("CHAOS_LOG", "warn")
+        .output()
+        .expect("running chaos-host");
+    let run = Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        out,
+    };
+    let leaked = processes_mentioning(dir);
+    assert!(
+        leaked.is_empty(),
+        "processes left behind: {leaked:?}\nstderr:\n{}",
+        run.stderr
+    );
+    run
+}
+
+/// Pids of processes whose command line mentions `dir` (every node's data
+/// dir is under it).
+pub fn processes_mentioning(dir: &Path) -> Vec<(u32, String)> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains(&needle) {
+            found.push((pid, cmd));
+        }
+    }
+    found
+}
