@@ -102,16 +102,13 @@ impl Cycle<'_> {
             }
         };
         let primary_port = cluster.nodes[primary as usize].port;
-        let burst = workload::burst(
-            c,
-            self.http,
-            primary_port,
-            ids.clone(),
+        let target = workload::Target {
+            port: primary_port,
+            ids: ids.clone(),
             namespace,
             cycle,
-            progress_tx,
-            started,
-        );
+        };
+        let burst = workload::burst(c, self.http, target, progress_tx, started);
         let (burst, fault_result) = tokio::join!(burst, fault_call);
         // Heal: whatever the plugin did or failed to do.
         effects.revert_all();
