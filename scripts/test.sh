@@ -7,5 +7,7 @@ scripts/build-plugins.sh
 cargo fmt --all --check
 cargo clippy --locked -p chaos-host -p quorum-kv --all-targets -- -D warnings
 cargo clippy --locked --target wasm32-wasip2 -p chaos-sdk -p kill_primary_mid_write -p convergence -- -D warnings
+# The end-to-end tests run the real binaries.
+cargo build --locked
 # Traps are slow with backtraces on; tests do not need them.
 RUST_BACKTRACE=0 cargo test --locked -p chaos-host -p quorum-kv
