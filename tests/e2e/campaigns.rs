@@ -1,23 +1,22 @@
 use crate::util::*;
 
+/// 20 cycles of `kill_primary_mid_write` on the reference system.
+fn kill_campaign(buggy: bool) -> (tempfile::TempDir, Run) {
+    let dir = tempfile::tempdir().unwrap();
+    let c = campaign(dir.path(), buggy, |t| t);
+    let kill = plugin("kill_primary_mid_write");
+    let run = run_campaign(
+        dir.path(),
+        &c,
+        &["--plugin", kill.to_str().unwrap(), "--cycles", "20"],
+    );
+    (dir, run)
+}
+
 /// Issue 2: the correct reference system passes 20 kill cycles.
 #[test]
 fn correct_system_passes_kill_primary() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = campaign(dir.path(), false, |t| t);
-    let kill = plugin("kill_primary_mid_write");
-    let run = chaos(
-        dir.path(),
-        &[
-            "run",
-            "--campaign",
-            c.to_str().unwrap(),
-            "--plugin",
-            kill.to_str().unwrap(),
-            "--cycles",
-            "20",
-        ],
-    );
+    let (_dir, run) = kill_campaign(false);
     assert_eq!(
         run.code, 0,
         "stdout:\n{}\nstderr:\n{}",
@@ -56,21 +55,7 @@ fn correct_system_passes_kill_primary() {
 /// lost ids named.
 #[test]
 fn buggy_system_is_caught_with_lost_ids() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = campaign(dir.path(), true, |t| t);
-    let kill = plugin("kill_primary_mid_write");
-    let run = chaos(
-        dir.path(),
-        &[
-            "run",
-            "--campaign",
-            c.to_str().unwrap(),
-            "--plugin",
-            kill.to_str().unwrap(),
-            "--cycles",
-            "20",
-        ],
-    );
+    let (_dir, run) = kill_campaign(true);
     assert_eq!(
         run.code, 1,
         "stdout:\n{}\nstderr:\n{}",

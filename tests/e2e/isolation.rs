@@ -9,18 +9,7 @@ fn fifty_cycles_are_isolated() {
     let c = campaign(dir.path(), false, |t| {
         t.replace("settle_ms = 1000", "settle_ms = 100")
     });
-    let run = chaos(
-        dir.path(),
-        &[
-            "run",
-            "--campaign",
-            c.to_str().unwrap(),
-            "--cycles",
-            "50",
-            "--writes",
-            "20",
-        ],
-    );
+    let run = run_campaign(dir.path(), &c, &["--cycles", "50", "--writes", "20"]);
     assert_eq!(
         run.code, 0,
         "stdout:\n{}\nstderr:\n{}",
@@ -79,18 +68,7 @@ fn campaign_reusing_data_dirs_is_refused() {
         .replace("settle_ms = 1000", "settle_ms = 50")
     });
     // The campaign lacks {data_dir}: refused before anything runs.
-    let run = chaos(
-        dir.path(),
-        &[
-            "run",
-            "--campaign",
-            c.to_str().unwrap(),
-            "--cycles",
-            "2",
-            "--writes",
-            "5",
-        ],
-    );
+    let run = run_campaign(dir.path(), &c, &["--cycles", "2", "--writes", "5"]);
     assert_eq!(run.code, 2);
     assert!(
         run.stderr.contains("no {data_dir} placeholder"),

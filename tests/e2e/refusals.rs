@@ -9,17 +9,10 @@ fn ungranted_capability_is_refused_before_the_run() {
         t.replace("kill_primary_mid_write = [\"signal\"]", "")
     });
     let kill = plugin("kill_primary_mid_write");
-    let run = chaos(
+    let run = run_campaign(
         dir.path(),
-        &[
-            "run",
-            "--campaign",
-            c.to_str().unwrap(),
-            "--plugin",
-            kill.to_str().unwrap(),
-            "--cycles",
-            "1",
-        ],
+        &c,
+        &["--plugin", kill.to_str().unwrap(), "--cycles", "1"],
     );
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
@@ -36,12 +29,10 @@ fn ungranted_capability_is_refused_before_the_run() {
     assert!(!run.out.join("cycles.jsonl").exists(), "no cycle may run");
 
     // The same grant on the command line lets it run.
-    let run = chaos(
+    let run = run_campaign(
         dir.path(),
+        &c,
         &[
-            "run",
-            "--campaign",
-            c.to_str().unwrap(),
             "--plugin",
             kill.to_str().unwrap(),
             "--cycles",
@@ -67,10 +58,7 @@ fn bad_campaign_names_file_and_field() {
         (("[burst]", "[burst]\nwritez = 1"), "unknown field `writez`"),
     ] {
         let c = campaign(dir.path(), false, |t| t.replace(edit.0, edit.1));
-        let run = chaos(
-            dir.path(),
-            &["run", "--campaign", c.to_str().unwrap(), "--cycles", "1"],
-        );
+        let run = run_campaign(dir.path(), &c, &["--cycles", "1"]);
         assert_eq!(run.code, 2, "{expect}: {}", run.stderr);
         assert!(
             run.stderr.contains(expect),
@@ -94,10 +82,7 @@ fn node_that_never_becomes_ready_is_reported_with_its_log() {
             &t[end..]
         )
     });
-    let run = chaos(
-        dir.path(),
-        &["run", "--campaign", c.to_str().unwrap(), "--cycles", "1"],
-    );
+    let run = run_campaign(dir.path(), &c, &["--cycles", "1"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr
@@ -119,16 +104,7 @@ fn non_component_plugin_is_refused() {
     let c = campaign(dir.path(), false, |t| t);
     let bogus = dir.path().join("bogus.wasm");
     std::fs::write(&bogus, b"not wasm").unwrap();
-    let run = chaos(
-        dir.path(),
-        &[
-            "run",
-            "--campaign",
-            c.to_str().unwrap(),
-            "--plugin",
-            bogus.to_str().unwrap(),
-        ],
-    );
+    let run = run_campaign(dir.path(), &c, &["--plugin", bogus.to_str().unwrap()]);
     assert_eq!(run.code, 2);
     assert!(
         run.stderr

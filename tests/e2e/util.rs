@@ -97,6 +97,13 @@ pub fn chaos(dir: &Path, args: &[&str]) -> Run {
     run
 }
 
+/// `chaos-host run --campaign CAMPAIGN EXTRA...`, as [`chaos`].
+pub fn run_campaign(dir: &Path, campaign: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["run", "--campaign", campaign.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    chaos(dir, &args)
+}
+
 /// Pids of processes whose command line mentions `dir` (every node's data
 /// dir is under it).
 pub fn processes_mentioning(dir: &Path) -> Vec<(u32, String)> {

@@ -31,6 +31,11 @@ impl Replicator {
         }
     }
 
+    /// Nodes (this one included) that must hold a write before it is acked.
+    pub fn quorum(&self) -> usize {
+        self.quorum
+    }
+
     /// Send `record` to every peer; returns how many nodes hold it (this one
     /// included) once `quorum` is reached or the timeout passes.
     pub async fn fan_out(&self, record: &Record) -> usize {
@@ -125,11 +130,5 @@ pub async fn catch_up(state: State, peers: Vec<String>, every: Duration) {
                 *cursor = entry.seq;
             }
         }
-    }
-}
-
-impl Replicator {
-    pub fn quorum(&self) -> usize {
-        self.quorum
     }
 }

@@ -83,7 +83,7 @@ async fn write(
         );
     }
     let acks = s.replicator.fan_out(&record).await;
-    if acks >= s.replicator_quorum() {
+    if acks >= s.replicator.quorum() {
         (
             StatusCode::CREATED,
             Json(json!({ "id": record.id, "acks": acks })),
@@ -93,12 +93,6 @@ async fn write(
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "error": "quorum not met", "id": record.id, "acks": acks })),
         )
-    }
-}
-
-impl Inner {
-    fn replicator_quorum(&self) -> usize {
-        self.replicator.quorum()
     }
 }
 
