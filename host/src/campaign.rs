@@ -14,6 +14,10 @@ pub const PLACEHOLDERS: &[(&str, &str)] = &[
     ("index", "the node's index, 0-based"),
     ("port", "the node's port, chosen free per cycle"),
     (
+        "host",
+        "the address the node listens on: 127.0.0.1, or its own address in network.mode = \"netns\"",
+    ),
+    (
         "peers",
         "the other nodes, each rendered with system.peer_url, joined by system.peer_separator",
     ),
@@ -43,6 +47,29 @@ pub struct CampaignFile {
     /// Parameters per plugin name, checked against the plugin's `describe()`.
     #[serde(default)]
     pub params: BTreeMap<String, BTreeMap<String, toml::Value>>,
+    #[serde(default)]
+    pub network: Network,
+    #[serde(default)]
+    pub clock: Clock,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// How nodes reach each other, and so how partitions are made:
+    /// "loopback" (no partitions), "proxy" (no privileges) or "netns" (root).
+    #[serde(default)]
+    pub mode: crate::net::Mode,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Clock {
+    /// A URL where a node reports its wall clock, to verify clock skews.
+    pub probe_url: Option<String>,
+    /// JSON pointer to the node's Unix time in ms in the probe's answer.
+    #[serde(default = "default_clock_pointer")]
+    pub probe_pointer: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +178,9 @@ impl Default for Settings {
     }
 }
 
+fn default_clock_pointer() -> String {
+    "/unix_ms".into()
+}
 fn default_name() -> String {
     "system under test".into()
 }
@@ -203,6 +233,31 @@ pub struct Campaign {
 }
 
 impl Campaign {
+    /// Check that the templates work under network `mode` (which the
+    /// command line may override).
+    pub fn check_mode(&self, mode: crate::net::Mode) -> anyhow::Result<()> {
+        if mode != crate::net::Mode::Netns {
+            return Ok(());
+        }
+        let s = &self.file.system;
+        if !s
+            .command
+            .iter()
+            .chain(s.env.values())
+            .any(|t| t.contains("{host}"))
+        {
+            bail!(
+                "system.command: network.mode = \"netns\" gives each node its own address, but the command has no {{host}} placeholder to listen on it (e.g. \"--listen\", \"{{host}}:{{port}}\")"
+            );
+        }
+        if s.nodes > 1 && !s.peer_url.contains("{host}") {
+            bail!(
+                "system.peer_url: network.mode = \"netns\" needs {{host}} in the peer URL (e.g. \"http://{{host}}:{{port}}\"), or peers cannot reach each other"
+            );
+        }
+        Ok(())
+    }
+
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading campaign {}", path.display()))?;
@@ -256,28 +311,32 @@ impl Campaign {
         })?;
 
         // Every template may only use known placeholders.
-        let node_keys = &["index", "port", "peers", "data_dir", "namespace", "cycle"];
+        let node_keys = &[
+            "index",
+            "port",
+            "host",
+            "peers",
+            "data_dir",
+            "namespace",
+            "cycle",
+        ];
         for (i, arg) in s.command.iter().enumerate() {
             check_template(&format!("system.command[{i}]"), arg, node_keys)?;
         }
         for (k, v) in &s.env {
             check_template(&format!("system.env.{k}"), v, node_keys)?;
         }
-        check_template("system.peer_url", &s.peer_url, &["port", "index"])?;
-        check_template(
-            "ready.url",
-            &file.ready.url,
-            &["port", "index", "namespace", "cycle"],
-        )?;
-        check_template(
-            "read.url",
-            &file.read.url,
-            &["port", "index", "namespace", "cycle"],
-        )?;
+        check_template("system.peer_url", &s.peer_url, &["port", "index", "host"])?;
+        let client_keys = &["port", "index", "host", "namespace", "cycle"];
+        check_template("ready.url", &file.ready.url, client_keys)?;
+        check_template("read.url", &file.read.url, client_keys)?;
+        if let Some(u) = &file.clock.probe_url {
+            check_template("clock.probe_url", u, client_keys)?;
+        }
         check_template(
             "write.url",
             &file.write.url,
-            &["port", "index", "namespace", "cycle", "id"],
+            &["port", "index", "host", "namespace", "cycle", "id"],
         )?;
         let mut body_strings = Vec::new();
         collect_strings(&file.write.body, &mut body_strings);

@@ -14,9 +14,11 @@
 //! cycle with a reason and the campaign goes on.
 
 use crate::campaign::Campaign;
-use crate::effects::Effects;
-use crate::lifecycle::{Cluster, Node};
+use crate::effects::{Effects, Scope};
+use crate::journal::Journal;
+use crate::lifecycle::{Cluster, Node, Placement};
 use crate::metrics::{Counts, CycleRecord, Latency, NodeRecord, Status, check_unit, ratio};
+use crate::net::Network;
 use crate::plugin::{AssertionVerdict, Loaded, bindings_types as types};
 use crate::workload::{self, Outcome, Progress};
 use anyhow::Context;
@@ -37,6 +39,10 @@ pub struct Cycle<'a> {
     pub run_id: &'a str,
     pub writes: u32,
     pub settle: Duration,
+    pub network: &'a Network,
+    pub journal: &'a Arc<Journal>,
+    /// libfaketime, preloaded into nodes when the fault skews clocks.
+    pub faketime: Option<&'a Path>,
 }
 
 impl Cycle<'_> {
@@ -45,7 +51,12 @@ impl Cycle<'_> {
         let mut phases = BTreeMap::new();
         let namespace = format!("chaos-{}-{}-c{cycle}", self.run_id, self.class);
         let t = Instant::now();
-        let mut cluster = Cluster::start(c, dir, cycle, &namespace, self.http)
+        let place = Placement {
+            network: self.network,
+            journal: self.journal,
+            faketime: self.faketime,
+        };
+        let mut cluster = Cluster::start(c, dir, cycle, &namespace, self.http, place)
             .await
             .with_context(|| format!("cycle {cycle} of {}", self.class))?;
         phases.insert("start", t.elapsed().as_millis() as u64);
@@ -80,7 +91,14 @@ impl Cycle<'_> {
         );
         let (progress_tx, progress_rx) = watch::channel(Progress::default());
         let started = Instant::now();
-        let effects = Effects::new(cluster.nodes.clone(), started, progress_rx);
+        let scope = Scope {
+            nodes: cluster.nodes.clone(),
+            net: cluster.net.clone(),
+            journal: self.journal.clone(),
+            http: self.http.clone(),
+            clock: cluster.clock.clone(),
+        };
+        let effects = Effects::new(scope, started, progress_rx);
         let cycle_info = types::CycleInfo {
             cycle,
             seed,
@@ -111,7 +129,7 @@ impl Cycle<'_> {
         let burst = workload::burst(c, self.http, target, progress_tx, started);
         let (burst, fault_result) = tokio::join!(burst, fault_call);
         // Heal: whatever the plugin did or failed to do.
-        effects.revert_all();
+        effects.revert_all().await;
         phases.insert("burst", burst.elapsed.as_millis() as u64);
         phases.insert("fault", started.elapsed().as_millis() as u64);
 
@@ -131,12 +149,28 @@ impl Cycle<'_> {
         let effect_records = effects.records();
         if self.fault.is_some() && status == Status::Pass {
             let took = effect_records.iter().any(|e| e.verified && e.during_burst);
-            if !took {
+            let simulated: Vec<&str> = effect_records
+                .iter()
+                .filter(|e| e.simulated)
+                .map(|e| e.evidence.as_str())
+                .collect();
+            if !simulated.is_empty() {
+                // Never a pass of a real fault: the effect was only recorded.
+                status = Status::Simulated;
+                reasons.extend(simulated.iter().map(|e| format!("simulated: {e}")));
+            } else if !took {
                 status = Status::Ineffective;
                 reasons.push(if effect_records.is_empty() {
                     "the fault requested no effect".to_string()
                 } else {
-                    "no effect was verified while the burst ran".to_string()
+                    let seen: Vec<String> = effect_records
+                        .iter()
+                        .map(|e| format!("{} {}: {}", e.kind, e.detail, e.evidence))
+                        .collect();
+                    format!(
+                        "no effect was verified while the burst ran ({})",
+                        seen.join("; ")
+                    )
                 });
             }
         }
@@ -255,7 +289,9 @@ impl Cycle<'_> {
                         }
                     }
                     match (v.outcome, status) {
-                        ("fail", Status::Pass | Status::Unknown) => status = Status::Fail,
+                        ("fail", Status::Pass | Status::Unknown | Status::Simulated) => {
+                            status = Status::Fail
+                        }
                         ("unknown", Status::Pass) => status = Status::Unknown,
                         _ => {}
                     }

@@ -7,8 +7,10 @@ mod campaign;
 mod cli;
 mod cycle;
 mod effects;
+mod journal;
 mod lifecycle;
 mod metrics;
+mod net;
 mod plugin;
 mod report;
 mod run;
@@ -54,6 +56,17 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             print!("{}", report::table(&summary));
             println!("results: {}", plan.out.display());
             Ok(summary.pass)
+        }
+        Command::Cleanup => {
+            let dir = journal::state_dir();
+            let actions = journal::recover(&dir)?;
+            if actions.is_empty() {
+                println!("nothing to clean up (journals in {})", dir.display());
+            }
+            for a in actions {
+                println!("{a}");
+            }
+            Ok(true)
         }
         Command::Inspect(args) => {
             let runtime = plugin::Runtime::new()?;

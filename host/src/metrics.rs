@@ -19,6 +19,9 @@ pub enum Status {
     Unknown,
     /// A plugin trapped, timed out or returned an error.
     Error,
+    /// The fault could not be applied to this target and was only recorded
+    /// (e.g. a clock skew on a static binary): never a pass.
+    Simulated,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -152,6 +155,7 @@ pub struct ClassSummary {
     pub ineffective_cycles: u32,
     pub unknown_cycles: u32,
     pub error_cycles: u32,
+    pub simulated_cycles: u32,
     pub pass: bool,
     pub reasons: Vec<String>,
 }
@@ -172,6 +176,7 @@ impl ClassSummary {
             ineffective_cycles: 0,
             unknown_cycles: 0,
             error_cycles: 0,
+            simulated_cycles: 0,
             pass: false,
             reasons: vec![],
         }
@@ -192,6 +197,7 @@ impl ClassSummary {
             Status::Ineffective => self.ineffective_cycles += 1,
             Status::Unknown => self.unknown_cycles += 1,
             Status::Error => self.error_cycles += 1,
+            Status::Simulated => self.simulated_cycles += 1,
         }
         self.convergence_bound = ratio("convergence_bound", self.acked_everywhere, self.counts.ok)?;
         Ok(())
@@ -218,6 +224,10 @@ impl ClassSummary {
             ),
             (self.unknown_cycles, "cycle(s) an assertion could not judge"),
             (self.error_cycles, "cycle(s) where a plugin failed"),
+            (
+                self.simulated_cycles,
+                "cycle(s) where the fault was only simulated (not applied)",
+            ),
         ] {
             if n > 0 {
                 reasons.push(format!("{n} {what}"));

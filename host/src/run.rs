@@ -7,12 +7,15 @@
 
 use crate::campaign::Campaign;
 use crate::cycle::Cycle;
+use crate::journal::{self, Journal};
 use crate::metrics::{ClassSummary, CycleRecord, Status};
+use crate::net::{Mode, Network};
 use crate::plugin::{Grants, Loaded, Runtime};
 use anyhow::{Context, bail};
 use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A validated run: the campaign plus everything the command line changed.
@@ -25,6 +28,7 @@ pub struct Plan {
     pub settle: Duration,
     pub seed: u64,
     pub out: PathBuf,
+    pub net: crate::net::Mode,
 }
 
 #[derive(Serialize)]
@@ -38,6 +42,7 @@ pub struct Summary {
     pub cycles_per_class: u32,
     pub writes_per_cycle: u32,
     pub wall_ms: u64,
+    pub network: &'static str,
     pub classes: Vec<ClassSummary>,
 }
 
@@ -94,8 +99,69 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
     if assertions.is_empty() {
         tracing::warn!("no assertion plugin: only the host's convergence bound judges the cycles");
     }
+    for f in &faults {
+        if f.meta.capabilities.contains(&"partition") && plan.net == Mode::Loopback {
+            bail!(
+                "plugin {}: it partitions the network, but this campaign runs nodes on plain loopback where traffic cannot be cut; set network.mode = \"proxy\" (no privileges) or \"netns\" (root) in the campaign, or pass --net proxy",
+                f.meta.name
+            );
+        }
+    }
+    // Whatever a killed earlier run left behind is undone before we start.
+    let state = journal::state_dir();
+    for line in journal::recover(&state)? {
+        eprintln!("chaos-host: cleanup of an earlier run: {line}");
+    }
     std::fs::create_dir_all(&plan.out)
         .with_context(|| format!("creating --out {}", plan.out.display()))?;
+    let run_id = format!(
+        "{:06x}",
+        splitmix(plan.seed ^ std::process::id() as u64 ^ now_nanos()) & 0xff_ffff
+    );
+    let journal = Arc::new(Journal::create(&state, &run_id)?);
+    let network = match Network::create(
+        plan.net,
+        plan.campaign.file.system.nodes,
+        &run_id,
+        journal.clone(),
+    )
+    .await
+    {
+        Ok(n) => n,
+        Err(e) => {
+            close_journal(journal);
+            return Err(e);
+        }
+    };
+    let result = run_classes(plan, &faults, &assertions, &run_id, &network, &journal).await;
+    network.destroy().await;
+    drop(network);
+    close_journal(journal);
+    result
+}
+
+fn close_journal(journal: Arc<Journal>) {
+    match Arc::try_unwrap(journal) {
+        Ok(j) => {
+            for line in j.close() {
+                tracing::warn!("undone at the end of the run: {line}");
+            }
+        }
+        Err(j) => tracing::warn!(
+            "journal {} still in use; left for `chaos-host cleanup`",
+            j.path().display()
+        ),
+    }
+}
+
+async fn run_classes(
+    plan: &Plan,
+    faults: &[Loaded],
+    assertions: &[Loaded],
+    run_id: &str,
+    network: &Network,
+    journal: &Arc<Journal>,
+) -> anyhow::Result<Summary> {
     let jsonl_path = plan.out.join("cycles.jsonl");
     let mut jsonl = std::fs::File::create(&jsonl_path)
         .with_context(|| format!("creating {}", jsonl_path.display()))?;
@@ -107,16 +173,13 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
         .no_proxy()
         .pool_max_idle_per_host(plan.campaign.file.burst.concurrency as usize)
         .build()?;
-    let run_id = format!(
-        "{:06x}",
-        splitmix(plan.seed ^ std::process::id() as u64 ^ now_nanos()) & 0xff_ffff
-    );
     let threshold = plan.campaign.file.campaign.threshold;
     eprintln!(
-        "chaos-host: campaign {} on {} ({} nodes), seed {} (replay with --seed {}), run {run_id}",
+        "chaos-host: campaign {} on {} ({} nodes, network {}), seed {} (replay with --seed {}), run {run_id}",
         plan.campaign.path.display(),
         plan.campaign.file.system.name,
         plan.campaign.file.system.nodes,
+        plan.net.as_str(),
         plan.seed,
         plan.seed
     );
@@ -126,19 +189,29 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
     } else {
         faults.iter().map(Some).collect()
     };
+    let libfaketime = crate::effects::clock::libfaketime();
     let mut summaries = Vec::new();
     for (class_index, fault) in classes.into_iter().enumerate() {
         let class = fault.map_or("none".to_string(), |f| f.meta.name.clone());
         let mut summary = ClassSummary::new(&class, fault.map(|f| f.meta.label()), threshold);
+        let skews = fault.is_some_and(|f| f.meta.capabilities.contains(&"clock"));
+        if skews && libfaketime.is_none() {
+            tracing::warn!(
+                "{class} skews clocks but libfaketime is not installed (Debian: apt-get install libfaketime): its cycles will be reported simulated"
+            );
+        }
         let cycle = Cycle {
             campaign: &plan.campaign,
             http: &http,
             fault,
-            assertions: &assertions,
+            assertions,
             class: &class,
-            run_id: &run_id,
+            run_id,
             writes: plan.writes,
             settle: plan.settle,
+            network,
+            journal,
+            faketime: libfaketime.as_deref().filter(|_| skews),
         };
         for n in 1..=plan.cycles {
             let seed = splitmix(plan.seed ^ ((class_index as u64) << 32) ^ n as u64);
@@ -147,7 +220,8 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
             let record = tokio::select! {
                 r = cycle.step(n, seed, &dir) => r?,
                 sig = shutdown_signal() => {
-                    // Dropping the step killed its nodes and undid its effects.
+                    // Dropping the step killed its nodes and undid its effects;
+                    // the caller removes the network.
                     let _ = std::fs::remove_dir_all(&work);
                     bail!("interrupted by {sig} during cycle {n} of {class}; nodes killed and reaped, effects undone");
                 }
@@ -169,11 +243,12 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
         campaign: plan.campaign.path.display().to_string(),
         system: plan.campaign.file.system.name.clone(),
         seed: plan.seed,
-        run_id,
+        run_id: run_id.to_string(),
         threshold,
         cycles_per_class: plan.cycles,
         writes_per_cycle: plan.writes,
         wall_ms: started.elapsed().as_millis() as u64,
+        network: plan.net.as_str(),
         classes: summaries,
     };
     write_atomic(

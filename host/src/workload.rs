@@ -97,6 +97,7 @@ pub async fn burst(
                     .with("namespace", namespace.as_str())
                     .with("cycle", cycle.as_str())
                     .with("port", port.to_string())
+                    .with("host", "127.0.0.1")
                     .with("index", "0");
                 let req = http
                     .request(method.clone(), vars.render(&url_t))
@@ -172,6 +173,7 @@ pub async fn read_ids(
     let r = &campaign.file.read;
     let url = Vars::default()
         .with("port", port.to_string())
+        .with("host", "127.0.0.1")
         .with("index", index.to_string())
         .with("namespace", namespace)
         .with("cycle", cycle.to_string())

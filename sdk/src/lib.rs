@@ -127,6 +127,12 @@ pub trait Params {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     }
+    /// Parameter `name` as a signed integer, or `default`.
+    fn param_i64(&self, name: &str, default: i64) -> i64 {
+        self.param(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
     /// Parameter `name` as a float, or `default` when absent or malformed.
     fn param_f64(&self, name: &str, default: f64) -> f64 {
         self.param(name)
@@ -202,5 +208,39 @@ pub mod host {
     /// Shift node `node`'s wall clock by `offset_ms` for `ms` (needs `clock`).
     pub fn clock_offset(node: u32, offset_ms: i64, ms: u32) -> Result<(), String> {
         raw::clock_offset(node, offset_ms, ms)
+    }
+}
+
+/// Grudges for [`host::partition`]: for each node, the nodes whose traffic
+/// it drops.
+pub mod grudge {
+    /// Cut `node` off from every other of `nodes` nodes, both directions.
+    pub fn isolate(node: u32, nodes: u32) -> Vec<Vec<u32>> {
+        (0..nodes)
+            .map(|i| {
+                if i == node {
+                    (0..nodes).filter(|&j| j != node).collect()
+                } else {
+                    vec![node]
+                }
+            })
+            .collect()
+    }
+
+    /// Split the cluster into `side` and the rest, both directions.
+    pub fn split(side: &[u32], nodes: u32) -> Vec<Vec<u32>> {
+        (0..nodes)
+            .map(|i| {
+                let mine = side.contains(&i);
+                (0..nodes).filter(|j| side.contains(j) != mine).collect()
+            })
+            .collect()
+    }
+
+    /// Only `to` drops traffic from `from` (an asymmetric cut).
+    pub fn one_way(from: u32, to: u32, nodes: u32) -> Vec<Vec<u32>> {
+        (0..nodes)
+            .map(|i| if i == to { vec![from] } else { vec![] })
+            .collect()
     }
 }

@@ -24,6 +24,9 @@ pub enum Command {
     Run(RunArgs),
     /// Print what a plugin says about itself, its contract and its sha256.
     Inspect(InspectArgs),
+    /// Undo what killed chaos-host runs left behind: node processes,
+    /// stopped processes, nftables tables, network namespaces.
+    Cleanup,
 }
 
 #[derive(Args, Debug)]
@@ -46,6 +49,11 @@ pub struct RunArgs {
     /// Settle time after the burst, ms (overrides burst.settle_ms).
     #[arg(long)]
     pub settle_ms: Option<u64>,
+    /// Network between nodes (overrides network.mode): loopback, proxy
+    /// (partitions without privileges) or netns (partitions with nftables;
+    /// root).
+    #[arg(long, value_enum)]
+    pub net: Option<crate::net::Mode>,
     /// Campaign seed; replays the same plugin decisions.
     #[arg(long)]
     pub seed: Option<u64>,

@@ -42,7 +42,16 @@ impl RunArgs {
             .seed
             .or(campaign.file.campaign.seed)
             .unwrap_or_else(|| crate::run::splitmix(crate::run::now_nanos()));
+        let net = self.net.unwrap_or(campaign.file.network.mode);
+        campaign.check_mode(net).with_context(|| {
+            format!(
+                "campaign {} in network mode {}",
+                campaign.path.display(),
+                net.as_str()
+            )
+        })?;
         Ok(Plan {
+            net,
             campaign,
             plugins: self.plugin,
             allow,

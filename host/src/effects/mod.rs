@@ -1,27 +1,40 @@
 //! Effects are leases the host owns.
 //!
-//! A plugin asks for an effect on a node index; the host applies it, verifies
-//! it took hold, records its exact start and end on the monotonic clock, and
-//! undoes it when the lease ends or the cycle ends, whichever comes first.
-//! Rollback never depends on plugin code. Plugins name nodes of the current
-//! campaign only, never pids.
+//! A plugin asks for an effect on node indexes; the host journals it, applies
+//! it, verifies it took hold, records its exact start and end on the
+//! monotonic clock, and undoes it when the lease ends or the cycle ends,
+//! whichever comes first. Rollback never depends on plugin code. Plugins name
+//! nodes of the current campaign only, never pids, addresses or rules.
+//!
+//! One file per mechanism: [`signal`] (kill/term), [`pause`] (SIGSTOP),
+//! [`partition`] (grudges over the campaign's network), [`clock`]
+//! (libfaketime).
 
+pub mod clock;
+mod partition;
 mod pause;
 mod signal;
 
+use crate::journal::Journal;
 use crate::lifecycle::Node;
+use crate::net::CycleNet;
 use crate::workload::Progress;
 use serde::Serialize;
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// One effect as it happened, for the cycle record.
 #[derive(Clone, Debug, Serialize)]
 pub struct EffectRecord {
+    /// "signal", "pause", "partition" or "clock".
     pub kind: &'static str,
+    /// The node it targets (for a partition, the first node of the grudge
+    /// that drops traffic).
     pub node: u32,
-    /// e.g. "SIGKILL", "SIGSTOP for 500 ms".
+    /// e.g. "SIGKILL", "SIGSTOP for 500 ms", "grudge [[1,2],[0],[0]]".
     pub detail: String,
     /// Requested lease length, for effects that have one.
     pub requested_ms: Option<u64>,
@@ -30,33 +43,70 @@ pub struct EffectRecord {
     pub end_us: Option<u64>,
     /// The host saw the effect take hold.
     pub verified: bool,
-    /// What the host saw (process state, exit status).
+    /// The effect could not be applied to this target and was only recorded.
+    pub simulated: bool,
+    /// What the host saw (process state, exit status, counters, probes).
     pub evidence: String,
     /// Applied while writes were still being issued.
     pub during_burst: bool,
 }
 
+/// A clock probe: where a node tells its wall clock.
+#[derive(Clone, Debug)]
+pub struct ClockProbe {
+    pub url: String,
+    pub pointer: String,
+}
+
+/// The clock plumbing of one cycle: each node's libfaketime timestamp file.
+#[derive(Clone, Debug)]
+pub struct ClockSetup {
+    pub files: Vec<Option<PathBuf>>,
+    pub probe: Option<ClockProbe>,
+}
+
 /// The effects of one cycle.
 pub struct Effects {
     nodes: Vec<Arc<Node>>,
+    net: Arc<CycleNet>,
+    journal: Arc<Journal>,
+    http: reqwest::Client,
+    clock: Option<ClockSetup>,
     started: Instant,
     progress: watch::Receiver<Progress>,
     records: Mutex<Vec<EffectRecord>>,
     timers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Lease ends a timer started; never aborted, awaited by `revert_all`.
+    ending: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Journal entry per open lease.
+    journaled: Mutex<HashMap<usize, u64>>,
+    clock_files: Mutex<HashMap<usize, PathBuf>>,
+}
+
+/// What an effect needs from its cycle.
+pub struct Scope {
+    pub nodes: Vec<Arc<Node>>,
+    pub net: Arc<CycleNet>,
+    pub journal: Arc<Journal>,
+    pub http: reqwest::Client,
+    pub clock: Option<ClockSetup>,
 }
 
 impl Effects {
-    pub fn new(
-        nodes: Vec<Arc<Node>>,
-        started: Instant,
-        progress: watch::Receiver<Progress>,
-    ) -> Arc<Self> {
+    pub fn new(scope: Scope, started: Instant, progress: watch::Receiver<Progress>) -> Arc<Self> {
         Arc::new(Self {
-            nodes,
+            nodes: scope.nodes,
+            net: scope.net,
+            journal: scope.journal,
+            http: scope.http,
+            clock: scope.clock,
             started,
             progress,
             records: Mutex::new(Vec::new()),
             timers: Mutex::new(Vec::new()),
+            ending: Mutex::new(Vec::new()),
+            journaled: Mutex::new(HashMap::new()),
+            clock_files: Mutex::new(HashMap::new()),
         })
     }
 
@@ -103,9 +153,53 @@ impl Effects {
         }
     }
 
+    fn journal_lease(&self, slot: usize, seq: u64) {
+        self.journaled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(slot, seq);
+    }
+
+    fn journal_done(&self, slot: usize) {
+        let seq = self
+            .journaled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&slot);
+        if let Some(seq) = seq {
+            self.journal.done(seq);
+        }
+    }
+
+    /// End lease `slot` when `ms` have passed since `start_us`.
+    fn schedule_end(self: &Arc<Self>, slot: usize, start_us: u64, ms: u32) {
+        let me = Arc::downgrade(self);
+        let elapsed = Duration::from_micros(self.now_us().saturating_sub(start_us));
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(ms as u64).saturating_sub(elapsed);
+        let timer = tokio::spawn(async move {
+            tokio::time::sleep_until(deadline).await;
+            if let Some(effects) = me.upgrade() {
+                // Ending runs in its own task so aborting the timers (in
+                // revert_all) never cuts an undo in half.
+                let e = effects.clone();
+                let ending = tokio::spawn(async move { e.end_lease(slot).await });
+                effects
+                    .ending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(ending);
+            }
+        });
+        self.timers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(timer);
+    }
+
     /// Undo every effect still in force. Called when the fault plugin is done,
     /// fails or times out, and again before teardown.
-    pub fn revert_all(&self) {
+    pub async fn revert_all(&self) {
         for t in self
             .timers
             .lock()
@@ -114,37 +208,70 @@ impl Effects {
         {
             t.abort();
         }
-        let open: Vec<usize> = self
-            .records
+        for i in self.open_leases() {
+            self.end_lease(i).await;
+        }
+        let ending: Vec<_> = self
+            .ending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
+        for e in ending {
+            let _ = e.await;
+        }
+    }
+
+    fn open_leases(&self) -> Vec<usize> {
+        self.records
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .enumerate()
             .filter(|(_, r)| r.end_us.is_none() && r.requested_ms.is_some())
             .map(|(i, _)| i)
-            .collect();
-        for i in open {
-            self.end_lease(i);
-        }
+            .collect()
     }
 
-    /// End lease `index` now (idempotent).
-    fn end_lease(&self, index: usize) {
-        let Some(rec) = self.records().get(index).cloned() else {
+    /// End lease `slot` now (idempotent).
+    async fn end_lease(&self, slot: usize) {
+        let Some(rec) = self.records().get(slot).cloned() else {
             return;
         };
         if rec.end_us.is_some() {
             return;
         }
-        if rec.kind == "pause" {
-            let evidence = pause::resume(&self.nodes[rec.node as usize]);
-            let end = self.now_us();
-            self.update(index, |r| {
+        // Claim the lease first so a timer and revert_all never both end it.
+        let end = self.now_us();
+        let mut claimed = false;
+        self.update(slot, |r| {
+            if r.end_us.is_none() {
                 r.end_us = Some(end);
+                claimed = true;
+            }
+        });
+        if !claimed {
+            return;
+        }
+        let (evidence, verified) = match rec.kind {
+            "pause" => (pause::resume(&self.nodes[rec.node as usize]), None),
+            "partition" => {
+                let stats = self.net.heal().await;
+                (stats.detail, Some(stats.installed && stats.blocked > 0))
+            }
+            "clock" => (self.reset_clock(slot, rec.node).await, None),
+            _ => (String::new(), None),
+        };
+        self.journal_done(slot);
+        self.update(slot, |r| {
+            if let Some(v) = verified {
+                r.verified = r.verified && v;
+            }
+            if !evidence.is_empty() {
                 r.evidence.push_str("; ");
                 r.evidence.push_str(&evidence);
-            });
-        }
+            }
+        });
     }
 
     pub fn records(&self) -> Vec<EffectRecord> {
@@ -153,33 +280,42 @@ impl Effects {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
-
-    /// Partitions need the network mechanisms of a later release; refused
-    /// rather than faked.
-    pub fn partition(&self, grudge: &[Vec<u32>]) -> Result<(), String> {
-        for (i, row) in grudge.iter().enumerate() {
-            self.node(i as u32)?;
-            for &j in row {
-                self.node(j)?;
-            }
-        }
-        Err("partition: this chaos-host has no network mechanism (netns or proxy) yet; the fault cannot be applied".into())
-    }
-
-    /// Clock skew needs libfaketime plumbing of a later release; refused
-    /// rather than simulated silently.
-    pub fn clock_offset(&self, node: u32) -> Result<(), String> {
-        self.node(node)?;
-        Err(
-            "clock-offset: this chaos-host has no clock mechanism yet; the fault cannot be applied"
-                .into(),
-        )
-    }
 }
 
 impl Drop for Effects {
+    /// A cycle dropped mid-way (Ctrl-C) still undoes what can be undone
+    /// without waiting: stopped nodes continued, clocks reset, the grudge
+    /// lifted. The journal covers the rest.
     fn drop(&mut self) {
-        self.revert_all();
+        for t in self
+            .timers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            t.abort();
+        }
+        for slot in self.open_leases() {
+            let rec = self.records.lock().unwrap_or_else(|e| e.into_inner())[slot].clone();
+            match rec.kind {
+                "pause" => {
+                    pause::resume(&self.nodes[rec.node as usize]);
+                }
+                "clock" => {
+                    if let Some(f) = self
+                        .clock_files
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&slot)
+                    {
+                        let _ = clock::set_offset(&f, 0);
+                    }
+                }
+                "partition" => self.net.heal_now(),
+                _ => {}
+            }
+            self.journal_done(slot);
+        }
     }
 }
 

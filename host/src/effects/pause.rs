@@ -2,6 +2,7 @@
 //! process state `T` in /proc while the lease holds.
 
 use super::{EffectRecord, Effects, proc_state};
+use crate::journal::{Entry, start_time};
 use crate::lifecycle::Node;
 use nix::sys::signal::Signal;
 use std::sync::Arc;
@@ -17,9 +18,20 @@ impl Effects {
             return Err(format!("node {index} is not running; nothing to pause"));
         }
         let during_burst = self.burst_running();
+        // Journaled before the stop, so a SIGKILLed chaos-host's next run (or
+        // `chaos-host cleanup`) continues the process.
+        let seq = self
+            .journal
+            .record(Entry::Stopped {
+                pid: node.pid.as_raw(),
+                start: start_time(node.pid).unwrap_or(0),
+            })
+            .map_err(|e| format!("{e:#}"))?;
         let start_us = self.now_us();
-        node.signal(Signal::SIGSTOP)
-            .map_err(|e| format!("SIGSTOP to node {index}: {e}"))?;
+        if let Err(e) = node.signal(Signal::SIGSTOP) {
+            self.journal.done(seq);
+            return Err(format!("SIGSTOP to node {index}: {e}"));
+        }
         let mut state = proc_state(node.pid);
         let until = tokio::time::Instant::now() + STATE_DEADLINE;
         while state != Some('T') && tokio::time::Instant::now() < until {
@@ -40,22 +52,12 @@ impl Effects {
             start_us,
             end_us: None,
             verified,
+            simulated: false,
             evidence,
             during_burst,
         });
-        let me = Arc::downgrade(self);
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(ms as u64)
-            - Duration::from_micros(self.now_us().saturating_sub(start_us));
-        let timer = tokio::spawn(async move {
-            tokio::time::sleep_until(deadline).await;
-            if let Some(effects) = me.upgrade() {
-                effects.end_lease(slot);
-            }
-        });
-        self.timers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(timer);
+        self.journal_lease(slot, seq);
+        self.schedule_end(slot, start_us, ms);
         Ok(())
     }
 }

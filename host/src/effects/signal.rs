@@ -55,6 +55,7 @@ impl Effects {
             start_us,
             end_us: Some(end_us),
             verified,
+            simulated: false,
             evidence,
             during_burst,
         });

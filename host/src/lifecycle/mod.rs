@@ -6,63 +6,111 @@
 //! let a node hold its socket into the next cycle).
 
 mod node;
-mod ports;
+pub mod ports;
 mod ready;
 
 pub use node::Node;
 
 use crate::campaign::{Campaign, Vars};
+use crate::effects::{ClockProbe, ClockSetup};
+use crate::journal::Journal;
+use crate::net::{CycleNet, Network};
 use anyhow::Context;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The nodes of one cycle.
+/// The nodes of one cycle, and the network and clock plumbing they run on.
 pub struct Cluster {
     pub nodes: Vec<Arc<Node>>,
+    pub net: Arc<CycleNet>,
+    pub clock: Option<ClockSetup>,
 }
 
 /// How long teardown waits for a killed node's port to be free again.
 const PORT_RELEASE_DEADLINE: Duration = Duration::from_secs(5);
 
+/// What a cycle's nodes are started with.
+pub struct Placement<'a> {
+    pub network: &'a Network,
+    pub journal: &'a Arc<Journal>,
+    /// libfaketime, when the fault under test skews clocks.
+    pub faketime: Option<&'a Path>,
+}
+
 impl Cluster {
-    /// Choose ports, create fresh data dirs under `dir`, spawn every node and
-    /// wait until each answers its readiness probe. On any failure the nodes
-    /// already started are torn down before the error is returned.
+    /// Place the nodes on the network, create fresh data dirs under `dir`,
+    /// spawn every node and wait until each answers its readiness probe. On
+    /// any failure the nodes already started are torn down before the error
+    /// is returned.
     pub async fn start(
         campaign: &Campaign,
         dir: &Path,
         cycle: u32,
         namespace: &str,
         http: &reqwest::Client,
+        place: Placement<'_>,
     ) -> anyhow::Result<Self> {
         let sys = &campaign.file.system;
-        let ports = ports::choose(sys.nodes as usize)?;
-        let peer_url = |i: usize| {
-            Vars::default()
-                .with("port", ports[i].to_string())
-                .with("index", i.to_string())
-                .render(&sys.peer_url)
+        let net = Arc::new(place.network.cycle(sys.nodes as usize).await?);
+        let clock = place.faketime.map(|_| ClockSetup {
+            files: (0..sys.nodes)
+                .map(|i| Some(dir.join(format!("node-{i}.faketime"))))
+                .collect(),
+            probe: campaign.file.clock.probe_url.as_ref().map(|u| ClockProbe {
+                url: u.clone(),
+                pointer: campaign.file.clock.probe_pointer.clone(),
+            }),
+        });
+        let mut cluster = Cluster {
+            nodes: Vec::new(),
+            net: net.clone(),
+            clock: clock.clone(),
         };
-        let mut cluster = Cluster { nodes: Vec::new() };
-        for (i, &port) in ports.iter().enumerate() {
+        for (i, addr) in net.addrs.iter().enumerate() {
             let data_dir = dir.join(format!("node-{i}"));
             std::fs::create_dir_all(&data_dir)
                 .with_context(|| format!("creating {}", data_dir.display()))?;
-            let peers: Vec<String> = (0..ports.len()).filter(|&j| j != i).map(peer_url).collect();
+            let peers: Vec<String> = addr
+                .peers
+                .iter()
+                .enumerate()
+                .map(|(k, (host, port))| {
+                    let j = if k < i { k } else { k + 1 };
+                    Vars::default()
+                        .with("port", port.to_string())
+                        .with("host", host.as_str())
+                        .with("index", j.to_string())
+                        .render(&sys.peer_url)
+                })
+                .collect();
             let vars = Vars::default()
                 .with("index", i.to_string())
-                .with("port", port.to_string())
+                .with("port", addr.listen_port.to_string())
+                .with("host", addr.host.as_str())
                 .with("peers", peers.join(&sys.peer_separator))
                 .with("data_dir", data_dir.to_string_lossy().into_owned())
                 .with("namespace", namespace)
                 .with("cycle", cycle.to_string());
+            let mut extra_env = Vec::new();
+            if let (Some(lib), Some(c)) = (place.faketime, &clock)
+                && let Some(Some(file)) = c.files.get(i)
+            {
+                crate::effects::clock::set_offset(file, 0)
+                    .with_context(|| format!("creating {}", file.display()))?;
+                extra_env = crate::effects::clock::env(lib, file);
+            }
             let spawned = Node::spawn(
                 campaign,
-                i as u32,
-                port,
-                &vars,
-                &dir.join(format!("node-{i}.log")),
+                node::Spawn {
+                    index: i as u32,
+                    port: addr.client_port,
+                    vars: &vars,
+                    log_path: &dir.join(format!("node-{i}.log")),
+                    netns: net.netns_fd(i),
+                    env: extra_env,
+                    journal: place.journal.clone(),
+                },
             );
             match spawned {
                 Ok(node) => cluster.nodes.push(Arc::new(node)),
@@ -75,6 +123,7 @@ impl Cluster {
         let probes = cluster.nodes.iter().map(|n| {
             let url = Vars::default()
                 .with("port", n.port.to_string())
+                .with("host", "127.0.0.1")
                 .with("index", n.index.to_string())
                 .with("namespace", namespace)
                 .with("cycle", cycle.to_string())
@@ -101,8 +150,11 @@ impl Cluster {
         for node in &self.nodes {
             node.kill_and_reap().await;
         }
+        // Cut links and clocks go with the nodes.
+        self.net.heal_now();
         for node in &self.nodes {
-            ports::wait_free(node.port, PORT_RELEASE_DEADLINE)
+            self.net
+                .wait_free(node.index as usize, PORT_RELEASE_DEADLINE)
                 .await
                 .with_context(|| format!("node {} after teardown", node.index))?;
         }

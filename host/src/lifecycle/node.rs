@@ -1,48 +1,71 @@
 //! One node process: spawned in its own process group, killed as a group.
 
 use crate::campaign::{Campaign, Vars};
+use crate::journal::{Entry, Journal, start_time};
 use anyhow::Context;
+use nix::sched::{CloneFlags, setns};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::sync::Mutex;
 use tokio::process::{Child, Command};
 
 pub struct Node {
     pub index: u32,
+    /// Where chaos-host reaches the node on loopback.
     pub port: u16,
     /// Pid of the node's process, which leads its process group.
     pub pid: Pid,
     pub log_path: PathBuf,
     child: tokio::sync::Mutex<Child>,
     exit: Mutex<Option<ExitStatus>>,
+    journal: Arc<Journal>,
+    journal_seq: Option<u64>,
+}
+
+/// How to start one node.
+pub struct Spawn<'a> {
+    pub index: u32,
+    pub port: u16,
+    pub vars: &'a Vars<'a>,
+    pub log_path: &'a Path,
+    /// The network namespace to start it in.
+    pub netns: Option<BorrowedFd<'a>>,
+    /// Environment added by the host (e.g. libfaketime).
+    pub env: Vec<(String, String)>,
+    pub journal: Arc<Journal>,
 }
 
 impl Node {
-    pub fn spawn(
-        campaign: &Campaign,
-        index: u32,
-        port: u16,
-        vars: &Vars,
-        log_path: &Path,
-    ) -> anyhow::Result<Self> {
+    pub fn spawn(campaign: &Campaign, s: Spawn<'_>) -> anyhow::Result<Self> {
         let sys = &campaign.file.system;
-        let log = std::fs::File::create(log_path)
-            .with_context(|| format!("creating {}", log_path.display()))?;
+        let index = s.index;
+        let log = std::fs::File::create(s.log_path)
+            .with_context(|| format!("creating {}", s.log_path.display()))?;
         let mut cmd = Command::new(&campaign.program);
-        cmd.args(sys.command[1..].iter().map(|a| vars.render(a)))
-            .envs(sys.env.iter().map(|(k, v)| (k, vars.render(v))))
+        cmd.args(sys.command[1..].iter().map(|a| s.vars.render(a)))
+            .envs(sys.env.iter().map(|(k, v)| (k, s.vars.render(v))))
+            .envs(s.env)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .process_group(0)
             .kill_on_drop(true);
-        // If chaos-host dies, its nodes die with it rather than linger.
+        let netns = s.netns.map(|fd| fd.as_raw_fd());
         unsafe {
-            cmd.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+            cmd.pre_exec(move || {
+                // If chaos-host dies, its nodes die with it rather than linger.
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+                if let Some(fd) = netns {
+                    // The fd stays open in the parent until spawn returns.
+                    let fd = BorrowedFd::borrow_raw(fd);
+                    setns(fd, CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
+                }
+                Ok(())
             });
         }
         let child = cmd.spawn().with_context(|| {
@@ -52,13 +75,24 @@ impl Node {
             )
         })?;
         let pid = Pid::from_raw(child.id().context("spawned node has no pid")? as i32);
+        // Journaled right after spawn (the pid is not known before); until
+        // then pdeathsig covers a chaos-host that dies.
+        let journal_seq = s
+            .journal
+            .record(Entry::Group {
+                pgid: pid.as_raw(),
+                start: start_time(pid).unwrap_or(0),
+            })
+            .ok();
         Ok(Self {
             index,
-            port,
+            port: s.port,
             pid,
-            log_path: log_path.to_path_buf(),
+            log_path: s.log_path.to_path_buf(),
             child: tokio::sync::Mutex::new(child),
             exit: Mutex::new(None),
+            journal: s.journal,
+            journal_seq,
         })
     }
 
@@ -94,6 +128,10 @@ impl Node {
         // ESRCH means the group is already gone; nothing else can fail here.
         let _ = self.signal(Signal::SIGKILL);
         let _ = self.reap().await;
+        // The leader is reaped; members of its group died with the SIGKILL.
+        if let Some(seq) = self.journal_seq {
+            self.journal.done(seq);
+        }
     }
 
     /// The last `lines` lines of the node's log, for error messages.

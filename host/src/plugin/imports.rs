@@ -101,13 +101,16 @@ impl host::Host for PluginState {
         self.effects()?.clone().pause(node, ms).await
     }
 
-    async fn partition(&mut self, grudge: Vec<Vec<u32>>, _ms: u32) -> Result<(), String> {
+    async fn partition(&mut self, grudge: Vec<Vec<u32>>, ms: u32) -> Result<(), String> {
         self.allow(Capability::Partition)?;
-        self.effects()?.partition(&grudge)
+        self.effects()?.clone().partition(grudge, ms).await
     }
 
-    async fn clock_offset(&mut self, node: u32, _offset_ms: i64, _ms: u32) -> Result<(), String> {
+    async fn clock_offset(&mut self, node: u32, offset_ms: i64, ms: u32) -> Result<(), String> {
         self.allow(Capability::Clock)?;
-        self.effects()?.clock_offset(node)
+        self.effects()?
+            .clone()
+            .clock_offset(node, offset_ms, ms)
+            .await
     }
 }

@@ -12,6 +12,7 @@ pub fn cycle_line(r: &CycleRecord, cycles: u32, took: Duration) -> String {
         Status::Ineffective => "INEFFECTIVE",
         Status::Unknown => "UNKNOWN",
         Status::Error => "ERROR",
+        Status::Simulated => "SIMULATED",
     };
     let mut line = format!(
         "[{}] cycle {}/{cycles} {status}: ok={} quorum_not_met={} fail={} indeterminate={} lost_acked={} convergence={:.4} ({:.1} s)",

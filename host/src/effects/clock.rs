@@ -1,0 +1,218 @@
+//! Clock skew with libfaketime.
+//!
+//! When the fault under test needs the `clock` capability, every node is
+//! started with libfaketime preloaded and pointed at its own timestamp file
+//! (`+0` at start). A skew rewrites that file (atomically, by rename);
+//! `FAKETIME_NO_CACHE` makes the node read it on every clock call, so the
+//! offset changes mid-run. Monotonic clocks are left alone
+//! (`DONT_FAKE_MONOTONIC`), as a real wall-clock step would.
+//!
+//! Proof: the library must be mapped in the node's process (a static binary
+//! or one that bypasses libc cannot be skewed: the effect is then recorded
+//! `simulated`, never verified), and when the campaign has a clock probe,
+//! the node's own clock must show the offset.
+
+use super::{EffectRecord, Effects};
+use crate::campaign::Vars;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Known places of Debian's libfaketime (package `libfaketime`).
+const CANDIDATES: &[&str] = &[
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/faketime/libfaketime.so.1",
+    "/usr/local/lib/faketime/libfaketime.so.1",
+];
+
+/// The library to preload: `CHAOS_LIBFAKETIME`, else a known path.
+pub fn libfaketime() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("CHAOS_LIBFAKETIME") {
+        return Some(PathBuf::from(p));
+    }
+    CANDIDATES.iter().map(PathBuf::from).find(|p| p.is_file())
+}
+
+/// Environment that puts a node under libfaketime with `file` as its clock.
+pub fn env(lib: &Path, file: &Path) -> Vec<(String, String)> {
+    let preload = match std::env::var("LD_PRELOAD") {
+        Ok(p) if !p.is_empty() => format!("{}:{p}", lib.display()),
+        _ => lib.display().to_string(),
+    };
+    vec![
+        ("LD_PRELOAD".into(), preload),
+        ("FAKETIME_TIMESTAMP_FILE".into(), file.display().to_string()),
+        ("FAKETIME_NO_CACHE".into(), "1".into()),
+        ("DONT_FAKE_MONOTONIC".into(), "1".into()),
+    ]
+}
+
+/// Write `offset_ms` to a node's timestamp file (libfaketime's relative
+/// format, seconds with a fraction), atomically.
+pub fn set_offset(file: &Path, offset_ms: i64) -> std::io::Result<()> {
+    let sign = if offset_ms < 0 { '-' } else { '+' };
+    let abs = offset_ms.unsigned_abs();
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, format!("{sign}{}.{:03}\n", abs / 1000, abs % 1000))?;
+    std::fs::rename(&tmp, file)
+}
+
+/// libfaketime is mapped into `pid`.
+fn loaded(pid: nix::unistd::Pid) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/maps")).is_ok_and(|m| m.contains("libfaketime"))
+}
+
+fn host_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Most a probe may differ from the requested offset, beyond its own
+/// round trip.
+const PROBE_TOLERANCE_MS: i64 = 250;
+
+impl Effects {
+    /// The node's clock offset from the host's, by its probe, if the
+    /// campaign has one: (offset, round trip), ms.
+    async fn probe_offset(&self, index: u32) -> Option<Result<(i64, i64), String>> {
+        let probe = self.clock.as_ref()?.probe.as_ref()?;
+        let node = &self.nodes[index as usize];
+        let url = Vars::default()
+            .with("port", node.port.to_string())
+            .with("index", index.to_string())
+            .with("host", "127.0.0.1")
+            .render(&probe.url);
+        let before = host_now_ms();
+        let got = async {
+            let v: serde_json::Value = self
+                .http
+                .get(&url)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .map_err(|e| format!("clock probe {url}: {e}"))?
+                .json()
+                .await
+                .map_err(|e| format!("clock probe {url}: {e}"))?;
+            v.pointer(&probe.pointer)
+                .and_then(|x| x.as_i64().or_else(|| x.as_f64().map(|f| f as i64)))
+                .ok_or_else(|| format!("clock probe {url}: no number at {} in {v}", probe.pointer))
+        }
+        .await;
+        let after = host_now_ms();
+        Some(got.map(|node_ms| (node_ms - (before + after) / 2, after - before)))
+    }
+
+    pub async fn clock_offset(
+        self: &Arc<Self>,
+        index: u32,
+        offset_ms: i64,
+        ms: u32,
+    ) -> Result<(), String> {
+        let node = self.node(index)?.clone();
+        if !node.alive() {
+            return Err(format!(
+                "node {index} is not running; its clock cannot be skewed"
+            ));
+        }
+        let during_burst = self.burst_running();
+        let start_us = self.now_us();
+        let detail = format!("clock {offset_ms:+} ms for {ms} ms");
+        let setup = self.clock.as_ref();
+        let file = setup.and_then(|c| c.files.get(index as usize).cloned().flatten());
+        let (Some(file), true) = (file, loaded(node.pid)) else {
+            let why = match setup {
+                None => "the host has no clock mechanism here: libfaketime is not installed (Debian: apt-get install libfaketime)".to_string(),
+                Some(_) => format!(
+                    "libfaketime is not loaded in node {index} (pid {}): a static binary, or one that bypasses libc's clock, cannot be skewed",
+                    node.pid
+                ),
+            };
+            self.push(EffectRecord {
+                kind: "clock",
+                node: index,
+                detail,
+                requested_ms: Some(ms as u64),
+                start_us,
+                end_us: Some(start_us),
+                verified: false,
+                simulated: true,
+                evidence: why,
+                during_burst,
+            });
+            return Ok(());
+        };
+        set_offset(&file, offset_ms).map_err(|e| format!("writing {}: {e}", file.display()))?;
+        let (verified, evidence) = match self.probe_offset(index).await {
+            None => (
+                true,
+                format!(
+                    "libfaketime loaded in pid {}; offset file set; no clock probe in the campaign",
+                    node.pid
+                ),
+            ),
+            Some(Ok((seen, rtt))) => (
+                (seen - offset_ms).abs() <= PROBE_TOLERANCE_MS + rtt,
+                format!("node clock probe: {seen:+} ms from the host's (rtt {rtt} ms)"),
+            ),
+            Some(Err(e)) => (false, e),
+        };
+        let slot = self.push(EffectRecord {
+            kind: "clock",
+            node: index,
+            detail,
+            requested_ms: Some(ms as u64),
+            start_us,
+            end_us: None,
+            verified,
+            simulated: false,
+            evidence,
+            during_burst,
+        });
+        self.clock_files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(slot, file);
+        self.schedule_end(slot, start_us, ms);
+        Ok(())
+    }
+
+    /// Put node's clock back (lease end).
+    pub(super) async fn reset_clock(&self, slot: usize, node: u32) -> String {
+        let file = self
+            .clock_files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&slot);
+        let Some(file) = file else {
+            return String::new();
+        };
+        if let Err(e) = set_offset(&file, 0) {
+            return format!("resetting {}: {e}", file.display());
+        }
+        match self.probe_offset(node).await {
+            Some(Ok((seen, _))) => format!("offset reset; probe {seen:+} ms"),
+            Some(Err(e)) => format!("offset reset; {e}"),
+            None => "offset reset".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_are_written_in_libfaketime_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("n.faketime");
+        set_offset(&f, 2500).unwrap();
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "+2.500\n");
+        set_offset(&f, -1005).unwrap();
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "-1.005\n");
+        set_offset(&f, 0).unwrap();
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "+0.000\n");
+    }
+}

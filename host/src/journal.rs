@@ -1,0 +1,349 @@
+//! The effects journal: everything chaos-host does to the machine that must
+//! be undone is appended (and synced) here *before* it is done.
+//!
+//! A run that ends normally marks each entry undone and deletes its journal.
+//! A run killed with SIGKILL leaves its journal behind; `chaos-host cleanup`,
+//! or the next `chaos-host run`, replays it: node process groups are killed,
+//! stopped processes continued, nftables tables and network namespaces
+//! deleted. Journals of runs still alive are left alone, so two campaigns can
+//! share a machine.
+
+use anyhow::Context;
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// One thing to undo.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Entry {
+    /// The owning chaos-host; first line of every journal.
+    Owner { pid: i32, start: u64 },
+    /// A node's process group (leader pid = pgid, with its start time so a
+    /// reused pid is never signalled).
+    Group { pgid: i32, start: u64 },
+    /// A process stopped with SIGSTOP.
+    Stopped { pid: i32, start: u64 },
+    /// A network namespace chaos-host created.
+    Netns { name: String },
+    /// An nftables table chaos-host created inside one of its namespaces.
+    Nft { netns: String, table: String },
+    /// Entry `seq` was undone.
+    Done { seq: u64 },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Line {
+    seq: u64,
+    #[serde(flatten)]
+    entry: Entry,
+}
+
+/// The journal of one run.
+pub struct Journal {
+    path: PathBuf,
+    file: Mutex<(std::fs::File, u64)>,
+}
+
+/// Where journals live: `CHAOS_STATE_DIR`, else `/run/chaos-host` for root,
+/// else `$XDG_RUNTIME_DIR/chaos-host`, else a per-user dir in the temp dir.
+pub fn state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("CHAOS_STATE_DIR") {
+        return PathBuf::from(d);
+    }
+    if nix::unistd::geteuid().is_root() && Path::new("/run").is_dir() {
+        return PathBuf::from("/run/chaos-host");
+    }
+    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR") {
+        return PathBuf::from(d).join("chaos-host");
+    }
+    std::env::temp_dir().join(format!("chaos-host-{}", nix::unistd::geteuid()))
+}
+
+impl Journal {
+    /// Open a new journal for run `run_id` in `dir`.
+    pub fn create(dir: &Path, run_id: &str) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the journal dir {}", dir.display()))?;
+        let path = dir.join(format!("{run_id}.journal"));
+        let file = std::fs::OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("creating journal {}", path.display()))?;
+        let j = Self {
+            path,
+            file: Mutex::new((file, 0)),
+        };
+        let me = Pid::this();
+        j.record(Entry::Owner {
+            pid: me.as_raw(),
+            start: start_time(me).unwrap_or(0),
+        })?;
+        Ok(j)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Append `entry` and sync it to disk; returns its sequence number, to
+    /// pass to [`Journal::done`] once undone.
+    pub fn record(&self, entry: Entry) -> anyhow::Result<u64> {
+        let mut g = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        g.1 += 1;
+        let seq = g.1;
+        let mut line = serde_json::to_vec(&Line { seq, entry })?;
+        line.push(b'\n');
+        g.0.write_all(&line)
+            .and_then(|_| g.0.sync_data())
+            .with_context(|| format!("writing journal {}", self.path.display()))?;
+        Ok(seq)
+    }
+
+    /// Mark entry `seq` undone. Not synced: losing it only means the undo is
+    /// repeated, and every undo is idempotent.
+    pub fn done(&self, seq: u64) {
+        let mut g = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        g.1 += 1;
+        let n = g.1;
+        if let Ok(mut line) = serde_json::to_vec(&Line {
+            seq: n,
+            entry: Entry::Done { seq },
+        }) {
+            line.push(b'\n');
+            let _ = g.0.write_all(&line);
+        }
+    }
+
+    /// Undo whatever is still open, then delete the journal.
+    pub fn close(self) -> Vec<String> {
+        let actions = replay_file(&self.path).unwrap_or_default();
+        let _ = std::fs::remove_file(&self.path);
+        actions
+    }
+}
+
+/// Process start time (clock ticks since boot) from /proc, to tell a pid
+/// from a reused one.
+pub fn start_time(pid: Pid) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name; starttime is field 22 overall.
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
+fn same_process(pid: i32, start: u64) -> bool {
+    start_time(Pid::from_raw(pid)) == Some(start)
+}
+
+/// Replay every journal in `dir` whose owner is no longer running.
+/// Returns one line per action taken.
+pub fn recover(dir: &Path) -> anyhow::Result<Vec<String>> {
+    let mut actions = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(actions);
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "journal") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading journal {}", path.display()))?;
+        if let Some(Entry::Owner { pid, start }) = parse(&text).first().map(|(_, e)| e.clone())
+            && same_process(pid, start)
+        {
+            continue; // a live run owns it
+        }
+        let done = replay_file(&path)?;
+        if !done.is_empty() {
+            actions.push(format!("journal {}:", path.display()));
+            actions.extend(done.into_iter().map(|a| format!("  {a}")));
+        }
+        std::fs::remove_file(&path)
+            .with_context(|| format!("removing replayed journal {}", path.display()))?;
+    }
+    Ok(actions)
+}
+
+fn parse(text: &str) -> Vec<(u64, Entry)> {
+    // A torn last line (killed mid-write) is skipped: its effect was not
+    // applied yet, since entries are written before the effect.
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Line>(l).ok())
+        .map(|l| (l.seq, l.entry))
+        .collect()
+}
+
+/// Undo the open entries of one journal, newest first.
+fn replay_file(path: &Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading journal {}", path.display()))?;
+    let entries = parse(&text);
+    let done: std::collections::HashSet<u64> = entries
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Entry::Done { seq } => Some(*seq),
+            _ => None,
+        })
+        .collect();
+    let mut actions = Vec::new();
+    for (seq, entry) in entries.iter().rev() {
+        if done.contains(seq) {
+            continue;
+        }
+        if let Some(a) = undo(entry) {
+            actions.push(a);
+        }
+    }
+    Ok(actions)
+}
+
+/// Undo one entry; idempotent. Returns what was done, if anything.
+pub fn undo(entry: &Entry) -> Option<String> {
+    match entry {
+        Entry::Owner { .. } | Entry::Done { .. } => None,
+        Entry::Stopped { pid, start } => {
+            if same_process(*pid, *start) {
+                let _ = kill(Pid::from_raw(*pid), Signal::SIGCONT);
+                Some(format!("continued stopped process {pid}"))
+            } else {
+                None
+            }
+        }
+        Entry::Group { pgid, start } => {
+            // A live leader with another start time means the id was reused:
+            // not ours. A gone leader with members left is still our group
+            // (Linux does not hand out a pid in use as a process group id).
+            let leader_alive = start_time(Pid::from_raw(*pgid));
+            if leader_alive.is_some_and(|s| s != *start) {
+                return None;
+            }
+            let members = group_members(*pgid);
+            if members.is_empty() {
+                return None;
+            }
+            let _ = killpg(Pid::from_raw(*pgid), Signal::SIGKILL);
+            // Stopped members die of SIGKILL too; continue them anyway so
+            // nothing is left in state T if the kill raced.
+            let _ = killpg(Pid::from_raw(*pgid), Signal::SIGCONT);
+            Some(format!(
+                "killed process group {pgid} ({} process(es))",
+                members.len()
+            ))
+        }
+        Entry::Nft { netns, table } => {
+            let (family, name) = table.split_once(' ').unwrap_or(("inet", table));
+            let ok = std::process::Command::new("ip")
+                .args([
+                    "netns", "exec", netns, "nft", "delete", "table", family, name,
+                ])
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            ok.then(|| format!("deleted nftables table {table} in namespace {netns}"))
+        }
+        Entry::Netns { name } => {
+            let ok = std::process::Command::new("ip")
+                .args(["netns", "delete", name])
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            ok.then(|| format!("deleted network namespace {name}"))
+        }
+    }
+}
+
+/// Pids whose process group is `pgid`.
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')?
+                        .1
+                        .split_whitespace()
+                        .nth(2)?
+                        .parse::<i32>()
+                        .ok()
+                })
+                == Some(pgid)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn torn_last_line_is_ignored_and_done_entries_skip_undo() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::create(dir.path(), "t1").unwrap();
+        let a = j
+            .record(Entry::Netns {
+                name: "chs-test-never-created".into(),
+            })
+            .unwrap();
+        j.done(a);
+        let text = std::fs::read_to_string(j.path()).unwrap();
+        std::fs::write(j.path(), format!("{text}{{\"seq\":9,\"op\":\"gro")).unwrap();
+        let parsed = parse(&std::fs::read_to_string(j.path()).unwrap());
+        assert_eq!(parsed.len(), 3, "owner, netns, done; torn line skipped");
+        assert_eq!(parsed[2].1, Entry::Done { seq: a });
+        assert!(replay_file(j.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn journal_of_a_live_owner_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::create(dir.path(), "live").unwrap();
+        assert!(recover(dir.path()).unwrap().is_empty());
+        assert!(j.path().exists(), "this process owns it and is alive");
+    }
+
+    #[test]
+    fn dead_owner_group_is_killed_on_recover() {
+        use std::os::unix::process::CommandExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let start = start_time(Pid::from_raw(pid)).unwrap();
+        let line = |seq, e| serde_json::to_string(&Line { seq, entry: e }).unwrap();
+        // Owner: a pid that cannot be alive with that start time.
+        let text = format!(
+            "{}\n{}\n",
+            line(1, Entry::Owner { pid: 1, start: 0 }),
+            line(2, Entry::Group { pgid: pid, start })
+        );
+        std::fs::write(dir.path().join("dead.journal"), text).unwrap();
+        let actions = recover(dir.path()).unwrap();
+        assert!(
+            actions
+                .iter()
+                .any(|a| a.contains(&format!("killed process group {pid}"))),
+            "{actions:?}"
+        );
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9));
+        assert!(!dir.path().join("dead.journal").exists());
+    }
+}

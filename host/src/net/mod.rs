@@ -1,0 +1,237 @@
+//! The network between nodes, and partitions as data.
+//!
+//! A partition is a [`Grudge`]: for each node, the nodes whose traffic it
+//! drops. How a grudge is enforced depends on the [`Mode`]:
+//! - `loopback`: nodes talk directly on 127.0.0.1; partitions are refused.
+//! - `proxy` (no privileges): one TCP proxy per directed peer link on
+//!   loopback ([`proxy`]); a grudge makes the proxy hold that link's traffic.
+//! - `netns` (root): each node in its own network namespace on a bridge
+//!   ([`netns`]); a grudge becomes one nftables ruleset on the bridge.
+
+pub mod netns;
+mod nsthread;
+pub mod proxy;
+
+use crate::journal::Journal;
+use crate::lifecycle::ports;
+use serde::Deserialize;
+use std::os::fd::BorrowedFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Loopback,
+    Proxy,
+    Netns,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Loopback => "loopback",
+            Mode::Proxy => "proxy",
+            Mode::Netns => "netns",
+        }
+    }
+}
+
+/// For each node, the nodes whose traffic it drops.
+pub type Grudge = Vec<Vec<u32>>;
+
+/// Traffic from `from` to `to` is dropped under `grudge`.
+pub fn blocked(grudge: &Grudge, from: u32, to: u32) -> bool {
+    grudge
+        .get(to as usize)
+        .is_some_and(|row| row.contains(&from))
+}
+
+/// How one node is placed for one cycle.
+#[derive(Clone, Debug)]
+pub struct NodeAddr {
+    /// The address the node listens on (`{host}` in its command).
+    pub host: String,
+    /// The port the node listens on (`{port}` in its command).
+    pub listen_port: u16,
+    /// Where chaos-host reaches it on loopback (`{port}` in client URLs).
+    pub client_port: u16,
+    /// How this node reaches each other node, in node order without itself.
+    pub peers: Vec<(String, u16)>,
+}
+
+/// The network of one campaign.
+pub enum Network {
+    Loopback,
+    Proxy,
+    Netns(Arc<netns::Namespaces>),
+}
+
+impl Network {
+    pub async fn create(
+        mode: Mode,
+        nodes: u32,
+        run_id: &str,
+        journal: Arc<Journal>,
+    ) -> anyhow::Result<Self> {
+        Ok(match mode {
+            Mode::Loopback => Network::Loopback,
+            Mode::Proxy => Network::Proxy,
+            Mode::Netns => Network::Netns(Arc::new(
+                netns::Namespaces::create(nodes, run_id, journal).await?,
+            )),
+        })
+    }
+
+    /// Place `n` nodes for one cycle: choose ports, start proxies or
+    /// forwarders.
+    pub async fn cycle(&self, n: usize) -> anyhow::Result<CycleNet> {
+        let ports = ports::choose(n)?;
+        let local = |p: u16| ("127.0.0.1".to_string(), p);
+        Ok(match self {
+            Network::Loopback => CycleNet {
+                addrs: (0..n)
+                    .map(|i| NodeAddr {
+                        host: "127.0.0.1".into(),
+                        listen_port: ports[i],
+                        client_port: ports[i],
+                        peers: (0..n)
+                            .filter(|&j| j != i)
+                            .map(|j| local(ports[j]))
+                            .collect(),
+                    })
+                    .collect(),
+                inner: Inner::Loopback,
+            },
+            Network::Proxy => {
+                let links = proxy::Links::start(&ports).await?;
+                CycleNet {
+                    addrs: (0..n)
+                        .map(|i| NodeAddr {
+                            host: "127.0.0.1".into(),
+                            listen_port: ports[i],
+                            client_port: ports[i],
+                            peers: (0..n)
+                                .filter(|&j| j != i)
+                                .map(|j| local(links.port(i, j)))
+                                .collect(),
+                        })
+                        .collect(),
+                    inner: Inner::Proxy(links),
+                }
+            }
+            Network::Netns(ns) => {
+                let fwd = netns::Forwarders::start(ns.clone(), &ports).await?;
+                CycleNet {
+                    addrs: (0..n)
+                        .map(|i| NodeAddr {
+                            host: netns::node_addr(i).to_string(),
+                            listen_port: ports[i],
+                            client_port: fwd.port(i),
+                            peers: (0..n)
+                                .filter(|&j| j != i)
+                                .map(|j| (netns::node_addr(j).to_string(), ports[j]))
+                                .collect(),
+                        })
+                        .collect(),
+                    inner: Inner::Netns {
+                        ns: ns.clone(),
+                        _forwarders: fwd,
+                    },
+                }
+            }
+        })
+    }
+
+    /// Remove namespaces; idempotent (also done on drop).
+    pub async fn destroy(&self) {
+        if let Network::Netns(ns) = self {
+            ns.destroy().await;
+        }
+    }
+}
+
+/// The network of one cycle.
+pub struct CycleNet {
+    pub addrs: Vec<NodeAddr>,
+    inner: Inner,
+}
+
+enum Inner {
+    Loopback,
+    Proxy(proxy::Links),
+    Netns {
+        ns: Arc<netns::Namespaces>,
+        /// Kept for the cycle: dropping it stops the forwarders.
+        _forwarders: netns::Forwarders,
+    },
+}
+
+/// What a partition did, read when it is healed.
+#[derive(Debug, Default)]
+pub struct CutStats {
+    /// The mechanism confirmed the cut was in force.
+    pub installed: bool,
+    /// Packets dropped (netns) or connections + chunks held (proxy).
+    pub blocked: u64,
+    pub detail: String,
+}
+
+impl CycleNet {
+    pub fn mode(&self) -> Mode {
+        match self.inner {
+            Inner::Loopback => Mode::Loopback,
+            Inner::Proxy(_) => Mode::Proxy,
+            Inner::Netns { .. } => Mode::Netns,
+        }
+    }
+
+    /// The namespace node `i` must be spawned in, if any.
+    pub fn netns_fd(&self, i: usize) -> Option<BorrowedFd<'_>> {
+        match &self.inner {
+            Inner::Netns { ns, .. } => Some(ns.node_fd(i)),
+            _ => None,
+        }
+    }
+
+    /// Put `grudge` in force (replacing any earlier one).
+    pub async fn partition(&self, grudge: &Grudge) -> Result<String, String> {
+        match &self.inner {
+            Inner::Loopback => Err(
+                "partition: nodes run on plain loopback, where traffic cannot be cut; set network.mode = \"proxy\" (no privileges) or \"netns\" (root) in the campaign, or pass --net".into(),
+            ),
+            Inner::Proxy(links) => Ok(links.cut(grudge)),
+            Inner::Netns { ns, .. } => ns.cut(grudge).await,
+        }
+    }
+
+    /// Lift the partition; returns what it did while in force.
+    pub async fn heal(&self) -> CutStats {
+        match &self.inner {
+            Inner::Loopback => CutStats::default(),
+            Inner::Proxy(links) => links.heal(),
+            Inner::Netns { ns, .. } => ns.heal().await,
+        }
+    }
+
+    /// Lift the partition at once, without waiting (cancelled cycles).
+    pub fn heal_now(&self) {
+        match &self.inner {
+            Inner::Loopback => {}
+            Inner::Proxy(links) => {
+                links.heal();
+            }
+            Inner::Netns { ns, .. } => ns.heal_now(),
+        }
+    }
+
+    /// Wait until node `i`'s listen port is free where it listens.
+    pub async fn wait_free(&self, i: usize, deadline: Duration) -> anyhow::Result<()> {
+        let port = self.addrs[i].listen_port;
+        match &self.inner {
+            Inner::Netns { ns, .. } => ns.wait_free(i, port, deadline).await,
+            _ => ports::wait_free(port, deadline).await,
+        }
+    }
+}
