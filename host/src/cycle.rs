@@ -111,13 +111,16 @@ impl Cycle<'_> {
 
         // Burst and fault run together; the fault times itself on progress.
         let fault_call = async {
-            match self.fault {
-                Some(f) => Some(
-                    f.inject(cycle_info.clone(), effects.clone(), plugin_deadline)
-                        .await,
-                ),
-                None => None,
+            let f = self.fault?;
+            let (result, refused) = f
+                .inject(cycle_info.clone(), effects.clone(), plugin_deadline)
+                .await;
+            if result.is_err() {
+                // A plugin that trapped, timed out or failed loses its
+                // leases at once, not when they would have ended.
+                effects.revert_all().await;
             }
+            Some((result, refused))
         };
         let primary_port = cluster.nodes[primary as usize].port;
         let target = workload::Target {

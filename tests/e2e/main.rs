@@ -12,3 +12,9 @@ mod campaigns;
 mod isolation;
 // Refusals: grants, bad campaigns, nodes that never come up.
 mod refusals;
+// The four built-in faults in both network modes.
+mod faults;
+// Effects never outlive chaos-host: SIGKILL + cleanup, Ctrl-C, traps.
+mod recovery;
+// Clock skew reaches the node; unappliable skews are simulated.
+mod clock;

@@ -69,6 +69,11 @@ impl Run {
 /// Run chaos-host with `args`, output under `dir/out`, and check that no
 /// process started under `dir` survives it.
 pub fn chaos(dir: &Path, args: &[&str]) -> Run {
+    chaos_env(dir, args, &[])
+}
+
+/// [`chaos`] with extra environment.
+pub fn chaos_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let out = dir.join("out");
     let Output {
         status,
@@ -80,6 +85,8 @@ pub fn chaos(dir: &Path, args: &[&str]) -> Run {
         .arg(&out)
         .env("RUST_BACKTRACE", "0")
         .env("CHAOS_LOG", "warn")
+        .env("CHAOS_STATE_DIR", dir.join("state"))
+        .envs(env.iter().copied())
         .output()
         .expect("running chaos-host");
     let run = Run {
@@ -94,7 +101,67 @@ pub fn chaos(dir: &Path, args: &[&str]) -> Run {
         "processes left behind: {leaked:?}\nstderr:\n{}",
         run.stderr
     );
+    if let Some(id) = run_id(&run.stderr) {
+        assert_no_network_state(&id);
+    }
     run
+}
+
+/// The run id chaos-host printed when it started.
+pub fn run_id(stderr: &str) -> Option<String> {
+    let at = stderr.find(", run ")?;
+    Some(
+        stderr[at + 6..]
+            .chars()
+            .take_while(|c| c.is_ascii_hexdigit())
+            .collect(),
+    )
+}
+
+/// Network namespaces of run `id` that still exist.
+pub fn namespaces_of(id: &str) -> Vec<String> {
+    let prefix = format!("chs-{id}-");
+    std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// No namespace (and so no nftables table, which lives in them) of run `id`.
+pub fn assert_no_network_state(id: &str) {
+    let left = namespaces_of(id);
+    assert!(left.is_empty(), "network namespaces left behind: {left:?}");
+}
+
+/// Processes under `dir` in the stopped state.
+pub fn stopped_processes_mentioning(dir: &Path) -> Vec<u32> {
+    processes_mentioning(dir)
+        .into_iter()
+        .filter(|(pid, _)| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .map(|(_, r)| r.trim_start().starts_with('T'))
+                })
+                .unwrap_or(false)
+        })
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+pub fn guest(name: &str) -> PathBuf {
+    let p = root().join("tests/guests").join(format!("{name}.wasm"));
+    assert!(
+        p.exists(),
+        "{} missing: run scripts/build-plugins.sh",
+        p.display()
+    );
+    p
 }
 
 /// `chaos-host run --campaign CAMPAIGN EXTRA...`, as [`chaos`].

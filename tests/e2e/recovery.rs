@@ -1,0 +1,274 @@
+//! Issue 3: effects never outlive chaos-host. SIGKILL in the middle of a
+//! partition or a pause, then `chaos-host cleanup`; Ctrl-C mid-partition; a
+//! plugin that traps with an effect in force.
+
+use crate::util::*;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Start a campaign in the background, its journal in `dir/state`.
+fn spawn_run(dir: &Path, campaign: &Path, extra: &[&str]) -> Child {
+    let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_chaos-host"))
+        .args(["run", "--campaign", campaign.to_str().unwrap()])
+        .args(extra)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .env("RUST_BACKTRACE", "0")
+        .env("CHAOS_LOG", "warn")
+        .env("CHAOS_STATE_DIR", dir.join("state"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// Wait until the run's journal records an `op` entry (the effect is about
+/// to be or has been applied); returns the run id.
+fn wait_for_journal(dir: &Path, op: &str, child: &mut Child) -> String {
+    let needle = format!("\"op\":\"{op}\"");
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "chaos-host exited ({status}) before journaling {op}:\n{}",
+                std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default()
+            );
+        }
+        for e in std::fs::read_dir(dir.join("state"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            if text.contains(&needle) {
+                let name = e.file_name().to_string_lossy().into_owned();
+                return name.trim_end_matches(".journal").to_string();
+            }
+        }
+        assert!(Instant::now() < until, "no {op} entry in the journal");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn journals(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir.join("state"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn cleanup(dir: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_chaos-host"))
+        .arg("cleanup")
+        .env("CHAOS_STATE_DIR", dir.join("state"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A campaign whose fault holds its effect for 30 s, far past the kill.
+fn long_fault_campaign(dir: &Path) -> std::path::PathBuf {
+    campaign(dir, false, |t| {
+        t.replace(
+            "[params.drop_random_acks]\nms = 500",
+            "[params.drop_random_acks]\nms = 30000",
+        )
+        .replace(
+            "[params.partition_minority]\nms = 500",
+            "[params.partition_minority]\nms = 30000",
+        )
+    })
+}
+
+#[test]
+fn sigkill_mid_partition_then_cleanup_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = long_fault_campaign(dir.path());
+    let p = plugin("partition_minority");
+    let mut child = spawn_run(
+        dir.path(),
+        &c,
+        &[
+            "--plugin",
+            p.to_str().unwrap(),
+            "--net",
+            "netns",
+            "--cycles",
+            "3",
+        ],
+    );
+    let id = wait_for_journal(dir.path(), "nft", &mut child);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        !namespaces_of(&id).is_empty(),
+        "the killed run should have left its namespaces for cleanup to find"
+    );
+    let said = cleanup(dir.path());
+    assert!(said.contains("deleted network namespace"), "{said}");
+    assert_no_network_state(&id);
+    assert!(processes_mentioning(dir.path()).is_empty());
+    assert!(
+        journals(dir.path()).is_empty(),
+        "{:?}",
+        journals(dir.path())
+    );
+    // A second cleanup finds nothing.
+    assert!(cleanup(dir.path()).contains("nothing to clean up"));
+}
+
+#[test]
+fn sigkill_mid_pause_then_cleanup_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = long_fault_campaign(dir.path());
+    let p = plugin("drop_random_acks");
+    let mut child = spawn_run(
+        dir.path(),
+        &c,
+        &["--plugin", p.to_str().unwrap(), "--cycles", "3"],
+    );
+    wait_for_journal(dir.path(), "stopped", &mut child);
+    // The journal is written before SIGSTOP: wait for the stop to show.
+    let until = Instant::now() + Duration::from_secs(5);
+    while stopped_processes_mentioning(dir.path()).is_empty() {
+        assert!(Instant::now() < until, "no node was ever stopped");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    cleanup(dir.path());
+    assert!(stopped_processes_mentioning(dir.path()).is_empty());
+    let left = processes_mentioning(dir.path());
+    assert!(left.is_empty(), "{left:?}");
+    assert!(journals(dir.path()).is_empty());
+}
+
+#[test]
+fn ctrl_c_mid_partition_undoes_everything_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = long_fault_campaign(dir.path());
+    let p = plugin("partition_minority");
+    let mut child = spawn_run(
+        dir.path(),
+        &c,
+        &[
+            "--plugin",
+            p.to_str().unwrap(),
+            "--net",
+            "netns",
+            "--cycles",
+            "3",
+        ],
+    );
+    let id = wait_for_journal(dir.path(), "nft", &mut child);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    // "At once": well before the 30 s partition would have ended.
+    let until = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < until, "chaos-host did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let stderr = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    // No cleanup command needed.
+    assert_no_network_state(&id);
+    assert!(processes_mentioning(dir.path()).is_empty());
+    assert!(
+        journals(dir.path()).is_empty(),
+        "{:?}",
+        journals(dir.path())
+    );
+}
+
+fn misbehave_campaign(dir: &Path, mode: &str) -> std::path::PathBuf {
+    campaign(dir, false, |t| {
+        format!("{t}\n[params.misbehave]\nmode = \"{mode}\"\n").replace(
+            "[grants]\n",
+            "[grants]\nmisbehave = [\"pause\", \"partition\"]\n",
+        )
+    })
+}
+
+/// Effects of a plugin that traps are undone when it traps, not when their
+/// lease would end; the campaign goes on to the next cycle.
+fn trap_rolls_back(mode: &str, net: &str, kind: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let c = misbehave_campaign(dir.path(), mode);
+    let g = guest("misbehave");
+    let run = run_campaign(
+        dir.path(),
+        &c,
+        &[
+            "--plugin",
+            g.to_str().unwrap(),
+            "--cycles",
+            "2",
+            "--net",
+            net,
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let cycles = run.cycles();
+    assert_eq!(cycles.len(), 2, "the campaign goes on after a trap");
+    for c in &cycles {
+        assert_eq!(c["status"], "error", "{c}");
+        let reasons = c["reasons"].to_string();
+        assert!(reasons.contains("misbehave"), "{reasons}");
+        let e = &c["effects"][0];
+        assert_eq!(e["kind"], kind);
+        let held_us = e["end_us"].as_u64().unwrap() - e["start_us"].as_u64().unwrap();
+        assert!(
+            held_us < 5_000_000,
+            "rolled back at the trap, not after 10 s: {e}"
+        );
+    }
+    assert!(stopped_processes_mentioning(dir.path()).is_empty());
+    assert_eq!(run.summary()["classes"][0]["error_cycles"], 2);
+}
+
+#[test]
+fn trapping_plugin_pause_is_rolled_back() {
+    trap_rolls_back("pause_then_trap", "proxy", "pause");
+}
+
+#[test]
+fn trapping_plugin_partition_is_rolled_back() {
+    trap_rolls_back("partition_then_trap", "netns", "partition");
+}
+
+#[test]
+fn plugin_past_its_deadline_has_its_pause_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = misbehave_campaign(dir.path(), "pause_and_hang");
+    let c2 = std::fs::read_to_string(&c)
+        .unwrap()
+        .replace("[campaign]\n", "[campaign]\nplugin_timeout_ms = 1500\n");
+    std::fs::write(&c, c2).unwrap();
+    let g = guest("misbehave");
+    let run = run_campaign(
+        dir.path(),
+        &c,
+        &["--plugin", g.to_str().unwrap(), "--cycles", "1"],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let c = &run.cycles()[0];
+    assert_eq!(c["status"], "error");
+    assert!(c["reasons"].to_string().contains("1500"), "{c}");
+    let e = &c["effects"][0];
+    assert!(e["evidence"].as_str().unwrap().contains("SIGCONT"), "{e}");
+    let held_us = e["end_us"].as_u64().unwrap() - e["start_us"].as_u64().unwrap();
+    assert!(held_us < 5_000_000, "{e}");
+}
