@@ -31,8 +31,8 @@ pub enum Entry {
     Netns { name: String },
     /// An nftables table chaos-host created inside one of its namespaces.
     Nft { netns: String, table: String },
-    /// Entry `seq` was undone.
-    Done { seq: u64 },
+    /// Entry `of` was undone.
+    Done { of: u64 },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -112,7 +112,7 @@ impl Journal {
         let n = g.1;
         if let Ok(mut line) = serde_json::to_vec(&Line {
             seq: n,
-            entry: Entry::Done { seq },
+            entry: Entry::Done { of: seq },
         }) {
             line.push(b'\n');
             let _ = g.0.write_all(&line);
@@ -191,7 +191,7 @@ fn replay_file(path: &Path) -> anyhow::Result<Vec<String>> {
     let done: std::collections::HashSet<u64> = entries
         .iter()
         .filter_map(|(_, e)| match e {
-            Entry::Done { seq } => Some(*seq),
+            Entry::Done { of } => Some(*of),
             _ => None,
         })
         .collect();
@@ -303,7 +303,7 @@ mod tests {
         std::fs::write(j.path(), format!("{text}{{\"seq\":9,\"op\":\"gro")).unwrap();
         let parsed = parse(&std::fs::read_to_string(j.path()).unwrap());
         assert_eq!(parsed.len(), 3, "owner, netns, done; torn line skipped");
-        assert_eq!(parsed[2].1, Entry::Done { seq: a });
+        assert_eq!(parsed[2].1, Entry::Done { of: a });
         assert!(replay_file(j.path()).unwrap().is_empty());
     }
 

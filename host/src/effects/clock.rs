@@ -72,6 +72,8 @@ fn host_now_ms() -> i64 {
 /// Most a probe may differ from the requested offset, beyond its own
 /// round trip.
 const PROBE_TOLERANCE_MS: i64 = 250;
+/// How long the host keeps probing for the offset to show.
+const PROBE_DEADLINE: Duration = Duration::from_millis(300);
 
 impl Effects {
     /// The node's clock offset from the host's, by its probe, if the
@@ -103,6 +105,48 @@ impl Effects {
         .await;
         let after = host_now_ms();
         Some(got.map(|node_ms| (node_ms - (before + after) / 2, after - before)))
+    }
+
+    /// Probe the node until its clock shows `offset_ms` (libfaketime may
+    /// take a moment to reread its file), or the deadline passes.
+    async fn confirm_offset(
+        &self,
+        index: u32,
+        offset_ms: i64,
+        pid: nix::unistd::Pid,
+    ) -> (bool, String) {
+        let until = tokio::time::Instant::now() + PROBE_DEADLINE;
+        let mut probes = 0;
+        loop {
+            probes += 1;
+            match self.probe_offset(index).await {
+                None => {
+                    return (
+                        true,
+                        format!(
+                            "libfaketime loaded in pid {pid}; offset file set; no clock probe in the campaign"
+                        ),
+                    );
+                }
+                Some(Ok((seen, rtt))) => {
+                    let ok = (seen - offset_ms).abs() <= PROBE_TOLERANCE_MS + rtt;
+                    if ok || tokio::time::Instant::now() >= until {
+                        return (
+                            ok,
+                            format!(
+                                "node clock probe: {seen:+} ms from the host's (rtt {rtt} ms, probe {probes})"
+                            ),
+                        );
+                    }
+                }
+                Some(Err(e)) => {
+                    if tokio::time::Instant::now() >= until {
+                        return (false, e);
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     pub async fn clock_offset(
@@ -145,20 +189,7 @@ impl Effects {
             return Ok(());
         };
         set_offset(&file, offset_ms).map_err(|e| format!("writing {}: {e}", file.display()))?;
-        let (verified, evidence) = match self.probe_offset(index).await {
-            None => (
-                true,
-                format!(
-                    "libfaketime loaded in pid {}; offset file set; no clock probe in the campaign",
-                    node.pid
-                ),
-            ),
-            Some(Ok((seen, rtt))) => (
-                (seen - offset_ms).abs() <= PROBE_TOLERANCE_MS + rtt,
-                format!("node clock probe: {seen:+} ms from the host's (rtt {rtt} ms)"),
-            ),
-            Some(Err(e)) => (false, e),
-        };
+        let (verified, evidence) = self.confirm_offset(index, offset_ms, node.pid).await;
         let slot = self.push(EffectRecord {
             kind: "clock",
             node: index,
