@@ -18,3 +18,5 @@ mod faults;
 mod recovery;
 // Clock skew reaches the node; unappliable skews are simulated.
 mod clock;
+// Hostile plugins: each contained, effects undone, campaign continues.
+mod hostile;

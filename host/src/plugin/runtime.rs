@@ -49,6 +49,25 @@ pub enum PluginError {
     },
 }
 
+/// Longest plugin-supplied text kept in a record (a plugin may return
+/// megabytes).
+pub const MAX_REASON_BYTES: usize = 4096;
+
+/// `text` cut to [`MAX_REASON_BYTES`], saying how much was dropped.
+pub fn clip(mut text: String) -> String {
+    if text.len() <= MAX_REASON_BYTES {
+        return text;
+    }
+    let total = text.len();
+    let mut cut = MAX_REASON_BYTES;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    text.push_str(&format!(" …({} more bytes dropped)", total - cut));
+    text
+}
+
 /// What `describe()` said, in host terms.
 #[derive(Clone, Debug, Serialize)]
 pub struct PluginMeta {
@@ -328,7 +347,7 @@ impl Loaded {
             Ok(Ok(Err(reason))) => Err(PluginError::Returned {
                 plugin: label,
                 phase: "inject",
-                reason,
+                reason: clip(reason),
             }),
             Ok(Err(e)) => Err(trap(label, "inject", e)),
             Err(_) => Err(PluginError::Timeout {
@@ -371,8 +390,14 @@ impl Loaded {
                     types::Outcome::Fail => "fail",
                     types::Outcome::Unknown => "unknown",
                 },
-                reasons: v.reasons,
-                figures: v.figures.into_iter().map(|f| (f.name, f.value)).collect(),
+                // Bounded: an assertion may not bloat cycles.jsonl.
+                reasons: v.reasons.into_iter().take(100).map(clip).collect(),
+                figures: v
+                    .figures
+                    .into_iter()
+                    .take(100)
+                    .map(|f| (clip(f.name), f.value))
+                    .collect(),
             }),
             Ok(Err(e)) => Err(trap(label, "check", e)),
             Err(_) => Err(PluginError::Timeout {

@@ -2,12 +2,31 @@
 //! tests. `mode` picks the misbehaviour:
 //! - `pause_then_trap`: pause node 1 for 10 s, then panic (a trap).
 //! - `partition_then_trap`: isolate node 0 for 10 s, then panic.
-//! - `pause_and_hang`: pause node 1 for 10 s, then sleep far past the
-//!   plugin deadline.
+//! - `pause_and_hang`: pause node 1 for 10 s, then sleep past the deadline.
+//! - `pause_then_loop`: pause node 1, then spin forever (CPU budget).
+//! - `memory_bomb`: pause node 1, then allocate without bound.
+//! - `deep_recursion`: recurse until the stack runs out.
+//! - `read_file`, `open_socket`, `read_env`: try to reach outside; returns
+//!   `Err("contained: ...")` when the sandbox said no, `Ok` if it escaped.
+//! - `bad_node`: signal node 99.
+//! - `undeclared_capability`: skew a clock without declaring `clock`.
+//! - `huge_error`: return an 8 MiB error string.
+//! - `panic`: panic at once.
+//! - `log_flood`: log 200,000 lines.
 
 use chaos_sdk::{Capability, CycleInfo, Fault, ParamType, Params, PluginInfo, grudge, host};
 
 struct Misbehave;
+
+fn recurse(n: u64, pad: &mut [u8; 256]) -> u64 {
+    if n == u64::MAX {
+        return 0;
+    }
+    pad[(n % 256) as usize] = n as u8;
+    let mut next = [0u8; 256];
+    next.copy_from_slice(pad);
+    recurse(n + 1, &mut next) + u64::from(pad[0])
+}
 
 impl Fault for Misbehave {
     fn describe() -> PluginInfo {
@@ -16,6 +35,7 @@ impl Fault for Misbehave {
             .describe("misbehaves on purpose (tests only)")
             .needs(Capability::Pause)
             .needs(Capability::Partition)
+            .needs(Capability::Signal)
             .param(
                 "mode",
                 ParamType::Text,
@@ -41,6 +61,56 @@ impl Fault for Misbehave {
                 host::pause(1, 10_000)?;
                 host::sleep_ms(u32::MAX);
                 Ok(())
+            }
+            "pause_then_loop" => {
+                host::pause(1, 10_000)?;
+                let mut x: u64 = 1;
+                loop {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+            }
+            "memory_bomb" => {
+                host::pause(1, 10_000)?;
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![0xAB; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "deep_recursion" => {
+                let mut pad = [0u8; 256];
+                let n = recurse(0, &mut pad);
+                Err(format!("recursion returned {n}"))
+            }
+            "read_file" => match std::fs::read("/etc/passwd") {
+                Ok(b) => {
+                    host::warn(&format!("escaped: read {} bytes", b.len()));
+                    Ok(())
+                }
+                Err(e) => Err(format!("contained: file read refused: {e}")),
+            },
+            "open_socket" => match std::net::TcpStream::connect("127.0.0.1:22") {
+                Ok(_) => Ok(()),
+                Err(e) => Err(format!("contained: socket refused: {e}")),
+            },
+            "read_env" => {
+                let n = std::env::vars().count();
+                if n == 0 {
+                    Err("contained: environment is empty".into())
+                } else {
+                    host::warn(&format!("escaped: {n} environment variables"));
+                    Ok(())
+                }
+            }
+            "bad_node" => host::kill(99),
+            "undeclared_capability" => host::clock_offset(1, 60_000, 1_000),
+            "huge_error" => Err("x".repeat(8 << 20)),
+            "panic" => panic!("misbehave: panic at once"),
+            "log_flood" => {
+                for i in 0..200_000 {
+                    host::warn(&format!("flood line {i}"));
+                }
+                Err("flooded".into())
             }
             other => Err(format!("unknown mode {other}")),
         }
