@@ -47,6 +47,9 @@ pub struct CampaignFile {
     /// Parameters per plugin name, checked against the plugin's `describe()`.
     #[serde(default)]
     pub params: BTreeMap<String, BTreeMap<String, toml::Value>>,
+    /// sha256 per plugin name: a plugin whose file differs is refused.
+    #[serde(default)]
+    pub pins: BTreeMap<String, String>,
     #[serde(default)]
     pub network: Network,
     #[serde(default)]

@@ -55,9 +55,25 @@ pub async fn load_plugins(
     let mut faults = Vec::new();
     let mut assertions = Vec::new();
     let paths = plan.campaign.assertions.iter().chain(&plan.plugins);
+    let mut seen = std::collections::HashSet::new();
     for path in paths {
+        // The same file named twice (a campaign assertion inside a
+        // --plugin-dir) loads once.
+        if !seen.insert(std::fs::canonicalize(path).unwrap_or_else(|_| path.clone())) {
+            continue;
+        }
         let mut p = runtime.load(path).await?;
         let name = p.meta.name.clone();
+        if let Some(pin) = file.pins.get(&name)
+            && !pin.eq_ignore_ascii_case(&p.meta.sha256)
+        {
+            bail!(
+                "plugin {}: sha256 {} does not match the pin {pin} in campaign {} [pins].{name}; the file changed: review it, then update the pin",
+                path.display(),
+                p.meta.sha256,
+                plan.campaign.path.display()
+            );
+        }
         let mut grants = Grants::new(&name);
         for cap in file.grants.get(&name).into_iter().flatten() {
             grants.grant(crate::plugin::grants_parse(cap).with_context(|| {

@@ -20,3 +20,5 @@ mod recovery;
 mod clock;
 // Hostile plugins: each contained, effects undone, campaign continues.
 mod hostile;
+// Sharing plugins: sha256 pins, --plugin-dir.
+mod sharing;

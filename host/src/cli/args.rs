@@ -37,6 +37,10 @@ pub struct RunArgs {
     /// A fault or assertion plugin (.wasm component); repeatable.
     #[arg(long)]
     pub plugin: Vec<PathBuf>,
+    /// A directory of plugins: every `.wasm` in it is loaded (sorted by
+    /// name), e.g. a folder shared between projects; repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub plugin_dir: Vec<PathBuf>,
     /// Grant capabilities: PLUGIN=CAP[,CAP...] (signal, pause, partition, clock).
     #[arg(long, value_name = "PLUGIN=CAPS")]
     pub allow: Vec<String>,

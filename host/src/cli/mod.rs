@@ -24,7 +24,22 @@ impl RunArgs {
             }
             allow.push((who.to_string(), caps.to_string()));
         }
-        for p in &self.plugin {
+        let mut plugins = self.plugin;
+        for dir in &self.plugin_dir {
+            let entries = std::fs::read_dir(dir)
+                .with_context(|| format!("--plugin-dir {}", dir.display()))?;
+            let mut found: Vec<_> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+                .collect();
+            if found.is_empty() {
+                bail!("--plugin-dir {}: no .wasm file in it", dir.display());
+            }
+            found.sort();
+            plugins.extend(found);
+        }
+        for p in &plugins {
             if !p.exists() {
                 bail!(
                     "--plugin {}: no such file (build the plugins with scripts/build-plugins.sh)",
@@ -53,7 +68,7 @@ impl RunArgs {
         Ok(Plan {
             net,
             campaign,
-            plugins: self.plugin,
+            plugins,
             allow,
             cycles,
             writes,
