@@ -85,13 +85,12 @@ fn long_fault_campaign(dir: &Path) -> std::path::PathBuf {
     })
 }
 
-#[test]
-fn sigkill_mid_partition_then_cleanup_leaves_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = long_fault_campaign(dir.path());
+/// A 30 s netns partition, in force when this returns; the run's id.
+fn start_long_partition(dir: &Path) -> (Child, String) {
+    let c = long_fault_campaign(dir);
     let p = plugin("partition_minority");
     let mut child = spawn_run(
-        dir.path(),
+        dir,
         &c,
         &[
             "--plugin",
@@ -102,7 +101,14 @@ fn sigkill_mid_partition_then_cleanup_leaves_nothing() {
             "3",
         ],
     );
-    let id = wait_for_journal(dir.path(), "nft", &mut child);
+    let id = wait_for_journal(dir, "nft", &mut child);
+    (child, id)
+}
+
+#[test]
+fn sigkill_mid_partition_then_cleanup_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, id) = start_long_partition(dir.path());
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(
@@ -151,21 +157,7 @@ fn sigkill_mid_pause_then_cleanup_leaves_nothing() {
 #[test]
 fn ctrl_c_mid_partition_undoes_everything_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let c = long_fault_campaign(dir.path());
-    let p = plugin("partition_minority");
-    let mut child = spawn_run(
-        dir.path(),
-        &c,
-        &[
-            "--plugin",
-            p.to_str().unwrap(),
-            "--net",
-            "netns",
-            "--cycles",
-            "3",
-        ],
-    );
-    let id = wait_for_journal(dir.path(), "nft", &mut child);
+    let (mut child, id) = start_long_partition(dir.path());
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -197,7 +189,7 @@ fn misbehave_campaign(dir: &Path, mode: &str) -> std::path::PathBuf {
     campaign(dir, false, |t| {
         format!("{t}\n[params.misbehave]\nmode = \"{mode}\"\n").replace(
             "[grants]\n",
-            "[grants]\nmisbehave = [\"pause\", \"partition\"]\n",
+            "[grants]\nmisbehave = [\"pause\", \"partition\", \"signal\"]\n",
         )
     })
 }

@@ -200,14 +200,7 @@ impl Effects {
     /// Undo every effect still in force. Called when the fault plugin is done,
     /// fails or times out, and again before teardown.
     pub async fn revert_all(&self) {
-        for t in self
-            .timers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
-            t.abort();
-        }
+        self.abort_timers();
         for i in self.open_leases() {
             self.end_lease(i).await;
         }
@@ -219,6 +212,18 @@ impl Effects {
             .collect();
         for e in ending {
             let _ = e.await;
+        }
+    }
+
+    /// Stop the lease timers still sleeping (ends already started run on).
+    fn abort_timers(&self) {
+        for t in self
+            .timers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            t.abort();
         }
     }
 
@@ -287,14 +292,7 @@ impl Drop for Effects {
     /// without waiting: stopped nodes continued, clocks reset, the grudge
     /// lifted. The journal covers the rest.
     fn drop(&mut self) {
-        for t in self
-            .timers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
-            t.abort();
-        }
+        self.abort_timers();
         for slot in self.open_leases() {
             let rec = self.records.lock().unwrap_or_else(|e| e.into_inner())[slot].clone();
             match rec.kind {

@@ -88,36 +88,30 @@ impl Network {
     /// forwarders.
     pub async fn cycle(&self, n: usize) -> anyhow::Result<CycleNet> {
         let ports = ports::choose(n)?;
-        let local = |p: u16| ("127.0.0.1".to_string(), p);
+        // Loopback and proxy: nodes listen on 127.0.0.1 and chaos-host talks
+        // to them directly; only how a node reaches its peers differs.
+        let on_loopback = |peer_port: &dyn Fn(usize, usize) -> u16| -> Vec<NodeAddr> {
+            (0..n)
+                .map(|i| NodeAddr {
+                    host: "127.0.0.1".into(),
+                    listen_port: ports[i],
+                    client_port: ports[i],
+                    peers: (0..n)
+                        .filter(|&j| j != i)
+                        .map(|j| ("127.0.0.1".to_string(), peer_port(i, j)))
+                        .collect(),
+                })
+                .collect()
+        };
         Ok(match self {
             Network::Loopback => CycleNet {
-                addrs: (0..n)
-                    .map(|i| NodeAddr {
-                        host: "127.0.0.1".into(),
-                        listen_port: ports[i],
-                        client_port: ports[i],
-                        peers: (0..n)
-                            .filter(|&j| j != i)
-                            .map(|j| local(ports[j]))
-                            .collect(),
-                    })
-                    .collect(),
+                addrs: on_loopback(&|_, j| ports[j]),
                 inner: Inner::Loopback,
             },
             Network::Proxy => {
                 let links = proxy::Links::start(&ports).await?;
                 CycleNet {
-                    addrs: (0..n)
-                        .map(|i| NodeAddr {
-                            host: "127.0.0.1".into(),
-                            listen_port: ports[i],
-                            client_port: ports[i],
-                            peers: (0..n)
-                                .filter(|&j| j != i)
-                                .map(|j| local(links.port(i, j)))
-                                .collect(),
-                        })
-                        .collect(),
+                    addrs: on_loopback(&|i, j| links.port(i, j)),
                     inner: Inner::Proxy(links),
                 }
             }
