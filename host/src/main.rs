@@ -14,6 +14,7 @@ mod net;
 mod plugin;
 mod report;
 mod run;
+mod scaffold;
 mod workload;
 
 use clap::Parser;
@@ -56,6 +57,17 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             print!("{}", report::table(&summary));
             println!("results: {}", plan.out.display());
             Ok(summary.pass)
+        }
+        Command::NewPlugin(a) => {
+            let root = scaffold::create(&scaffold::NewPlugin {
+                name: a.name,
+                assertion: a.assertion,
+                dir: a.dir,
+                sdk: a.sdk,
+            })?;
+            println!("created {}", root.display());
+            println!("next: cd {} && ./run.sh", root.display());
+            Ok(true)
         }
         Command::Cleanup => {
             let dir = journal::state_dir();

@@ -22,3 +22,5 @@ mod clock;
 mod hostile;
 // Sharing plugins: sha256 pins, --plugin-dir.
 mod sharing;
+// Plugins from `chaos-host new-plugin`: build and run with the SDK alone.
+mod scaffold;

@@ -94,3 +94,55 @@ fn plugins_load_from_a_shared_directory() {
         none.stderr
     );
 }
+
+/// Compiled components are cached: the second load finds the artifact the
+/// first one wrote and does not write it again.
+#[test]
+fn second_load_uses_the_compiled_cache() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let inspect = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_chaos-host"))
+            .arg("inspect")
+            .arg(plugin("partition_minority"))
+            .env("CHAOS_CACHE_DIR", &cache)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    let artifacts = || -> Vec<(std::path::PathBuf, u64, i64, i64)> {
+        let mut v: Vec<_> = walk(&cache.join("modules"))
+            .into_iter()
+            .filter(|p| p.extension().is_none())
+            .map(|p| {
+                let m = std::fs::metadata(&p).unwrap();
+                (p, m.ino(), m.mtime(), m.mtime_nsec())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    inspect();
+    let first = artifacts();
+    assert_eq!(first.len(), 1, "one compiled component cached: {first:?}");
+    inspect();
+    assert_eq!(
+        artifacts(),
+        first,
+        "the cached artifact was reused, not rewritten"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

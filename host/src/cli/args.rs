@@ -27,6 +27,24 @@ pub enum Command {
     /// Undo what killed chaos-host runs left behind: node processes,
     /// stopped processes, nftables tables, network namespaces.
     Cleanup,
+    /// Create a plugin crate, ready to build with
+    /// `cargo build --release --target wasm32-wasip2`.
+    NewPlugin(NewPluginArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NewPluginArgs {
+    /// Plugin name: lowercase letters, digits, '_'.
+    pub name: String,
+    /// An assertion plugin instead of a fault.
+    #[arg(long)]
+    pub assertion: bool,
+    /// Where to create it (a directory NAME is made inside).
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// The chaos-sdk crate (the sdk/ directory of a chaos-host checkout).
+    #[arg(long)]
+    pub sdk: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

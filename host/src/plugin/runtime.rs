@@ -136,6 +136,35 @@ impl WasiView for PluginState {
     }
 }
 
+/// Where compiled components are cached: `CHAOS_CACHE_DIR` (`off` turns
+/// the cache off), else `$XDG_CACHE_HOME/chaos-host/wasm`, else
+/// `~/.cache/chaos-host/wasm`. Keyed by wasmtime on the component's bytes
+/// and the engine's settings, so a second run of a campaign does not
+/// recompile its plugins.
+pub fn cache_dir() -> Option<PathBuf> {
+    match std::env::var_os("CHAOS_CACHE_DIR") {
+        Some(d) if d == "off" => None,
+        Some(d) => Some(PathBuf::from(d)),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .map(|c| c.join("chaos-host").join("wasm")),
+    }
+}
+
+fn compile_cache() -> Option<wasmtime::Cache> {
+    let dir = cache_dir()?;
+    let mut config = wasmtime::CacheConfig::new();
+    config.with_directory(&dir);
+    match wasmtime::Cache::new(config) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!("compiled-plugin cache at {} disabled: {e:#}", dir.display());
+            None
+        }
+    }
+}
+
 pub struct Runtime {
     engine: Engine,
     linker: Linker<PluginState>,
@@ -145,6 +174,7 @@ impl Runtime {
     pub fn new() -> anyhow::Result<Self> {
         let mut config = Config::new();
         config.wasm_component_model(true).consume_fuel(true);
+        config.cache(compile_cache());
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         // WASI is linked so std-built guests instantiate, but the context has

@@ -1,0 +1,100 @@
+//! `chaos-host new-plugin`: a ready plugin crate, built with nothing but
+//! `chaos-sdk`, plus a script that runs it against the reference system.
+
+use anyhow::{Context, bail};
+use std::path::{Path, PathBuf};
+
+const FAULT: &str = include_str!("../templates/fault.rs.txt");
+const ASSERTION: &str = include_str!("../templates/assertion.rs.txt");
+const CARGO_TOML: &str = include_str!("../templates/Cargo.toml.txt");
+const RUN_SH: &str = include_str!("../templates/run.sh.txt");
+const README: &str = include_str!("../templates/README.md.txt");
+
+/// Where this chaos-host was built from, for the default SDK and campaign.
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf()
+}
+
+pub struct NewPlugin {
+    pub name: String,
+    pub assertion: bool,
+    /// Parent directory of the new crate.
+    pub dir: PathBuf,
+    /// The chaos-sdk crate to depend on.
+    pub sdk: Option<PathBuf>,
+}
+
+/// Create the crate; returns its directory.
+pub fn create(p: &NewPlugin) -> anyhow::Result<PathBuf> {
+    let name = &p.name;
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !valid {
+        bail!(
+            "new-plugin {name:?}: use lowercase letters, digits and '_', starting with a letter (it is the crate, the plugin and the .wasm name)"
+        );
+    }
+    let sdk = match &p.sdk {
+        Some(s) => s.clone(),
+        None => repo().join("sdk"),
+    };
+    let sdk = std::fs::canonicalize(&sdk).with_context(|| {
+        format!(
+            "new-plugin: chaos-sdk not found at {}; pass --sdk PATH to the sdk/ directory of a chaos-host checkout",
+            sdk.display()
+        )
+    })?;
+    let root = p.dir.join(name);
+    if root.exists() {
+        bail!(
+            "new-plugin: {} already exists; choose another name or --dir",
+            root.display()
+        );
+    }
+    let campaign = repo().join("examples/reference/campaign.toml");
+    let me = std::env::current_exe().context("finding the chaos-host binary")?;
+    let wasm = format!("${{CARGO_TARGET_DIR:-target}}/wasm32-wasip2/release/{name}.wasm");
+    let plugin_args = if p.assertion {
+        format!("--plugin \"{wasm}\"")
+    } else {
+        format!("--plugin \"{wasm}\" --allow {name}=pause")
+    };
+    let fill = |t: &str| {
+        t.replace("{{name}}", name)
+            .replace("{{file}}", name)
+            .replace("{{kind}}", if p.assertion { "assertion" } else { "fault" })
+            .replace("{{sdk}}", &sdk.to_string_lossy())
+            .replace("{{chaos_host}}", &me.to_string_lossy())
+            .replace("{{campaign}}", &campaign.to_string_lossy())
+            .replace("{{plugin_args}}", &plugin_args)
+    };
+    // Written into a temp dir and renamed, so a failure leaves nothing
+    // half-written.
+    std::fs::create_dir_all(&p.dir).with_context(|| format!("creating {}", p.dir.display()))?;
+    let tmp = p.dir.join(format!(".{name}.new"));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let write = || -> anyhow::Result<()> {
+        std::fs::create_dir_all(tmp.join("src"))?;
+        std::fs::write(tmp.join("Cargo.toml"), fill(CARGO_TOML))?;
+        let lib = if p.assertion { ASSERTION } else { FAULT };
+        std::fs::write(tmp.join("src/lib.rs"), fill(lib))?;
+        std::fs::write(tmp.join("README.md"), fill(README))?;
+        std::fs::write(tmp.join(".gitignore"), "/target\n")?;
+        let run = tmp.join("run.sh");
+        std::fs::write(&run, fill(RUN_SH))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755))?;
+        std::fs::rename(&tmp, &root)?;
+        Ok(())
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e.context(format!("new-plugin: writing {}", root.display())));
+    }
+    Ok(root)
+}

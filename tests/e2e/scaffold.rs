@@ -1,0 +1,133 @@
+//! Issue 5 (SDK): a plugin made by `chaos-host new-plugin`, with nothing but
+//! the SDK, builds and runs in a campaign against the reference system.
+
+use crate::util::*;
+use std::path::Path;
+use std::process::Command;
+
+fn chaos_host() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_chaos-host"))
+}
+
+/// A target dir of its own: the outer `cargo test` may hold the lock of the
+/// workspace's. Kept between runs so rebuilds are incremental.
+fn target_dir() -> std::path::PathBuf {
+    root().join("target/scaffold-test")
+}
+
+fn new_plugin(dir: &Path, name: &str, assertion: bool) -> std::path::PathBuf {
+    let mut cmd = chaos_host();
+    cmd.args(["new-plugin", name, "--dir", dir.to_str().unwrap()]);
+    if assertion {
+        cmd.arg("--assertion");
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let crate_dir = dir.join(name);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("created {}", crate_dir.display()))
+    );
+    crate_dir
+}
+
+#[test]
+fn scaffolded_fault_builds_and_runs_against_the_reference_system() {
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = new_plugin(dir.path(), "my_fault", false);
+    let out_dir = dir.path().join("out");
+    let run = Command::new(crate_dir.join("run.sh"))
+        .args(["--out", out_dir.to_str().unwrap()])
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env("CYCLES", "2")
+        .env("RUST_BACKTRACE", "0")
+        .env("CHAOS_STATE_DIR", dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    let class = &summary["classes"][0];
+    assert_eq!(class["fault"], "my_fault");
+    assert_eq!(class["passed_cycles"], 2, "{class}");
+    assert!(processes_mentioning(dir.path()).is_empty());
+}
+
+#[test]
+fn scaffolded_assertion_builds_and_judges_cycles() {
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = new_plugin(dir.path(), "my_check", true);
+    let build = Command::new("cargo")
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .current_dir(&crate_dir)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let wasm = target_dir().join("wasm32-wasip2/release/my_check.wasm");
+    let c = campaign(dir.path(), false, |t| t);
+    let kill = plugin("kill_primary_mid_write");
+    let run = run_campaign(
+        dir.path(),
+        &c,
+        &[
+            "--plugin",
+            wasm.to_str().unwrap(),
+            "--plugin",
+            kill.to_str().unwrap(),
+            "--cycles",
+            "2",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for c in run.cycles() {
+        let by: Vec<&str> = c["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["plugin"].as_str().unwrap())
+            .collect();
+        assert!(by.contains(&"my_check@0.1.0"), "{by:?}");
+    }
+}
+
+#[test]
+fn new_plugin_refuses_bad_names_and_existing_dirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = chaos_host()
+        .args([
+            "new-plugin",
+            "My-Fault",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("new-plugin \"My-Fault\": use lowercase letters"),
+        "{out:?}"
+    );
+    new_plugin(dir.path(), "twice", false);
+    let again = chaos_host()
+        .args(["new-plugin", "twice", "--dir", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    // Nothing half-written beside it.
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["twice"]);
+}
