@@ -24,3 +24,5 @@ mod hostile;
 mod sharing;
 // Plugins from `chaos-host new-plugin`: build and run with the SDK alone.
 mod scaffold;
+// A third-party plugin with its own campaign.
+mod third_party;
