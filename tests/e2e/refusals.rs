@@ -113,3 +113,26 @@ fn non_component_plugin_is_refused() {
         run.stderr
     );
 }
+
+/// Issue 5: a plugin built against another contract version is refused,
+/// naming both versions, by `inspect` and by `run`.
+#[test]
+fn other_contract_version_is_refused_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = guest("future_contract");
+    let expected = format!(
+        "chaos-host: error: plugin {}: built against contract chaos:plugin@9.0.0, but this chaos-host accepts chaos:plugin@0.1.0 (rebuild the plugin against a matching chaos-sdk)",
+        wasm.display()
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chaos-host"))
+        .arg("inspect")
+        .arg(&wasm)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim_end(), expected);
+    let c = campaign(dir.path(), false, |t| t);
+    let run = run_campaign(dir.path(), &c, &["--plugin", wasm.to_str().unwrap()]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.lines().any(|l| l == expected), "{}", run.stderr);
+}
