@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 pub struct Plan {
     pub campaign: Campaign,
     pub plugins: Vec<PathBuf>,
+    /// Opt-in, unsandboxed shared libraries.
+    pub native_plugins: Vec<PathBuf>,
     pub allow: Vec<(String, String)>,
     pub cycles: u32,
     pub writes: u32,
@@ -56,13 +58,24 @@ pub async fn load_plugins(
     let mut assertions = Vec::new();
     let paths = plan.campaign.assertions.iter().chain(&plan.plugins);
     let mut seen = std::collections::HashSet::new();
-    for path in paths {
+    let natives = plan.native_plugins.iter().map(|p| (p, true));
+    for (path, native) in paths.map(|p| (p, false)).chain(natives) {
         // The same file named twice (a campaign assertion inside a
         // --plugin-dir) loads once.
         if !seen.insert(std::fs::canonicalize(path).unwrap_or_else(|_| path.clone())) {
             continue;
         }
-        let mut p = runtime.load(path).await?;
+        let mut p = if native {
+            let p = runtime.load_native(path)?;
+            eprintln!(
+                "chaos-host: WARNING: native plugin {} ({}) is NOT sandboxed: it runs inside chaos-host with all its privileges",
+                p.meta.label(),
+                path.display()
+            );
+            p
+        } else {
+            runtime.load(path).await?
+        };
         let name = p.meta.name.clone();
         if let Some(pin) = file.pins.get(&name)
             && !pin.eq_ignore_ascii_case(&p.meta.sha256)

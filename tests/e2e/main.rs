@@ -26,3 +26,5 @@ mod sharing;
 mod scaffold;
 // A third-party plugin with its own campaign.
 mod third_party;
+// Native plugins: opt-in, flagged unsandboxed, grants still apply.
+mod native;

@@ -55,6 +55,11 @@ pub struct RunArgs {
     /// A fault or assertion plugin (.wasm component); repeatable.
     #[arg(long)]
     pub plugin: Vec<PathBuf>,
+    /// A native fault plugin (shared library with the C ABI of
+    /// sdk/native/chaos_native.h). NOT sandboxed: it runs with chaos-host's
+    /// privileges; only for faults a component cannot express. Repeatable.
+    #[arg(long, value_name = "LIB.so")]
+    pub native_plugin: Vec<PathBuf>,
     /// A directory of plugins: every `.wasm` in it is loaded (sorted by
     /// name), e.g. a folder shared between projects; repeatable.
     #[arg(long, value_name = "DIR")]

@@ -47,6 +47,11 @@ impl RunArgs {
                 );
             }
         }
+        for p in &self.native_plugin {
+            if !p.exists() {
+                bail!("--native-plugin {}: no such file", p.display());
+            }
+        }
         let cycles = self.cycles.unwrap_or(campaign.file.campaign.cycles);
         if cycles == 0 {
             bail!("--cycles 0: nothing to run");
@@ -69,6 +74,7 @@ impl RunArgs {
             net,
             campaign,
             plugins,
+            native_plugins: self.native_plugin,
             allow,
             cycles,
             writes,

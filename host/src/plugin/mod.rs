@@ -10,6 +10,7 @@
 mod bindings;
 mod grants;
 mod imports;
+mod native;
 mod runtime;
 
 pub use bindings::types as bindings_types;

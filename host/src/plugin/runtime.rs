@@ -3,6 +3,7 @@
 use super::ACCEPTED_VERSIONS;
 use super::bindings::{assertion, fault, host, types};
 use super::grants::{self, Grants};
+use super::native::{self, NativeLib};
 use crate::effects::Effects;
 use anyhow::{Context, bail};
 use rand::SeedableRng;
@@ -80,6 +81,9 @@ pub struct PluginMeta {
     pub capabilities: Vec<&'static str>,
     pub params: Vec<ParamMeta>,
     pub sha256: String,
+    /// false for `--native-plugin` libraries: they run with chaos-host's
+    /// full privileges.
+    pub sandboxed: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -92,13 +96,18 @@ pub struct ParamMeta {
 
 impl PluginMeta {
     pub fn label(&self) -> String {
-        format!("{}@{}", self.name, self.version)
+        if self.sandboxed {
+            format!("{}@{}", self.name, self.version)
+        } else {
+            format!("{}@{} [native, UNSANDBOXED]", self.name, self.version)
+        }
     }
 }
 
 enum Pre {
     Fault(fault::FaultPluginPre<PluginState>),
     Assertion(assertion::AssertionPluginPre<PluginState>),
+    Native(Arc<NativeLib>),
 }
 
 /// A loaded, pre-instantiated plugin with its grants and parameters.
@@ -223,6 +232,7 @@ impl Runtime {
                 capabilities: vec![],
                 params: vec![],
                 sha256,
+                sandboxed: true,
             },
             declared: vec![],
             grants: Grants::default(),
@@ -262,6 +272,71 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// Load a native plugin (`--native-plugin`): not sandboxed, opt-in.
+    pub fn load_native(&self, path: &Path) -> anyhow::Result<Loaded> {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("reading native plugin {}", path.display()))?;
+        let lib = NativeLib::open(path)?;
+        let d = lib.describe(path)?;
+        if d.kind != "fault" {
+            bail!(
+                "native plugin {}: kind {:?}: only faults may be native (assertions need no privileges; write them as components)",
+                path.display(),
+                d.kind
+            );
+        }
+        let declared = d
+            .capabilities
+            .iter()
+            .map(|c| grants::parse(c))
+            .collect::<anyhow::Result<Vec<_>>>()
+            .with_context(|| format!("native plugin {}: capabilities", path.display()))?;
+        let mut params = Vec::new();
+        for p in &d.params {
+            let kind = match p.kind.as_str() {
+                "integer" => "integer",
+                "float" => "float",
+                "boolean" => "boolean",
+                "text" => "text",
+                other => bail!(
+                    "native plugin {}: parameter {}: kind {other:?} is not integer, float, boolean or text",
+                    path.display(),
+                    p.name
+                ),
+            };
+            params.push(ParamMeta {
+                name: p.name.clone(),
+                kind,
+                default: p.default.clone(),
+                doc: p.doc.clone(),
+            });
+        }
+        let mut loaded = Loaded {
+            path: path.to_path_buf(),
+            meta: PluginMeta {
+                name: d.name,
+                version: d.version,
+                author: d.author,
+                description: d.description,
+                kind: "fault",
+                contract: ACCEPTED_VERSIONS[0].to_string(),
+                capabilities: declared.iter().map(|&c| grants::name(c)).collect(),
+                params,
+                sha256: hex(&Sha256::digest(&bytes)),
+                sandboxed: false,
+            },
+            declared,
+            grants: Grants::default(),
+            params: vec![],
+            pre: Pre::Native(Arc::new(lib)),
+            engine: self.engine.clone(),
+        };
+        loaded.params = resolve_params(&loaded.meta, vec![])?;
+        Ok(loaded)
+    }
+}
+
 impl Loaded {
     /// Give the plugin its grants and campaign parameters; refuse it when it
     /// declares capabilities it was not granted or gets unknown or mistyped
@@ -278,7 +353,7 @@ impl Loaded {
     }
 
     pub fn is_fault(&self) -> bool {
-        matches!(self.pre, Pre::Fault(_))
+        matches!(self.pre, Pre::Fault(_) | Pre::Native(_))
     }
 
     pub fn params(&self) -> &[(String, String)] {
@@ -331,6 +406,9 @@ impl Loaded {
                     let b = pre.instantiate_async(&mut store).await?;
                     b.chaos_plugin_assertion().call_describe(&mut store).await
                 }
+                Pre::Native(_) => Err(wasmtime::Error::msg(
+                    "native plugins describe themselves at load",
+                )),
             }
         };
         match tokio::time::timeout(DESCRIBE_TIMEOUT, call).await {
@@ -354,6 +432,16 @@ impl Loaded {
         deadline: Duration,
     ) -> (Result<(), PluginError>, Vec<String>) {
         let label = self.meta.label();
+        if let Pre::Native(lib) = &self.pre {
+            let call = native::Call {
+                label,
+                cycle,
+                params: self.params.clone(),
+                grants: self.grants.clone(),
+                declared: self.declared.clone(),
+            };
+            return native::inject(lib.clone(), call, effects, deadline).await;
+        }
         let Pre::Fault(pre) = &self.pre else {
             return (
                 Err(PluginError::Returned {

@@ -65,6 +65,12 @@ pub fn table(s: &Summary) -> String {
             c.convergence_bound,
             if c.pass { "PASS" } else { "FAIL" }
         ));
+        if c.plugin
+            .as_deref()
+            .is_some_and(|p| p.contains("UNSANDBOXED"))
+        {
+            out.push_str("    UNSANDBOXED native plugin: ran with chaos-host's full privileges\n");
+        }
         for r in &c.reasons {
             out.push_str(&format!("    {r}\n"));
         }

@@ -1,0 +1,345 @@
+//! Native plugins (opt-in, `--native-plugin LIB.so`): the same fault
+//! contract through a small C ABI, for faults the sandbox cannot express.
+//!
+//! They are NOT sandboxed: they run inside chaos-host with all its
+//! privileges, cannot be preempted (a deadline fails the cycle and undoes
+//! its effects, but the call's thread runs on), and a crash in one takes
+//! chaos-host down. Every output that names one says so. Capabilities still
+//! go through grants, since effects still go through the host.
+//!
+//! The ABI (see `sdk/native/chaos_native.h`):
+//! - `const char *chaos_native_contract(void)`: "0.1.0";
+//! - `const char *chaos_native_describe(void)`: JSON, see [`Describe`];
+//! - `char *chaos_native_inject(const char *cycle_json, const ChaosHost *host)`:
+//!   NULL on success, else an error message freed with
+//! - `void chaos_native_free(char *)`.
+
+use super::grants::Grants;
+use super::imports::{MAX_LOG_BYTES, MAX_LOG_LINES};
+use super::runtime::{PluginError, clip};
+use super::{ACCEPTED_VERSIONS, Capability};
+use crate::effects::Effects;
+use anyhow::{Context, bail};
+use nix::sys::signal::Signal;
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::ffi::{CStr, CString, c_char, c_void};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+type ContractFn = unsafe extern "C" fn() -> *const c_char;
+type DescribeFn = unsafe extern "C" fn() -> *const c_char;
+type InjectFn = unsafe extern "C" fn(*const c_char, *const ChaosHost) -> *mut c_char;
+type FreeFn = unsafe extern "C" fn(*mut c_char);
+
+/// What a native plugin describes itself as.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Describe {
+    pub name: String,
+    pub version: String,
+    #[serde(default)]
+    pub author: String,
+    #[serde(default)]
+    pub description: String,
+    pub kind: String,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    #[serde(default)]
+    pub params: Vec<DescribeParam>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DescribeParam {
+    pub name: String,
+    pub kind: String,
+    pub default: String,
+    #[serde(default)]
+    pub doc: String,
+}
+
+/// The cycle, as JSON, for `chaos_native_inject`.
+#[derive(Serialize)]
+struct CycleJson<'a> {
+    cycle: u32,
+    seed: u64,
+    nodes: u32,
+    primary: u32,
+    writes: u32,
+    params: &'a [(String, String)],
+}
+
+/// Host functions handed to the plugin. Effects return 0 on success and -1
+/// when refused (the reason is recorded in the cycle).
+#[repr(C)]
+pub struct ChaosHost {
+    ctx: *mut c_void,
+    log: extern "C" fn(*mut c_void, i32, *const c_char),
+    random: extern "C" fn(*mut c_void) -> u64,
+    sleep_ms: extern "C" fn(*mut c_void, u32),
+    wait_writes: extern "C" fn(*mut c_void, u32) -> u32,
+    signal: extern "C" fn(*mut c_void, u32, i32) -> i32,
+    pause: extern "C" fn(*mut c_void, u32, u32) -> i32,
+    partition: extern "C" fn(*mut c_void, *const c_char, u32) -> i32,
+    clock_offset: extern "C" fn(*mut c_void, u32, i64, u32) -> i32,
+}
+
+pub struct NativeLib {
+    describe: DescribeFn,
+    inject: InjectFn,
+    free: FreeFn,
+    // Last: the fn pointers above are valid while it is loaded.
+    _lib: libloading::Library,
+}
+
+// The library's functions are plain C functions; calls are serialised per
+// cycle by the host.
+unsafe impl Send for NativeLib {}
+unsafe impl Sync for NativeLib {}
+
+impl NativeLib {
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        // Loading runs the library's initialisers: this is the point where
+        // the user's explicit opt-in is trusted.
+        let lib = unsafe { libloading::Library::new(path) }
+            .with_context(|| format!("native plugin {}: loading", path.display()))?;
+        let sym = |name: &str| -> anyhow::Result<*const ()> {
+            let s: libloading::Symbol<*const ()> = unsafe { lib.get(name.as_bytes()) }
+                .with_context(|| {
+                    format!(
+                        "native plugin {}: missing symbol {name} (see sdk/native/chaos_native.h)",
+                        path.display()
+                    )
+                })?;
+            Ok(*s)
+        };
+        let contract: ContractFn = unsafe { std::mem::transmute(sym("chaos_native_contract")?) };
+        let describe: DescribeFn = unsafe { std::mem::transmute(sym("chaos_native_describe")?) };
+        let inject: InjectFn = unsafe { std::mem::transmute(sym("chaos_native_inject")?) };
+        let free: FreeFn = unsafe { std::mem::transmute(sym("chaos_native_free")?) };
+        let version = unsafe { cstr(contract()) };
+        if !ACCEPTED_VERSIONS.contains(&version.as_str()) {
+            bail!(
+                "native plugin {}: built against contract chaos:plugin@{version}, but this chaos-host accepts chaos:plugin@{}",
+                path.display(),
+                ACCEPTED_VERSIONS.join(", @")
+            );
+        }
+        Ok(Self {
+            describe,
+            inject,
+            free,
+            _lib: lib,
+        })
+    }
+
+    pub fn describe(&self, path: &Path) -> anyhow::Result<Describe> {
+        let text = unsafe { cstr((self.describe)()) };
+        serde_json::from_str(&text).with_context(|| {
+            format!(
+                "native plugin {}: chaos_native_describe() JSON",
+                path.display()
+            )
+        })
+    }
+}
+
+unsafe fn cstr(p: *const c_char) -> String {
+    if p.is_null() {
+        return String::new();
+    }
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+/// Per-call state behind `ChaosHost::ctx`.
+struct Ctx {
+    effects: Arc<Effects>,
+    handle: tokio::runtime::Handle,
+    grants: Grants,
+    declared: Vec<Capability>,
+    rng: ChaCha8Rng,
+    label: String,
+    log_lines: u32,
+    denials: Vec<String>,
+}
+
+impl Ctx {
+    fn effect(&mut self, cap: Capability, f: impl FnOnce(&mut Self) -> Result<(), String>) -> i32 {
+        let r = self.grants.allow(cap, &self.declared).and_then(|_| f(self));
+        match r {
+            Ok(()) => 0,
+            Err(e) => {
+                self.denials.push(e);
+                -1
+            }
+        }
+    }
+}
+
+fn ctx<'a>(p: *mut c_void) -> &'a mut Ctx {
+    // The pointer is the Ctx of the running call, alive for its duration.
+    unsafe { &mut *(p as *mut Ctx) }
+}
+
+extern "C" fn cb_log(p: *mut c_void, level: i32, msg: *const c_char) {
+    let c = ctx(p);
+    c.log_lines += 1;
+    if c.log_lines > MAX_LOG_LINES {
+        return;
+    }
+    let mut m = unsafe { cstr(msg) };
+    if m.len() > MAX_LOG_BYTES {
+        m = clip(m);
+    }
+    match level {
+        l if l >= 3 => tracing::error!(plugin = %c.label, "{m}"),
+        2 => tracing::warn!(plugin = %c.label, "{m}"),
+        1 => tracing::info!(plugin = %c.label, "{m}"),
+        _ => tracing::debug!(plugin = %c.label, "{m}"),
+    }
+}
+
+extern "C" fn cb_random(p: *mut c_void) -> u64 {
+    ctx(p).rng.next_u64()
+}
+
+extern "C" fn cb_sleep_ms(_p: *mut c_void, ms: u32) {
+    std::thread::sleep(Duration::from_millis(ms as u64));
+}
+
+extern "C" fn cb_wait_writes(p: *mut c_void, count: u32) -> u32 {
+    let c = ctx(p);
+    let mut rx = c.effects.progress();
+    c.handle.block_on(async move {
+        let seen = rx
+            .wait_for(|p| p.issued >= count || p.done)
+            .await
+            .map(|p| p.issued);
+        seen.unwrap_or_else(|_| rx.borrow().issued)
+    })
+}
+
+extern "C" fn cb_signal(p: *mut c_void, node: u32, sig: i32) -> i32 {
+    ctx(p).effect(Capability::Signal, |c| {
+        let sig = match sig {
+            9 => Signal::SIGKILL,
+            15 => Signal::SIGTERM,
+            other => return Err(format!("signal {other}: only 9 (KILL) and 15 (TERM)")),
+        };
+        c.handle.block_on(c.effects.clone().signal(node, sig))
+    })
+}
+
+extern "C" fn cb_pause(p: *mut c_void, node: u32, ms: u32) -> i32 {
+    ctx(p).effect(Capability::Pause, |c| {
+        c.handle.block_on(c.effects.clone().pause(node, ms))
+    })
+}
+
+extern "C" fn cb_partition(p: *mut c_void, grudge: *const c_char, ms: u32) -> i32 {
+    ctx(p).effect(Capability::Partition, |c| {
+        let text = unsafe { cstr(grudge) };
+        let g: Vec<Vec<u32>> = serde_json::from_str(&text)
+            .map_err(|e| format!("partition: grudge JSON {text:?}: {e}"))?;
+        c.handle.block_on(c.effects.clone().partition(g, ms))
+    })
+}
+
+extern "C" fn cb_clock_offset(p: *mut c_void, node: u32, offset: i64, ms: u32) -> i32 {
+    ctx(p).effect(Capability::Clock, |c| {
+        c.handle
+            .block_on(c.effects.clone().clock_offset(node, offset, ms))
+    })
+}
+
+/// Everything one native inject needs.
+pub struct Call {
+    pub label: String,
+    pub cycle: crate::plugin::bindings_types::CycleInfo,
+    pub params: Vec<(String, String)>,
+    pub grants: Grants,
+    pub declared: Vec<Capability>,
+}
+
+/// Run `chaos_native_inject` on a blocking thread, bounded by `deadline`.
+pub async fn inject(
+    lib: Arc<NativeLib>,
+    call: Call,
+    effects: Arc<Effects>,
+    deadline: Duration,
+) -> (Result<(), PluginError>, Vec<String>) {
+    let label = call.label.clone();
+    let json = serde_json::to_string(&CycleJson {
+        cycle: call.cycle.cycle,
+        seed: call.cycle.seed,
+        nodes: call.cycle.nodes,
+        primary: call.cycle.primary,
+        writes: call.cycle.writes,
+        params: &call.params,
+    })
+    .unwrap_or_default();
+    let handle = tokio::runtime::Handle::current();
+    let task = tokio::task::spawn_blocking(move || {
+        let mut ctx = Ctx {
+            effects,
+            handle,
+            grants: call.grants,
+            declared: call.declared,
+            rng: ChaCha8Rng::seed_from_u64(call.cycle.seed),
+            label: call.label,
+            log_lines: 0,
+            denials: vec![],
+        };
+        let host = ChaosHost {
+            ctx: &mut ctx as *mut Ctx as *mut c_void,
+            log: cb_log,
+            random: cb_random,
+            sleep_ms: cb_sleep_ms,
+            wait_writes: cb_wait_writes,
+            signal: cb_signal,
+            pause: cb_pause,
+            partition: cb_partition,
+            clock_offset: cb_clock_offset,
+        };
+        let cycle = CString::new(json).unwrap_or_default();
+        let err = unsafe { (lib.inject)(cycle.as_ptr(), &host) };
+        let message = (!err.is_null()).then(|| {
+            let m = unsafe { cstr(err) };
+            unsafe { (lib.free)(err) };
+            m
+        });
+        (message, ctx.denials)
+    });
+    match tokio::time::timeout(deadline, task).await {
+        Ok(Ok((None, denials))) => (Ok(()), denials),
+        Ok(Ok((Some(m), denials))) => (
+            Err(PluginError::Returned {
+                plugin: label,
+                phase: "inject",
+                reason: clip(m),
+            }),
+            denials,
+        ),
+        Ok(Err(e)) => (
+            Err(PluginError::Trap {
+                plugin: label,
+                phase: "inject",
+                reason: format!("native call failed: {e}"),
+            }),
+            vec![],
+        ),
+        // The thread cannot be stopped: it is not sandboxed. Its effects
+        // are undone by the host all the same.
+        Err(_) => (
+            Err(PluginError::Timeout {
+                plugin: label,
+                phase: "inject",
+                ms: deadline.as_millis(),
+            }),
+            vec![],
+        ),
+    }
+}
