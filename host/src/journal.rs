@@ -20,8 +20,14 @@ use std::sync::Mutex;
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Entry {
-    /// The owning chaos-host; first line of every journal.
-    Owner { pid: i32, start: u64 },
+    /// The owning chaos-host; first line of every journal. `boot` is the
+    /// kernel's boot id: after a reboot, pids in the journal mean nothing.
+    Owner {
+        pid: i32,
+        start: u64,
+        #[serde(default)]
+        boot: String,
+    },
     /// A node's process group (leader pid = pgid, with its start time so a
     /// reused pid is never signalled).
     Group { pgid: i32, start: u64 },
@@ -66,8 +72,7 @@ pub fn state_dir() -> PathBuf {
 impl Journal {
     /// Open a new journal for run `run_id` in `dir`.
     pub fn create(dir: &Path, run_id: &str) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating the journal dir {}", dir.display()))?;
+        create_private_dir(dir)?;
         let path = dir.join(format!("{run_id}.journal"));
         let file = std::fs::OpenOptions::new()
             .create_new(true)
@@ -82,6 +87,7 @@ impl Journal {
         j.record(Entry::Owner {
             pid: me.as_raw(),
             start: start_time(me).unwrap_or(0),
+            boot: boot_id(),
         })?;
         Ok(j)
     }
@@ -127,6 +133,42 @@ impl Journal {
     }
 }
 
+/// The state dir holds journals whose entries chaos-host acts on (kills,
+/// SIGCONTs): it must be ours alone. Created 0700 (an existing one of ours is
+/// made 0700); one owned by someone else is refused.
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating the journal dir {}", dir.display()))?;
+    }
+    let m = std::fs::metadata(dir)
+        .with_context(|| format!("reading the journal dir {}", dir.display()))?;
+    if m.uid() != nix::unistd::geteuid().as_raw() {
+        anyhow::bail!(
+            "journal dir {} belongs to uid {}, not to this user; remove it or set CHAOS_STATE_DIR",
+            dir.display(),
+            m.uid()
+        );
+    }
+    if m.mode() & 0o022 != 0 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making the journal dir {} private", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// The kernel's boot id (empty when unreadable).
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
 /// Process start time (clock ticks since boot) from /proc, to tell a pid
 /// from a reused one.
 pub fn start_time(pid: Pid) -> Option<u64> {
@@ -148,6 +190,10 @@ fn same_process(pid: i32, start: u64) -> bool {
 /// Returns one line per action taken.
 pub fn recover(dir: &Path) -> anyhow::Result<Vec<String>> {
     let mut actions = Vec::new();
+    if dir.exists() {
+        // Never act on journals someone else could have planted.
+        create_private_dir(dir)?;
+    }
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(actions);
     };
@@ -156,20 +202,48 @@ pub fn recover(dir: &Path) -> anyhow::Result<Vec<String>> {
         if path.extension().is_none_or(|x| x != "journal") {
             continue;
         }
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading journal {}", path.display()))?;
-        if let Some(Entry::Owner { pid, start }) = parse(&text).first().map(|(_, e)| e.clone())
-            && same_process(pid, start)
-        {
-            continue; // a live run owns it
-        }
-        let done = replay_file(&path)?;
+        // Another chaos-host may be replaying or removing it at the same
+        // time: a journal that vanished is not an error.
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("reading journal {}", path.display())),
+        };
+        let same_boot = match parse(&text).first().map(|(_, e)| e.clone()) {
+            Some(Entry::Owner { pid, start, boot }) => {
+                let same_boot = boot.is_empty() || boot == boot_id();
+                if same_boot && same_process(pid, start) {
+                    continue; // a live run owns it
+                }
+                same_boot
+            }
+            // No owner line yet: a run that is just starting, unless old.
+            _ => {
+                let young = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_none_or(|age| age < std::time::Duration::from_secs(60));
+                if young {
+                    continue;
+                }
+                true
+            }
+        };
+        let done = replay_text(&text, same_boot);
         if !done.is_empty() {
             actions.push(format!("journal {}:", path.display()));
             actions.extend(done.into_iter().map(|a| format!("  {a}")));
         }
-        std::fs::remove_file(&path)
-            .with_context(|| format!("removing replayed journal {}", path.display()))?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("removing replayed journal {}", path.display()));
+            }
+        }
     }
     Ok(actions)
 }
@@ -187,7 +261,14 @@ fn parse(text: &str) -> Vec<(u64, Entry)> {
 fn replay_file(path: &Path) -> anyhow::Result<Vec<String>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading journal {}", path.display()))?;
-    let entries = parse(&text);
+    Ok(replay_text(&text, true))
+}
+
+/// Undo the open entries of a journal's text, newest first. Across a reboot
+/// the processes are long gone and their ids may belong to others: only
+/// namespaces and tables are considered.
+fn replay_text(text: &str, same_boot: bool) -> Vec<String> {
+    let entries = parse(text);
     let done: std::collections::HashSet<u64> = entries
         .iter()
         .filter_map(|(_, e)| match e {
@@ -200,11 +281,14 @@ fn replay_file(path: &Path) -> anyhow::Result<Vec<String>> {
         if done.contains(seq) {
             continue;
         }
+        if !same_boot && matches!(entry, Entry::Group { .. } | Entry::Stopped { .. }) {
+            continue;
+        }
         if let Some(a) = undo(entry) {
             actions.push(a);
         }
     }
-    Ok(actions)
+    actions
 }
 
 /// Undo one entry; idempotent. Returns what was done, if anything.
@@ -330,7 +414,14 @@ mod tests {
         // Owner: a pid that cannot be alive with that start time.
         let text = format!(
             "{}\n{}\n",
-            line(1, Entry::Owner { pid: 1, start: 0 }),
+            line(
+                1,
+                Entry::Owner {
+                    pid: 1,
+                    start: 0,
+                    boot: String::new()
+                }
+            ),
             line(2, Entry::Group { pgid: pid, start })
         );
         std::fs::write(dir.path().join("dead.journal"), text).unwrap();

@@ -136,6 +136,7 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
             );
         }
     }
+    let mut shutdown = Shutdown::new()?;
     // Whatever a killed earlier run left behind is undone before we start.
     let state = journal::state_dir();
     for line in journal::recover(&state)? {
@@ -162,7 +163,16 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
             return Err(e);
         }
     };
-    let result = run_classes(plan, &faults, &assertions, &run_id, &network, &journal).await;
+    let result = run_classes(
+        plan,
+        &faults,
+        &assertions,
+        &run_id,
+        &network,
+        &journal,
+        &mut shutdown,
+    )
+    .await;
     network.destroy().await;
     drop(network);
     close_journal(journal);
@@ -190,6 +200,7 @@ async fn run_classes(
     run_id: &str,
     network: &Network,
     journal: &Arc<Journal>,
+    shutdown: &mut Shutdown,
 ) -> anyhow::Result<Summary> {
     let jsonl_path = plan.out.join("cycles.jsonl");
     let mut jsonl = std::fs::File::create(&jsonl_path)
@@ -248,7 +259,7 @@ async fn run_classes(
             let t = Instant::now();
             let record = tokio::select! {
                 r = cycle.step(n, seed, &dir) => r?,
-                sig = shutdown_signal() => {
+                sig = shutdown.recv() => {
                     // Dropping the step killed its nodes and undid its effects;
                     // the caller removes the network.
                     let _ = std::fs::remove_dir_all(&work);
@@ -343,12 +354,27 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
+/// SIGINT and SIGTERM, listened for once for the whole run: a signal that
+/// arrives between cycles is seen by the next one instead of being lost.
+struct Shutdown {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    fn new() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            int: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+            term: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+        })
+    }
+
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+        }
     }
 }
 

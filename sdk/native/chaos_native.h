@@ -12,6 +12,13 @@
 #define CHAOS_NATIVE_H
 #include <stdint.h>
 
+/*
+ * `host` and `host->ctx` are valid only during chaos_native_inject, and only
+ * on the thread that chaos-host called it on: do not keep them, and do not
+ * call host functions from other threads. After the call's deadline every
+ * host function refuses (effects return -1), and a later call into the
+ * library is skipped until the late one returns.
+ */
 typedef struct ChaosHost {
     void *ctx;                       /* pass back to every function */
     /* level: 0 debug, 1 info, 2 warn, 3 error */

@@ -264,3 +264,60 @@ fn plugin_past_its_deadline_has_its_pause_rolled_back() {
     let held_us = e["end_us"].as_u64().unwrap() - e["start_us"].as_u64().unwrap();
     assert!(held_us < 5_000_000, "{e}");
 }
+
+/// Two pauses of one node would let the first lease's SIGCONT end the
+/// second early: the second is refused, the first still ends on time.
+#[test]
+fn overlapping_pause_of_one_node_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = misbehave_campaign(dir.path(), "pause_twice");
+    let g = guest("misbehave");
+    let run = run_campaign(
+        dir.path(),
+        &c,
+        &["--plugin", g.to_str().unwrap(), "--cycles", "1"],
+    );
+    let c = &run.cycles()[0];
+    assert_eq!(c["status"], "error", "{c}");
+    assert!(
+        c["reasons"]
+            .to_string()
+            .contains("node 1 is already paused"),
+        "{c}"
+    );
+    assert_eq!(c["effects"].as_array().unwrap().len(), 1, "{c}");
+    assert!(stopped_processes_mentioning(dir.path()).is_empty());
+}
+
+/// A partition that replaces another stays in force for its own lease:
+/// ending the first one does not lift it.
+#[test]
+fn replacing_partition_is_not_lifted_by_the_old_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = misbehave_campaign(dir.path(), "partition_twice");
+    let g = guest("misbehave");
+    let run = run_campaign(
+        dir.path(),
+        &c,
+        &[
+            "--plugin",
+            g.to_str().unwrap(),
+            "--cycles",
+            "2",
+            "--net",
+            "proxy",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for c in run.cycles() {
+        let fx = c["effects"].as_array().unwrap();
+        assert_eq!(fx.len(), 2, "{c}");
+        let second = &fx[1];
+        let held = second["end_us"].as_u64().unwrap() - second["start_us"].as_u64().unwrap();
+        assert!(
+            held >= 600_000,
+            "the second cut lasted its own lease: {second}"
+        );
+        assert_eq!(second["verified"], true, "{second}");
+    }
+}

@@ -161,6 +161,11 @@ impl Effects {
                 "node {index} is not running; its clock cannot be skewed"
             ));
         }
+        if self.lease_open("clock", index) {
+            return Err(format!(
+                "node {index}'s clock is already skewed; wait for its lease to end"
+            ));
+        }
         let during_burst = self.burst_running();
         let start_us = self.now_us();
         let detail = format!("clock {offset_ms:+} ms for {ms} ms");
@@ -188,8 +193,8 @@ impl Effects {
             });
             return Ok(());
         };
-        set_offset(&file, offset_ms).map_err(|e| format!("writing {}: {e}", file.display()))?;
-        let (verified, evidence) = self.confirm_offset(index, offset_ms, node.pid).await;
+        // Recorded before the file is written and before any await, so a
+        // cancelled call still leaves a lease the host resets.
         let slot = self.push(EffectRecord {
             kind: "clock",
             node: index,
@@ -197,15 +202,21 @@ impl Effects {
             requested_ms: Some(ms as u64),
             start_us,
             end_us: None,
-            verified,
+            verified: false,
             simulated: false,
-            evidence,
+            evidence: String::new(),
             during_burst,
         });
         self.clock_files
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(slot, file);
+            .insert(slot, file.clone());
+        set_offset(&file, offset_ms).map_err(|e| format!("writing {}: {e}", file.display()))?;
+        let (verified, evidence) = self.confirm_offset(index, offset_ms, node.pid).await;
+        self.update(slot, |r| {
+            r.verified = verified;
+            r.evidence = evidence;
+        });
         self.schedule_end(slot, start_us, ms);
         Ok(())
     }

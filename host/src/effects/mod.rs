@@ -76,8 +76,12 @@ pub struct Effects {
     progress: watch::Receiver<Progress>,
     records: Mutex<Vec<EffectRecord>>,
     timers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    /// Lease ends a timer started; never aborted, awaited by `revert_all`.
-    ending: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Lease ends under way (claimed, undo not finished); `revert_all`
+    /// waits for 0.
+    ending: watch::Sender<usize>,
+    /// The network's generation of each partition lease, so ending one never
+    /// lifts a later one.
+    cut_gens: Mutex<HashMap<usize, u64>>,
     /// Journal entry per open lease.
     journaled: Mutex<HashMap<usize, u64>>,
     clock_files: Mutex<HashMap<usize, PathBuf>>,
@@ -104,7 +108,8 @@ impl Effects {
             progress,
             records: Mutex::new(Vec::new()),
             timers: Mutex::new(Vec::new()),
-            ending: Mutex::new(Vec::new()),
+            ending: watch::channel(0).0,
+            cut_gens: Mutex::new(HashMap::new()),
             journaled: Mutex::new(HashMap::new()),
             clock_files: Mutex::new(HashMap::new()),
         })
@@ -181,14 +186,9 @@ impl Effects {
             tokio::time::sleep_until(deadline).await;
             if let Some(effects) = me.upgrade() {
                 // Ending runs in its own task so aborting the timers (in
-                // revert_all) never cuts an undo in half.
-                let e = effects.clone();
-                let ending = tokio::spawn(async move { e.end_lease(slot).await });
-                effects
-                    .ending
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(ending);
+                // revert_all) never cuts an undo in half; revert_all waits
+                // for it through `ending`.
+                tokio::spawn(async move { effects.end_lease(slot).await });
             }
         });
         self.timers
@@ -204,15 +204,11 @@ impl Effects {
         for i in self.open_leases() {
             self.end_lease(i).await;
         }
-        let ending: Vec<_> = self
-            .ending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-            .collect();
-        for e in ending {
-            let _ = e.await;
-        }
+        let mut ending = self.ending.subscribe();
+        let _ = ending.wait_for(|n| *n == 0).await;
+        // A partition whose call was cancelled before it was recorded is
+        // lifted too.
+        self.net.heal(None).await;
     }
 
     /// Stop the lease timers still sleeping (ends already started run on).
@@ -225,6 +221,15 @@ impl Effects {
         {
             t.abort();
         }
+    }
+
+    /// A `kind` lease on `node` is in force.
+    fn lease_open(&self, kind: &str, node: u32) -> bool {
+        self.records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|r| r.kind == kind && r.node == node && r.end_us.is_none())
     }
 
     fn open_leases(&self) -> Vec<usize> {
@@ -246,23 +251,32 @@ impl Effects {
         if rec.end_us.is_some() {
             return;
         }
-        // Claim the lease first so a timer and revert_all never both end it.
+        // Claim the lease first so a timer and revert_all never both end it;
+        // the claim counts in `ending` until the undo is done.
         let end = self.now_us();
         let mut claimed = false;
         self.update(slot, |r| {
             if r.end_us.is_none() {
                 r.end_us = Some(end);
                 claimed = true;
+                self.ending.send_modify(|n| *n += 1);
             }
         });
         if !claimed {
             return;
         }
+        let _done = EndingGuard(&self.ending);
         let (evidence, verified) = match rec.kind {
             "pause" => (pause::resume(&self.nodes[rec.node as usize]), None),
             "partition" => {
-                let stats = self.net.heal().await;
-                (stats.detail, Some(stats.installed && stats.blocked > 0))
+                let generation = self
+                    .cut_gens
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&slot);
+                let stats = self.net.heal(generation).await;
+                let v = stats.superseded || (stats.installed && stats.blocked > 0);
+                (stats.detail, Some(v))
             }
             "clock" => (self.reset_clock(slot, rec.node).await, None),
             _ => (String::new(), None),
@@ -284,6 +298,15 @@ impl Effects {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+}
+
+/// Counts a lease end as finished when dropped (even if cancelled).
+struct EndingGuard<'a>(&'a watch::Sender<usize>);
+
+impl Drop for EndingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 

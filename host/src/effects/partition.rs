@@ -38,14 +38,15 @@ impl Effects {
         let first = grudge.iter().position(|r| !r.is_empty()).unwrap_or(0) as u32;
         let installed = self.net.partition(&grudge).await;
         let start_us = self.now_us();
-        let (verified, evidence) = match installed {
-            Ok(e) => (true, e),
+        let (generation, evidence) = match installed {
+            Ok(g) => g,
             Err(e) => {
                 // Lift whatever part of it may be in force.
-                self.net.heal().await;
+                self.net.heal(None).await;
                 return Err(e);
             }
         };
+        let verified = true;
         let slot = self.push(EffectRecord {
             kind: "partition",
             node: first,
@@ -62,6 +63,10 @@ impl Effects {
             evidence,
             during_burst,
         });
+        self.cut_gens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(slot, generation);
         self.schedule_end(slot, start_us, ms);
         Ok(())
     }

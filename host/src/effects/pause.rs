@@ -17,6 +17,13 @@ impl Effects {
         if !node.alive() {
             return Err(format!("node {index} is not running; nothing to pause"));
         }
+        // One pause per node at a time: the first lease's SIGCONT would end
+        // the second early.
+        if self.lease_open("pause", index) {
+            return Err(format!(
+                "node {index} is already paused; wait for its lease to end"
+            ));
+        }
         let during_burst = self.burst_running();
         // Journaled before the stop, so a SIGKILLed chaos-host's next run (or
         // `chaos-host cleanup`) continues the process.
@@ -32,18 +39,8 @@ impl Effects {
             self.journal.done(seq);
             return Err(format!("SIGSTOP to node {index}: {e}"));
         }
-        let mut state = proc_state(node.pid);
-        let until = tokio::time::Instant::now() + STATE_DEADLINE;
-        while state != Some('T') && tokio::time::Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-            state = proc_state(node.pid);
-        }
-        let verified = state == Some('T');
-        let evidence = format!(
-            "pid {} state {} after SIGSTOP",
-            node.pid,
-            state.map_or("gone".to_string(), |c| c.to_string())
-        );
+        // Recorded before any await: if the plugin's call is cancelled from
+        // here on, the lease still exists and the host still ends it.
         let slot = self.push(EffectRecord {
             kind: "pause",
             node: index,
@@ -51,12 +48,27 @@ impl Effects {
             requested_ms: Some(ms as u64),
             start_us,
             end_us: None,
-            verified,
+            verified: false,
             simulated: false,
-            evidence,
+            evidence: format!("pid {} sent SIGSTOP", node.pid),
             during_burst,
         });
         self.journal_lease(slot, seq);
+        let mut state = proc_state(node.pid);
+        let until = tokio::time::Instant::now() + STATE_DEADLINE;
+        while state != Some('T') && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            state = proc_state(node.pid);
+        }
+        let evidence = format!(
+            "pid {} state {} after SIGSTOP",
+            node.pid,
+            state.map_or("gone".to_string(), |c| c.to_string())
+        );
+        self.update(slot, |r| {
+            r.verified = state == Some('T');
+            r.evidence = evidence;
+        });
         self.schedule_end(slot, start_us, ms);
         Ok(())
     }

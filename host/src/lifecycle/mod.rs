@@ -68,53 +68,13 @@ impl Cluster {
             clock: clock.clone(),
         };
         for (i, addr) in net.addrs.iter().enumerate() {
-            let data_dir = dir.join(format!("node-{i}"));
-            std::fs::create_dir_all(&data_dir)
-                .with_context(|| format!("creating {}", data_dir.display()))?;
-            let peers: Vec<String> = addr
-                .peers
-                .iter()
-                .enumerate()
-                .map(|(k, (host, port))| {
-                    let j = if k < i { k } else { k + 1 };
-                    Vars::default()
-                        .with("port", port.to_string())
-                        .with("host", host.as_str())
-                        .with("index", j.to_string())
-                        .render(&sys.peer_url)
-                })
-                .collect();
-            let vars = Vars::default()
-                .with("index", i.to_string())
-                .with("port", addr.listen_port.to_string())
-                .with("host", addr.host.as_str())
-                .with("peers", peers.join(&sys.peer_separator))
-                .with("data_dir", data_dir.to_string_lossy().into_owned())
-                .with("namespace", namespace)
-                .with("cycle", cycle.to_string());
-            let mut extra_env = Vec::new();
-            if let (Some(lib), Some(c)) = (place.faketime, &clock)
-                && let Some(Some(file)) = c.files.get(i)
-            {
-                crate::effects::clock::set_offset(file, 0)
-                    .with_context(|| format!("creating {}", file.display()))?;
-                extra_env = crate::effects::clock::env(lib, file);
-            }
-            let spawned = Node::spawn(
-                campaign,
-                node::Spawn {
-                    index: i as u32,
-                    port: addr.client_port,
-                    vars: &vars,
-                    log_path: &dir.join(format!("node-{i}.log")),
-                    netns: net.netns_fd(i),
-                    env: extra_env,
-                    journal: place.journal.clone(),
-                },
-            );
-            match spawned {
+            match Self::spawn_one(
+                campaign, dir, cycle, namespace, &place, &net, &clock, i, addr,
+            ) {
                 Ok(node) => cluster.nodes.push(Arc::new(node)),
                 Err(e) => {
+                    // Every node already started is killed, reaped and its
+                    // port checked before the error is returned.
                     cluster.teardown().await.ok();
                     return Err(e);
                 }
@@ -142,6 +102,66 @@ impl Cluster {
             return Err(err);
         }
         Ok(cluster)
+    }
+
+    /// Fresh data dir, clock file and process for node `i`.
+    #[allow(clippy::too_many_arguments)]
+    fn spawn_one(
+        campaign: &Campaign,
+        dir: &Path,
+        cycle: u32,
+        namespace: &str,
+        place: &Placement<'_>,
+        net: &CycleNet,
+        clock: &Option<ClockSetup>,
+        i: usize,
+        addr: &crate::net::NodeAddr,
+    ) -> anyhow::Result<Node> {
+        let sys = &campaign.file.system;
+        let data_dir = dir.join(format!("node-{i}"));
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+        let peers: Vec<String> = addr
+            .peers
+            .iter()
+            .enumerate()
+            .map(|(k, (host, port))| {
+                let j = if k < i { k } else { k + 1 };
+                Vars::default()
+                    .with("port", port.to_string())
+                    .with("host", host.as_str())
+                    .with("index", j.to_string())
+                    .render(&sys.peer_url)
+            })
+            .collect();
+        let vars = Vars::default()
+            .with("index", i.to_string())
+            .with("port", addr.listen_port.to_string())
+            .with("host", addr.host.as_str())
+            .with("peers", peers.join(&sys.peer_separator))
+            .with("data_dir", data_dir.to_string_lossy().into_owned())
+            .with("namespace", namespace)
+            .with("cycle", cycle.to_string());
+        let mut extra_env = Vec::new();
+        if let (Some(lib), Some(c)) = (place.faketime, &clock)
+            && let Some(Some(file)) = c.files.get(i)
+        {
+            crate::effects::clock::set_offset(file, 0)
+                .with_context(|| format!("creating {}", file.display()))?;
+            extra_env = crate::effects::clock::env(lib, file);
+        }
+        Node::spawn(
+            campaign,
+            node::Spawn {
+                index: i as u32,
+                port: addr.client_port,
+                vars: &vars,
+                log_path: &dir.join(format!("node-{i}.log")),
+                netns: net.netns_fd(i),
+                env: extra_env,
+                journal: place.journal.clone(),
+            },
+        )
     }
 
     /// SIGKILL every node's process group, reap it, and confirm its port is

@@ -1,7 +1,7 @@
 //! One node process: spawned in its own process group, killed as a group.
 
 use crate::campaign::{Campaign, Vars};
-use crate::journal::{Entry, Journal, start_time};
+use crate::journal::{Entry, Journal, group_members, start_time};
 use anyhow::Context;
 use nix::sched::{CloneFlags, setns};
 use nix::sys::signal::{Signal, killpg};
@@ -96,8 +96,18 @@ impl Node {
         })
     }
 
-    /// Signal the node's whole process group.
+    /// Signal the node's whole process group. Once the leader is reaped
+    /// its id may be handed out again, unless members of the group remain:
+    /// then the group is only signalled while it still has members.
     pub fn signal(&self, sig: Signal) -> nix::Result<()> {
+        let reaped = self
+            .exit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        if reaped && group_members(self.pid.as_raw()).is_empty() {
+            return Err(nix::errno::Errno::ESRCH);
+        }
         killpg(self.pid, sig)
     }
 

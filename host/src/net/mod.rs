@@ -107,12 +107,16 @@ impl Network {
             Network::Loopback => CycleNet {
                 addrs: on_loopback(&|_, j| ports[j]),
                 inner: Inner::Loopback,
+                cut: Default::default(),
+                generations: Default::default(),
             },
             Network::Proxy => {
                 let links = proxy::Links::start(&ports).await?;
                 CycleNet {
                     addrs: on_loopback(&|i, j| links.port(i, j)),
                     inner: Inner::Proxy(links),
+                    cut: Default::default(),
+                    generations: Default::default(),
                 }
             }
             Network::Netns(ns) => {
@@ -133,6 +137,8 @@ impl Network {
                         ns: ns.clone(),
                         _forwarders: fwd,
                     },
+                    cut: Default::default(),
+                    generations: Default::default(),
                 }
             }
         })
@@ -150,6 +156,11 @@ impl Network {
 pub struct CycleNet {
     pub addrs: Vec<NodeAddr>,
     inner: Inner,
+    /// Generation of the cut in force (0: none). Cuts and heals are
+    /// serialised by this lock, and a heal names the cut it ends, so ending
+    /// an old lease never lifts a newer partition.
+    cut: tokio::sync::Mutex<u64>,
+    generations: std::sync::atomic::AtomicU64,
 }
 
 enum Inner {
@@ -167,6 +178,8 @@ enum Inner {
 pub struct CutStats {
     /// The mechanism confirmed the cut was in force.
     pub installed: bool,
+    /// A later partition replaced this one before its lease ended.
+    pub superseded: bool,
     /// Packets dropped (netns) or connections + chunks held (proxy).
     pub blocked: u64,
     pub detail: String,
@@ -189,19 +202,39 @@ impl CycleNet {
         }
     }
 
-    /// Put `grudge` in force (replacing any earlier one).
-    pub async fn partition(&self, grudge: &Grudge) -> Result<String, String> {
-        match &self.inner {
+    /// Put `grudge` in force (replacing any earlier one); returns its
+    /// generation and what the mechanism reported.
+    pub async fn partition(&self, grudge: &Grudge) -> Result<(u64, String), String> {
+        let mut current = self.cut.lock().await;
+        let installed = match &self.inner {
             Inner::Loopback => Err(
                 "partition: nodes run on plain loopback, where traffic cannot be cut; set network.mode = \"proxy\" (no privileges) or \"netns\" (root) in the campaign, or pass --net".into(),
             ),
             Inner::Proxy(links) => Ok(links.cut(grudge)),
             Inner::Netns { ns, .. } => ns.cut(grudge).await,
-        }
+        };
+        let generation = self
+            .generations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        *current = generation;
+        installed.map(|e| (generation, e))
     }
 
-    /// Lift the partition; returns what it did while in force.
-    pub async fn heal(&self) -> CutStats {
+    /// Lift cut `generation` (any cut when `None`); returns what it did
+    /// while in force.
+    pub async fn heal(&self, generation: Option<u64>) -> CutStats {
+        let mut current = self.cut.lock().await;
+        if let Some(g) = generation
+            && *current != g
+        {
+            return CutStats {
+                superseded: true,
+                detail: "replaced by a later partition before its lease ended".into(),
+                ..CutStats::default()
+            };
+        }
+        *current = 0;
         match &self.inner {
             Inner::Loopback => CutStats::default(),
             Inner::Proxy(links) => links.heal(),

@@ -250,6 +250,7 @@ impl Namespaces {
             .and_then(|j| serde_json::from_str::<serde_json::Value>(&j).ok())
             .map(|v| sum_counter_packets(&v));
         CutStats {
+            superseded: false,
             installed: packets.is_some(),
             blocked: packets.unwrap_or(0),
             detail: match (packets, deleted) {
@@ -360,16 +361,28 @@ pub struct Forwarders {
 
 impl Forwarders {
     pub async fn start(ns: Arc<Namespaces>, listen_ports: &[u16]) -> anyhow::Result<Self> {
-        let mut ports = Vec::new();
-        let mut tasks = Vec::new();
+        // Built first so an error below drops it, aborting what started.
+        let mut fwd = Self {
+            ports: Vec::new(),
+            tasks: Vec::new(),
+        };
         for (i, &lp) in listen_ports.iter().enumerate() {
             let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-            ports.push(listener.local_addr()?.port());
+            fwd.ports.push(listener.local_addr()?.port());
             let upstream = SocketAddr::from((node_addr(i), lp));
             let ns = ns.clone();
-            tasks.push(tokio::spawn(async move {
+            fwd.tasks.push(tokio::spawn(async move {
                 let mut conns = tokio::task::JoinSet::new();
-                while let Ok((mut client, _)) = listener.accept().await {
+                loop {
+                    // Transient accept errors must not close the forwarder.
+                    let mut client = match listener.accept().await {
+                        Ok((c, _)) => c,
+                        Err(e) => {
+                            tracing::warn!("forwarder to node {i}: accept: {e}");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        }
+                    };
                     let ns = ns.clone();
                     conns.spawn(async move {
                         if let Ok(mut up) = ns.connect(upstream).await {
@@ -380,7 +393,7 @@ impl Forwarders {
                 }
             }));
         }
-        Ok(Self { ports, tasks })
+        Ok(fwd)
     }
 
     pub fn port(&self, i: usize) -> u16 {

@@ -38,35 +38,34 @@ impl Links {
     /// `node_ports`.
     pub async fn start(node_ports: &[u16]) -> anyhow::Result<Self> {
         let n = node_ports.len();
-        let (grudge, _) = watch::channel(Grudge::new());
-        let held = Arc::new(Held::default());
-        let mut ports = vec![0; n * n];
-        let mut tasks = Vec::new();
+        // Built first so an error below drops it, aborting the links
+        // already started.
+        let mut links = Self {
+            n,
+            ports: vec![0; n * n],
+            grudge: watch::channel(Grudge::new()).0,
+            cut: AtomicBool::new(false),
+            held: Arc::new(Held::default()),
+            tasks: Vec::new(),
+        };
         for from in 0..n {
-            for to in 0..n {
+            for (to, &upstream) in node_ports.iter().enumerate() {
                 if from == to {
                     continue;
                 }
                 let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-                ports[from * n + to] = listener.local_addr()?.port();
+                links.ports[from * n + to] = listener.local_addr()?.port();
                 let link = Link {
                     from: from as u32,
                     to: to as u32,
-                    upstream: node_ports[to],
-                    grudge: grudge.subscribe(),
-                    held: held.clone(),
+                    upstream,
+                    grudge: links.grudge.subscribe(),
+                    held: links.held.clone(),
                 };
-                tasks.push(tokio::spawn(link.serve(listener)));
+                links.tasks.push(tokio::spawn(link.serve(listener)));
             }
         }
-        Ok(Self {
-            n,
-            ports,
-            grudge,
-            cut: AtomicBool::new(false),
-            held,
-            tasks,
-        })
+        Ok(links)
     }
 
     /// Port of the proxy node `from` uses to reach node `to`.
@@ -96,6 +95,7 @@ impl Links {
         let k = self.held.chunks.load(Ordering::Relaxed);
         let b = self.held.bytes.load(Ordering::Relaxed);
         CutStats {
+            superseded: false,
             installed: true,
             blocked: c + k,
             detail: format!(
@@ -124,7 +124,17 @@ struct Link {
 impl Link {
     async fn serve(self, listener: TcpListener) {
         let mut conns = tokio::task::JoinSet::new();
-        while let Ok((client, _)) = listener.accept().await {
+        loop {
+            // A transient error (EMFILE, aborted handshake) must not close the
+            // link for the rest of the cycle.
+            let client = match listener.accept().await {
+                Ok((c, _)) => c,
+                Err(e) => {
+                    tracing::warn!("proxy link {}->{}: accept: {e}", self.from, self.to);
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
             let (from, to, upstream) = (self.from, self.to, self.upstream);
             let mut grudge = self.grudge.clone();
             let held = self.held.clone();

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 type ContractFn = unsafe extern "C" fn() -> *const c_char;
@@ -88,6 +89,9 @@ pub struct ChaosHost {
 }
 
 pub struct NativeLib {
+    /// A call is running. Native calls cannot be stopped, so a library whose
+    /// last call outlived its deadline is not entered again until it returns.
+    in_flight: AtomicBool,
     describe: DescribeFn,
     inject: InjectFn,
     free: FreeFn,
@@ -95,8 +99,8 @@ pub struct NativeLib {
     _lib: libloading::Library,
 }
 
-// The library's functions are plain C functions; calls are serialised per
-// cycle by the host.
+// The library's functions are plain C functions; `in_flight` keeps calls
+// from overlapping.
 unsafe impl Send for NativeLib {}
 unsafe impl Sync for NativeLib {}
 
@@ -129,6 +133,7 @@ impl NativeLib {
             );
         }
         Ok(Self {
+            in_flight: AtomicBool::new(false),
             describe,
             inject,
             free,
@@ -164,10 +169,20 @@ struct Ctx {
     label: String,
     log_lines: u32,
     denials: Vec<String>,
+    /// Set when the call passed its deadline: from then on every host
+    /// function refuses, so a runaway plugin can no longer act.
+    abandoned: Arc<AtomicBool>,
 }
 
 impl Ctx {
+    fn gone(&self) -> bool {
+        self.abandoned.load(Ordering::Relaxed)
+    }
+
     fn effect(&mut self, cap: Capability, f: impl FnOnce(&mut Self) -> Result<(), String>) -> i32 {
+        if self.gone() {
+            return -1;
+        }
         let r = self.grants.allow(cap, &self.declared).and_then(|_| f(self));
         match r {
             Ok(()) => 0,
@@ -186,6 +201,9 @@ fn ctx<'a>(p: *mut c_void) -> &'a mut Ctx {
 
 extern "C" fn cb_log(p: *mut c_void, level: i32, msg: *const c_char) {
     let c = ctx(p);
+    if c.gone() {
+        return;
+    }
     c.log_lines += 1;
     if c.log_lines > MAX_LOG_LINES {
         return;
@@ -206,12 +224,17 @@ extern "C" fn cb_random(p: *mut c_void) -> u64 {
     ctx(p).rng.next_u64()
 }
 
-extern "C" fn cb_sleep_ms(_p: *mut c_void, ms: u32) {
-    std::thread::sleep(Duration::from_millis(ms as u64));
+extern "C" fn cb_sleep_ms(p: *mut c_void, ms: u32) {
+    if !ctx(p).gone() {
+        std::thread::sleep(Duration::from_millis(ms as u64));
+    }
 }
 
 extern "C" fn cb_wait_writes(p: *mut c_void, count: u32) -> u32 {
     let c = ctx(p);
+    if c.gone() {
+        return 0;
+    }
     let mut rx = c.effects.progress();
     c.handle.block_on(async move {
         let seen = rx
@@ -281,38 +304,67 @@ pub async fn inject(
         params: &call.params,
     })
     .unwrap_or_default();
+    if lib.in_flight.swap(true, Ordering::AcqRel) {
+        return (
+            Err(PluginError::Returned {
+                plugin: label,
+                phase: "inject",
+                reason: "its previous call has not returned yet (native calls cannot be stopped); cycle skipped".into(),
+            }),
+            vec![],
+        );
+    }
     let handle = tokio::runtime::Handle::current();
-    let task = tokio::task::spawn_blocking(move || {
-        let mut ctx = Ctx {
-            effects,
-            handle,
-            grants: call.grants,
-            declared: call.declared,
-            rng: ChaCha8Rng::seed_from_u64(call.cycle.seed),
-            label: call.label,
-            log_lines: 0,
-            denials: vec![],
-        };
-        let host = ChaosHost {
-            ctx: &mut ctx as *mut Ctx as *mut c_void,
-            log: cb_log,
-            random: cb_random,
-            sleep_ms: cb_sleep_ms,
-            wait_writes: cb_wait_writes,
-            signal: cb_signal,
-            pause: cb_pause,
-            partition: cb_partition,
-            clock_offset: cb_clock_offset,
-        };
-        let cycle = CString::new(json).unwrap_or_default();
-        let err = unsafe { (lib.inject)(cycle.as_ptr(), &host) };
-        let message = (!err.is_null()).then(|| {
-            let m = unsafe { cstr(err) };
-            unsafe { (lib.free)(err) };
-            m
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let gone = abandoned.clone();
+    let (tx, task) = tokio::sync::oneshot::channel();
+    // A plain thread, not the blocking pool: a call that never returns must
+    // not keep the runtime from shutting down.
+    let spawned = std::thread::Builder::new()
+        .name(format!("native {label}"))
+        .spawn(move || {
+            let mut ctx = Ctx {
+                effects,
+                handle,
+                grants: call.grants,
+                declared: call.declared,
+                rng: ChaCha8Rng::seed_from_u64(call.cycle.seed),
+                label: call.label,
+                log_lines: 0,
+                denials: vec![],
+                abandoned: gone,
+            };
+            let host = ChaosHost {
+                ctx: &mut ctx as *mut Ctx as *mut c_void,
+                log: cb_log,
+                random: cb_random,
+                sleep_ms: cb_sleep_ms,
+                wait_writes: cb_wait_writes,
+                signal: cb_signal,
+                pause: cb_pause,
+                partition: cb_partition,
+                clock_offset: cb_clock_offset,
+            };
+            let cycle = CString::new(json).unwrap_or_default();
+            let err = unsafe { (lib.inject)(cycle.as_ptr(), &host) };
+            let message = (!err.is_null()).then(|| {
+                let m = unsafe { cstr(err) };
+                unsafe { (lib.free)(err) };
+                m
+            });
+            lib.in_flight.store(false, Ordering::Release);
+            let _ = tx.send((message, ctx.denials));
         });
-        (message, ctx.denials)
-    });
+    if let Err(e) = spawned {
+        return (
+            Err(PluginError::Trap {
+                plugin: label,
+                phase: "inject",
+                reason: format!("starting the native call: {e}"),
+            }),
+            vec![],
+        );
+    }
     match tokio::time::timeout(deadline, task).await {
         Ok(Ok((None, denials))) => (Ok(()), denials),
         Ok(Ok((Some(m), denials))) => (
@@ -323,23 +375,27 @@ pub async fn inject(
             }),
             denials,
         ),
-        Ok(Err(e)) => (
+        Ok(Err(_)) => (
             Err(PluginError::Trap {
                 plugin: label,
                 phase: "inject",
-                reason: format!("native call failed: {e}"),
+                reason: "the native call ended without a result".into(),
             }),
             vec![],
         ),
-        // The thread cannot be stopped: it is not sandboxed. Its effects
-        // are undone by the host all the same.
-        Err(_) => (
-            Err(PluginError::Timeout {
-                plugin: label,
-                phase: "inject",
-                ms: deadline.as_millis(),
-            }),
-            vec![],
-        ),
+        // The thread cannot be stopped: it is not sandboxed. From now on
+        // its host functions refuse, and its effects are undone by the host
+        // all the same.
+        Err(_) => {
+            abandoned.store(true, Ordering::Relaxed);
+            (
+                Err(PluginError::Timeout {
+                    plugin: label,
+                    phase: "inject",
+                    ms: deadline.as_millis(),
+                }),
+                vec![],
+            )
+        }
     }
 }

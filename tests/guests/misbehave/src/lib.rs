@@ -9,6 +9,8 @@
 //! - `read_file`, `open_socket`, `read_env`: try to reach outside; returns
 //!   `Err("contained: ...")` when the sandbox said no, `Ok` if it escaped.
 //! - `bad_node`: signal node 99.
+//! - `pause_twice`: pause node 1 while it is already paused.
+//! - `partition_twice`: a second partition just before the first ends.
 //! - `undeclared_capability`: skew a clock without declaring `clock`.
 //! - `huge_error`: return an 8 MiB error string.
 //! - `panic`: panic at once.
@@ -103,6 +105,19 @@ impl Fault for Misbehave {
                 }
             }
             "bad_node" => host::kill(99),
+            "pause_twice" => {
+                host::pause(1, 2_000)?;
+                host::pause(1, 2_000)
+            }
+            "partition_twice" => {
+                // The second replaces the first; ending the first must not
+                // lift the second.
+                host::partition(&grudge::isolate(0, cycle.nodes), 300)?;
+                host::sleep_ms(290);
+                host::partition(&grudge::isolate(0, cycle.nodes), 600)?;
+                host::sleep_ms(600);
+                Ok(())
+            }
             "undeclared_capability" => host::clock_offset(1, 60_000, 1_000),
             "huge_error" => Err("x".repeat(8 << 20)),
             "panic" => panic!("misbehave: panic at once"),
