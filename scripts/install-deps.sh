@@ -3,9 +3,14 @@
 #   iproute2  network namespaces and veth (network.mode = "netns")
 #   nftables  partitions in netns mode
 #   libfaketime  clock skew (clock_skew_peer)
+# With --test, also what the test suite needs:
+#   chromium  renders report.html headless in the report test
 # Installs only what is missing; needs root (or sudo) to install.
 set -euo pipefail
 missing=()
+if [ "${1:-}" = "--test" ]; then
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+fi
 command -v ip >/dev/null || missing+=(iproute2)
 command -v nft >/dev/null || missing+=(nftables)
 found=""

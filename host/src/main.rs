@@ -55,7 +55,10 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             let runtime = plugin::Runtime::new()?;
             let summary = run::run(&plan, &runtime).await?;
             print!("{}", report::table(&summary));
-            println!("results: {}", plan.out.display());
+            println!(
+                "results: {} (report.html, junit.xml, cycles.jsonl, summary.json)",
+                plan.out.display()
+            );
             Ok(summary.pass)
         }
         Command::NewPlugin(a) => {
@@ -67,6 +70,15 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             })?;
             println!("created {}", root.display());
             println!("next: cd {} && ./run.sh", root.display());
+            Ok(true)
+        }
+        Command::Report(a) => {
+            report::write_files(&a.dir)?;
+            println!(
+                "{}\n{}",
+                a.dir.join("report.html").display(),
+                a.dir.join("junit.xml").display()
+            );
             Ok(true)
         }
         Command::Cleanup => {

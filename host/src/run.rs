@@ -176,6 +176,12 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
     network.destroy().await;
     drop(network);
     close_journal(journal);
+    // Reports of whatever ran, even when interrupted.
+    if plan.out.join("cycles.jsonl").exists()
+        && let Err(e) = crate::report::write_files(&plan.out)
+    {
+        tracing::warn!("writing the reports: {e:#}");
+    }
     result
 }
 
@@ -230,6 +236,7 @@ async fn run_classes(
         faults.iter().map(Some).collect()
     };
     let libfaketime = crate::effects::clock::libfaketime();
+    let progress = Progress::new(plan.cycles as u64 * classes.len() as u64);
     let mut summaries = Vec::new();
     for (class_index, fault) in classes.into_iter().enumerate() {
         let class = fault.map_or("none".to_string(), |f| f.meta.name.clone());
@@ -269,14 +276,15 @@ async fn run_classes(
             let record = keep_evidence(record, &dir, &plan.out)?;
             append_line(&mut jsonl, &record)?;
             summary.add(&record)?;
-            eprintln!(
-                "{}",
-                crate::report::cycle_line(&record, plan.cycles, t.elapsed())
+            progress.cycle_done(
+                &record,
+                crate::report::cycle_line(&record, plan.cycles, t.elapsed()),
             );
         }
         summary.finish();
         summaries.push(summary);
     }
+    progress.finish();
     let _ = std::fs::remove_dir_all(&work);
     let summary = Summary {
         pass: summaries.iter().all(|s| s.pass),
@@ -352,6 +360,61 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+/// Live progress: a bar with cycles, writes and failures on a terminal, the
+/// plain per-cycle lines otherwise (logs, CI).
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    writes: std::cell::Cell<u64>,
+    failures: std::cell::Cell<u64>,
+}
+
+impl Progress {
+    fn new(cycles: u64) -> Self {
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = indicatif::ProgressBar::new(cycles);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} cycles  {msg}  [{elapsed_precise}]",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b
+        });
+        Self {
+            bar,
+            writes: Default::default(),
+            failures: Default::default(),
+        }
+    }
+
+    fn cycle_done(&self, record: &CycleRecord, line: String) {
+        self.writes.set(self.writes.get() + record.counts.writes);
+        if record.status != Status::Pass {
+            self.failures.set(self.failures.get() + 1);
+        }
+        match &self.bar {
+            Some(b) => {
+                b.println(line);
+                b.set_message(format!(
+                    "{}: {} writes, {} non-passing cycle(s)",
+                    record.class,
+                    self.writes.get(),
+                    self.failures.get()
+                ));
+                b.inc(1);
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
 }
 
 /// SIGINT and SIGTERM, listened for once for the whole run: a signal that

@@ -28,3 +28,5 @@ mod scaffold;
 mod third_party;
 // Native plugins: opt-in, flagged unsandboxed, grants still apply.
 mod native;
+// Reports: report.html, junit.xml, `chaos-host report`, headless browser.
+mod reports;

@@ -308,8 +308,9 @@ fn replacing_partition_is_not_lifted_by_the_old_lease() {
             "proxy",
         ],
     );
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    for c in run.cycles() {
+    let cycles = run.cycles();
+    assert_eq!(cycles.len(), 2, "{}", run.stderr);
+    for c in cycles {
         let fx = c["effects"].as_array().unwrap();
         assert_eq!(fx.len(), 2, "{c}");
         let second = &fx[1];
@@ -318,6 +319,11 @@ fn replacing_partition_is_not_lifted_by_the_old_lease() {
             held >= 600_000,
             "the second cut lasted its own lease: {second}"
         );
-        assert_eq!(second["verified"], true, "{second}");
+        // Healed by its own lease end (its counters are reported), not
+        // lifted as a side effect of the first lease ending. Whether traffic
+        // crossed it depends on the burst, so `verified` is not asserted.
+        let evidence = second["evidence"].as_str().unwrap();
+        assert!(evidence.contains("proxy held"), "{second}");
+        assert!(!evidence.contains("replaced"), "{second}");
     }
 }

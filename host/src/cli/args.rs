@@ -24,6 +24,9 @@ pub enum Command {
     Run(RunArgs),
     /// Print what a plugin says about itself, its contract and its sha256.
     Inspect(InspectArgs),
+    /// Rebuild report.html and junit.xml of an --out dir from its
+    /// cycles.jsonl.
+    Report(ReportArgs),
     /// Undo what killed chaos-host runs left behind: node processes,
     /// stopped processes, nftables tables, network namespaces.
     Cleanup,
@@ -87,6 +90,12 @@ pub struct RunArgs {
     /// Directory for cycles.jsonl, summary.json and evidence.
     #[arg(long, default_value = "chaos-out")]
     pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// The --out directory of a run.
+    pub dir: PathBuf,
 }
 
 #[derive(Args, Debug)]

@@ -1,5 +1,13 @@
-//! What a person reads: a line per cycle while the campaign runs, and a
-//! table per fault class at the end.
+//! What a person reads: a line per cycle while the campaign runs, a table
+//! per fault class at the end, and the files: `report.html` ([`html`]) and
+//! `junit.xml` ([`junit`]), both rebuilt from `cycles.jsonl` ([`view`]).
+
+mod html;
+mod junit;
+mod view;
+
+use anyhow::Context;
+use std::path::Path;
 
 use crate::metrics::{CycleRecord, Status};
 use crate::run::Summary;
@@ -82,4 +90,19 @@ pub fn table(s: &Summary) -> String {
         s.wall_ms as f64 / 1000.0
     ));
     out
+}
+
+/// Write `report.html` and `junit.xml` into `dir` from its `cycles.jsonl`.
+pub fn write_files(dir: &Path) -> anyhow::Result<()> {
+    let v = view::View::load(dir)?;
+    for (name, text) in [
+        ("report.html", html::render(&v)),
+        ("junit.xml", junit::render(&v)),
+    ] {
+        let path = dir.join(name);
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
