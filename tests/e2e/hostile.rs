@@ -21,28 +21,11 @@ const HOSTILE: &[(&str, &[&str])] = &[
 
 fn run_hostile(mode: &str) -> (tempfile::TempDir, Run) {
     let dir = tempfile::tempdir().unwrap();
-    let c = campaign(dir.path(), false, |t| {
-        format!("{t}\n[params.misbehave]\nmode = \"{mode}\"\n")
-            .replace(
-                "[grants]\n",
-                "[grants]\nmisbehave = [\"pause\", \"partition\", \"signal\"]\n",
-            )
-            .replace("[campaign]\n", "[campaign]\nplugin_timeout_ms = 4000\n")
-    });
-    let g = guest("misbehave");
-    let run = run_campaign(
+    let run = run_misbehave(
         dir.path(),
-        &c,
-        &[
-            "--plugin",
-            g.to_str().unwrap(),
-            "--cycles",
-            "2",
-            "--writes",
-            "40",
-            "--settle-ms",
-            "200",
-        ],
+        mode,
+        |t| t.replace("[campaign]\n", "[campaign]\nplugin_timeout_ms = 4000\n"),
+        &["--cycles", "2", "--writes", "40", "--settle-ms", "200"],
     );
     (dir, run)
 }

@@ -185,33 +185,11 @@ fn ctrl_c_mid_partition_undoes_everything_at_once() {
     );
 }
 
-fn misbehave_campaign(dir: &Path, mode: &str) -> std::path::PathBuf {
-    campaign(dir, false, |t| {
-        format!("{t}\n[params.misbehave]\nmode = \"{mode}\"\n").replace(
-            "[grants]\n",
-            "[grants]\nmisbehave = [\"pause\", \"partition\", \"signal\"]\n",
-        )
-    })
-}
-
 /// Effects of a plugin that traps are undone when it traps, not when their
 /// lease would end; the campaign goes on to the next cycle.
 fn trap_rolls_back(mode: &str, net: &str, kind: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let c = misbehave_campaign(dir.path(), mode);
-    let g = guest("misbehave");
-    let run = run_campaign(
-        dir.path(),
-        &c,
-        &[
-            "--plugin",
-            g.to_str().unwrap(),
-            "--cycles",
-            "2",
-            "--net",
-            net,
-        ],
-    );
+    let run = run_misbehave(dir.path(), mode, |t| t, &["--cycles", "2", "--net", net]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let cycles = run.cycles();
     assert_eq!(cycles.len(), 2, "the campaign goes on after a trap");
@@ -244,16 +222,11 @@ fn trapping_plugin_partition_is_rolled_back() {
 #[test]
 fn plugin_past_its_deadline_has_its_pause_rolled_back() {
     let dir = tempfile::tempdir().unwrap();
-    let c = misbehave_campaign(dir.path(), "pause_and_hang");
-    let c2 = std::fs::read_to_string(&c)
-        .unwrap()
-        .replace("[campaign]\n", "[campaign]\nplugin_timeout_ms = 1500\n");
-    std::fs::write(&c, c2).unwrap();
-    let g = guest("misbehave");
-    let run = run_campaign(
+    let run = run_misbehave(
         dir.path(),
-        &c,
-        &["--plugin", g.to_str().unwrap(), "--cycles", "1"],
+        "pause_and_hang",
+        |t| t.replace("[campaign]\n", "[campaign]\nplugin_timeout_ms = 1500\n"),
+        &["--cycles", "1"],
     );
     assert_eq!(run.code, 1, "{}", run.stderr);
     let c = &run.cycles()[0];
@@ -270,13 +243,7 @@ fn plugin_past_its_deadline_has_its_pause_rolled_back() {
 #[test]
 fn overlapping_pause_of_one_node_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let c = misbehave_campaign(dir.path(), "pause_twice");
-    let g = guest("misbehave");
-    let run = run_campaign(
-        dir.path(),
-        &c,
-        &["--plugin", g.to_str().unwrap(), "--cycles", "1"],
-    );
+    let run = run_misbehave(dir.path(), "pause_twice", |t| t, &["--cycles", "1"]);
     let c = &run.cycles()[0];
     assert_eq!(c["status"], "error", "{c}");
     assert!(
@@ -294,19 +261,11 @@ fn overlapping_pause_of_one_node_is_refused() {
 #[test]
 fn replacing_partition_is_not_lifted_by_the_old_lease() {
     let dir = tempfile::tempdir().unwrap();
-    let c = misbehave_campaign(dir.path(), "partition_twice");
-    let g = guest("misbehave");
-    let run = run_campaign(
+    let run = run_misbehave(
         dir.path(),
-        &c,
-        &[
-            "--plugin",
-            g.to_str().unwrap(),
-            "--cycles",
-            "2",
-            "--net",
-            "proxy",
-        ],
+        "partition_twice",
+        |t| t,
+        &["--cycles", "2", "--net", "proxy"],
     );
     let cycles = run.cycles();
     assert_eq!(cycles.len(), 2, "{}", run.stderr);

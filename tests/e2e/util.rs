@@ -190,3 +190,26 @@ pub fn processes_mentioning(dir: &Path) -> Vec<(u32, String)> {
     }
     found
 }
+
+/// Run the `misbehave` test guest in `mode` on the correct reference system
+/// (granted pause, partition and signal), with `edit` applied to the
+/// campaign and `extra` arguments.
+pub fn run_misbehave(
+    dir: &Path,
+    mode: &str,
+    edit: impl Fn(String) -> String,
+    extra: &[&str],
+) -> Run {
+    let c = campaign(dir, false, |t| {
+        edit(
+            format!("{t}\n[params.misbehave]\nmode = \"{mode}\"\n").replace(
+                "[grants]\n",
+                "[grants]\nmisbehave = [\"pause\", \"partition\", \"signal\"]\n",
+            ),
+        )
+    });
+    let g = guest("misbehave");
+    let mut args = vec!["--plugin", g.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    run_campaign(dir, &c, &args)
+}
