@@ -8,6 +8,7 @@
 //! deleted. Journals of runs still alive are left alone, so two campaigns can
 //! share a machine.
 
+use crate::procfs::group_members;
 use anyhow::Context;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -169,17 +170,10 @@ fn boot_id() -> String {
         .unwrap_or_default()
 }
 
-/// Process start time (clock ticks since boot) from /proc, to tell a pid
-/// from a reused one.
+/// Process start time (clock ticks since boot), to tell a pid from a
+/// reused one.
 pub fn start_time(pid: Pid) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name; starttime is field 22 overall.
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(19)?
-        .parse()
-        .ok()
+    crate::procfs::stat(pid).map(|s| s.start)
 }
 
 fn same_process(pid: i32, start: u64) -> bool {
@@ -344,29 +338,6 @@ pub fn undo(entry: &Entry) -> Option<String> {
             ok.then(|| format!("deleted network namespace {name}"))
         }
     }
-}
-
-/// Pids whose process group is `pgid`.
-pub fn group_members(pgid: i32) -> Vec<i32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return vec![];
-    };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    s.rsplit_once(')')?
-                        .1
-                        .split_whitespace()
-                        .nth(2)?
-                        .parse::<i32>()
-                        .ok()
-                })
-                == Some(pgid)
-        })
-        .collect()
 }
 
 #[cfg(test)]

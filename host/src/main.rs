@@ -12,6 +12,7 @@ mod lifecycle;
 mod metrics;
 mod net;
 mod plugin;
+mod procfs;
 mod report;
 mod run;
 mod scaffold;

@@ -340,10 +340,7 @@ impl Drop for Effects {
     }
 }
 
-/// The scheduler state letter of `pid` from /proc (R, S, T, Z, ...).
+/// The scheduler state letter of `pid` (R, S, T, Z, ...).
 pub fn proc_state(pid: nix::unistd::Pid) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces and parens: the state follows the
-    // last ')'.
-    stat.rsplit_once(')')?.1.trim_start().chars().next()
+    crate::procfs::stat(pid).map(|s| s.state)
 }

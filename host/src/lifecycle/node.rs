@@ -1,7 +1,8 @@
 //! One node process: spawned in its own process group, killed as a group.
 
 use crate::campaign::{Campaign, Vars};
-use crate::journal::{Entry, Journal, group_members, start_time};
+use crate::journal::{Entry, Journal, start_time};
+use crate::procfs::group_members;
 use anyhow::Context;
 use nix::sched::{CloneFlags, setns};
 use nix::sys::signal::{Signal, killpg};
