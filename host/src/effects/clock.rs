@@ -207,10 +207,7 @@ impl Effects {
             evidence: String::new(),
             during_burst,
         });
-        self.clock_files
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(slot, file.clone());
+        self.remember(slot, |u| u.clock_file = Some(file.clone()));
         set_offset(&file, offset_ms).map_err(|e| format!("writing {}: {e}", file.display()))?;
         let (verified, evidence) = self.confirm_offset(index, offset_ms, node.pid).await;
         self.update(slot, |r| {
@@ -222,12 +219,7 @@ impl Effects {
     }
 
     /// Put node's clock back (lease end).
-    pub(super) async fn reset_clock(&self, slot: usize, node: u32) -> String {
-        let file = self
-            .clock_files
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&slot);
+    pub(super) async fn reset_clock(&self, file: Option<PathBuf>, node: u32) -> String {
         let Some(file) = file else {
             return String::new();
         };

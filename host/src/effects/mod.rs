@@ -79,12 +79,20 @@ pub struct Effects {
     /// Lease ends under way (claimed, undo not finished); `revert_all`
     /// waits for 0.
     ending: watch::Sender<usize>,
-    /// The network's generation of each partition lease, so ending one never
-    /// lifts a later one.
-    cut_gens: Mutex<HashMap<usize, u64>>,
-    /// Journal entry per open lease.
-    journaled: Mutex<HashMap<usize, u64>>,
-    clock_files: Mutex<HashMap<usize, PathBuf>>,
+    /// What undoing each open lease needs, by slot.
+    undo: Mutex<HashMap<usize, Undo>>,
+}
+
+/// What the host needs to undo one lease.
+#[derive(Default)]
+struct Undo {
+    /// Its journal entry, marked done once undone.
+    journal: Option<u64>,
+    /// The network's generation of a partition, so ending it never lifts a
+    /// later one.
+    cut: Option<u64>,
+    /// The libfaketime file of a clock skew.
+    clock_file: Option<PathBuf>,
 }
 
 /// What an effect needs from its cycle.
@@ -109,9 +117,7 @@ impl Effects {
             records: Mutex::new(Vec::new()),
             timers: Mutex::new(Vec::new()),
             ending: watch::channel(0).0,
-            cut_gens: Mutex::new(HashMap::new()),
-            journaled: Mutex::new(HashMap::new()),
-            clock_files: Mutex::new(HashMap::new()),
+            undo: Mutex::new(HashMap::new()),
         })
     }
 
@@ -158,22 +164,23 @@ impl Effects {
         }
     }
 
-    fn journal_lease(&self, slot: usize, seq: u64) {
-        self.journaled
+    /// Note what undoing lease `slot` will need.
+    fn remember(&self, slot: usize, f: impl FnOnce(&mut Undo)) {
+        f(self
+            .undo
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(slot, seq);
+            .entry(slot)
+            .or_default())
     }
 
-    fn journal_done(&self, slot: usize) {
-        let seq = self
-            .journaled
+    /// Take what undoing lease `slot` needs (once).
+    fn take_undo(&self, slot: usize) -> Undo {
+        self.undo
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&slot);
-        if let Some(seq) = seq {
-            self.journal.done(seq);
-        }
+            .remove(&slot)
+            .unwrap_or_default()
     }
 
     /// End lease `slot` when `ms` have passed since `start_us`.
@@ -266,22 +273,20 @@ impl Effects {
             return;
         }
         let _done = EndingGuard(&self.ending);
+        let undo = self.take_undo(slot);
         let (evidence, verified) = match rec.kind {
             "pause" => (pause::resume(&self.nodes[rec.node as usize]), None),
             "partition" => {
-                let generation = self
-                    .cut_gens
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&slot);
-                let stats = self.net.heal(generation).await;
+                let stats = self.net.heal(undo.cut).await;
                 let v = stats.superseded || (stats.installed && stats.blocked > 0);
                 (stats.detail, Some(v))
             }
-            "clock" => (self.reset_clock(slot, rec.node).await, None),
+            "clock" => (self.reset_clock(undo.clock_file, rec.node).await, None),
             _ => (String::new(), None),
         };
-        self.journal_done(slot);
+        if let Some(seq) = undo.journal {
+            self.journal.done(seq);
+        }
         self.update(slot, |r| {
             if let Some(v) = verified {
                 r.verified = r.verified && v;
@@ -318,24 +323,22 @@ impl Drop for Effects {
         self.abort_timers();
         for slot in self.open_leases() {
             let rec = self.records.lock().unwrap_or_else(|e| e.into_inner())[slot].clone();
+            let undo = self.take_undo(slot);
             match rec.kind {
                 "pause" => {
                     pause::resume(&self.nodes[rec.node as usize]);
                 }
                 "clock" => {
-                    if let Some(f) = self
-                        .clock_files
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&slot)
-                    {
-                        let _ = clock::set_offset(&f, 0);
+                    if let Some(f) = &undo.clock_file {
+                        let _ = clock::set_offset(f, 0);
                     }
                 }
                 "partition" => self.net.heal_now(),
                 _ => {}
             }
-            self.journal_done(slot);
+            if let Some(seq) = undo.journal {
+                self.journal.done(seq);
+            }
         }
     }
 }

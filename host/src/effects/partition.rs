@@ -63,10 +63,7 @@ impl Effects {
             evidence,
             during_burst,
         });
-        self.cut_gens
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(slot, generation);
+        self.remember(slot, |u| u.cut = Some(generation));
         self.schedule_end(slot, start_us, ms);
         Ok(())
     }

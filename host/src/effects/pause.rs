@@ -53,7 +53,7 @@ impl Effects {
             evidence: format!("pid {} sent SIGSTOP", node.pid),
             during_burst,
         });
-        self.journal_lease(slot, seq);
+        self.remember(slot, |u| u.journal = Some(seq));
         let mut state = proc_state(node.pid);
         let until = tokio::time::Instant::now() + STATE_DEADLINE;
         while state != Some('T') && tokio::time::Instant::now() < until {
