@@ -334,7 +334,8 @@ impl Campaign {
         check_template("ready.url", &file.ready.url, client_keys)?;
         check_template("read.url", &file.read.url, client_keys)?;
         if let Some(u) = &file.clock.probe_url {
-            check_template("clock.probe_url", u, client_keys)?;
+            // A node's clock, not a cycle's data: rendered per node only.
+            check_template("clock.probe_url", u, &["port", "index", "host"])?;
         }
         check_template(
             "write.url",
@@ -443,6 +444,15 @@ pub struct Vars<'a> {
 }
 
 impl<'a> Vars<'a> {
+    /// What every client URL (ready, write, read, clock probe) is rendered
+    /// with: chaos-host reaches node `index` at 127.0.0.1:`port`.
+    pub fn client(port: u16, index: u32) -> Self {
+        Vars::default()
+            .with("port", port.to_string())
+            .with("host", "127.0.0.1")
+            .with("index", index.to_string())
+    }
+
     pub fn with(mut self, key: &'static str, value: impl Into<std::borrow::Cow<'a, str>>) -> Self {
         self.pairs.push((key, value.into()));
         self
@@ -576,6 +586,26 @@ ids_pointer = "/ids"
         assert!(
             e.contains("system.command[4]: unknown placeholder {datadir}"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn clock_probe_takes_only_per_node_placeholders() {
+        let probe = |url: &str| format!("{GOOD}\n[clock]\nprobe_url = \"{url}\"\n");
+        assert!(load(&probe("http://{host}:{port}/time?n={index}")).is_ok());
+        let e = err(&probe("http://{host}:{port}/time?ns={namespace}"));
+        assert!(
+            e.contains("clock.probe_url: {namespace} is not available here"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn client_vars_point_at_loopback() {
+        let v = Vars::client(8080, 2);
+        assert_eq!(
+            v.render("http://{host}:{port}/n/{index}"),
+            "http://127.0.0.1:8080/n/2"
         );
     }
 

@@ -124,6 +124,7 @@ impl Cycle<'_> {
         };
         let primary_port = cluster.nodes[primary as usize].port;
         let target = workload::Target {
+            index: primary,
             port: primary_port,
             ids: ids.clone(),
             namespace,

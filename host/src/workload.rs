@@ -48,7 +48,8 @@ pub struct Burst {
 
 /// Where and what a burst writes.
 pub struct Target<'a> {
-    /// Port of the node writes go through.
+    /// The node writes go through, and its port.
+    pub index: u32,
     pub port: u16,
     /// One unique id per write, in issue order.
     pub ids: Arc<Vec<String>>,
@@ -67,6 +68,7 @@ pub async fn burst(
     started: Instant,
 ) -> Burst {
     let Target {
+        index,
         port,
         ids,
         namespace,
@@ -92,13 +94,10 @@ pub async fn burst(
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                 let Some(id) = ids.get(i) else { break };
-                let vars = Vars::default()
+                let vars = Vars::client(port, index)
                     .with("id", id.as_str())
                     .with("namespace", namespace.as_str())
-                    .with("cycle", cycle.as_str())
-                    .with("port", port.to_string())
-                    .with("host", "127.0.0.1")
-                    .with("index", "0");
+                    .with("cycle", cycle.as_str());
                 let req = http
                     .request(method.clone(), vars.render(&url_t))
                     .json(&vars.render_json(&body_t))
@@ -171,10 +170,7 @@ pub async fn read_ids(
     cycle: u32,
 ) -> anyhow::Result<Vec<String>> {
     let r = &campaign.file.read;
-    let url = Vars::default()
-        .with("port", port.to_string())
-        .with("host", "127.0.0.1")
-        .with("index", index.to_string())
+    let url = Vars::client(port, index)
         .with("namespace", namespace)
         .with("cycle", cycle.to_string())
         .render(&r.url);

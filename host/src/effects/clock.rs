@@ -81,11 +81,7 @@ impl Effects {
     async fn probe_offset(&self, index: u32) -> Option<Result<(i64, i64), String>> {
         let probe = self.clock.as_ref()?.probe.as_ref()?;
         let node = &self.nodes[index as usize];
-        let url = Vars::default()
-            .with("port", node.port.to_string())
-            .with("index", index.to_string())
-            .with("host", "127.0.0.1")
-            .render(&probe.url);
+        let url = Vars::client(node.port, index).render(&probe.url);
         let before = host_now_ms();
         let got = async {
             let v: serde_json::Value = self

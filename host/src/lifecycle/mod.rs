@@ -81,10 +81,7 @@ impl Cluster {
             }
         }
         let probes = cluster.nodes.iter().map(|n| {
-            let url = Vars::default()
-                .with("port", n.port.to_string())
-                .with("host", "127.0.0.1")
-                .with("index", n.index.to_string())
+            let url = Vars::client(n.port, n.index)
                 .with("namespace", namespace)
                 .with("cycle", cycle.to_string())
                 .render(&campaign.file.ready.url);
