@@ -61,6 +61,18 @@ fn journals(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// No node process (stopped or not), no journal and, for run `id`, no
+/// namespace or table left.
+fn assert_nothing_left(dir: &Path, id: Option<&str>) {
+    if let Some(id) = id {
+        assert_no_network_state(id);
+    }
+    let left = processes_mentioning(dir);
+    assert!(left.is_empty(), "processes left: {left:?}");
+    assert!(stopped_processes_mentioning(dir).is_empty());
+    assert!(journals(dir).is_empty(), "{:?}", journals(dir));
+}
+
 fn cleanup(dir: &Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_chaos-host"))
         .arg("cleanup")
@@ -117,13 +129,7 @@ fn sigkill_mid_partition_then_cleanup_leaves_nothing() {
     );
     let said = cleanup(dir.path());
     assert!(said.contains("deleted network namespace"), "{said}");
-    assert_no_network_state(&id);
-    assert!(processes_mentioning(dir.path()).is_empty());
-    assert!(
-        journals(dir.path()).is_empty(),
-        "{:?}",
-        journals(dir.path())
-    );
+    assert_nothing_left(dir.path(), Some(&id));
     // A second cleanup finds nothing.
     assert!(cleanup(dir.path()).contains("nothing to clean up"));
 }
@@ -148,10 +154,7 @@ fn sigkill_mid_pause_then_cleanup_leaves_nothing() {
     child.kill().unwrap();
     child.wait().unwrap();
     cleanup(dir.path());
-    assert!(stopped_processes_mentioning(dir.path()).is_empty());
-    let left = processes_mentioning(dir.path());
-    assert!(left.is_empty(), "{left:?}");
-    assert!(journals(dir.path()).is_empty());
+    assert_nothing_left(dir.path(), None);
 }
 
 #[test]
@@ -176,13 +179,7 @@ fn ctrl_c_mid_partition_undoes_everything_at_once() {
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
     // No cleanup command needed.
-    assert_no_network_state(&id);
-    assert!(processes_mentioning(dir.path()).is_empty());
-    assert!(
-        journals(dir.path()).is_empty(),
-        "{:?}",
-        journals(dir.path())
-    );
+    assert_nothing_left(dir.path(), Some(&id));
 }
 
 /// Effects of a plugin that traps are undone when it traps, not when their
