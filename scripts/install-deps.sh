@@ -5,11 +5,28 @@
 #   libfaketime  clock skew (clock_skew_peer)
 # With --test, also what the test suite needs:
 #   chromium  renders report.html headless in the report test
-# Installs only what is missing; needs root (or sudo) to install.
+#   the real systems below (--systems)
+# With --systems, the real systems under test of examples/:
+#   etcd-server  etcd 3.4 (examples/etcd)
+#   ai-memory 0.6.4  `cargo install --locked` (examples/ai-memory), about
+#                15 minutes on 2 cores; skipped when that version is on PATH
+# Installs only what is missing; needs root (or sudo) for the packages.
 set -euo pipefail
+test=false
+systems=false
+for arg in "$@"; do
+    case "$arg" in
+        --test) test=true; systems=true ;;
+        --systems) systems=true ;;
+        *) echo "install-deps: unknown argument $arg (use --test or --systems)" >&2; exit 2 ;;
+    esac
+done
 missing=()
-if [ "${1:-}" = "--test" ]; then
+if $test; then
     [ -x /usr/bin/chromium ] || missing+=(chromium)
+fi
+if $systems; then
+    command -v etcd >/dev/null || missing+=(etcd-server)
 fi
 command -v ip >/dev/null || missing+=(iproute2)
 command -v nft >/dev/null || missing+=(nftables)
@@ -18,13 +35,22 @@ for lib in /usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so
     [ -f "$lib" ] && found="$lib"
 done
 [ -n "$found" ] || missing+=(libfaketime)
-[ ${#missing[@]} -eq 0 ] && exit 0
-if ! command -v apt-get >/dev/null; then
-    echo "install-deps: no apt-get; install ${missing[*]} by hand" >&2
-    exit 1
+if [ ${#missing[@]} -gt 0 ]; then
+    if ! command -v apt-get >/dev/null; then
+        echo "install-deps: no apt-get; install ${missing[*]} by hand" >&2
+        exit 1
+    fi
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    echo "install-deps: installing ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-sudo=""
-[ "$(id -u)" -ne 0 ] && sudo="sudo"
-echo "install-deps: installing ${missing[*]}"
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+if $systems; then
+    want="0.6.4"
+    have=$(ai-memory --version 2>/dev/null | awk '{print $NF}' || true)
+    if [ "$have" != "$want" ]; then
+        echo "install-deps: cargo install ai-memory --version $want (about 15 minutes on 2 cores)"
+        cargo install ai-memory --version "$want" --locked --quiet
+    fi
+fi

@@ -14,6 +14,10 @@ pub const PLACEHOLDERS: &[(&str, &str)] = &[
     ("index", "the node's index, 0-based"),
     ("port", "the node's port, chosen free per cycle"),
     (
+        "peer_port",
+        "a second port per node, chosen free per cycle, for a separate peer protocol (etcd's Raft port)",
+    ),
+    (
         "host",
         "the address the node listens on: 127.0.0.1, or its own address in network.mode = \"netns\"",
     ),
@@ -26,8 +30,15 @@ pub const PLACEHOLDERS: &[(&str, &str)] = &[
         "a fresh, empty directory for this node and cycle",
     ),
     ("namespace", "a namespace unique to this cycle"),
+    (
+        "cluster",
+        "every node including this one, each rendered with system.peer_url, joined by system.peer_separator",
+    ),
     ("cycle", "the cycle number"),
-    ("id", "the write's unique id (write templates only)"),
+    (
+        "id",
+        "the write's unique id, `{namespace}-w<n>` (write templates only)",
+    ),
 ];
 
 #[derive(Debug, Deserialize)]
@@ -54,6 +65,44 @@ pub struct CampaignFile {
     pub network: Network,
     #[serde(default)]
     pub clock: Clock,
+    /// How to ask a node whether it leads (systems with a leader).
+    pub leader: Option<LeaderProbe>,
+    #[serde(default)]
+    pub probes: Probes,
+}
+
+/// A per-node role probe: node i leads when the value at `leader_pointer`
+/// in its answer equals the value at `self_pointer` (etcd:
+/// `/v3/maintenance/status`, `/leader` and `/header/member_id`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaderProbe {
+    pub url: String,
+    #[serde(default = "default_get")]
+    pub method: String,
+    /// JSON body, sent when given.
+    pub body: Option<toml::Value>,
+    pub leader_pointer: String,
+    pub self_pointer: String,
+    #[serde(default = "default_probe_timeout")]
+    pub timeout_ms: u64,
+}
+
+/// Extra steps after a cycle's observation (seed 000, phase 2).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Probes {
+    /// With one peer of the primary killed a write must be acknowledged;
+    /// with every peer killed it must be refused with quorum_not_met_status.
+    #[serde(default)]
+    pub quorum: bool,
+}
+
+/// How ids and body fields are encoded on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    Base64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -73,6 +122,9 @@ pub struct Clock {
     /// JSON pointer to the node's Unix time in ms in the probe's answer.
     #[serde(default = "default_clock_pointer")]
     pub probe_pointer: String,
+    /// Read the node's clock from this HTTP-date response header instead
+    /// (e.g. "Date"; whole seconds), for systems without a time endpoint.
+    pub probe_header: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,6 +139,10 @@ pub struct System {
     /// Program and arguments. A program containing `/` is relative to the
     /// campaign file's directory; a bare name is looked up on PATH.
     pub command: Vec<String>,
+    /// Per-node commands, by node index, for nodes that differ from
+    /// `command` (ai-memory's star layout: only node 0 has peers).
+    #[serde(default)]
+    pub commands: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     #[serde(default = "default_peer_url")]
@@ -111,9 +167,16 @@ pub struct Write {
     pub url: String,
     /// JSON body; every string in it is a template.
     pub body: toml::Value,
+    /// JSON pointers to strings of `body` sent base64-encoded (etcd keys).
+    #[serde(default)]
+    pub base64: Vec<String>,
     pub ok_status: Vec<u16>,
     #[serde(default)]
     pub quorum_not_met_status: Vec<u16>,
+    /// Statuses that leave the write's fate unknown (etcd's 503 "request
+    /// timed out": the entry may still commit).
+    #[serde(default)]
+    pub indeterminate_status: Vec<u16>,
     #[serde(default = "default_write_timeout")]
     pub timeout_ms: u64,
 }
@@ -121,13 +184,26 @@ pub struct Write {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Read {
+    #[serde(default = "default_get")]
+    pub method: String,
     pub url: String,
+    /// JSON body, sent when given (etcd's range request).
+    pub body: Option<toml::Value>,
+    /// JSON pointers to strings of `body` sent base64-encoded.
+    #[serde(default)]
+    pub base64: Vec<String>,
     /// JSON pointer (RFC 6901) to the array of ids in the response, "" for
     /// the whole document.
     pub ids_pointer: String,
     /// When the array holds objects, the pointer inside each to its id.
     #[serde(default)]
     pub id_field: Option<String>,
+    /// How each id is encoded in the answer (etcd returns base64 keys).
+    pub id_encoding: Option<Encoding>,
+    /// An answer without `ids_pointer` means no ids (etcd omits `kvs` when
+    /// the range is empty); otherwise it is a harness error.
+    #[serde(default)]
+    pub absent_is_empty: bool,
     #[serde(default = "default_read_timeout")]
     pub timeout_ms: u64,
 }
@@ -199,6 +275,12 @@ fn default_ready_deadline() -> u64 {
 fn default_method() -> String {
     "POST".into()
 }
+fn default_get() -> String {
+    "GET".into()
+}
+fn default_probe_timeout() -> u64 {
+    2_000
+}
 fn default_write_timeout() -> u64 {
     5_000
 }
@@ -229,9 +311,10 @@ fn default_plugin_timeout() -> u64 {
 pub struct Campaign {
     pub path: PathBuf,
     pub file: CampaignFile,
-    /// The program, resolved.
-    pub program: PathBuf,
+    /// Each node's program (resolved) and arguments, by index.
+    pub commands: Vec<(PathBuf, Vec<String>)>,
     pub method: reqwest::Method,
+    pub read_method: reqwest::Method,
     pub assertions: Vec<PathBuf>,
 }
 
@@ -239,13 +322,19 @@ impl Campaign {
     /// Check that the templates work under network `mode` (which the
     /// command line may override).
     pub fn check_mode(&self, mode: crate::net::Mode) -> anyhow::Result<()> {
+        let s = &self.file.system;
+        if mode == crate::net::Mode::Proxy && s.peer_url.contains("{peer_port}") {
+            bail!(
+                "system.peer_url: peers talk on {{peer_port}}, which network.mode = \"proxy\" does not carry (members that identify each other by URL, like etcd's, reject proxied addresses); use \"netns\" (root) to partition this system, or \"loopback\""
+            );
+        }
         if mode != crate::net::Mode::Netns {
             return Ok(());
         }
-        let s = &self.file.system;
         if !s
             .command
             .iter()
+            .chain(s.commands.values().flatten())
             .chain(s.env.values())
             .any(|t| t.contains("{host}"))
         {
@@ -270,6 +359,17 @@ impl Campaign {
         Self::validate(path, file).with_context(|| format!("campaign {}", path.display()))
     }
 
+    /// Nodes need a second port (`{peer_port}` is used).
+    pub fn uses_peer_port(&self) -> bool {
+        let s = &self.file.system;
+        s.command
+            .iter()
+            .chain(s.commands.values().flatten())
+            .chain(s.env.values())
+            .chain([&s.peer_url])
+            .any(|t| t.contains("{peer_port}"))
+    }
+
     fn validate(path: &Path, file: CampaignFile) -> anyhow::Result<Self> {
         let dir = path.parent().unwrap_or(Path::new("."));
         let s = &file.system;
@@ -283,14 +383,32 @@ impl Campaign {
                 s.nodes - 1
             );
         }
-        let Some(program) = s.command.first() else {
-            bail!("system.command is empty: give the program and its arguments");
+        let resolve = |field: &str, command: &[String]| -> anyhow::Result<(PathBuf, Vec<String>)> {
+            let Some(program) = command.first() else {
+                bail!("{field} is empty: give the program and its arguments");
+            };
+            let program = if program.contains('/') {
+                dir.join(program)
+            } else {
+                PathBuf::from(program)
+            };
+            Ok((program, command[1..].to_vec()))
         };
-        let program = if program.contains('/') {
-            dir.join(program)
-        } else {
-            PathBuf::from(program)
-        };
+        let mut commands = vec![resolve("system.command", &s.command)?; s.nodes as usize];
+        for (key, command) in &s.commands {
+            let field = format!("system.commands.{key}");
+            let i = key
+                .parse::<u32>()
+                .ok()
+                .filter(|i| *i < s.nodes)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{field}: {key:?} is not a node index (nodes are 0..{})",
+                        s.nodes - 1
+                    )
+                })?;
+            commands[i as usize] = resolve(&field, command)?;
+        }
         let threshold = file.campaign.threshold;
         if !(0.0..=1.0).contains(&threshold) {
             bail!("campaign.threshold is {threshold}: it is a ratio and must lie in [0, 1]");
@@ -301,24 +419,68 @@ impl Campaign {
         if file.write.ok_status.is_empty() {
             bail!("write.ok_status is empty: list the statuses that mean a write was acknowledged");
         }
-        if let Some(st) = file
-            .write
-            .ok_status
-            .iter()
-            .find(|s| file.write.quorum_not_met_status.contains(s))
-        {
-            bail!("write: status {st} is in both ok_status and quorum_not_met_status");
+        let statuses = [
+            ("ok_status", &file.write.ok_status),
+            ("quorum_not_met_status", &file.write.quorum_not_met_status),
+            ("indeterminate_status", &file.write.indeterminate_status),
+        ];
+        for (a, (na, la)) in statuses.iter().enumerate() {
+            for (nb, lb) in &statuses[a + 1..] {
+                if let Some(st) = la.iter().find(|s| lb.contains(s)) {
+                    bail!("write: status {st} is in both {na} and {nb}");
+                }
+            }
         }
-        let method = reqwest::Method::from_bytes(file.write.method.as_bytes()).map_err(|_| {
-            anyhow::anyhow!("write.method {:?} is not an HTTP method", file.write.method)
-        })?;
+        let method = http_method("write.method", &file.write.method)?;
+        let read_method = http_method("read.method", &file.read.method)?;
+        check_pointers("write", &file.write.body, &file.write.base64)?;
+        match &file.read.body {
+            Some(body) => check_pointers("read", body, &file.read.base64)?,
+            None if !file.read.base64.is_empty() => {
+                bail!("read.base64: there is no read.body to encode fields of")
+            }
+            None => {}
+        }
+        if !file.read.ids_pointer.is_empty() && !file.read.ids_pointer.starts_with('/') {
+            bail!(
+                "read.ids_pointer {:?}: a JSON pointer starts with '/' (or is \"\" for the whole answer)",
+                file.read.ids_pointer
+            );
+        }
+        if let Some(l) = &file.leader {
+            http_method("leader.method", &l.method)?;
+            check_template("leader.url", &l.url, &["port", "index", "host"])?;
+            for (field, p) in [
+                ("leader.leader_pointer", &l.leader_pointer),
+                ("leader.self_pointer", &l.self_pointer),
+            ] {
+                if !p.starts_with('/') {
+                    bail!("{field} {p:?}: a JSON pointer starts with '/'");
+                }
+            }
+        }
+        if file.probes.quorum {
+            if s.nodes < 3 {
+                bail!(
+                    "probes.quorum needs at least 3 nodes (the primary and two peers), not {}",
+                    s.nodes
+                );
+            }
+            if file.write.quorum_not_met_status.is_empty() {
+                bail!(
+                    "probes.quorum: write.quorum_not_met_status is empty, so a refused write cannot be told apart; list the status the system answers without quorum"
+                );
+            }
+        }
 
         // Every template may only use known placeholders.
         let node_keys = &[
             "index",
             "port",
+            "peer_port",
             "host",
             "peers",
+            "cluster",
             "data_dir",
             "namespace",
             "cycle",
@@ -326,10 +488,19 @@ impl Campaign {
         for (i, arg) in s.command.iter().enumerate() {
             check_template(&format!("system.command[{i}]"), arg, node_keys)?;
         }
+        for (key, command) in &s.commands {
+            for (i, arg) in command.iter().enumerate() {
+                check_template(&format!("system.commands.{key}[{i}]"), arg, node_keys)?;
+            }
+        }
         for (k, v) in &s.env {
             check_template(&format!("system.env.{k}"), v, node_keys)?;
         }
-        check_template("system.peer_url", &s.peer_url, &["port", "index", "host"])?;
+        check_template(
+            "system.peer_url",
+            &s.peer_url,
+            &["port", "peer_port", "index", "host"],
+        )?;
         let client_keys = &["port", "index", "host", "namespace", "cycle"];
         check_template("ready.url", &file.ready.url, client_keys)?;
         check_template("read.url", &file.read.url, client_keys)?;
@@ -347,6 +518,13 @@ impl Campaign {
         for v in &body_strings {
             check_template("write.body", v, &["namespace", "cycle", "id", "index"])?;
         }
+        let mut read_strings = Vec::new();
+        if let Some(b) = &file.read.body {
+            collect_strings(b, &mut read_strings);
+        }
+        for v in &read_strings {
+            check_template("read.body", v, &["namespace", "cycle", "index"])?;
+        }
 
         // Isolation by construction (seed 000): each cycle must get its own
         // port, data and namespace, and each write its own id.
@@ -354,15 +532,22 @@ impl Campaign {
             let needle = format!("{{{key}}}");
             texts.any(|t| t.contains(&needle))
         }
-        if !mentions("port", s.command.iter().chain(s.env.values())) {
-            bail!(
-                "system.command: no {{port}} placeholder (nor in system.env): the host chooses each node's port per cycle and must pass it"
-            );
-        }
-        if !mentions("data_dir", s.command.iter().chain(s.env.values())) {
-            bail!(
-                "system.command: no {{data_dir}} placeholder (nor in system.env): without a fresh data dir per cycle, state leaks between cycles (seed 000)"
-            );
+        let every_command = std::iter::once(("system.command".to_string(), &s.command)).chain(
+            s.commands
+                .iter()
+                .map(|(k, c)| (format!("system.commands.{k}"), c)),
+        );
+        for (field, command) in every_command {
+            if !mentions("port", command.iter().chain(s.env.values())) {
+                bail!(
+                    "{field}: no {{port}} placeholder (nor in system.env): the host chooses each node's port per cycle and must pass it"
+                );
+            }
+            if !mentions("data_dir", command.iter().chain(s.env.values())) {
+                bail!(
+                    "{field}: no {{data_dir}} placeholder (nor in system.env): without a fresh data dir per cycle, state leaks between cycles (seed 000)"
+                );
+            }
         }
         if !mentions("port", std::iter::once(&file.ready.url)) {
             bail!("ready.url: no {{port}} placeholder: the probe must reach the node it checks");
@@ -377,15 +562,24 @@ impl Campaign {
         }
         if !mentions(
             "namespace",
-            body_strings.iter().chain([&file.write.url, &file.read.url]),
+            body_strings
+                .iter()
+                .chain([&file.write.url, &file.read.url])
+                .chain(&read_strings),
         ) {
             bail!(
                 "write.body: no {{namespace}} placeholder in write.body, write.url or read.url: without a namespace per cycle, read-back counts earlier cycles (seed 000)"
             );
         }
-        if s.nodes > 1 && !mentions("peers", s.command.iter().chain(s.env.values())) {
+        let all_args = || {
+            s.command
+                .iter()
+                .chain(s.commands.values().flatten())
+                .chain(s.env.values())
+        };
+        if s.nodes > 1 && !mentions("peers", all_args()) && !mentions("cluster", all_args()) {
             bail!(
-                "system.command: no {{peers}} placeholder with {} nodes: how would a node find its peers?",
+                "system.command: no {{peers}} or {{cluster}} placeholder with {} nodes: how would a node find its peers?",
                 s.nodes
             );
         }
@@ -397,8 +591,9 @@ impl Campaign {
             .collect();
         Ok(Self {
             path: path.to_path_buf(),
-            program,
+            commands,
             method,
+            read_method,
             assertions,
             file,
         })
@@ -424,6 +619,28 @@ fn check_template(field: &str, text: &str, allowed: &[&str]) -> anyhow::Result<(
             bail!("{field}: {known} (use one of {})", list.join(", "));
         }
         rest = &after[close + 1..];
+    }
+    Ok(())
+}
+
+fn http_method(field: &str, m: &str) -> anyhow::Result<reqwest::Method> {
+    reqwest::Method::from_bytes(m.as_bytes())
+        .map_err(|_| anyhow::anyhow!("{field} {m:?} is not an HTTP method"))
+}
+
+/// Every pointer of `<section>.base64` must name a string of `<section>.body`.
+fn check_pointers(section: &str, body: &toml::Value, pointers: &[String]) -> anyhow::Result<()> {
+    let json = Vars::default().render_json(body);
+    for p in pointers {
+        match json.pointer(p) {
+            Some(serde_json::Value::String(_)) => {}
+            Some(other) => {
+                bail!("{section}.base64: {p:?} points at {other}, not a string of {section}.body")
+            }
+            None => bail!(
+                "{section}.base64: {p:?} matches nothing in {section}.body (a JSON pointer such as \"/key\")"
+            ),
+        }
     }
     Ok(())
 }
@@ -489,6 +706,19 @@ impl<'a> Vars<'a> {
         out
     }
 
+    /// Render a body template into JSON, then base64-encode the strings at
+    /// `base64` (pointers validated at load).
+    pub fn render_body(&self, v: &toml::Value, base64: &[String]) -> serde_json::Value {
+        use base64::Engine;
+        let mut json = self.render_json(v);
+        for p in base64 {
+            if let Some(serde_json::Value::String(s)) = json.pointer_mut(p) {
+                *s = base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+            }
+        }
+        json
+    }
+
     /// Render every string of a TOML value into JSON.
     pub fn render_json(&self, v: &toml::Value) -> serde_json::Value {
         use serde_json::Value as J;
@@ -545,7 +775,7 @@ ids_pointer = "/ids"
         assert_eq!(c.file.system.nodes, 3);
         assert_eq!(c.file.campaign.threshold, 0.995);
         assert_eq!(c.file.burst.writes, 100);
-        assert!(c.program.ends_with("kv"));
+        assert!(c.commands[2].0.ends_with("kv"));
     }
 
     #[test]
@@ -596,6 +826,76 @@ ids_pointer = "/ids"
         let e = err(&probe("http://{host}:{port}/time?ns={namespace}"));
         assert!(
             e.contains("clock.probe_url: {namespace} is not available here"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn per_node_commands_override_and_are_checked() {
+        let star = format!(
+            "{GOOD}\n[system.commands]\n1 = [\"./leaf\", \"{{port}}\", \"{{data_dir}}\"]\n"
+        );
+        let c = load(&star).unwrap();
+        assert!(c.commands[0].0.ends_with("kv"));
+        assert!(c.commands[1].0.ends_with("leaf"));
+        assert_eq!(c.commands[1].1, ["{port}", "{data_dir}"]);
+        let e = err(&star.replace("1 = [", "3 = ["));
+        assert!(
+            e.contains("system.commands.3: \"3\" is not a node index"),
+            "{e}"
+        );
+        let e = err(&star.replace(", \"{data_dir}\"]", "]"));
+        assert!(
+            e.contains("system.commands.1: no {data_dir} placeholder"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn base64_pointers_must_name_body_strings() {
+        let with = |b: &str| {
+            GOOD.replace(
+                "ok_status = [201]",
+                &format!("base64 = {b}\nok_status = [201]"),
+            )
+        };
+        assert!(load(&with("[\"/id\"]")).is_ok());
+        let e = err(&with("[\"/key\"]"));
+        assert!(
+            e.contains("write.base64: \"/key\" matches nothing in write.body"),
+            "{e}"
+        );
+        let body = Vars::default().with("id", "ns1-w0").render_body(
+            &toml::Value::Table(toml::toml! { key = "{id}" }),
+            &["/key".to_string()],
+        );
+        assert_eq!(body["key"], "bnMxLXcw");
+    }
+
+    #[test]
+    fn peer_port_is_refused_in_proxy_mode() {
+        let c = load(&GOOD.replace(
+            "[ready]",
+            "peer_url = \"n{index}=http://{host}:{peer_port}\"\n[ready]",
+        ))
+        .unwrap();
+        assert!(c.uses_peer_port());
+        let e = format!("{:#}", c.check_mode(crate::net::Mode::Proxy).unwrap_err());
+        assert!(
+            e.contains("system.peer_url: peers talk on {peer_port}"),
+            "{e}"
+        );
+        assert!(c.check_mode(crate::net::Mode::Loopback).is_ok());
+    }
+
+    #[test]
+    fn a_status_in_two_classes_is_refused() {
+        let e = err(&GOOD.replace(
+            "quorum_not_met_status = [503]",
+            "quorum_not_met_status = [503]\nindeterminate_status = [503]",
+        ));
+        assert!(
+            e.contains("status 503 is in both quorum_not_met_status and indeterminate_status"),
             "{e}"
         );
     }

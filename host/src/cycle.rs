@@ -97,6 +97,7 @@ impl Cycle<'_> {
             journal: self.journal.clone(),
             http: self.http.clone(),
             clock: cluster.clock.clone(),
+            leader: c.file.leader.clone().map(Arc::new),
         };
         let effects = Effects::new(scope, started, progress_rx);
         let cycle_info = types::CycleInfo {
@@ -312,6 +313,21 @@ impl Cycle<'_> {
         }
         phases.insert("assert", t.elapsed().as_millis() as u64);
 
+        // Probes run last: they kill peers, so the figures are taken first.
+        let probes = if c.file.probes.quorum {
+            let t = Instant::now();
+            let p = crate::probes::quorum(c, self.http, &cluster.nodes, namespace, cycle).await?;
+            let failed = p.failures();
+            if !failed.is_empty() && matches!(status, Status::Pass | Status::Unknown) {
+                status = Status::Fail;
+            }
+            reasons.extend(failed);
+            phases.insert("probes", t.elapsed().as_millis() as u64);
+            Some(p)
+        } else {
+            None
+        };
+
         Ok(CycleRecord {
             class: self.class.to_string(),
             cycle,
@@ -324,6 +340,7 @@ impl Cycle<'_> {
             lost_acked,
             convergence_bound,
             refused_but_present,
+            probes,
             nodes,
             effects: effect_records,
             verdicts,

@@ -102,6 +102,9 @@ pub struct CycleRecord {
     pub convergence_bound: f64,
     /// Refused or failed writes that nevertheless appear on some node.
     pub refused_but_present: Vec<String>,
+    /// The quorum probes, when the campaign asks for them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probes: Option<crate::probes::QuorumProbes>,
     pub nodes: Vec<NodeRecord>,
     pub effects: Vec<EffectRecord>,
     pub verdicts: Vec<AssertionVerdict>,
@@ -156,8 +159,21 @@ pub struct ClassSummary {
     pub unknown_cycles: u32,
     pub error_cycles: u32,
     pub simulated_cycles: u32,
+    /// The quorum probes over the class, when the campaign runs them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quorum_probes: Option<ProbeSummary>,
     pub pass: bool,
     pub reasons: Vec<String>,
+}
+
+/// The quorum probes of a class: how many cycles ran them, how many passed,
+/// and every refused probe write a node held anyway.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ProbeSummary {
+    pub ran: u32,
+    pub skipped: u32,
+    pub passed: u32,
+    pub refused_but_present: Vec<String>,
 }
 
 impl ClassSummary {
@@ -177,6 +193,7 @@ impl ClassSummary {
             unknown_cycles: 0,
             error_cycles: 0,
             simulated_cycles: 0,
+            quorum_probes: None,
             pass: false,
             reasons: vec![],
         }
@@ -198,6 +215,17 @@ impl ClassSummary {
             Status::Unknown => self.unknown_cycles += 1,
             Status::Error => self.error_cycles += 1,
             Status::Simulated => self.simulated_cycles += 1,
+        }
+        if let Some(p) = &c.probes {
+            let sum = self.quorum_probes.get_or_insert_with(ProbeSummary::default);
+            if p.skipped.is_some() {
+                sum.skipped += 1;
+            } else {
+                sum.ran += 1;
+                sum.passed += u32::from(p.failures().is_empty());
+            }
+            sum.refused_but_present
+                .extend(p.refused_but_present.iter().cloned());
         }
         self.convergence_bound = ratio("convergence_bound", self.acked_everywhere, self.counts.ok)?;
         Ok(())

@@ -2,7 +2,7 @@
 //! a unique id and a classified outcome, then a per-node read-back of which
 //! ids each node holds.
 
-use crate::campaign::{Campaign, Vars};
+use crate::campaign::{Campaign, Encoding, Vars};
 use anyhow::{Context, anyhow, bail};
 use serde::Serialize;
 use std::collections::HashSet;
@@ -74,51 +74,23 @@ pub async fn burst(
         namespace,
         cycle,
     } = target;
-    let w = &campaign.file.write;
     let next = Arc::new(AtomicU32::new(0));
     let progress = Arc::new(progress);
     let concurrency = campaign.file.burst.concurrency.min(ids.len().max(1) as u32);
+    let writer = Writer::new(campaign, namespace, cycle);
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
         let (http, next, ids, progress) =
             (http.clone(), next.clone(), ids.clone(), progress.clone());
-        let method = campaign.method.clone();
-        let url_t = w.url.clone();
-        let body_t = w.body.clone();
-        let ok = w.ok_status.clone();
-        let qnm = w.quorum_not_met_status.clone();
-        let timeout = Duration::from_millis(w.timeout_ms);
-        let (namespace, cycle) = (namespace.to_string(), cycle.to_string());
+        let writer = writer.clone();
         workers.spawn(async move {
             let mut out = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                 let Some(id) = ids.get(i) else { break };
-                let vars = Vars::client(port, index)
-                    .with("id", id.as_str())
-                    .with("namespace", namespace.as_str())
-                    .with("cycle", cycle.as_str());
-                let req = http
-                    .request(method.clone(), vars.render(&url_t))
-                    .json(&vars.render_json(&body_t))
-                    .timeout(timeout);
                 let t0 = Instant::now();
                 progress.send_modify(|p| p.issued += 1);
-                let outcome = match req.send().await {
-                    Ok(resp) => {
-                        let st = resp.status().as_u16();
-                        // Drain the body so the connection is reused.
-                        let _ = resp.bytes().await;
-                        if ok.contains(&st) {
-                            Outcome::Ok
-                        } else if qnm.contains(&st) {
-                            Outcome::QuorumNotMet
-                        } else {
-                            Outcome::Fail
-                        }
-                    }
-                    Err(e) => classify_error(&e),
-                };
+                let outcome = writer.write(&http, index, port, id).await;
                 out.push(WriteResult {
                     id: id.clone(),
                     outcome,
@@ -138,6 +110,68 @@ pub async fn burst(
     Burst {
         results,
         elapsed: started.elapsed(),
+    }
+}
+
+/// Renders and sends single writes, and classifies what came of them.
+#[derive(Clone)]
+pub struct Writer {
+    method: reqwest::Method,
+    url: String,
+    body: toml::Value,
+    base64: Vec<String>,
+    ok: Vec<u16>,
+    quorum_not_met: Vec<u16>,
+    indeterminate: Vec<u16>,
+    timeout: Duration,
+    namespace: String,
+    cycle: String,
+}
+
+impl Writer {
+    pub fn new(campaign: &Campaign, namespace: &str, cycle: u32) -> Self {
+        let w = &campaign.file.write;
+        Self {
+            method: campaign.method.clone(),
+            url: w.url.clone(),
+            body: w.body.clone(),
+            base64: w.base64.clone(),
+            ok: w.ok_status.clone(),
+            quorum_not_met: w.quorum_not_met_status.clone(),
+            indeterminate: w.indeterminate_status.clone(),
+            timeout: Duration::from_millis(w.timeout_ms),
+            namespace: namespace.to_string(),
+            cycle: cycle.to_string(),
+        }
+    }
+
+    /// Write `id` through node `index` at `port`.
+    pub async fn write(&self, http: &reqwest::Client, index: u32, port: u16, id: &str) -> Outcome {
+        let vars = Vars::client(port, index)
+            .with("id", id)
+            .with("namespace", self.namespace.as_str())
+            .with("cycle", self.cycle.as_str());
+        let req = http
+            .request(self.method.clone(), vars.render(&self.url))
+            .json(&vars.render_body(&self.body, &self.base64))
+            .timeout(self.timeout);
+        match req.send().await {
+            Ok(resp) => {
+                let st = resp.status().as_u16();
+                // Drain the body so the connection is reused.
+                let _ = resp.bytes().await;
+                if self.ok.contains(&st) {
+                    Outcome::Ok
+                } else if self.quorum_not_met.contains(&st) {
+                    Outcome::QuorumNotMet
+                } else if self.indeterminate.contains(&st) {
+                    Outcome::Indeterminate
+                } else {
+                    Outcome::Fail
+                }
+            }
+            Err(e) => classify_error(&e),
+        }
     }
 }
 
@@ -170,13 +204,17 @@ pub async fn read_ids(
     cycle: u32,
 ) -> anyhow::Result<Vec<String>> {
     let r = &campaign.file.read;
-    let url = Vars::client(port, index)
+    let vars = Vars::client(port, index)
         .with("namespace", namespace)
-        .with("cycle", cycle.to_string())
-        .render(&r.url);
-    let resp = http
-        .get(&url)
-        .timeout(Duration::from_millis(r.timeout_ms))
+        .with("cycle", cycle.to_string());
+    let url = vars.render(&r.url);
+    let mut req = http
+        .request(campaign.read_method.clone(), &url)
+        .timeout(Duration::from_millis(r.timeout_ms));
+    if let Some(body) = &r.body {
+        req = req.json(&vars.render_body(body, &r.base64));
+    }
+    let resp = req
         .send()
         .await
         .with_context(|| format!("read-back from node {index} at {url}"))?;
@@ -190,8 +228,51 @@ pub async fn read_ids(
     }
     let doc: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| anyhow!("read-back from node {index} at {url}: not JSON ({e})"))?;
-    extract_ids(&doc, &r.ids_pointer, r.id_field.as_deref())
+    let spec = IdSpec {
+        pointer: &r.ids_pointer,
+        id_field: r.id_field.as_deref(),
+        encoding: r.id_encoding,
+        absent_is_empty: r.absent_is_empty,
+    };
+    spec.extract(&doc)
         .map_err(|e| anyhow!("read-back from node {index} at {url}: {e}"))
+}
+
+/// Where the ids are in a read-back answer, and how they are encoded.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IdSpec<'a> {
+    pub pointer: &'a str,
+    pub id_field: Option<&'a str>,
+    pub encoding: Option<Encoding>,
+    pub absent_is_empty: bool,
+}
+
+impl IdSpec<'_> {
+    pub fn extract(&self, doc: &serde_json::Value) -> Result<Vec<String>, String> {
+        if self.absent_is_empty && doc.pointer(self.pointer).is_none() {
+            return Ok(Vec::new());
+        }
+        let ids = extract_ids(doc, self.pointer, self.id_field)?;
+        match self.encoding {
+            None => Ok(ids),
+            Some(Encoding::Base64) => ids
+                .into_iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    use base64::Engine;
+                    base64::engine::general_purpose::STANDARD
+                        .decode(id.as_bytes())
+                        .ok()
+                        .and_then(|b| String::from_utf8(b).ok())
+                        .ok_or_else(|| {
+                            format!(
+                                "element {i}: id {id:?} is not base64 of UTF-8 (read.id_encoding)"
+                            )
+                        })
+                })
+                .collect(),
+        }
+    }
 }
 
 /// The ids at `pointer` in `doc`; array elements are strings or numbers, or
@@ -279,6 +360,32 @@ mod tests {
             extract_ids(&json!({"ids": [null]}), "/ids", None)
                 .unwrap_err()
                 .contains("expected a string")
+        );
+    }
+
+    #[test]
+    fn base64_ids_and_absent_arrays() {
+        let spec = IdSpec {
+            pointer: "/kvs",
+            id_field: Some("key"),
+            encoding: Some(Encoding::Base64),
+            absent_is_empty: true,
+        };
+        // etcd: `kvs` is omitted for an empty range; keys are base64.
+        assert!(spec.extract(&json!({"count": "0"})).unwrap().is_empty());
+        let doc = json!({"kvs": [{"key": "bnMxLXcw"}]});
+        assert_eq!(spec.extract(&doc).unwrap(), ["ns1-w0"]);
+        let bad = json!({"kvs": [{"key": "***"}]});
+        assert!(spec.extract(&bad).unwrap_err().contains("not base64"));
+        let strict = IdSpec {
+            absent_is_empty: false,
+            ..spec
+        };
+        assert!(
+            strict
+                .extract(&json!({}))
+                .unwrap_err()
+                .contains("matches nothing")
         );
     }
 

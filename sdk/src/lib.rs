@@ -48,8 +48,8 @@ pub mod assertion_bindings {
         export_macro_name: "__export_assertion_plugin",
         default_bindings_module: "chaos_sdk::assertion_bindings",
         with: {
-            "chaos:plugin/types@0.1.0": crate::fault_bindings::chaos::plugin::types,
-            "chaos:plugin/host@0.1.0": crate::fault_bindings::chaos::plugin::host,
+            "chaos:plugin/types@0.1.1": crate::fault_bindings::chaos::plugin::types,
+            "chaos:plugin/host@0.1.1": crate::fault_bindings::chaos::plugin::host,
         },
     });
 }
@@ -63,7 +63,7 @@ pub use fault_bindings::chaos::plugin::types::{
 };
 
 /// The contract version this SDK builds against.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.1.1";
 
 /// A fault class. `inject` runs during the cycle's burst; it asks the host for
 /// effects and returns. The host undoes every effect, whatever `inject` does.
@@ -187,6 +187,12 @@ pub mod host {
     /// Block until `count` writes were issued or the burst ended.
     pub fn wait_writes(count: u32) -> u32 {
         raw::wait_writes(count)
+    }
+    /// The node that leads right now, from the campaign's `[leader]` probe
+    /// (`Ok(None)` while no leader is elected; an error when the campaign
+    /// has no probe). Needs no capability: it only asks the nodes.
+    pub fn leader() -> Result<Option<u32>, String> {
+        raw::leader()
     }
     /// SIGKILL node `node` (needs the `signal` capability).
     pub fn kill(node: u32) -> Result<(), String> {

@@ -121,7 +121,7 @@ fn other_contract_version_is_refused_naming_both() {
     let dir = tempfile::tempdir().unwrap();
     let wasm = guest("future_contract");
     let expected = format!(
-        "chaos-host: error: plugin {}: built against contract chaos:plugin@9.0.0, but this chaos-host accepts chaos:plugin@0.1.0 (rebuild the plugin against a matching chaos-sdk)",
+        "chaos-host: error: plugin {}: built against contract chaos:plugin@9.0.0, but this chaos-host accepts chaos:plugin@0.1.1, @0.1.0 (rebuild the plugin against a matching chaos-sdk)",
         wasm.display()
     );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_chaos-host"))
@@ -135,4 +135,82 @@ fn other_contract_version_is_refused_naming_both() {
     let run = run_campaign(dir.path(), &c, &["--plugin", wasm.to_str().unwrap()]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.lines().any(|l| l == expected), "{}", run.stderr);
+}
+
+/// Issue 4: 0.1.1 only added `host.leader`, so a plugin built against the
+/// first contract (0.1.0, a frozen copy of its WIT) still loads and runs.
+#[test]
+fn a_plugin_built_against_contract_0_1_0_still_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = guest("contract_0_1_0");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chaos-host"))
+        .arg("inspect")
+        .arg(&wasm)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(meta["contract"], "0.1.0");
+    let c = campaign(dir.path(), false, |t| t);
+    let run = run_campaign(
+        dir.path(),
+        &c,
+        &[
+            "--plugin",
+            wasm.to_str().unwrap(),
+            "--allow",
+            "legacy_kill=signal",
+            "--cycles",
+            "2",
+            "--writes",
+            "40",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for c in run.cycles() {
+        let e = &c["effects"][0];
+        assert_eq!(e["kind"], "signal", "{c}");
+        assert_eq!(e["verified"], true, "{c}");
+    }
+}
+
+/// Issue 4: `target = "leader"` on a system without a [leader] probe fails
+/// the cycle with the reason (the host cannot tell who leads), and the
+/// campaign goes on.
+#[test]
+fn leader_target_without_a_leader_probe_fails_the_cycle_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = campaign(dir.path(), false, |t| t);
+    let kill = plugin("kill_primary_mid_write");
+    let run = run_campaign(
+        dir.path(),
+        &c,
+        &[
+            "--plugin",
+            kill.to_str().unwrap(),
+            "--param",
+            "kill_primary_mid_write.target=leader",
+            "--cycles",
+            "2",
+            "--writes",
+            "20",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let cycles = run.cycles();
+    assert_eq!(cycles.len(), 2);
+    for c in cycles {
+        assert_eq!(c["status"], "error", "{c}");
+        assert!(
+            c["reasons"][0]
+                .as_str()
+                .unwrap()
+                .contains("no [leader] probe"),
+            "{c}"
+        );
+    }
 }

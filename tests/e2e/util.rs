@@ -171,8 +171,9 @@ pub fn run_campaign(dir: &Path, campaign: &Path, extra: &[&str]) -> Run {
     chaos(dir, &args)
 }
 
-/// Pids of processes whose command line mentions `dir` (every node's data
-/// dir is under it).
+/// Pids of processes whose command line or environment mentions `dir`
+/// (every node's data dir is under it; ai-memory gets it only through
+/// `HOME` and `AI_MEMORY_DB`).
 pub fn processes_mentioning(dir: &Path) -> Vec<(u32, String)> {
     let needle = dir.to_string_lossy().into_owned();
     let mut found = Vec::new();
@@ -184,11 +185,33 @@ pub fn processes_mentioning(dir: &Path) -> Vec<(u32, String)> {
             continue;
         };
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.contains(&needle) {
+        let env = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        if cmd.contains(&needle) || String::from_utf8_lossy(&env).contains(&needle) {
             found.push((pid, cmd));
         }
     }
     found
+}
+
+/// An example campaign (`examples/REL`) with its relative plugin paths made
+/// absolute and `edit` applied, written into `dir`.
+pub fn example_campaign(dir: &Path, rel: &str, edit: impl Fn(String) -> String) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("examples").join(rel))
+        .unwrap()
+        .replace(
+            "../../plugins/convergence.wasm",
+            plugin("convergence").to_str().unwrap(),
+        );
+    let path = dir.join("campaign.toml");
+    std::fs::write(&path, edit(text)).unwrap();
+    path
+}
+
+/// `program` is on PATH, or the test says how to install it.
+pub fn require(program: &str, install: &str) {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()));
+    assert!(found, "{program} is not installed: {install}");
 }
 
 /// Run the `misbehave` test guest in `mode` on the correct reference system

@@ -70,6 +70,10 @@ pub struct RunArgs {
     /// Grant capabilities: PLUGIN=CAP[,CAP...] (signal, pause, partition, clock).
     #[arg(long, value_name = "PLUGIN=CAPS")]
     pub allow: Vec<String>,
+    /// Set a plugin parameter: PLUGIN.PARAM=VALUE (overrides the campaign's
+    /// [params.PLUGIN]), e.g. --param drop_random_acks.ms=5000; repeatable.
+    #[arg(long, value_name = "PLUGIN.PARAM=VALUE")]
+    pub param: Vec<String>,
     /// Cycles per fault class (overrides campaign.cycles).
     #[arg(long)]
     pub cycles: Option<u32>,

@@ -9,9 +9,35 @@ use crate::run::Plan;
 use anyhow::{Context, bail};
 use std::time::Duration;
 
+/// `PLUGIN.PARAM=VALUE`; VALUE is read as a TOML value (5000, 0.5, true),
+/// else taken as text.
+fn parse_param(p: &str) -> anyhow::Result<(String, String, toml::Value)> {
+    let parsed = p.split_once('=').and_then(|(name, value)| {
+        let (plugin, key) = name.split_once('.')?;
+        (!plugin.is_empty() && !key.is_empty()).then_some((plugin, key, value))
+    });
+    let Some((plugin, key, value)) = parsed else {
+        bail!("--param {p:?}: expected PLUGIN.PARAM=VALUE, e.g. --param drop_random_acks.ms=5000");
+    };
+    let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    Ok((plugin.to_string(), key.to_string(), value))
+}
+
 impl RunArgs {
     pub fn plan(self) -> anyhow::Result<Plan> {
-        let campaign = Campaign::load(&self.campaign)?;
+        let mut campaign = Campaign::load(&self.campaign)?;
+        for p in &self.param {
+            let (plugin, key, value) = parse_param(p)?;
+            campaign
+                .file
+                .params
+                .entry(plugin)
+                .or_default()
+                .insert(key, value);
+        }
         let mut allow = Vec::new();
         for a in &self.allow {
             let Some((who, caps)) = a.split_once('=') else {
@@ -82,5 +108,24 @@ impl RunArgs {
             seed,
             out: self.out,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_param;
+
+    #[test]
+    fn params_parse_typed_values_and_name_bad_ones() {
+        let (plugin, key, v) = parse_param("drop_random_acks.ms=5000").unwrap();
+        assert_eq!((plugin.as_str(), key.as_str()), ("drop_random_acks", "ms"));
+        assert_eq!(v, toml::Value::Integer(5000));
+        let (_, _, v) = parse_param("kill_primary_mid_write.target=leader").unwrap();
+        assert_eq!(v, toml::Value::String("leader".into()));
+        let e = parse_param("ms=5000").unwrap_err().to_string();
+        assert!(
+            e.contains("--param \"ms=5000\": expected PLUGIN.PARAM=VALUE"),
+            "{e}"
+        );
     }
 }

@@ -76,6 +76,16 @@ const PROBE_TOLERANCE_MS: i64 = 250;
 const PROBE_DEADLINE: Duration = Duration::from_millis(300);
 
 impl Effects {
+    /// How coarse the probe's clock reading is: an HTTP date has whole
+    /// seconds, a JSON probe milliseconds.
+    fn clock_probe_resolution_ms(&self) -> i64 {
+        let header = self
+            .clock
+            .as_ref()
+            .and_then(|c| c.probe.as_ref()?.header.as_ref());
+        if header.is_some() { 1000 } else { 0 }
+    }
+
     /// The node's clock offset from the host's, by its probe, if the
     /// campaign has one: (offset, round trip), ms.
     async fn probe_offset(&self, index: u32) -> Option<Result<(i64, i64), String>> {
@@ -84,13 +94,29 @@ impl Effects {
         let url = Vars::client(node.port, index).render(&probe.url);
         let before = host_now_ms();
         let got = async {
-            let v: serde_json::Value = self
+            let resp = self
                 .http
                 .get(&url)
                 .timeout(Duration::from_secs(2))
                 .send()
                 .await
-                .map_err(|e| format!("clock probe {url}: {e}"))?
+                .map_err(|e| format!("clock probe {url}: {e}"))?;
+            if let Some(h) = &probe.header {
+                // An HTTP date (e.g. `Date`, which Go's net/http stamps
+                // from its own clock): whole seconds only.
+                let text = resp
+                    .headers()
+                    .get(h)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| format!("clock probe {url}: no {h} header"))?;
+                let t = httpdate::parse_http_date(text)
+                    .map_err(|e| format!("clock probe {url}: {h} {text:?}: {e}"))?;
+                return t
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .map_err(|e| format!("clock probe {url}: {h} {text:?}: {e}"));
+            }
+            let v: serde_json::Value = resp
                 .json()
                 .await
                 .map_err(|e| format!("clock probe {url}: {e}"))?;
@@ -125,7 +151,8 @@ impl Effects {
                     );
                 }
                 Some(Ok((seen, rtt))) => {
-                    let ok = (seen - offset_ms).abs() <= PROBE_TOLERANCE_MS + rtt;
+                    let resolution = self.clock_probe_resolution_ms();
+                    let ok = (seen - offset_ms).abs() <= PROBE_TOLERANCE_MS + rtt + resolution;
                     if ok || tokio::time::Instant::now() >= until {
                         return (
                             ok,

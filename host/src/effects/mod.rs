@@ -56,6 +56,8 @@ pub struct EffectRecord {
 pub struct ClockProbe {
     pub url: String,
     pub pointer: String,
+    /// Read the clock from this HTTP-date header instead of `pointer`.
+    pub header: Option<String>,
 }
 
 /// The clock plumbing of one cycle: each node's libfaketime timestamp file.
@@ -72,6 +74,7 @@ pub struct Effects {
     journal: Arc<Journal>,
     http: reqwest::Client,
     clock: Option<ClockSetup>,
+    leader: Option<Arc<crate::campaign::LeaderProbe>>,
     started: Instant,
     progress: watch::Receiver<Progress>,
     records: Mutex<Vec<EffectRecord>>,
@@ -102,6 +105,8 @@ pub struct Scope {
     pub journal: Arc<Journal>,
     pub http: reqwest::Client,
     pub clock: Option<ClockSetup>,
+    /// The campaign's `[leader]` probe, if the system has a leader.
+    pub leader: Option<Arc<crate::campaign::LeaderProbe>>,
 }
 
 impl Effects {
@@ -112,6 +117,7 @@ impl Effects {
             journal: scope.journal,
             http: scope.http,
             clock: scope.clock,
+            leader: scope.leader,
             started,
             progress,
             records: Mutex::new(Vec::new()),
@@ -135,6 +141,14 @@ impl Effects {
 
     fn burst_running(&self) -> bool {
         !self.progress.borrow().done
+    }
+
+    /// The node that leads right now, by the campaign's `[leader]` probe.
+    pub async fn leader(&self) -> Result<Option<u32>, String> {
+        let probe = self.leader.as_ref().ok_or(
+            "this campaign has no [leader] probe, so the host cannot tell which node leads; add one (see examples/etcd/campaign.toml) or target the primary",
+        )?;
+        Ok(crate::roles::leader(probe, &self.http, &self.nodes).await)
     }
 
     /// The node a plugin named, or the reason it may not name it.

@@ -52,7 +52,12 @@ impl Cluster {
         place: Placement<'_>,
     ) -> anyhow::Result<Self> {
         let sys = &campaign.file.system;
-        let net = Arc::new(place.network.cycle(sys.nodes as usize).await?);
+        let net = Arc::new(
+            place
+                .network
+                .cycle(sys.nodes as usize, campaign.uses_peer_port())
+                .await?,
+        );
         let clock = place.faketime.map(|_| ClockSetup {
             files: (0..sys.nodes)
                 .map(|i| Some(dir.join(format!("node-{i}.faketime"))))
@@ -60,6 +65,7 @@ impl Cluster {
             probe: campaign.file.clock.probe_url.as_ref().map(|u| ClockProbe {
                 url: u.clone(),
                 pointer: campaign.file.clock.probe_pointer.clone(),
+                header: campaign.file.clock.probe_header.clone(),
             }),
         });
         let mut cluster = Cluster {
@@ -118,24 +124,32 @@ impl Cluster {
         let data_dir = dir.join(format!("node-{i}"));
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
-        let peers: Vec<String> = addr
-            .peers
-            .iter()
-            .enumerate()
-            .map(|(k, (host, port))| {
-                let j = if k < i { k } else { k + 1 };
-                Vars::default()
-                    .with("port", port.to_string())
-                    .with("host", host.as_str())
-                    .with("index", j.to_string())
-                    .render(&sys.peer_url)
-            })
-            .collect();
+        let peer_url = |p: &crate::net::Peer| {
+            Vars::default()
+                .with("port", p.port.to_string())
+                .with("peer_port", p.peer_port.to_string())
+                .with("host", p.host.as_str())
+                .with("index", p.index.to_string())
+                .render(&sys.peer_url)
+        };
+        let peers: Vec<String> = addr.peers.iter().map(peer_url).collect();
+        // The whole membership as this node sees it, itself included.
+        let own = crate::net::Peer {
+            index: i,
+            host: addr.host.clone(),
+            port: addr.listen_port,
+            peer_port: addr.peer_port,
+        };
+        let mut cluster: Vec<&crate::net::Peer> = addr.peers.iter().collect();
+        cluster.insert(i, &own);
+        let cluster: Vec<String> = cluster.into_iter().map(peer_url).collect();
         let vars = Vars::default()
             .with("index", i.to_string())
             .with("port", addr.listen_port.to_string())
+            .with("peer_port", addr.peer_port.to_string())
             .with("host", addr.host.as_str())
             .with("peers", peers.join(&sys.peer_separator))
+            .with("cluster", cluster.join(&sys.peer_separator))
             .with("data_dir", data_dir.to_string_lossy().into_owned())
             .with("namespace", namespace)
             .with("cycle", cycle.to_string());

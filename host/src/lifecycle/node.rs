@@ -47,8 +47,9 @@ impl Node {
         let index = s.index;
         let log = std::fs::File::create(s.log_path)
             .with_context(|| format!("creating {}", s.log_path.display()))?;
-        let mut cmd = Command::new(&campaign.program);
-        cmd.args(sys.command[1..].iter().map(|a| s.vars.render(a)))
+        let (program, args) = &campaign.commands[index as usize];
+        let mut cmd = Command::new(program);
+        cmd.args(args.iter().map(|a| s.vars.render(a)))
             .envs(sys.env.iter().map(|(k, v)| (k, s.vars.render(v))))
             .envs(s.env)
             .stdin(Stdio::null())
@@ -72,7 +73,7 @@ impl Node {
         let child = cmd.spawn().with_context(|| {
             format!(
                 "system.command: starting node {index} with {}",
-                campaign.program.display()
+                program.display()
             )
         })?;
         let pid = Pid::from_raw(child.id().context("spawned node has no pid")? as i32);

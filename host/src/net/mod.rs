@@ -57,8 +57,22 @@ pub struct NodeAddr {
     pub listen_port: u16,
     /// Where chaos-host reaches it on loopback (`{port}` in client URLs).
     pub client_port: u16,
+    /// A second port the node listens on, for systems with a separate peer
+    /// protocol (`{peer_port}`, e.g. etcd's Raft port); 0 when unused.
+    pub peer_port: u16,
     /// How this node reaches each other node, in node order without itself.
-    pub peers: Vec<(String, u16)>,
+    pub peers: Vec<Peer>,
+}
+
+/// How one node reaches another.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    pub index: usize,
+    pub host: String,
+    /// The peer's `{port}` as this node must dial it (a proxy in `proxy` mode).
+    pub port: u16,
+    /// The peer's `{peer_port}` (never proxied; see [`Network::cycle`]).
+    pub peer_port: u16,
 }
 
 /// The network of one campaign.
@@ -84,63 +98,63 @@ impl Network {
         })
     }
 
-    /// Place `n` nodes for one cycle: choose ports, start proxies or
-    /// forwarders.
-    pub async fn cycle(&self, n: usize) -> anyhow::Result<CycleNet> {
-        let ports = ports::choose(n)?;
-        // Loopback and proxy: nodes listen on 127.0.0.1 and chaos-host talks
-        // to them directly; only how a node reaches its peers differs.
-        let on_loopback = |peer_port: &dyn Fn(usize, usize) -> u16| -> Vec<NodeAddr> {
+    /// Place `n` nodes for one cycle: choose ports (two per node when
+    /// `peer_ports`), start proxies or forwarders. Proxies carry `{port}`
+    /// links only: systems whose peers talk on `{peer_port}` are partitioned
+    /// in `netns` mode (the campaign check refuses `proxy` for them).
+    pub async fn cycle(&self, n: usize, peer_ports: bool) -> anyhow::Result<CycleNet> {
+        let all = ports::choose(if peer_ports { 2 * n } else { n })?;
+        let (ports, extra) = all.split_at(n);
+        let peer_port = |i: usize| extra.get(i).copied().unwrap_or(0);
+        // Where each node listens and how node i dials node j's `{port}`.
+        let place = |host: &dyn Fn(usize) -> String,
+                     client_port: &dyn Fn(usize) -> u16,
+                     dial: &dyn Fn(usize, usize) -> u16|
+         -> Vec<NodeAddr> {
             (0..n)
                 .map(|i| NodeAddr {
-                    host: "127.0.0.1".into(),
+                    host: host(i),
                     listen_port: ports[i],
-                    client_port: ports[i],
+                    client_port: client_port(i),
+                    peer_port: peer_port(i),
                     peers: (0..n)
                         .filter(|&j| j != i)
-                        .map(|j| ("127.0.0.1".to_string(), peer_port(i, j)))
+                        .map(|j| Peer {
+                            index: j,
+                            host: host(j),
+                            port: dial(i, j),
+                            peer_port: peer_port(j),
+                        })
                         .collect(),
                 })
                 .collect()
         };
-        Ok(match self {
-            Network::Loopback => CycleNet {
-                addrs: on_loopback(&|_, j| ports[j]),
-                inner: Inner::Loopback,
-                cut: Default::default(),
-                generations: Default::default(),
+        // Loopback and proxy: nodes listen on 127.0.0.1 and chaos-host talks
+        // to them directly; only how a node reaches its peers differs.
+        let loopback = |_: usize| "127.0.0.1".to_string();
+        let direct = |i: usize| ports[i];
+        let inner = match self {
+            Network::Loopback => Inner::Loopback,
+            Network::Proxy => Inner::Proxy(proxy::Links::start(ports).await?),
+            Network::Netns(ns) => Inner::Netns {
+                ns: ns.clone(),
+                forwarders: netns::Forwarders::start(ns.clone(), ports).await?,
             },
-            Network::Proxy => {
-                let links = proxy::Links::start(&ports).await?;
-                CycleNet {
-                    addrs: on_loopback(&|i, j| links.port(i, j)),
-                    inner: Inner::Proxy(links),
-                    cut: Default::default(),
-                    generations: Default::default(),
-                }
-            }
-            Network::Netns(ns) => {
-                let fwd = netns::Forwarders::start(ns.clone(), &ports).await?;
-                CycleNet {
-                    addrs: (0..n)
-                        .map(|i| NodeAddr {
-                            host: netns::node_addr(i).to_string(),
-                            listen_port: ports[i],
-                            client_port: fwd.port(i),
-                            peers: (0..n)
-                                .filter(|&j| j != i)
-                                .map(|j| (netns::node_addr(j).to_string(), ports[j]))
-                                .collect(),
-                        })
-                        .collect(),
-                    inner: Inner::Netns {
-                        ns: ns.clone(),
-                        _forwarders: fwd,
-                    },
-                    cut: Default::default(),
-                    generations: Default::default(),
-                }
-            }
+        };
+        let addrs = match &inner {
+            Inner::Loopback => place(&loopback, &direct, &|_, j| ports[j]),
+            Inner::Proxy(links) => place(&loopback, &direct, &|i, j| links.port(i, j)),
+            Inner::Netns { forwarders, .. } => place(
+                &|i| netns::node_addr(i).to_string(),
+                &|i| forwarders.port(i),
+                &|_, j| ports[j],
+            ),
+        };
+        Ok(CycleNet {
+            addrs,
+            inner,
+            cut: Default::default(),
+            generations: Default::default(),
         })
     }
 
@@ -169,7 +183,7 @@ enum Inner {
     Netns {
         ns: Arc<netns::Namespaces>,
         /// Kept for the cycle: dropping it stops the forwarders.
-        _forwarders: netns::Forwarders,
+        forwarders: netns::Forwarders,
     },
 }
 
@@ -253,12 +267,19 @@ impl CycleNet {
         }
     }
 
-    /// Wait until node `i`'s listen port is free where it listens.
+    /// Wait until node `i`'s listen ports (`{port}`, and `{peer_port}` when
+    /// used) are free where it listens.
     pub async fn wait_free(&self, i: usize, deadline: Duration) -> anyhow::Result<()> {
-        let port = self.addrs[i].listen_port;
-        match &self.inner {
-            Inner::Netns { ns, .. } => ns.wait_free(i, port, deadline).await,
-            _ => ports::wait_free(port, deadline).await,
+        let a = &self.addrs[i];
+        for port in [a.listen_port, a.peer_port] {
+            if port == 0 {
+                continue;
+            }
+            match &self.inner {
+                Inner::Netns { ns, .. } => ns.wait_free(i, port, deadline).await?,
+                _ => ports::wait_free(port, deadline).await?,
+            }
         }
+        Ok(())
     }
 }

@@ -87,6 +87,10 @@ impl host::Host for PluginState {
         seen.unwrap_or_else(|_| rx.borrow().issued)
     }
 
+    async fn leader(&mut self) -> Result<Option<u32>, String> {
+        self.effects()?.leader().await
+    }
+
     async fn send_signal(&mut self, node: u32, sig: types::Signal) -> Result<(), String> {
         self.allow(Capability::Signal)?;
         let sig = match sig {

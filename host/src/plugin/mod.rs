@@ -19,4 +19,6 @@ pub use grants::{Grants, parse as grants_parse};
 pub use runtime::{AssertionVerdict, Loaded, Runtime};
 
 /// Contract versions this host accepts.
-pub const ACCEPTED_VERSIONS: &[&str] = &["0.1.0"];
+/// Contract versions this host accepts, newest first. 0.1.1 only added a host
+/// function, so 0.1.0 plugins link against it unchanged.
+pub const ACCEPTED_VERSIONS: &[&str] = &["0.1.1", "0.1.0"];

@@ -78,6 +78,7 @@ fn class_section(c: &Class, threshold: f64) -> String {
     );
     s.push_str(&timeline(c));
     s.push_str(&nodes_table(c));
+    s.push_str(&probes_table(c));
     s.push_str(&cycles_table(c));
     s.push_str("</section>\n");
     s
@@ -193,6 +194,56 @@ fn nodes_table(c: &Class) -> String {
         s.push_str(&format!(
             "<tr><td>{node}</td><td>{alive}</td><td>{missing}</td><td class=\"l\">{}</td></tr>\n",
             escape(&ids.join(", "))
+        ));
+    }
+    s.push_str("</table>\n");
+    s
+}
+
+/// The quorum probes per cycle (seed 000 phase 2), when the campaign ran
+/// them: what each probe write became with its peers down, and any refused
+/// write a node held anyway.
+fn probes_table(c: &Class) -> String {
+    let with: Vec<&Value> = c
+        .cycles
+        .iter()
+        .filter(|cy| cy["probes"].is_object())
+        .collect();
+    if with.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "<h3>Quorum probes</h3><table class=\"probes\"><tr><th>cycle</th><th class=\"l\">one peer down</th><th class=\"l\">all peers down</th><th class=\"l\">refused but present</th></tr>\n",
+    );
+    let cell = |p: &Value| -> String {
+        if !p.is_object() {
+            return "-".into();
+        }
+        format!(
+            "{} (expected {}){}",
+            p["outcome"].as_str().unwrap_or("?"),
+            p["expected"].as_str().unwrap_or("?"),
+            if p["pass"] == true { " ✓" } else { " ✗" }
+        )
+    };
+    for cy in with {
+        let p = &cy["probes"];
+        let (one, all) = match p["skipped"].as_str() {
+            Some(why) => (format!("skipped: {why}"), String::new()),
+            None => (cell(&p["one_peer_down"]), cell(&p["all_peers_down"])),
+        };
+        let present: Vec<&str> = p["refused_but_present"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        s.push_str(&format!(
+            "<tr><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>\n",
+            cy["cycle"],
+            escape(&one),
+            escape(&all),
+            escape(&present.join(", "))
         ));
     }
     s.push_str("</table>\n");

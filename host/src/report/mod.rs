@@ -79,6 +79,19 @@ pub fn table(s: &Summary) -> String {
         {
             out.push_str("    UNSANDBOXED native plugin: ran with chaos-host's full privileges\n");
         }
+        if let Some(p) = &c.quorum_probes {
+            out.push_str(&format!(
+                "    quorum probes: {} of {} passed, {} skipped",
+                p.passed, p.ran, p.skipped
+            ));
+            if !p.refused_but_present.is_empty() {
+                out.push_str(&format!(
+                    "; refused yet present on a node: {}",
+                    p.refused_but_present.join(", ")
+                ));
+            }
+            out.push('\n');
+        }
         for r in &c.reasons {
             out.push_str(&format!("    {r}\n"));
         }

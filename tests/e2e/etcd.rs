@@ -1,0 +1,153 @@
+//! Issue 4: etcd 3.4, a system nobody here wrote, under every built-in fault:
+//! a new three-member cluster per cycle, writes through member 0, the kill
+//! aimed at whichever member leads, per-member read-back of base64 keys.
+
+use crate::util::*;
+
+const INSTALL: &str = "apt-get install etcd-server (scripts/install-deps.sh --systems)";
+
+fn names(plugins: &[&str]) -> Vec<String> {
+    plugins
+        .iter()
+        .map(|n| plugin(n).to_string_lossy().into_owned())
+        .collect()
+}
+
+fn run_etcd(dir: &std::path::Path, faults: &[&str], cycles: &str, extra: &[&str]) -> Run {
+    require("etcd", INSTALL);
+    let c = example_campaign(dir, "etcd/campaign.toml", |t| t);
+    let plugins = names(faults);
+    let mut args = vec!["--cycles", cycles, "--writes", "60"];
+    args.extend_from_slice(extra);
+    for p in &plugins {
+        args.extend(["--plugin", p.as_str()]);
+    }
+    run_campaign(dir, &c, &args)
+}
+
+#[test]
+fn etcd_keeps_every_acknowledged_write_under_a_leader_kill_and_a_pause() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_etcd(
+        dir.path(),
+        &["kill_primary_mid_write", "drop_random_acks"],
+        "3",
+        &[],
+    );
+    assert_eq!(
+        run.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    let s = run.summary();
+    for class in s["classes"].as_array().unwrap() {
+        assert_eq!(class["passed_cycles"], 3, "{class}");
+        assert_eq!(class["lost_acked"], 0, "{class}");
+        assert!(class["ok"].as_u64().unwrap() > 0, "{class}");
+    }
+    for c in run.cycles() {
+        let e = &c["effects"][0];
+        assert_eq!(e["verified"], true, "{e}");
+        // Read-back decoded etcd's base64 keys into this cycle's ids, and
+        // every live member holds every acknowledged one.
+        let ns = c["namespace"].as_str().unwrap();
+        for n in c["nodes"].as_array().unwrap() {
+            if n["alive"] == true {
+                assert!(
+                    n["held"].as_u64().unwrap() >= c["ok"].as_u64().unwrap(),
+                    "{n}"
+                );
+                assert!(n["missing_acked"].as_array().unwrap().is_empty(), "{n}");
+            }
+        }
+        if c["class"] == "kill_primary_mid_write" {
+            // The leader (found by the [leader] probe) was killed: exactly
+            // one member is down, and it is the one the effect names.
+            let killed = e["node"].as_u64().unwrap();
+            let dead: Vec<u64> = c["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|n| n["alive"] == false)
+                .map(|n| n["node"].as_u64().unwrap())
+                .collect();
+            assert_eq!(dead, [killed], "{c}");
+        }
+        let ids = c["writes_detail"].as_array().unwrap();
+        assert!(
+            ids.iter()
+                .all(|w| w["id"].as_str().unwrap().starts_with(&format!("{ns}-w"))),
+            "{c}"
+        );
+    }
+}
+
+#[test]
+fn etcd_partition_in_netns_drops_packets_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_etcd(
+        dir.path(),
+        &["partition_minority"],
+        "3",
+        &["--net", "netns"],
+    );
+    assert_eq!(
+        run.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    let s = run.summary();
+    let class = &s["classes"][0];
+    assert_eq!(class["passed_cycles"], 3, "{class}");
+    assert_eq!(class["lost_acked"], 0, "{class}");
+    for c in run.cycles() {
+        let e = &c["effects"][0];
+        assert!(
+            e["evidence"]
+                .as_str()
+                .unwrap()
+                .contains("packet(s) dropped"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn etcd_refuses_the_proxy_network_naming_the_peer_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_etcd(
+        dir.path(),
+        &["partition_minority"],
+        "1",
+        &["--net", "proxy"],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("system.peer_url: peers talk on {peer_port}"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn etcd_clock_skew_is_reported_ineffective_not_passed() {
+    // Go reads the clock through the vDSO, past libfaketime: the node's own
+    // `Date` header shows no offset, so the class must not pass.
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_etcd(dir.path(), &["clock_skew_peer"], "2", &[]);
+    assert_eq!(
+        run.code, 1,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    for c in run.cycles() {
+        assert_eq!(c["status"], "ineffective", "{c}");
+        let e = &c["effects"][0];
+        assert_eq!(e["verified"], false, "{e}");
+        assert!(
+            e["evidence"].as_str().unwrap().contains("node clock probe"),
+            "{e}"
+        );
+    }
+}
