@@ -3,6 +3,7 @@
 //! Exit status: 0 when every fault class passed, 1 when a class failed,
 //! 2 on a usage or harness error (printed as one chained line).
 
+mod bench;
 mod campaign;
 mod cli;
 mod cycle;
@@ -93,6 +94,10 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             for a in actions {
                 println!("{a}");
             }
+            Ok(true)
+        }
+        Command::Bench(args) => {
+            bench::run(&args).await?;
             Ok(true)
         }
         Command::Inspect(args) => {

@@ -5,10 +5,10 @@
 use crate::effects::EffectRecord;
 use crate::plugin::AssertionVerdict;
 use crate::workload::{Outcome, WriteResult};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Pass,
@@ -24,7 +24,7 @@ pub enum Status {
     Simulated,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Counts {
     pub writes: u64,
     pub ok: u64,
@@ -119,6 +119,35 @@ pub struct CycleRecord {
     pub writes_detail: Vec<WriteResult>,
 }
 
+/// What a class summary needs of one cycle: built from a [`CycleRecord`] as
+/// it ends, or read back from a `cycles.jsonl` line when a run resumes.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Tally {
+    pub class: String,
+    pub cycle: u32,
+    pub status: Status,
+    #[serde(flatten)]
+    pub counts: Counts,
+    pub acked_everywhere: u64,
+    pub lost_acked: u64,
+    #[serde(default)]
+    pub probes: Option<crate::probes::QuorumProbes>,
+}
+
+impl CycleRecord {
+    pub fn tally(&self) -> Tally {
+        Tally {
+            class: self.class.clone(),
+            cycle: self.cycle,
+            status: self.status,
+            counts: self.counts.clone(),
+            acked_everywhere: self.acked_everywhere,
+            lost_acked: self.lost_acked,
+            probes: self.probes.clone(),
+        }
+    }
+}
+
 /// `num / den` as a ratio that must lie in [0, 1]; 1.0 when `den` is 0.
 pub fn ratio(name: &str, num: u64, den: u64) -> anyhow::Result<f64> {
     let r = if den == 0 {
@@ -199,7 +228,7 @@ impl ClassSummary {
         }
     }
 
-    pub fn add(&mut self, c: &CycleRecord) -> anyhow::Result<()> {
+    pub fn add(&mut self, c: &Tally) -> anyhow::Result<()> {
         self.cycles += 1;
         self.counts.writes += c.counts.writes;
         self.counts.ok += c.counts.ok;

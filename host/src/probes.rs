@@ -15,11 +15,11 @@
 use crate::campaign::Campaign;
 use crate::lifecycle::Node;
 use crate::workload::{self, Outcome, Writer};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// One probe write.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ProbeWrite {
     pub id: String,
     /// Peers down (killed) when it was sent.
@@ -30,7 +30,7 @@ pub struct ProbeWrite {
 }
 
 /// What the quorum probes found in one cycle.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct QuorumProbes {
     /// Why the probes did not run (the primary or a peer was down already).
     pub skipped: Option<String>,

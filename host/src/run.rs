@@ -8,7 +8,7 @@
 use crate::campaign::Campaign;
 use crate::cycle::Cycle;
 use crate::journal::{self, Journal};
-use crate::metrics::{ClassSummary, CycleRecord, Status};
+use crate::metrics::{ClassSummary, CycleRecord, Status, Tally};
 use crate::net::{Mode, Network};
 use crate::plugin::{Grants, Loaded, Runtime};
 use anyhow::{Context, bail};
@@ -20,6 +20,10 @@ use std::time::{Duration, Instant};
 
 /// A validated run: the campaign plus everything the command line changed.
 pub struct Plan {
+    /// The arguments as saved to `run.json`, for `--resume`.
+    pub args: crate::cli::RunArgs,
+    /// Finish the run already in `out` instead of starting afresh.
+    pub resume: bool,
     pub campaign: Campaign,
     pub plugins: Vec<PathBuf>,
     /// Opt-in, unsandboxed shared libraries.
@@ -144,6 +148,12 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
     }
     std::fs::create_dir_all(&plan.out)
         .with_context(|| format!("creating --out {}", plan.out.display()))?;
+    if !plan.resume {
+        write_atomic(
+            &plan.out.join("run.json"),
+            &serde_json::to_vec_pretty(&plan.args)?,
+        )?;
+    }
     let run_id = format!(
         "{:06x}",
         splitmix(plan.seed ^ std::process::id() as u64 ^ now_nanos()) & 0xff_ffff
@@ -209,8 +219,13 @@ async fn run_classes(
     shutdown: &mut Shutdown,
 ) -> anyhow::Result<Summary> {
     let jsonl_path = plan.out.join("cycles.jsonl");
-    let mut jsonl = std::fs::File::create(&jsonl_path)
-        .with_context(|| format!("creating {}", jsonl_path.display()))?;
+    let (mut jsonl, done) = if plan.resume {
+        resume_jsonl(&jsonl_path)?
+    } else {
+        let f = std::fs::File::create(&jsonl_path)
+            .with_context(|| format!("creating {}", jsonl_path.display()))?;
+        (f, Vec::new())
+    };
     let work = plan.out.join("work");
     if work.exists() {
         std::fs::remove_dir_all(&work).with_context(|| format!("clearing {}", work.display()))?;
@@ -236,11 +251,23 @@ async fn run_classes(
         faults.iter().map(Some).collect()
     };
     let libfaketime = crate::effects::clock::libfaketime();
-    let progress = Progress::new(plan.cycles as u64 * classes.len() as u64);
+    let total = plan.cycles as u64 * classes.len() as u64;
+    if plan.resume {
+        eprintln!(
+            "chaos-host: resuming {}: {} of {total} cycle(s) already recorded",
+            plan.out.display(),
+            done.len()
+        );
+    }
+    let progress = Progress::new(total.saturating_sub(done.len() as u64));
     let mut summaries = Vec::new();
     for (class_index, fault) in classes.into_iter().enumerate() {
         let class = fault.map_or("none".to_string(), |f| f.meta.name.clone());
         let mut summary = ClassSummary::new(&class, fault.map(|f| f.meta.label()), threshold);
+        let recorded: Vec<&Tally> = done.iter().filter(|t| t.class == class).collect();
+        for t in &recorded {
+            summary.add(t)?;
+        }
         let skews = fault.is_some_and(|f| f.meta.capabilities.contains(&"clock"));
         if skews && libfaketime.is_none() {
             tracing::warn!(
@@ -261,6 +288,9 @@ async fn run_classes(
             faketime: libfaketime.as_deref().filter(|_| skews),
         };
         for n in 1..=plan.cycles {
+            if recorded.iter().any(|t| t.cycle == n) {
+                continue;
+            }
             let seed = splitmix(plan.seed ^ ((class_index as u64) << 32) ^ n as u64);
             let dir = work.join(&class).join(format!("cycle-{n}"));
             let t = Instant::now();
@@ -275,7 +305,7 @@ async fn run_classes(
             };
             let record = keep_evidence(record, &dir, &plan.out)?;
             append_line(&mut jsonl, &record)?;
-            summary.add(&record)?;
+            summary.add(&record.tally())?;
             progress.cycle_done(
                 &record,
                 crate::report::cycle_line(&record, plan.cycles, t.elapsed()),
@@ -344,6 +374,58 @@ fn keep_evidence(mut record: CycleRecord, dir: &Path, out: &Path) -> anyhow::Res
     )?;
     record.evidence = Some(dest.display().to_string());
     Ok(record)
+}
+
+/// Open a killed run's `cycles.jsonl` to append to: a last line cut by the
+/// kill is dropped (the file is truncated after the last complete line), and
+/// the cycles of the complete lines are returned so they are not run again.
+fn resume_jsonl(path: &Path) -> anyhow::Result<(std::fs::File, Vec<Tally>)> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        // Killed before the first cycle ended: nothing recorded yet.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let mut done: Vec<Tally> = Vec::new();
+    for (n, line) in bytes[..complete].split(|&b| b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let t: Tally = serde_json::from_slice(line)
+            .with_context(|| format!("{} line {}: not a cycle record", path.display(), n + 1))?;
+        if done
+            .iter()
+            .any(|d| d.class == t.class && d.cycle == t.cycle)
+        {
+            bail!(
+                "{} line {}: cycle {} of {} is recorded twice",
+                path.display(),
+                n + 1,
+                t.cycle,
+                t.class
+            );
+        }
+        done.push(t);
+    }
+    if complete < bytes.len() {
+        tracing::warn!(
+            "{}: dropping a last line cut by the kill ({} bytes)",
+            path.display(),
+            bytes.len() - complete
+        );
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    file.set_len(complete as u64)?;
+    let mut file = file;
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0))?;
+    file.sync_data()?;
+    Ok((file, done))
 }
 
 fn append_line(file: &mut std::fs::File, record: &CycleRecord) -> anyhow::Result<()> {

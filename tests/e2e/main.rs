@@ -34,3 +34,5 @@ mod reports;
 mod etcd;
 // Real systems: ai-memory 0.6.4, star and mesh layouts, quorum probes.
 mod ai_memory;
+// chaos-host SIGKILLed at random points, then --resume.
+mod resume;

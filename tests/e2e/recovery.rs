@@ -52,27 +52,6 @@ fn wait_for_journal(dir: &Path, op: &str, child: &mut Child) -> String {
     }
 }
 
-fn journals(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir.join("state"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect()
-}
-
-/// No node process (stopped or not), no journal and, for run `id`, no
-/// namespace or table left.
-fn assert_nothing_left(dir: &Path, id: Option<&str>) {
-    if let Some(id) = id {
-        assert_no_network_state(id);
-    }
-    let left = processes_mentioning(dir);
-    assert!(left.is_empty(), "processes left: {left:?}");
-    assert!(stopped_processes_mentioning(dir).is_empty());
-    assert!(journals(dir).is_empty(), "{:?}", journals(dir));
-}
-
 fn cleanup(dir: &Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_chaos-host"))
         .arg("cleanup")

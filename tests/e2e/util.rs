@@ -236,3 +236,33 @@ pub fn run_misbehave(
     args.extend_from_slice(extra);
     run_campaign(dir, &c, &args)
 }
+
+pub fn journals(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir.join("state"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// No node process (stopped or not), no journal and, for run `id`, no
+/// namespace or table left.
+pub fn assert_nothing_left(dir: &Path, id: Option<&str>) {
+    if let Some(id) = id {
+        assert_no_network_state(id);
+    }
+    let left = processes_mentioning(dir);
+    assert!(left.is_empty(), "processes left: {left:?}");
+    assert!(stopped_processes_mentioning(dir).is_empty());
+    assert!(journals(dir).is_empty(), "{:?}", journals(dir));
+}
+
+/// A seed from the clock, for schedules a test prints when it fails.
+pub fn seed_from_clock() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1
+}

@@ -1,6 +1,7 @@
 //! Raw command-line arguments.
 
 use clap::{Args, Parser, Subcommand};
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -30,6 +31,10 @@ pub enum Command {
     /// Undo what killed chaos-host runs left behind: node processes,
     /// stopped processes, nftables tables, network namespaces.
     Cleanup,
+    /// Measure what the engine costs: plugin load and calls, harness
+    /// overhead per cycle, fault timing, memory over a campaign, and the
+    /// workload driver against wrk. Run from the repository root.
+    Bench(crate::bench::BenchArgs),
     /// Create a plugin crate, ready to build with
     /// `cargo build --release --target wasm32-wasip2`.
     NewPlugin(NewPluginArgs),
@@ -50,11 +55,20 @@ pub struct NewPluginArgs {
     pub sdk: Option<PathBuf>,
 }
 
-#[derive(Args, Debug)]
+/// Saved as `run.json` in the --out dir (paths absolute, seed resolved), so
+/// `--resume DIR` finishes the same campaign.
+#[derive(Args, Debug, Clone, Serialize, Deserialize)]
 pub struct RunArgs {
+    /// Finish the campaign of an earlier run whose --out dir is DIR (e.g.
+    /// after chaos-host was killed): the same campaign, plugins and seed
+    /// from DIR/run.json; completed cycles are kept, the rest run. Takes no
+    /// other run argument.
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip)]
+    pub resume: Option<PathBuf>,
     /// The campaign file (TOML) describing the system under test.
-    #[arg(long)]
-    pub campaign: PathBuf,
+    #[arg(long, required_unless_present = "resume")]
+    pub campaign: Option<PathBuf>,
     /// A fault or assertion plugin (.wasm component); repeatable.
     #[arg(long)]
     pub plugin: Vec<PathBuf>,

@@ -9,6 +9,38 @@ use crate::run::Plan;
 use anyhow::{Context, bail};
 use std::time::Duration;
 
+impl RunArgs {
+    /// The plan of the run whose --out dir is `dir`, from its `run.json`.
+    fn resume(dir: &std::path::Path, other_args: bool) -> anyhow::Result<Plan> {
+        if other_args {
+            bail!(
+                "--resume {}: the campaign, plugins and seed come from {}; give no --campaign or --plugin with it",
+                dir.display(),
+                dir.join("run.json").display()
+            );
+        }
+        let path = dir.join("run.json");
+        let bytes = std::fs::read(&path).with_context(|| {
+            format!(
+                "--resume {}: reading {} (only an --out dir of chaos-host run can be resumed)",
+                dir.display(),
+                path.display()
+            )
+        })?;
+        let mut saved: RunArgs = serde_json::from_slice(&bytes)
+            .with_context(|| format!("--resume: {} is not a run plan", path.display()))?;
+        saved.out = dir.to_path_buf();
+        saved.resume = None;
+        let mut plan = saved.plan()?;
+        plan.resume = true;
+        Ok(plan)
+    }
+}
+
+fn absolute(p: &std::path::Path) -> std::path::PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
 /// `PLUGIN.PARAM=VALUE`; VALUE is read as a TOML value (5000, 0.5, true),
 /// else taken as text.
 fn parse_param(p: &str) -> anyhow::Result<(String, String, toml::Value)> {
@@ -28,7 +60,13 @@ fn parse_param(p: &str) -> anyhow::Result<(String, String, toml::Value)> {
 
 impl RunArgs {
     pub fn plan(self) -> anyhow::Result<Plan> {
-        let mut campaign = Campaign::load(&self.campaign)?;
+        if let Some(dir) = &self.resume {
+            return Self::resume(dir, self.campaign.is_some() || !self.plugin.is_empty());
+        }
+        let Some(campaign_path) = &self.campaign else {
+            bail!("--campaign FILE is required (or --resume DIR)");
+        };
+        let mut campaign = Campaign::load(campaign_path)?;
         for p in &self.param {
             let (plugin, key, value) = parse_param(p)?;
             campaign
@@ -50,7 +88,7 @@ impl RunArgs {
             }
             allow.push((who.to_string(), caps.to_string()));
         }
-        let mut plugins = self.plugin;
+        let mut plugins = self.plugin.clone();
         for dir in &self.plugin_dir {
             let entries = std::fs::read_dir(dir)
                 .with_context(|| format!("--plugin-dir {}", dir.display()))?;
@@ -96,7 +134,17 @@ impl RunArgs {
                 net.as_str()
             )
         })?;
+        let saved = RunArgs {
+            seed: Some(seed),
+            campaign: Some(absolute(campaign_path)),
+            plugin: plugins.iter().map(|p| absolute(p)).collect(),
+            native_plugin: self.native_plugin.iter().map(|p| absolute(p)).collect(),
+            plugin_dir: Vec::new(),
+            ..self.clone()
+        };
         Ok(Plan {
+            args: saved,
+            resume: false,
             net,
             campaign,
             plugins,

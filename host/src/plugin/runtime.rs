@@ -161,8 +161,8 @@ pub fn cache_dir() -> Option<PathBuf> {
     }
 }
 
-fn compile_cache() -> Option<wasmtime::Cache> {
-    let dir = cache_dir()?;
+fn compile_cache(dir: Option<PathBuf>) -> Option<wasmtime::Cache> {
+    let dir = dir?;
     let mut config = wasmtime::CacheConfig::new();
     config.with_directory(&dir);
     match wasmtime::Cache::new(config) {
@@ -181,9 +181,14 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn new() -> anyhow::Result<Self> {
+        Self::with_cache_dir(cache_dir())
+    }
+
+    /// A runtime caching compiled plugins in `dir` (`None`: no cache).
+    pub fn with_cache_dir(dir: Option<PathBuf>) -> anyhow::Result<Self> {
         let mut config = Config::new();
         config.wasm_component_model(true).consume_fuel(true);
-        config.cache(compile_cache());
+        config.cache(compile_cache(dir));
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         // WASI is linked so std-built guests instantiate, but the context has

@@ -1,0 +1,600 @@
+//! `chaos-host bench`: what the engine itself costs, measured, printed as a
+//! table (and JSON with `--json`). Run from the repository root after
+//! `scripts/build-plugins.sh` and `cargo build` (`scripts/bench.sh` does all).
+//!
+//! 1. **Plugins**: cold compile, cached load, one `inject` on a fresh
+//!    instance (per-cycle instantiation), one host call.
+//! 2. **Campaign** on the reference system, as a child `chaos-host run`:
+//!    time per phase, harness overhead (spawn + ready + read-back + assert +
+//!    teardown) as a share of the cycle, requested vs held length of every
+//!    500 ms pause and partition, and the child's memory, open files and
+//!    threads sampled through the run (flat, or not). `--protocol` runs seed
+//!    002's 80,000 writes: 200 cycles x 100 writes x the four faults.
+//! 3. **Driver**: the workload driver against one reference node, then
+//!    `wrk` against the same node in the same run; the ratio of request
+//!    rates.
+
+use crate::campaign::Campaign;
+use crate::effects::{Effects, Scope};
+use crate::journal::Journal;
+use crate::net::Network;
+use crate::plugin::{Grants, Runtime, bindings_types as types};
+use crate::workload::{self, Progress};
+use anyhow::{Context, bail};
+use serde::Serialize;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Cycles per fault class in the campaign part.
+    #[arg(long, default_value_t = 20)]
+    pub cycles: u32,
+    /// Seed 002's protocol instead: 200 cycles x 100 writes x 4 faults.
+    #[arg(long)]
+    pub protocol: bool,
+    /// Writes the driver sends to the single node.
+    #[arg(long, default_value_t = 20_000)]
+    pub driver_writes: u32,
+    /// How long wrk runs against the same node.
+    #[arg(long, default_value_t = 5)]
+    pub wrk_seconds: u32,
+    /// Also write the figures as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Serialize, Default)]
+struct Figures {
+    machine: String,
+    plugins: Plugins,
+    campaign: CampaignFigures,
+    driver: Driver,
+}
+
+#[derive(Serialize, Default)]
+struct Plugins {
+    cold_compile_ms: f64,
+    cached_load_ms: f64,
+    instantiate_call_us_p50: f64,
+    instantiate_call_us_p99: f64,
+    host_call_ns: f64,
+}
+
+#[derive(Serialize, Default)]
+struct CampaignFigures {
+    classes: Vec<String>,
+    cycles: usize,
+    writes: u64,
+    wall_s: f64,
+    phase_ms_p50: Vec<(String, f64)>,
+    cycle_ms_p50: f64,
+    overhead_share_p50: f64,
+    lease_error_ms_p50: f64,
+    lease_error_ms_p99: f64,
+    lease_error_ms_max: f64,
+    leases: usize,
+    rss_mib_first: f64,
+    rss_mib_last: f64,
+    rss_mib_max: f64,
+    fds_first: u64,
+    fds_last: u64,
+    fds_max: u64,
+    threads_first: u64,
+    threads_last: u64,
+    threads_max: u64,
+}
+
+#[derive(Serialize, Default)]
+struct Driver {
+    writes: u32,
+    driver_rps: f64,
+    wrk_rps: Option<f64>,
+    ratio: Option<f64>,
+}
+
+pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let root = std::env::current_dir()?;
+    for need in [
+        "examples/reference/campaign.toml",
+        "plugins/drop_random_acks.wasm",
+        "tests/guests/bench_calls.wasm",
+        "target/debug/quorum-kv",
+    ] {
+        if !root.join(need).exists() {
+            bail!(
+                "bench: {need} not found under {}: run from the repository root after scripts/build-plugins.sh and cargo build (scripts/bench.sh does both)",
+                root.display()
+            );
+        }
+    }
+    let scratch = std::env::temp_dir().join(format!("chaos-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)?;
+    let result = measure(args, &root, &scratch).await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    let figures = result?;
+    print!("{}", table(&figures));
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&figures)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+async fn measure(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Result<Figures> {
+    eprintln!("bench: plugins");
+    let plugins = plugin_costs(root, scratch).await?;
+    eprintln!("bench: campaign on the reference system");
+    let campaign = campaign_run(args, root, scratch).await?;
+    eprintln!("bench: driver and wrk against one reference node");
+    let driver = driver_vs_wrk(args, root, scratch).await?;
+    Ok(Figures {
+        machine: machine(),
+        plugins,
+        campaign,
+        driver,
+    })
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown cpu".into());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            let kb: u64 = t.lines().next()?.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kb as f64 / 1024.0 / 1024.0)
+        })
+        .unwrap_or(0.0);
+    format!(
+        "{} cores, {cpu}, {mem:.0} GiB, chaos-host debug build (dependencies at opt-level 2)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    )
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i]
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v
+}
+
+/// Cold compile, cached load, per-call instantiation and host-call cost.
+async fn plugin_costs(root: &Path, scratch: &Path) -> anyhow::Result<Plugins> {
+    let kill = root.join("plugins/kill_primary_mid_write.wasm");
+    let cache = scratch.join("cache");
+    let t = Instant::now();
+    Runtime::with_cache_dir(Some(cache.clone()))?
+        .load(&kill)
+        .await?;
+    let cold = t.elapsed();
+    let runtime = Runtime::with_cache_dir(Some(cache))?;
+    let t = Instant::now();
+    runtime.load(&kill).await?;
+    let cached = t.elapsed();
+
+    let guest = root.join("tests/guests/bench_calls.wasm");
+    let state = scratch.join("state");
+    let journal = Arc::new(Journal::create(&state, "bench")?);
+    let net = Arc::new(Network::Loopback.cycle(0, false).await?);
+    let (_progress_tx, progress_rx) = tokio::sync::watch::channel(Progress::default());
+    let effects = Effects::new(
+        Scope {
+            nodes: vec![],
+            net,
+            journal: journal.clone(),
+            http: reqwest::Client::new(),
+            clock: None,
+            leader: None,
+        },
+        Instant::now(),
+        progress_rx,
+    );
+    let with_calls = |calls: i64| {
+        let runtime = &runtime;
+        let guest = guest.clone();
+        async move {
+            let mut p = runtime.load(&guest).await?;
+            p.authorize(
+                Grants::new("bench_calls"),
+                vec![("calls".into(), toml::Value::Integer(calls))],
+            )?;
+            anyhow::Ok(p)
+        }
+    };
+    let info = |p: &crate::plugin::Loaded| types::CycleInfo {
+        cycle: 1,
+        seed: 1,
+        nodes: 0,
+        primary: 0,
+        writes: 0,
+        params: p.params().to_vec(),
+    };
+    let deadline = Duration::from_secs(60);
+    let empty = with_calls(0).await?;
+    let mut per_call = Vec::new();
+    for _ in 0..2_000 {
+        let t = Instant::now();
+        let (r, _) = empty.inject(info(&empty), effects.clone(), deadline).await;
+        per_call.push(t.elapsed().as_secs_f64() * 1e6);
+        r?;
+    }
+    let per_call = sorted(per_call);
+    const CALLS: i64 = 1_000_000;
+    let busy = with_calls(CALLS).await?;
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let (r, _) = busy.inject(info(&busy), effects.clone(), deadline).await;
+        r?;
+        best = best.min(t.elapsed().as_secs_f64() * 1e6);
+    }
+    drop(effects);
+    if let Ok(j) = Arc::try_unwrap(journal) {
+        j.close();
+    }
+    Ok(Plugins {
+        cold_compile_ms: cold.as_secs_f64() * 1e3,
+        cached_load_ms: cached.as_secs_f64() * 1e3,
+        instantiate_call_us_p50: quantile(&per_call, 0.5),
+        instantiate_call_us_p99: quantile(&per_call, 0.99),
+        host_call_ns: (best - quantile(&per_call, 0.5)) * 1e3 / CALLS as f64,
+    })
+}
+
+/// Resource use of a process, from /proc.
+fn sample(pid: u32) -> Option<(f64, u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
+    Some((field("VmRSS:")? as f64 / 1024.0, fds, field("Threads:")?))
+}
+
+async fn campaign_run(
+    args: &BenchArgs,
+    root: &Path,
+    scratch: &Path,
+) -> anyhow::Result<CampaignFigures> {
+    let faults: &[&str] = if args.protocol {
+        &[
+            "kill_primary_mid_write",
+            "partition_minority",
+            "drop_random_acks",
+            "clock_skew_peer",
+        ]
+    } else {
+        &["drop_random_acks", "partition_minority"]
+    };
+    let (cycles, writes) = if args.protocol {
+        (200, 100)
+    } else {
+        (args.cycles, 100)
+    };
+    let out = scratch.join("out");
+    let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
+    cmd.arg("run")
+        .arg("--campaign")
+        .arg(root.join("examples/reference/campaign.toml"))
+        .args(["--cycles", &cycles.to_string()])
+        .args(["--writes", &writes.to_string()])
+        .arg("--out")
+        .arg(&out)
+        .env("CHAOS_LOG", "warn")
+        .env("RUST_BACKTRACE", "0")
+        .env("CHAOS_STATE_DIR", scratch.join("run-state"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    for f in faults {
+        cmd.arg("--plugin")
+            .arg(root.join(format!("plugins/{f}.wasm")));
+    }
+    let started = Instant::now();
+    let mut child = cmd.spawn().context("starting chaos-host run")?;
+    let pid = child.id().context("child has no pid")?;
+    let mut samples = Vec::new();
+    let status = loop {
+        tokio::select! {
+            s = child.wait() => break s?,
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {
+                if let Some(s) = sample(pid) {
+                    samples.push(s);
+                }
+            }
+        }
+    };
+    let wall = started.elapsed();
+    if !status.success() {
+        bail!("bench campaign exited with {status}: the reference system should pass");
+    }
+    let text = std::fs::read_to_string(out.join("cycles.jsonl"))?;
+    let records: Vec<Value> = text
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let phases = [
+        "start", "burst", "fault", "settle", "observe", "assert", "teardown",
+    ];
+    let phase = |r: &Value, p: &str| r["phases_ms"][p].as_f64().unwrap_or(0.0);
+    let mut phase_ms = Vec::new();
+    for p in phases {
+        phase_ms.push((
+            p.to_string(),
+            quantile(&sorted(records.iter().map(|r| phase(r, p)).collect()), 0.5),
+        ));
+    }
+    // The burst overlaps the fault; a cycle is start + fault + settle +
+    // observe + assert + teardown. What is not the experiment (burst, fault,
+    // settle) is the harness's.
+    let cycle = |r: &Value| {
+        ["start", "fault", "settle", "observe", "assert", "teardown"]
+            .iter()
+            .map(|p| phase(r, p))
+            .sum::<f64>()
+    };
+    let overhead = |r: &Value| {
+        ["start", "observe", "assert", "teardown"]
+            .iter()
+            .map(|p| phase(r, p))
+            .sum::<f64>()
+            / cycle(r).max(1.0)
+    };
+    let mut errors = Vec::new();
+    for r in &records {
+        for e in r["effects"].as_array().into_iter().flatten() {
+            let (Some(req), Some(end)) = (e["requested_ms"].as_f64(), e["end_us"].as_f64()) else {
+                continue;
+            };
+            if e["kind"] == "pause" || e["kind"] == "partition" {
+                let held_ms = (end - e["start_us"].as_f64().unwrap_or(end)) / 1e3;
+                errors.push((held_ms - req).abs());
+            }
+        }
+    }
+    let errors = sorted(errors);
+    // Skip the first tenth: start-up allocations are not growth.
+    let steady = &samples[samples.len() / 10..];
+    let max_of = |f: &dyn Fn(&(f64, u64, u64)) -> f64| steady.iter().map(f).fold(0.0, f64::max);
+    let first = steady.first().copied().unwrap_or_default();
+    let last = steady.last().copied().unwrap_or_default();
+    Ok(CampaignFigures {
+        classes: faults.iter().map(|s| s.to_string()).collect(),
+        cycles: records.len(),
+        writes: records
+            .iter()
+            .map(|r| r["writes"].as_u64().unwrap_or(0))
+            .sum(),
+        wall_s: wall.as_secs_f64(),
+        phase_ms_p50: phase_ms,
+        cycle_ms_p50: quantile(&sorted(records.iter().map(cycle).collect()), 0.5),
+        overhead_share_p50: quantile(&sorted(records.iter().map(overhead).collect()), 0.5),
+        lease_error_ms_p50: quantile(&errors, 0.5),
+        lease_error_ms_p99: quantile(&errors, 0.99),
+        lease_error_ms_max: errors.last().copied().unwrap_or(0.0),
+        leases: errors.len(),
+        rss_mib_first: first.0,
+        rss_mib_last: last.0,
+        rss_mib_max: max_of(&|s| s.0),
+        fds_first: first.1,
+        fds_last: last.1,
+        fds_max: max_of(&|s| s.1 as f64) as u64,
+        threads_first: first.2,
+        threads_last: last.2,
+        threads_max: max_of(&|s| s.2 as f64) as u64,
+    })
+}
+
+/// The driver, then wrk, against one reference node (W=1, no peers).
+async fn driver_vs_wrk(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Result<Driver> {
+    let port = crate::lifecycle::ports::choose(1)?[0];
+    let data = scratch.join("kv");
+    let mut node = tokio::process::Command::new(root.join("target/debug/quorum-kv"))
+        .args(["--node", "0", "--quorum", "1", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(&data)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting quorum-kv")?;
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let url = format!("http://127.0.0.1:{port}/health");
+        if http
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        if Instant::now() > until {
+            bail!("bench: quorum-kv on port {port} not ready in 10 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let campaign = Campaign::load(&root.join("examples/reference/campaign.toml"))?;
+    let ids: Arc<Vec<String>> = Arc::new(
+        (0..args.driver_writes)
+            .map(|i| format!("bench-driver-w{i}"))
+            .collect(),
+    );
+    let (tx, _rx) = tokio::sync::watch::channel(Progress::default());
+    let target = workload::Target {
+        index: 0,
+        port,
+        ids,
+        namespace: "bench-driver",
+        cycle: 1,
+    };
+    let burst = workload::burst(&campaign, &http, target, tx, Instant::now()).await;
+    let ok = burst
+        .results
+        .iter()
+        .filter(|r| r.outcome == workload::Outcome::Ok)
+        .count();
+    if ok != args.driver_writes as usize {
+        bail!(
+            "bench: only {ok} of {} driver writes were acknowledged",
+            args.driver_writes
+        );
+    }
+    let driver_rps = args.driver_writes as f64 / burst.elapsed.as_secs_f64();
+    let wrk_rps = wrk(
+        port,
+        campaign.file.burst.concurrency,
+        args.wrk_seconds,
+        scratch,
+    )
+    .await?;
+    let _ = node.kill().await;
+    Ok(Driver {
+        writes: args.driver_writes,
+        driver_rps,
+        wrk_rps,
+        ratio: wrk_rps.map(|w| driver_rps / w),
+    })
+}
+
+/// wrk with as many connections as the driver has writers, each request a
+/// write with its own id; `None` when wrk is not installed.
+async fn wrk(
+    port: u16,
+    connections: u32,
+    secs: u32,
+    scratch: &Path,
+) -> anyhow::Result<Option<f64>> {
+    let script = scratch.join("write.lua");
+    std::fs::write(
+        &script,
+        r#"counter = 0
+request = function()
+  counter = counter + 1
+  local body = string.format('{"id":"bench-wrk-%d-%d","ns":"bench-wrk","value":"x"}', math.random(1, 1000000000), counter)
+  return wrk.format("POST", "/write", {["Content-Type"] = "application/json"}, body)
+end
+"#,
+    )?;
+    let out = match tokio::process::Command::new("wrk")
+        .args(["-t", "2", "-c", &connections.to_string(), "-d"])
+        .arg(format!("{secs}s"))
+        .arg("-s")
+        .arg(&script)
+        .arg(format!("http://127.0.0.1:{port}"))
+        .output()
+        .await
+    {
+        Ok(o) => o,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("bench: wrk not installed (apt-get install wrk); no comparison");
+            return Ok(None);
+        }
+        Err(e) => return Err(e).context("running wrk"),
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rps = text
+        .lines()
+        .find(|l| l.starts_with("Requests/sec:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("wrk printed no Requests/sec:\n{text}"))?;
+    Ok(Some(rps))
+}
+
+fn table(f: &Figures) -> String {
+    let p = &f.plugins;
+    let c = &f.campaign;
+    let d = &f.driver;
+    let mark = |ok: bool| if ok { "met" } else { "MISSED" };
+    let mut s = format!("\nchaos-host bench on {}\n\n", f.machine);
+    s.push_str("| figure | measured | target |\n|---|---|---|\n");
+    s.push_str(&format!(
+        "| plugin cold compile | {:.1} ms | - |\n| plugin cached load | {:.1} ms | - |\n",
+        p.cold_compile_ms, p.cached_load_ms
+    ));
+    s.push_str(&format!(
+        "| per-cycle instantiation + call (p50 / p99) | {:.1} / {:.1} µs | < 100 µs: {} |\n",
+        p.instantiate_call_us_p50,
+        p.instantiate_call_us_p99,
+        mark(p.instantiate_call_us_p50 < 100.0)
+    ));
+    s.push_str(&format!(
+        "| host call | {:.0} ns | < 1 µs: {} |\n",
+        p.host_call_ns,
+        mark(p.host_call_ns < 1000.0)
+    ));
+    s.push_str(&format!(
+        "| 500 ms lease error, {} leases (p50 / p99 / max) | {:.2} / {:.2} / {:.2} ms | p99 < 2 ms: {} |\n",
+        c.leases,
+        c.lease_error_ms_p50,
+        c.lease_error_ms_p99,
+        c.lease_error_ms_max,
+        mark(c.lease_error_ms_p99 < 2.0)
+    ));
+    s.push_str(&format!(
+        "| harness overhead per cycle (p50) | {:.1} % of {:.0} ms | < 10 %: {} |\n",
+        c.overhead_share_p50 * 100.0,
+        c.cycle_ms_p50,
+        mark(c.overhead_share_p50 < 0.10)
+    ));
+    match (d.wrk_rps, d.ratio) {
+        (Some(w), Some(r)) => s.push_str(&format!(
+            "| driver vs wrk, one node | {:.0} vs {:.0} req/s = {:.0} % | ≥ 80 %: {} |\n",
+            d.driver_rps,
+            w,
+            r * 100.0,
+            mark(r >= 0.8)
+        )),
+        _ => s.push_str(&format!(
+            "| driver, one node | {:.0} req/s (wrk not installed) | - |\n",
+            d.driver_rps
+        )),
+    }
+    s.push_str(&format!(
+        "| campaign wall time | {:.1} s for {} cycles, {} writes ({}) | - |\n",
+        c.wall_s,
+        c.cycles,
+        c.writes,
+        c.classes.join(", ")
+    ));
+    s.push_str(&format!(
+        "| chaos-host memory (steady: first / last / max) | {:.1} / {:.1} / {:.1} MiB | flat |\n",
+        c.rss_mib_first, c.rss_mib_last, c.rss_mib_max
+    ));
+    s.push_str(&format!(
+        "| open files (first / last / max) | {} / {} / {} | flat |\n| threads (first / last / max) | {} / {} / {} | flat |\n",
+        c.fds_first, c.fds_last, c.fds_max, c.threads_first, c.threads_last, c.threads_max
+    ));
+    let phases: Vec<String> = c
+        .phase_ms_p50
+        .iter()
+        .map(|(p, v)| format!("{p} {v:.0}"))
+        .collect();
+    s.push_str(&format!("\nphase p50, ms: {}\n", phases.join(", ")));
+    s
+}
