@@ -91,6 +91,8 @@ struct CampaignFigures {
 struct Driver {
     writes: u32,
     driver_rps: f64,
+    /// CPU the driver (all of chaos-host) spent per write, µs.
+    driver_cpu_us_per_write: f64,
     wrk_rps: Option<f64>,
     ratio: Option<f64>,
 }
@@ -452,7 +454,9 @@ async fn driver_vs_wrk(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow:
         namespace: "bench-driver",
         cycle: 1,
     };
+    let cpu0 = own_cpu_us();
     let burst = workload::burst(&campaign, &http, target, tx, Instant::now()).await;
+    let cpu = own_cpu_us() - cpu0;
     let ok = burst
         .results
         .iter()
@@ -476,9 +480,20 @@ async fn driver_vs_wrk(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow:
     Ok(Driver {
         writes: args.driver_writes,
         driver_rps,
+        driver_cpu_us_per_write: cpu / args.driver_writes as f64,
         wrk_rps,
         ratio: wrk_rps.map(|w| driver_rps / w),
     })
+}
+
+/// CPU time (user + system) this process has used, µs.
+fn own_cpu_us() -> f64 {
+    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
+        .map(|u| {
+            let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 * 1e6 + tv.tv_usec() as f64;
+            t(u.user_time()) + t(u.system_time())
+        })
+        .unwrap_or(0.0)
 }
 
 /// wrk with as many connections as the driver has writers, each request a
@@ -564,10 +579,11 @@ fn table(f: &Figures) -> String {
     ));
     match (d.wrk_rps, d.ratio) {
         (Some(w), Some(r)) => s.push_str(&format!(
-            "| driver vs wrk, one node | {:.0} vs {:.0} req/s = {:.0} % | ≥ 80 %: {} |\n",
+            "| driver vs wrk, one node | {:.0} vs {:.0} req/s = {:.0} % ({:.0} µs CPU per write) | ≥ 80 %: {} |\n",
             d.driver_rps,
             w,
             r * 100.0,
+            d.driver_cpu_us_per_write,
             mark(r >= 0.8)
         )),
         _ => s.push_str(&format!(

@@ -204,7 +204,7 @@ impl Effects {
         let deadline =
             tokio::time::Instant::now() + Duration::from_millis(ms as u64).saturating_sub(elapsed);
         let timer = tokio::spawn(async move {
-            tokio::time::sleep_until(deadline).await;
+            sleep_precisely_until(deadline).await;
             if let Some(effects) = me.upgrade() {
                 // Ending runs in its own task so aborting the timers (in
                 // revert_all) never cuts an undo in half; revert_all waits
@@ -317,6 +317,27 @@ impl Effects {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+}
+
+/// Sleep until `deadline` to within tens of microseconds: tokio's timer has
+/// millisecond ticks (a lease would run up to ~2 ms long), so the last
+/// stretch is slept on a blocking thread with the kernel's own timer.
+async fn sleep_precisely_until(deadline: tokio::time::Instant) {
+    const COARSE_MARGIN: Duration = Duration::from_millis(3);
+    if let Some(coarse) = deadline.checked_sub(COARSE_MARGIN) {
+        tokio::time::sleep_until(coarse).await;
+    }
+    let deadline = deadline.into_std();
+    let fine = tokio::task::spawn_blocking(move || {
+        let now = Instant::now();
+        if deadline > now {
+            std::thread::sleep(deadline - now);
+        }
+    });
+    if fine.await.is_err() {
+        // The blocking pool is shutting down: fall back to the coarse timer.
+        tokio::time::sleep_until(deadline.into()).await;
     }
 }
 
