@@ -36,3 +36,5 @@ mod etcd;
 mod ai_memory;
 // chaos-host SIGKILLed at random points, then --resume.
 mod resume;
+// Bad input: the campaign corpus, unreadable plugins, broken systems.
+mod bad_input;
