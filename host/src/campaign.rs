@@ -353,7 +353,12 @@ impl Campaign {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading campaign {}", path.display()))?;
-        let file: CampaignFile = toml::from_str(&text).map_err(|e| {
+        Self::from_text(path, &text)
+    }
+
+    /// Parse and validate `text` as the campaign file at `path`.
+    pub fn from_text(path: &Path, text: &str) -> anyhow::Result<Self> {
+        let file: CampaignFile = toml::from_str(text).map_err(|e| {
             anyhow::anyhow!("campaign {}: {}", path.display(), e.to_string().trim())
         })?;
         Self::validate(path, file).with_context(|| format!("campaign {}", path.display()))
@@ -898,6 +903,120 @@ ids_pointer = "/ids"
             e.contains("status 503 is in both quorum_not_met_status and indeterminate_status"),
             "{e}"
         );
+    }
+
+    /// Fuzzing: every corpus campaign (the bad-input corpus and the shipped
+    /// examples), mutated line by line, either loads into a campaign whose
+    /// invariants hold or fails with an error naming the file; never a
+    /// panic. Failures proptest finds are kept in proptest-regressions/.
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn corpus() -> Vec<String> {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let mut texts = vec![GOOD.to_string()];
+            for dir in [
+                "tests/corpus/campaigns",
+                "examples/reference",
+                "examples/etcd",
+                "examples/ai-memory",
+            ] {
+                for e in std::fs::read_dir(root.join(dir)).unwrap().flatten() {
+                    if e.path().extension().is_some_and(|x| x == "toml") {
+                        texts.push(std::fs::read_to_string(e.path()).unwrap());
+                    }
+                }
+            }
+            texts
+        }
+
+        #[derive(Debug, Clone)]
+        enum Mutation {
+            Delete(usize),
+            Duplicate(usize),
+            Value(usize, String),
+            Insert(usize, String),
+        }
+
+        fn mutation() -> impl Strategy<Value = Mutation> {
+            let scalar = prop_oneof![
+                Just("0".to_string()),
+                Just("-1".to_string()),
+                Just("1e309".to_string()),
+                Just("\"\"".to_string()),
+                Just("\"{port}{id}{nope}\"".to_string()),
+                Just("[]".to_string()),
+                Just("{}".to_string()),
+                Just("true".to_string()),
+                "[a-z{}/:\\[\\]\"=0-9 ]{0,12}",
+            ];
+            prop_oneof![
+                any::<usize>().prop_map(Mutation::Delete),
+                any::<usize>().prop_map(Mutation::Duplicate),
+                (any::<usize>(), scalar.clone()).prop_map(|(i, v)| Mutation::Value(i, v)),
+                (
+                    any::<usize>(),
+                    "[a-z_.]{1,10} = ".prop_flat_map(move |k| scalar
+                        .clone()
+                        .prop_map(move |v| format!("{k}{v}")))
+                )
+                    .prop_map(|(i, l)| Mutation::Insert(i, l)),
+            ]
+        }
+
+        fn apply(text: &str, muts: &[Mutation]) -> String {
+            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+            for m in muts {
+                if lines.is_empty() {
+                    break;
+                }
+                let n = lines.len();
+                match m {
+                    Mutation::Delete(i) => {
+                        lines.remove(i % n);
+                    }
+                    Mutation::Duplicate(i) => {
+                        let l = lines[i % n].clone();
+                        lines.insert(i % n, l);
+                    }
+                    Mutation::Value(i, v) => {
+                        let l = &mut lines[i % n];
+                        if let Some((k, _)) = l.split_once(" = ") {
+                            *l = format!("{k} = {v}");
+                        }
+                    }
+                    Mutation::Insert(i, l) => lines.insert(i % n, l.clone()),
+                }
+            }
+            lines.join("\n")
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+            #[test]
+            fn mutated_campaigns_load_or_fail_naming_the_file(
+                pick in any::<usize>(),
+                muts in proptest::collection::vec(mutation(), 1..4),
+            ) {
+                let texts = corpus();
+                let text = apply(&texts[pick % texts.len()], &muts);
+                let path = Path::new("/fuzz/c.toml");
+                match Campaign::from_text(path, &text) {
+                    Ok(c) => {
+                        let s = &c.file.system;
+                        prop_assert!(s.nodes >= 1 && s.primary < s.nodes);
+                        prop_assert_eq!(c.commands.len(), s.nodes as usize);
+                        prop_assert!((0.0..=1.0).contains(&c.file.campaign.threshold));
+                        prop_assert!(c.file.burst.concurrency >= 1);
+                    }
+                    Err(e) => {
+                        let msg = format!("{e:#}");
+                        prop_assert!(msg.contains("/fuzz/c.toml"), "{}", msg);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

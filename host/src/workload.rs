@@ -389,6 +389,71 @@ mod tests {
         );
     }
 
+    /// Fuzzing the read-back parser: any JSON answer, under any id spec,
+    /// yields ids or an error, never a panic; and ids encoded the way a
+    /// system stores them come back exactly.
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn json() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::from),
+                any::<i64>().prop_map(serde_json::Value::from),
+                "[a-zA-Z0-9+/=_-]{0,12}".prop_map(serde_json::Value::from),
+            ];
+            leaf.prop_recursive(4, 48, 6, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..6)
+                        .prop_map(serde_json::Value::from),
+                    proptest::collection::btree_map(
+                        "(ids|kvs|key|title|k|id|memories)",
+                        inner,
+                        0..4
+                    )
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+            #[test]
+            fn any_answer_parses_or_errs(
+                doc in json(),
+                pointer in prop_oneof![Just(""), Just("/ids"), Just("/kvs"), Just("/memories"), Just("/kvs/0")],
+                field in prop_oneof![Just(None), Just(Some("key")), Just(Some("title")), Just(Some("/k/id"))],
+                base64 in any::<bool>(),
+                absent in any::<bool>(),
+            ) {
+                let spec = IdSpec {
+                    pointer,
+                    id_field: field,
+                    encoding: base64.then_some(Encoding::Base64),
+                    absent_is_empty: absent,
+                };
+                let _ = spec.extract(&doc);
+            }
+
+            #[test]
+            fn encoded_ids_come_back_exactly(ids in proptest::collection::vec("[ -~]{1,40}", 0..20)) {
+                use base64::Engine;
+                let kvs: Vec<serde_json::Value> = ids
+                    .iter()
+                    .map(|id| json!({"key": base64::engine::general_purpose::STANDARD.encode(id)}))
+                    .collect();
+                let spec = IdSpec {
+                    pointer: "/kvs",
+                    id_field: Some("key"),
+                    encoding: Some(Encoding::Base64),
+                    absent_is_empty: true,
+                };
+                prop_assert_eq!(spec.extract(&json!({"kvs": kvs})).unwrap(), ids);
+            }
+        }
+    }
+
     #[test]
     fn foreign_ids_are_found() {
         let held = vec!["a".to_string(), "old".to_string()];
