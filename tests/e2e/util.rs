@@ -24,23 +24,16 @@ pub fn plugin(name: &str) -> PathBuf {
 /// The reference campaign (correct or buggy), rewritten with absolute paths
 /// and `edit` applied, written into `dir`.
 pub fn campaign(dir: &Path, buggy: bool, edit: impl Fn(String) -> String) -> PathBuf {
-    let src = root().join("examples/reference").join(if buggy {
-        "campaign-buggy.toml"
-    } else {
-        "campaign.toml"
-    });
     let kv = root().join("target/debug/quorum-kv");
     assert!(kv.exists(), "{} missing: run cargo build", kv.display());
-    let text = std::fs::read_to_string(src)
-        .unwrap()
-        .replace("../../target/debug/quorum-kv", kv.to_str().unwrap())
-        .replace(
-            "../../plugins/convergence.wasm",
-            plugin("convergence").to_str().unwrap(),
-        );
-    let path = dir.join("campaign.toml");
-    std::fs::write(&path, edit(text)).unwrap();
-    path
+    let rel = if buggy {
+        "reference/campaign-buggy.toml"
+    } else {
+        "reference/campaign.toml"
+    };
+    example_campaign(dir, rel, |t| {
+        edit(t.replace("../../target/debug/quorum-kv", kv.to_str().unwrap()))
+    })
 }
 
 pub struct Run {
@@ -265,4 +258,19 @@ pub fn seed_from_clock() -> u64 {
         .unwrap()
         .as_nanos() as u64
         | 1
+}
+
+/// chaos-host with `args` in the background, its journal in `dir/state`
+/// and its stderr in `dir/LOG`.
+pub fn spawn_chaos(dir: &Path, args: &[&str], log: &str) -> std::process::Child {
+    let log = std::fs::File::create(dir.join(log)).unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_chaos-host"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .env("CHAOS_LOG", "warn")
+        .env("CHAOS_STATE_DIR", dir.join("state"))
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
 }
