@@ -233,6 +233,10 @@ async fn run_classes(
     let http = reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(plan.campaign.file.burst.concurrency as usize)
+        // Every cycle has new ports, so an idle connection is never reused
+        // by a later cycle: without this the pool holds 90 s of dead hosts
+        // and chaos-host's memory climbs for its first 90 s of cycles.
+        .pool_idle_timeout(Duration::from_secs(2))
         .build()?;
     let threshold = plan.campaign.file.campaign.threshold;
     eprintln!(

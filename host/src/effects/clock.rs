@@ -250,6 +250,12 @@ impl Effects {
             return format!("resetting {}: {e}", file.display());
         }
         match self.probe_offset(node).await {
+            // A server that caches its Date header until the cached second
+            // has passed (hyper does) keeps showing the skewed time after a
+            // backward jump: say so rather than suggest the reset failed.
+            Some(Ok((seen, _))) if self.clock_probe_resolution_ms() > 0 => format!(
+                "offset reset; probe {seen:+} ms (a server may keep its cached Date header until the skewed second passes)"
+            ),
             Some(Ok((seen, _))) => format!("offset reset; probe {seen:+} ms"),
             Some(Err(e)) => format!("offset reset; {e}"),
             None => "offset reset".into(),
