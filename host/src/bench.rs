@@ -72,6 +72,9 @@ struct CampaignFigures {
     phase_ms_p50: Vec<(String, f64)>,
     cycle_ms_p50: f64,
     overhead_share_p50: f64,
+    /// 1 - (burst/fault + settle) / wall time of the whole run: everything
+    /// the phases do not show too (plugin loading, records, evidence).
+    overhead_share_run: f64,
     lease_error_ms_p50: f64,
     lease_error_ms_p99: f64,
     lease_error_ms_max: f64,
@@ -369,7 +372,9 @@ async fn campaign_run(
     let mut errors = Vec::new();
     for r in &records {
         for e in r["effects"].as_array().into_iter().flatten() {
-            let (Some(req), Some(end)) = (e["requested_ms"].as_f64(), e["end_us"].as_f64()) else {
+            // Held from just before it was applied until its undo was done.
+            let end = e["undone_us"].as_f64().or_else(|| e["end_us"].as_f64());
+            let (Some(req), Some(end)) = (e["requested_ms"].as_f64(), end) else {
                 continue;
             };
             if e["kind"] == "pause" || e["kind"] == "partition" {
@@ -395,6 +400,13 @@ async fn campaign_run(
         phase_ms_p50: phase_ms,
         cycle_ms_p50: quantile(&sorted(records.iter().map(cycle).collect()), 0.5),
         overhead_share_p50: quantile(&sorted(records.iter().map(overhead).collect()), 0.5),
+        overhead_share_run: 1.0
+            - records
+                .iter()
+                .map(|r| phase(r, "fault") + phase(r, "settle"))
+                .sum::<f64>()
+                / 1e3
+                / wall.as_secs_f64(),
         lease_error_ms_p50: quantile(&errors, 0.5),
         lease_error_ms_p99: quantile(&errors, 0.99),
         lease_error_ms_max: errors.last().copied().unwrap_or(0.0),
@@ -486,6 +498,7 @@ async fn driver_vs_wrk(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow:
             port,
             campaign.file.burst.concurrency,
             args.wrk_seconds,
+            round,
             scratch,
         )
         .await?
@@ -518,20 +531,31 @@ fn own_cpu_us() -> f64 {
 }
 
 /// wrk with as many connections as the driver has writers, each request a
-/// write with its own id; `None` when wrk is not installed.
+/// write with an id of its own (per round, thread and request: a repeated id
+/// is answered without an fdatasync and would flatter wrk); `None` when wrk
+/// is not installed.
 async fn wrk(
     port: u16,
     connections: u32,
     secs: u32,
+    round: u32,
     scratch: &Path,
 ) -> anyhow::Result<Option<f64>> {
     let script = scratch.join("write.lua");
     std::fs::write(
         &script,
-        r#"counter = 0
+        r#"local threads = 0
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+function init(args)
+  round = args[1]
+  counter = 0
+end
 request = function()
   counter = counter + 1
-  local body = string.format('{"id":"bench-wrk-%d-%d","ns":"bench-wrk","value":"x"}', math.random(1, 1000000000), counter)
+  local body = string.format('{"id":"bench-wrk-r%s-t%d-%d","ns":"bench-wrk","value":"x"}', round, tid, counter)
   return wrk.format("POST", "/write", {["Content-Type"] = "application/json"}, body)
 end
 "#,
@@ -542,6 +566,8 @@ end
         .arg("-s")
         .arg(&script)
         .arg(format!("http://127.0.0.1:{port}"))
+        .arg("--")
+        .arg(round.to_string())
         .output()
         .await
     {
@@ -553,6 +579,12 @@ end
         Err(e) => return Err(e).context("running wrk"),
     };
     let text = String::from_utf8_lossy(&out.stdout);
+    if let Some(l) = text.lines().find(|l| l.contains("Non-2xx")) {
+        bail!(
+            "bench: wrk's writes were not all acknowledged ({}):\n{text}",
+            l.trim()
+        );
+    }
     let rps = text
         .lines()
         .find(|l| l.starts_with("Requests/sec:"))
@@ -593,10 +625,11 @@ fn table(f: &Figures) -> String {
         mark(c.lease_error_ms_p99 < 2.0)
     ));
     s.push_str(&format!(
-        "| harness overhead per cycle (p50) | {:.1} % of {:.0} ms | < 10 %: {} |\n",
+        "| harness overhead per cycle (p50; whole run, wall-clock) | {:.1} % of {:.0} ms; {:.1} % | < 10 %: {} |\n",
         c.overhead_share_p50 * 100.0,
         c.cycle_ms_p50,
-        mark(c.overhead_share_p50 < 0.10)
+        c.overhead_share_run * 100.0,
+        mark(c.overhead_share_p50 < 0.10 && c.overhead_share_run < 0.10)
     ));
     match (d.wrk_rps, d.ratio) {
         (Some(w), Some(r)) => s.push_str(&format!(

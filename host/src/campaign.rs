@@ -331,16 +331,21 @@ impl Campaign {
         if mode != crate::net::Mode::Netns {
             return Ok(());
         }
-        if !s
-            .command
-            .iter()
-            .chain(s.commands.values().flatten())
-            .chain(s.env.values())
-            .any(|t| t.contains("{host}"))
-        {
-            bail!(
-                "system.command: network.mode = \"netns\" gives each node its own address, but the command has no {{host}} placeholder to listen on it (e.g. \"--listen\", \"{{host}}:{{port}}\")"
-            );
+        let every_command = std::iter::once(("system.command".to_string(), &s.command)).chain(
+            s.commands
+                .iter()
+                .map(|(k, c)| (format!("system.commands.{k}"), c)),
+        );
+        for (field, command) in every_command {
+            if !command
+                .iter()
+                .chain(s.env.values())
+                .any(|t| t.contains("{host}"))
+            {
+                bail!(
+                    "{field}: network.mode = \"netns\" gives each node its own address, but the command has no {{host}} placeholder to listen on it (e.g. \"--listen\", \"{{host}}:{{port}}\")"
+                );
+            }
         }
         if s.nodes > 1 && !s.peer_url.contains("{host}") {
             bail!(
@@ -400,6 +405,7 @@ impl Campaign {
             Ok((program, command[1..].to_vec()))
         };
         let mut commands = vec![resolve("system.command", &s.command)?; s.nodes as usize];
+        let mut overridden = std::collections::BTreeSet::new();
         for (key, command) in &s.commands {
             let field = format!("system.commands.{key}");
             let i = key
@@ -412,6 +418,9 @@ impl Campaign {
                         s.nodes - 1
                     )
                 })?;
+            if !overridden.insert(i) {
+                bail!("{field}: node {i} is given a command twice in system.commands");
+            }
             commands[i as usize] = resolve(&field, command)?;
         }
         let threshold = file.campaign.threshold;

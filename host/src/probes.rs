@@ -122,7 +122,9 @@ pub async fn quorum(
     .await?;
     let refused_but_present = [&one, &all]
         .into_iter()
-        .filter(|p| p.outcome != Outcome::Ok && held.contains(&p.id))
+        // Only a definite refusal: a write of unknown fate may land.
+        .filter(|p| matches!(p.outcome, Outcome::QuorumNotMet | Outcome::Fail))
+        .filter(|p| held.contains(&p.id))
         .map(|p| p.id.clone())
         .collect();
     Ok(QuorumProbes {

@@ -148,6 +148,9 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
     }
     std::fs::create_dir_all(&plan.out)
         .with_context(|| format!("creating --out {}", plan.out.display()))?;
+    // Two runs (or a resume and the run it resumes) must never append to
+    // one cycles.jsonl; the lock goes with the process, however it ends.
+    let _lock = lock_out(&plan.out)?;
     if !plan.resume {
         write_atomic(
             &plan.out.join("run.json"),
@@ -378,6 +381,23 @@ fn keep_evidence(mut record: CycleRecord, dir: &Path, out: &Path) -> anyhow::Res
     )?;
     record.evidence = Some(dest.display().to_string());
     Ok(record)
+}
+
+/// Hold `out/.lock` exclusively for the run.
+fn lock_out(out: &Path) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
+    let path = out.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+        anyhow::anyhow!(
+            "--out {}: another chaos-host run is using it ({e}); wait for it to end or choose another --out",
+            out.display()
+        )
+    })
 }
 
 /// Open a killed run's `cycles.jsonl` to append to: a last line cut by the

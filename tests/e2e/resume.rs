@@ -64,6 +64,20 @@ fn killed_and_resumed(net: &str) {
     loop {
         let args: &[&str] = if attempt == 0 { &first } else { &resume };
         let mut child = spawn(d, args, attempt);
+        if attempt == 0 {
+            // A kill before run.json exists leaves nothing to resume (the
+            // next run would rightly refuse): kill points start once the
+            // run has saved its plan.
+            let until = std::time::Instant::now() + Duration::from_secs(60);
+            while !out.join("run.json").exists() {
+                assert!(
+                    child.try_wait().unwrap().is_none(),
+                    "chaos-host ended before saving run.json"
+                );
+                assert!(std::time::Instant::now() < until, "no run.json after 60 s");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         let after = Duration::from_millis(150 + next(&mut seed) % 1400);
         std::thread::sleep(after);
         let finished = child.try_wait().unwrap().is_some();
@@ -132,4 +146,89 @@ fn sigkill_at_random_points_then_resume_records_every_cycle_once_proxy() {
 #[test]
 fn sigkill_at_random_points_then_resume_records_every_cycle_once_netns() {
     killed_and_resumed("netns");
+}
+
+/// `--resume` takes everything from run.json: other run arguments are
+/// refused, and so is a campaign file that changed since the run started.
+#[test]
+fn resume_refuses_other_arguments_and_a_changed_campaign() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let c = campaign(d, false, |t| t);
+    let run = run_campaign(d, &c, &["--cycles", "1", "--writes", "10"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let out = run.out.to_str().unwrap().to_string();
+    let again = chaos(d, &["run", "--resume", &out, "--cycles", "5"]);
+    assert_eq!(again.code, 2, "{}", again.stderr);
+    assert!(again.stderr.contains("--cycles"), "{}", again.stderr);
+    // Nothing left to run: the same run resumes to the same end.
+    let same = chaos(d, &["run", "--resume", &out]);
+    assert_eq!(same.code, 0, "{}", same.stderr);
+    assert_eq!(same.cycles().len(), 1);
+    std::fs::write(
+        &c,
+        std::fs::read_to_string(&c)
+            .unwrap()
+            .replace("cycles = 20", "cycles = 21"),
+    )
+    .unwrap();
+    let changed = chaos(d, &["run", "--resume", &out]);
+    assert_eq!(changed.code, 2, "{}", changed.stderr);
+    assert!(
+        changed
+            .stderr
+            .contains("changed since the run being resumed started"),
+        "{}",
+        changed.stderr
+    );
+}
+
+/// Two runs never share an --out dir: the second is refused while the first
+/// holds it.
+#[test]
+fn a_second_run_on_a_busy_out_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let c = campaign(d, false, |t| t);
+    let out = d.join("out");
+    let args = [
+        "run",
+        "--campaign",
+        c.to_str().unwrap(),
+        "--cycles",
+        "8",
+        "--writes",
+        "10",
+        "--settle-ms",
+        "100",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let mut first = spawn_chaos(d, &args, "first.log");
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while !out.join("run.json").exists() {
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first run ended early"
+        );
+        assert!(std::time::Instant::now() < until, "no run.json after 60 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_chaos-host"))
+        .args(args)
+        .env("CHAOS_STATE_DIR", d.join("state"))
+        .output()
+        .unwrap();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(second.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("another chaos-host run is using it"),
+        "{stderr}"
+    );
+    // The killed first run is finished by a resume, as any killed run.
+    let done = chaos(d, &["run", "--resume", out.to_str().unwrap()]);
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert_eq!(done.cycles().len(), 8);
 }

@@ -63,9 +63,21 @@ pub struct RunArgs {
     /// after chaos-host was killed): the same campaign, plugins and seed
     /// from DIR/run.json; completed cycles are kept, the rest run. Takes no
     /// other run argument.
-    #[arg(long, value_name = "DIR")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with_all = [
+            "campaign", "plugin", "native_plugin", "plugin_dir", "allow", "param",
+            "cycles", "writes", "settle_ms", "net", "seed",
+        ]
+    )]
     #[serde(skip)]
     pub resume: Option<PathBuf>,
+    /// sha256 of the campaign file, saved in run.json: a resume refuses a
+    /// campaign that changed since the run started.
+    #[arg(skip)]
+    #[serde(default)]
+    pub campaign_sha256: Option<String>,
     /// The campaign file (TOML) describing the system under test.
     #[arg(long, required_unless_present = "resume")]
     pub campaign: Option<PathBuf>,

@@ -11,14 +11,7 @@ use std::time::Duration;
 
 impl RunArgs {
     /// The plan of the run whose --out dir is `dir`, from its `run.json`.
-    fn resume(dir: &std::path::Path, other_args: bool) -> anyhow::Result<Plan> {
-        if other_args {
-            bail!(
-                "--resume {}: the campaign, plugins and seed come from {}; give no --campaign or --plugin with it",
-                dir.display(),
-                dir.join("run.json").display()
-            );
-        }
+    fn resume(dir: &std::path::Path) -> anyhow::Result<Plan> {
         let path = dir.join("run.json");
         let bytes = std::fs::read(&path).with_context(|| {
             format!(
@@ -31,7 +24,9 @@ impl RunArgs {
             .with_context(|| format!("--resume: {} is not a run plan", path.display()))?;
         saved.out = dir.to_path_buf();
         saved.resume = None;
-        let mut plan = saved.plan()?;
+        let mut plan = saved
+            .plan()
+            .with_context(|| format!("--resume: the run saved in {}", path.display()))?;
         plan.resume = true;
         Ok(plan)
     }
@@ -61,12 +56,26 @@ fn parse_param(p: &str) -> anyhow::Result<(String, String, toml::Value)> {
 impl RunArgs {
     pub fn plan(self) -> anyhow::Result<Plan> {
         if let Some(dir) = &self.resume {
-            return Self::resume(dir, self.campaign.is_some() || !self.plugin.is_empty());
+            return Self::resume(dir);
         }
         let Some(campaign_path) = &self.campaign else {
             bail!("--campaign FILE is required (or --resume DIR)");
         };
         let mut campaign = Campaign::load(campaign_path)?;
+        let sha256 = {
+            use sha2::Digest;
+            let bytes = std::fs::read(campaign_path)
+                .with_context(|| format!("reading campaign {}", campaign_path.display()))?;
+            format!("{:x}", sha2::Sha256::digest(bytes))
+        };
+        if let Some(saved) = &self.campaign_sha256
+            && *saved != sha256
+        {
+            bail!(
+                "campaign {} changed since the run being resumed started (sha256 {saved} in run.json, now {sha256}): a resumed run must use the same campaign; start a new run with another --out",
+                campaign_path.display()
+            );
+        }
         for p in &self.param {
             let (plugin, key, value) = parse_param(p)?;
             campaign
@@ -136,6 +145,11 @@ impl RunArgs {
         })?;
         let saved = RunArgs {
             seed: Some(seed),
+            cycles: Some(cycles),
+            writes: Some(writes),
+            settle_ms: Some(settle.as_millis() as u64),
+            net: Some(net),
+            campaign_sha256: Some(sha256),
             campaign: Some(absolute(campaign_path)),
             plugin: plugins.iter().map(|p| absolute(p)).collect(),
             native_plugin: self.native_plugin.iter().map(|p| absolute(p)).collect(),

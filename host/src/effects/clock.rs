@@ -152,7 +152,17 @@ impl Effects {
                 }
                 Some(Ok((seen, rtt))) => {
                     let resolution = self.clock_probe_resolution_ms();
-                    let ok = (seen - offset_ms).abs() <= PROBE_TOLERANCE_MS + rtt + resolution;
+                    let slack = PROBE_TOLERANCE_MS + rtt + resolution;
+                    if offset_ms.abs() <= slack {
+                        // An unskewed clock would pass too: not evidence.
+                        return (
+                            false,
+                            format!(
+                                "an offset of {offset_ms:+} ms is within the probe's {slack} ms tolerance, so the probe cannot tell it from none (node clock probe: {seen:+} ms)"
+                            ),
+                        );
+                    }
+                    let ok = (seen - offset_ms).abs() <= slack;
                     if ok || tokio::time::Instant::now() >= until {
                         return (
                             ok,
@@ -209,6 +219,7 @@ impl Effects {
                 requested_ms: Some(ms as u64),
                 start_us,
                 end_us: Some(start_us),
+                undone_us: None,
                 verified: false,
                 simulated: true,
                 evidence: why,
@@ -225,6 +236,7 @@ impl Effects {
             requested_ms: Some(ms as u64),
             start_us,
             end_us: None,
+            undone_us: None,
             verified: false,
             simulated: false,
             evidence: String::new(),

@@ -41,6 +41,9 @@ pub struct EffectRecord {
     /// Offsets from the burst start on the host's monotonic clock, µs.
     pub start_us: u64,
     pub end_us: Option<u64>,
+    /// When the host had finished undoing it (SIGCONT sent, cut lifted,
+    /// clock reset): `undone_us - start_us` is how long it really held.
+    pub undone_us: Option<u64>,
     /// The host saw the effect take hold.
     pub verified: bool,
     /// The effect could not be applied to this target and was only recorded.
@@ -301,7 +304,9 @@ impl Effects {
         if let Some(seq) = undo.journal {
             self.journal.done(seq);
         }
+        let undone = self.now_us();
         self.update(slot, |r| {
+            r.undone_us = Some(undone);
             if let Some(v) = verified {
                 r.verified = r.verified && v;
             }

@@ -58,6 +58,7 @@ impl Effects {
             requested_ms: Some(ms as u64),
             start_us,
             end_us: None,
+            undone_us: None,
             verified,
             simulated: false,
             evidence,

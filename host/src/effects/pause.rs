@@ -48,6 +48,7 @@ impl Effects {
             requested_ms: Some(ms as u64),
             start_us,
             end_us: None,
+            undone_us: None,
             verified: false,
             simulated: false,
             evidence: format!("pid {} sent SIGSTOP", node.pid),

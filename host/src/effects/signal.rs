@@ -54,6 +54,7 @@ impl Effects {
             requested_ms: None,
             start_us,
             end_us: Some(end_us),
+            undone_us: None,
             verified,
             simulated: false,
             evidence,
