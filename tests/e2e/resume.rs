@@ -99,7 +99,10 @@ fn killed_and_resumed(net: &str) {
         "schedule seed {schedule_seed}, kills after {kills:?} ms\nlast run:\n{}",
         logs.last().unwrap()
     );
-    assert_eq!(last.status.code(), Some(0), "{context}");
+    // The campaign ran to its end (0: every class passed; 1: a class did
+    // not, e.g. a fault that landed after a short burst on a loaded
+    // machine, which is the verdict's business, not the resume's).
+    assert!(matches!(last.status.code(), Some(0 | 1)), "{context}");
     // Every cycle once, every line whole.
     let text = std::fs::read_to_string(out.join("cycles.jsonl")).unwrap();
     assert!(text.ends_with('\n'), "{context}");
@@ -107,6 +110,8 @@ fn killed_and_resumed(net: &str) {
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("partial line {line:?}: {e}\n{context}"));
+        assert_ne!(v["status"], "error", "{v}\n{context}");
+        assert_eq!(v["lost_acked"], 0, "{v}\n{context}");
         let key = (
             v["class"].as_str().unwrap().to_string(),
             v["cycle"].as_u64().unwrap(),
