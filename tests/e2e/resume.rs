@@ -14,6 +14,20 @@ fn spawn(dir: &Path, args: &[&str], attempt: usize) -> Child {
     spawn_chaos(dir, args, &format!("attempt-{attempt}.log"))
 }
 
+/// Wait until the run has saved `out/run.json` (it is running and can be
+/// resumed from then on).
+fn wait_for_plan(child: &mut Child, out: &Path) {
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while !out.join("run.json").exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "chaos-host ended before saving run.json"
+        );
+        assert!(std::time::Instant::now() < until, "no run.json after 60 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A small seeded generator for the kill points (printed on failure, so a
 /// failing schedule can be read back).
 fn next(state: &mut u64) -> u64 {
@@ -68,15 +82,7 @@ fn killed_and_resumed(net: &str) {
             // A kill before run.json exists leaves nothing to resume (the
             // next run would rightly refuse): kill points start once the
             // run has saved its plan.
-            let until = std::time::Instant::now() + Duration::from_secs(60);
-            while !out.join("run.json").exists() {
-                assert!(
-                    child.try_wait().unwrap().is_none(),
-                    "chaos-host ended before saving run.json"
-                );
-                assert!(std::time::Instant::now() < until, "no run.json after 60 s");
-                std::thread::sleep(Duration::from_millis(5));
-            }
+            wait_for_plan(&mut child, &out);
         }
         let after = Duration::from_millis(150 + next(&mut seed) % 1400);
         std::thread::sleep(after);
@@ -210,15 +216,7 @@ fn a_second_run_on_a_busy_out_dir_is_refused() {
         out.to_str().unwrap(),
     ];
     let mut first = spawn_chaos(d, &args, "first.log");
-    let until = std::time::Instant::now() + Duration::from_secs(60);
-    while !out.join("run.json").exists() {
-        assert!(
-            first.try_wait().unwrap().is_none(),
-            "the first run ended early"
-        );
-        assert!(std::time::Instant::now() < until, "no run.json after 60 s");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_plan(&mut first, &out);
     let second = std::process::Command::new(env!("CARGO_BIN_EXE_chaos-host"))
         .args(args)
         .env("CHAOS_STATE_DIR", d.join("state"))
