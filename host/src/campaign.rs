@@ -306,6 +306,26 @@ fn default_plugin_timeout() -> u64 {
     30_000
 }
 
+impl System {
+    /// `command` and each per-node command, with the field that names it.
+    fn each_command(&self) -> impl Iterator<Item = (String, &Vec<String>)> {
+        std::iter::once(("system.command".to_string(), &self.command)).chain(
+            self.commands
+                .iter()
+                .map(|(k, c)| (format!("system.commands.{k}"), c)),
+        )
+    }
+
+    /// Every template a node is started with: all commands' arguments and
+    /// the environment.
+    fn templates(&self) -> impl Iterator<Item = &String> {
+        self.command
+            .iter()
+            .chain(self.commands.values().flatten())
+            .chain(self.env.values())
+    }
+}
+
 /// A validated campaign, with paths resolved against the campaign file.
 #[derive(Debug)]
 pub struct Campaign {
@@ -331,12 +351,7 @@ impl Campaign {
         if mode != crate::net::Mode::Netns {
             return Ok(());
         }
-        let every_command = std::iter::once(("system.command".to_string(), &s.command)).chain(
-            s.commands
-                .iter()
-                .map(|(k, c)| (format!("system.commands.{k}"), c)),
-        );
-        for (field, command) in every_command {
+        for (field, command) in s.each_command() {
             if !command
                 .iter()
                 .chain(s.env.values())
@@ -372,10 +387,7 @@ impl Campaign {
     /// Nodes need a second port (`{peer_port}` is used).
     pub fn uses_peer_port(&self) -> bool {
         let s = &self.file.system;
-        s.command
-            .iter()
-            .chain(s.commands.values().flatten())
-            .chain(s.env.values())
+        s.templates()
             .chain([&s.peer_url])
             .any(|t| t.contains("{peer_port}"))
     }
@@ -499,12 +511,9 @@ impl Campaign {
             "namespace",
             "cycle",
         ];
-        for (i, arg) in s.command.iter().enumerate() {
-            check_template(&format!("system.command[{i}]"), arg, node_keys)?;
-        }
-        for (key, command) in &s.commands {
+        for (field, command) in s.each_command() {
             for (i, arg) in command.iter().enumerate() {
-                check_template(&format!("system.commands.{key}[{i}]"), arg, node_keys)?;
+                check_template(&format!("{field}[{i}]"), arg, node_keys)?;
             }
         }
         for (k, v) in &s.env {
@@ -546,12 +555,7 @@ impl Campaign {
             let needle = format!("{{{key}}}");
             texts.any(|t| t.contains(&needle))
         }
-        let every_command = std::iter::once(("system.command".to_string(), &s.command)).chain(
-            s.commands
-                .iter()
-                .map(|(k, c)| (format!("system.commands.{k}"), c)),
-        );
-        for (field, command) in every_command {
+        for (field, command) in s.each_command() {
             if !mentions("port", command.iter().chain(s.env.values())) {
                 bail!(
                     "{field}: no {{port}} placeholder (nor in system.env): the host chooses each node's port per cycle and must pass it"
@@ -585,13 +589,7 @@ impl Campaign {
                 "write.body: no {{namespace}} placeholder in write.body, write.url or read.url: without a namespace per cycle, read-back counts earlier cycles (seed 000)"
             );
         }
-        let all_args = || {
-            s.command
-                .iter()
-                .chain(s.commands.values().flatten())
-                .chain(s.env.values())
-        };
-        if s.nodes > 1 && !mentions("peers", all_args()) && !mentions("cluster", all_args()) {
+        if s.nodes > 1 && !mentions("peers", s.templates()) && !mentions("cluster", s.templates()) {
             bail!(
                 "system.command: no {{peers}} or {{cluster}} placeholder with {} nodes: how would a node find its peers?",
                 s.nodes

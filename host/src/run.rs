@@ -439,14 +439,13 @@ fn resume_jsonl(path: &Path) -> anyhow::Result<(std::fs::File, Vec<Tally>)> {
             bytes.len() - complete
         );
     }
-    let file = std::fs::OpenOptions::new()
+    let mut file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
         .with_context(|| format!("opening {}", path.display()))?;
     file.set_len(complete as u64)?;
-    let mut file = file;
     std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0))?;
     file.sync_data()?;
     Ok((file, done))

@@ -13,10 +13,7 @@ const INSTALL: &str =
 fn run_ai_memory(dir: &std::path::Path, layout: &str, faults: &[&str], extra: &[&str]) -> Run {
     require("ai-memory", INSTALL);
     let c = example_campaign(dir, &format!("ai-memory/{layout}.toml"), |t| t);
-    let plugins: Vec<String> = faults
-        .iter()
-        .map(|n| plugin(n).to_string_lossy().into_owned())
-        .collect();
+    let plugins = plugin_paths(faults);
     let mut args = extra.to_vec();
     for p in &plugins {
         args.extend(["--plugin", p.as_str()]);

@@ -6,17 +6,10 @@ use crate::util::*;
 
 const INSTALL: &str = "apt-get install etcd-server (scripts/install-deps.sh --systems)";
 
-fn names(plugins: &[&str]) -> Vec<String> {
-    plugins
-        .iter()
-        .map(|n| plugin(n).to_string_lossy().into_owned())
-        .collect()
-}
-
 fn run_etcd(dir: &std::path::Path, faults: &[&str], cycles: &str, extra: &[&str]) -> Run {
     require("etcd", INSTALL);
     let c = example_campaign(dir, "etcd/campaign.toml", |t| t);
-    let plugins = names(faults);
+    let plugins = plugin_paths(faults);
     let mut args = vec!["--cycles", cycles, "--writes", "60"];
     args.extend_from_slice(extra);
     for p in &plugins {

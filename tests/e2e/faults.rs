@@ -12,10 +12,7 @@ fn four_faults(net: &str) {
         "drop_random_acks",
         "clock_skew_peer",
     ];
-    let plugins: Vec<String> = names
-        .iter()
-        .map(|n| plugin(n).to_string_lossy().into_owned())
-        .collect();
+    let plugins = plugin_paths(&names);
     let mut args = vec!["--cycles", "20", "--writes", "60", "--settle-ms", "300"];
     args.extend(["--net", net]);
     for p in &plugins {

@@ -42,14 +42,11 @@ fn killed_and_resumed(net: &str) {
     let d = dir.path();
     let c = campaign(d, false, |t| t);
     let out = d.join("out");
-    let plugins: Vec<String> = [
+    let plugins = plugin_paths(&[
         "drop_random_acks",
         "partition_minority",
         "kill_primary_mid_write",
-    ]
-    .iter()
-    .map(|n| plugin(n).to_string_lossy().into_owned())
-    .collect();
+    ]);
     let mut first = vec![
         "run",
         "--campaign",

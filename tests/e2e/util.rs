@@ -21,6 +21,14 @@ pub fn plugin(name: &str) -> PathBuf {
     p
 }
 
+/// The built plugins `names`, as paths for `--plugin`.
+pub fn plugin_paths(names: &[&str]) -> Vec<String> {
+    names
+        .iter()
+        .map(|n| plugin(n).to_string_lossy().into_owned())
+        .collect()
+}
+
 /// The reference campaign (correct or buggy), rewritten with absolute paths
 /// and `edit` applied, written into `dir`.
 pub fn campaign(dir: &Path, buggy: bool, edit: impl Fn(String) -> String) -> PathBuf {
