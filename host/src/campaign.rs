@@ -233,6 +233,11 @@ pub struct Settings {
     /// Wall-clock budget for one plugin call.
     #[serde(default = "default_plugin_timeout")]
     pub plugin_timeout_ms: u64,
+    /// Opt into the seed protocol's tolerance: a cycle whose lost
+    /// acknowledged writes are at most this ratio of its acknowledged
+    /// writes is not failed, and the report says "tolerated". Unset (the
+    /// default), any lost acknowledged write fails its cycle.
+    pub tolerate_lost_ratio: Option<f64>,
 }
 
 impl Default for Burst {
@@ -253,6 +258,7 @@ impl Default for Settings {
             seed: None,
             assertions: Vec::new(),
             plugin_timeout_ms: default_plugin_timeout(),
+            tolerate_lost_ratio: None,
         }
     }
 }
@@ -438,6 +444,14 @@ impl Campaign {
         let threshold = file.campaign.threshold;
         if !(0.0..=1.0).contains(&threshold) {
             bail!("campaign.threshold is {threshold}: it is a ratio and must lie in [0, 1]");
+        }
+        if let Some(t) = file.campaign.tolerate_lost_ratio
+            && !(0.0..=1.0).contains(&t)
+        {
+            bail!("campaign.tolerate_lost_ratio is {t}: it is a ratio and must lie in [0, 1]");
+        }
+        if file.burst.writes == 0 {
+            bail!("burst.writes is 0: a cycle that writes nothing tests nothing; give at least 1");
         }
         if file.burst.concurrency == 0 {
             bail!("burst.concurrency is 0: at least one writer is needed");

@@ -126,10 +126,18 @@ impl Journal {
         }
     }
 
-    /// Undo whatever is still open, then delete the journal.
+    /// Undo whatever is still open, then delete the journal; a journal
+    /// with an undo that failed is kept, for `chaos-host cleanup`.
     pub fn close(self) -> Vec<String> {
-        let actions = replay_file(&self.path).unwrap_or_default();
-        let _ = std::fs::remove_file(&self.path);
+        let (mut actions, failed) = match replay_file(&self.path) {
+            Ok(r) => r,
+            Err(e) => (Vec::new(), vec![format!("{e:#}")]),
+        };
+        if failed.is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        } else {
+            actions.extend(kept(&self.path, failed));
+        }
         actions
     }
 }
@@ -225,10 +233,14 @@ pub fn recover(dir: &Path) -> anyhow::Result<Vec<String>> {
                 true
             }
         };
-        let done = replay_text(&text, same_boot);
+        let (done, failed) = replay_text(&text, same_boot);
         if !done.is_empty() {
             actions.push(format!("journal {}:", path.display()));
             actions.extend(done.into_iter().map(|a| format!("  {a}")));
+        }
+        if !failed.is_empty() {
+            actions.extend(kept(&path, failed));
+            continue;
         }
         match std::fs::remove_file(&path) {
             Ok(()) => {}
@@ -251,8 +263,20 @@ fn parse(text: &str) -> Vec<(u64, Entry)> {
         .collect()
 }
 
-/// Undo the open entries of one journal, newest first.
-fn replay_file(path: &Path) -> anyhow::Result<Vec<String>> {
+/// The report of a journal kept because undos failed.
+fn kept(path: &Path, failed: Vec<String>) -> Vec<String> {
+    let mut lines = vec![format!(
+        "journal {} KEPT: {} undo(s) failed; fix the cause, then run `chaos-host cleanup` again:",
+        path.display(),
+        failed.len()
+    )];
+    lines.extend(failed.into_iter().map(|f| format!("  undo failed: {f}")));
+    lines
+}
+
+/// Undo the open entries of one journal, newest first: what was done, and
+/// what failed.
+fn replay_file(path: &Path) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading journal {}", path.display()))?;
     Ok(replay_text(&text, true))
@@ -261,7 +285,7 @@ fn replay_file(path: &Path) -> anyhow::Result<Vec<String>> {
 /// Undo the open entries of a journal's text, newest first. Across a reboot
 /// the processes are long gone and their ids may belong to others: only
 /// namespaces and tables are considered.
-fn replay_text(text: &str, same_boot: bool) -> Vec<String> {
+fn replay_text(text: &str, same_boot: bool) -> (Vec<String>, Vec<String>) {
     let entries = parse(text);
     let done: std::collections::HashSet<u64> = entries
         .iter()
@@ -271,6 +295,7 @@ fn replay_text(text: &str, same_boot: bool) -> Vec<String> {
         })
         .collect();
     let mut actions = Vec::new();
+    let mut failed = Vec::new();
     for (seq, entry) in entries.iter().rev() {
         if done.contains(seq) {
             continue;
@@ -278,16 +303,40 @@ fn replay_text(text: &str, same_boot: bool) -> Vec<String> {
         if !same_boot && matches!(entry, Entry::Group { .. } | Entry::Stopped { .. }) {
             continue;
         }
-        if let Some(a) = undo(entry) {
-            actions.push(a);
+        match try_undo(entry) {
+            Ok(Some(a)) => actions.push(a),
+            Ok(None) => {}
+            Err(f) => failed.push(f),
         }
     }
-    actions
+    (actions, failed)
 }
 
-/// Undo one entry; idempotent. Returns what was done, if anything.
+/// Undo one entry; idempotent. Returns what was done, if anything (a
+/// failure is only reported by [`try_undo`]).
 pub fn undo(entry: &Entry) -> Option<String> {
-    match entry {
+    try_undo(entry).ok().flatten()
+}
+
+/// Run `program args`; Err with the command line and its stderr.
+fn command(program: &str, args: &[&str]) -> Result<(), String> {
+    let shown = format!("`{program} {}`", args.join(" "));
+    match std::process::Command::new(program).args(args).output() {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(format!(
+            "{shown} exited with {}: {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Err(format!("{shown}: {e}")),
+    }
+}
+
+/// Undo one entry; idempotent. Ok(None) when there was nothing left to
+/// undo; Err names the command that failed while the thing it should
+/// remove is still there.
+pub fn try_undo(entry: &Entry) -> Result<Option<String>, String> {
+    Ok(match entry {
         Entry::Owner { .. } | Entry::Done { .. } => None,
         Entry::Stopped { pid, start } => {
             if same_process(*pid, *start) {
@@ -303,11 +352,11 @@ pub fn undo(entry: &Entry) -> Option<String> {
             // (Linux does not hand out a pid in use as a process group id).
             let leader_alive = start_time(Pid::from_raw(*pgid));
             if leader_alive.is_some_and(|s| s != *start) {
-                return None;
+                return Ok(None);
             }
             let members = group_members(*pgid);
             if members.is_empty() {
-                return None;
+                return Ok(None);
             }
             let _ = killpg(Pid::from_raw(*pgid), Signal::SIGKILL);
             // Stopped members die of SIGKILL too; continue them anyway so
@@ -320,24 +369,39 @@ pub fn undo(entry: &Entry) -> Option<String> {
         }
         Entry::Nft { netns, table } => {
             let (family, name) = table.split_once(' ').unwrap_or(("inet", table));
-            let ok = std::process::Command::new("ip")
-                .args([
+            match command(
+                "ip",
+                &[
                     "netns", "exec", netns, "nft", "delete", "table", family, name,
-                ])
-                .stderr(std::process::Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            ok.then(|| format!("deleted nftables table {table} in namespace {netns}"))
+                ],
+            ) {
+                Ok(()) => Some(format!(
+                    "deleted nftables table {table} in namespace {netns}"
+                )),
+                // Gone already (with its namespace, or never made).
+                Err(_)
+                    if command(
+                        "ip",
+                        &["netns", "exec", netns, "nft", "list", "table", family, name],
+                    )
+                    .is_err() =>
+                {
+                    None
+                }
+                Err(e) => return Err(e),
+            }
         }
-        Entry::Netns { name } => {
-            let ok = std::process::Command::new("ip")
-                .args(["netns", "delete", name])
-                .stderr(std::process::Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            ok.then(|| format!("deleted network namespace {name}"))
-        }
-    }
+        Entry::Netns { name } => match command("ip", &["netns", "delete", name]) {
+            Ok(()) => Some(format!("deleted network namespace {name}")),
+            Err(e) if netns_exists(name) => return Err(e),
+            Err(_) => None,
+        },
+    })
+}
+
+/// `ip netns` still lists a namespace of this name.
+fn netns_exists(name: &str) -> bool {
+    Path::new("/run/netns").join(name).exists()
 }
 
 #[cfg(test)]
@@ -359,7 +423,38 @@ mod tests {
         let parsed = parse(&std::fs::read_to_string(j.path()).unwrap());
         assert_eq!(parsed.len(), 3, "owner, netns, done; torn line skipped");
         assert_eq!(parsed[2].1, Entry::Done { of: a });
-        assert!(replay_file(j.path()).unwrap().is_empty());
+        assert_eq!(replay_file(j.path()).unwrap(), (vec![], vec![]));
+    }
+
+    /// A journal whose undo failed is kept and the failed command named
+    /// (it used to be deleted, hiding what was left behind).
+    #[test]
+    fn a_failed_undo_keeps_the_journal_and_names_the_command() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root to make /run/netns entries");
+            return;
+        }
+        // A directory where `ip netns delete` expects a mount point: the
+        // delete fails and the entry stays.
+        let name = format!("chs-test-undo-{}", std::process::id());
+        let fake = Path::new("/run/netns").join(&name);
+        std::fs::create_dir_all(fake.join("busy")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::create(dir.path(), "failing").unwrap();
+        j.record(Entry::Netns { name: name.clone() }).unwrap();
+        let path = j.path().to_path_buf();
+        let lines = j.close();
+        let text = lines.join("\n");
+        std::fs::remove_dir_all(&fake).unwrap();
+        assert!(path.exists(), "journal kept: {text}");
+        assert!(
+            text.contains("KEPT") && text.contains(&format!("`ip netns delete {name}`")),
+            "{text}"
+        );
+        // With the cause gone, cleanup finishes and removes it.
+        let _ = std::fs::remove_file(dir.path().join("x"));
+        let rerun = replay_file(&path).unwrap();
+        assert!(rerun.1.is_empty(), "{rerun:?}");
     }
 
     #[test]

@@ -15,10 +15,12 @@ mod net;
 mod plugin;
 mod probes;
 mod procfs;
+mod replay;
 mod report;
 mod roles;
 mod run;
 mod scaffold;
+mod verdict;
 mod workload;
 
 use clap::Parser;
@@ -96,6 +98,7 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             }
             Ok(true)
         }
+        Command::Replay(args) => replay::replay(&args).await,
         Command::Bench(args) => {
             bench::run(&args).await?;
             Ok(true)

@@ -22,6 +22,22 @@ pub enum Status {
     /// The fault could not be applied to this target and was only recorded
     /// (e.g. a clock skew on a static binary): never a pass.
     Simulated,
+    /// Nothing was tested: no write was acknowledged.
+    Vacuous,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+            Status::Ineffective => "ineffective",
+            Status::Unknown => "unknown",
+            Status::Error => "error",
+            Status::Simulated => "simulated",
+            Status::Vacuous => "vacuous",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -31,6 +47,9 @@ pub struct Counts {
     pub quorum_not_met: u64,
     pub fail: u64,
     pub indeterminate: u64,
+    /// Answers with a status the campaign does not classify.
+    #[serde(default)]
+    pub unexpected: u64,
 }
 
 impl Counts {
@@ -45,6 +64,7 @@ impl Counts {
                 Outcome::QuorumNotMet => c.quorum_not_met += 1,
                 Outcome::Fail => c.fail += 1,
                 Outcome::Indeterminate => c.indeterminate += 1,
+                Outcome::Unexpected => c.unexpected += 1,
             }
         }
         c
@@ -58,10 +78,31 @@ pub struct NodeRecord {
     pub alive: bool,
     /// How the node ended, when it did not survive the cycle.
     pub exit: Option<String>,
+    /// When it ended, ms from the burst start (negative: before it).
+    pub died_at_ms: Option<i64>,
+    /// The end of its log, when it died.
+    pub log_tail: Option<String>,
+    /// Why a live node's last read-back gave no ids (a liveness finding).
+    pub read_error: Option<String>,
     /// Ids of this cycle the node holds.
     pub held: usize,
-    /// Acknowledged ids this node lacks (live nodes only).
+    /// Acknowledged ids this node lacks at the end of the convergence
+    /// window (live nodes only).
     pub missing_acked: Vec<String>,
+    /// ms from the heal until the node held every acknowledged id; none
+    /// when it never did.
+    pub converged_ms: Option<u64>,
+    /// Acknowledged ids that were missing at the first read-back after the
+    /// heal and arrived later, with when.
+    pub late: Vec<Late>,
+}
+
+/// An acknowledged id that reached a node only after the heal.
+#[derive(Clone, Debug, Serialize)]
+pub struct Late {
+    pub id: String,
+    /// ms from the heal until a read-back first showed it.
+    pub after_ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -99,6 +140,8 @@ pub struct CycleRecord {
     /// Acknowledged writes present on every live node.
     pub acked_everywhere: u64,
     pub lost_acked: u64,
+    /// Lost acknowledged writes let through by `campaign.tolerate_lost_ratio`.
+    pub tolerated_lost: u64,
     pub convergence_bound: f64,
     /// Refused or failed writes that nevertheless appear on some node.
     pub refused_but_present: Vec<String>,
@@ -131,6 +174,8 @@ pub struct Tally {
     pub acked_everywhere: u64,
     pub lost_acked: u64,
     #[serde(default)]
+    pub tolerated_lost: u64,
+    #[serde(default)]
     pub probes: Option<crate::probes::QuorumProbes>,
 }
 
@@ -143,6 +188,7 @@ impl CycleRecord {
             counts: self.counts.clone(),
             acked_everywhere: self.acked_everywhere,
             lost_acked: self.lost_acked,
+            tolerated_lost: self.tolerated_lost,
             probes: self.probes.clone(),
         }
     }
@@ -180,6 +226,8 @@ pub struct ClassSummary {
     pub counts: Counts,
     pub acked_everywhere: u64,
     pub lost_acked: u64,
+    /// Of `lost_acked`, what `campaign.tolerate_lost_ratio` let through.
+    pub tolerated_lost: u64,
     pub convergence_bound: f64,
     pub threshold: f64,
     pub passed_cycles: u32,
@@ -188,6 +236,7 @@ pub struct ClassSummary {
     pub unknown_cycles: u32,
     pub error_cycles: u32,
     pub simulated_cycles: u32,
+    pub vacuous_cycles: u32,
     /// The quorum probes over the class, when the campaign runs them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quorum_probes: Option<ProbeSummary>,
@@ -214,6 +263,7 @@ impl ClassSummary {
             counts: Counts::default(),
             acked_everywhere: 0,
             lost_acked: 0,
+            tolerated_lost: 0,
             convergence_bound: 1.0,
             threshold,
             passed_cycles: 0,
@@ -222,6 +272,7 @@ impl ClassSummary {
             unknown_cycles: 0,
             error_cycles: 0,
             simulated_cycles: 0,
+            vacuous_cycles: 0,
             quorum_probes: None,
             pass: false,
             reasons: vec![],
@@ -235,8 +286,10 @@ impl ClassSummary {
         self.counts.quorum_not_met += c.counts.quorum_not_met;
         self.counts.fail += c.counts.fail;
         self.counts.indeterminate += c.counts.indeterminate;
+        self.counts.unexpected += c.counts.unexpected;
         self.acked_everywhere += c.acked_everywhere;
         self.lost_acked += c.lost_acked;
+        self.tolerated_lost += c.tolerated_lost;
         match c.status {
             Status::Pass => self.passed_cycles += 1,
             Status::Fail => self.failed_cycles += 1,
@@ -244,6 +297,7 @@ impl ClassSummary {
             Status::Unknown => self.unknown_cycles += 1,
             Status::Error => self.error_cycles += 1,
             Status::Simulated => self.simulated_cycles += 1,
+            Status::Vacuous => self.vacuous_cycles += 1,
         }
         if let Some(p) = &c.probes {
             let sum = self.quorum_probes.get_or_insert_with(ProbeSummary::default);
@@ -260,8 +314,10 @@ impl ClassSummary {
         Ok(())
     }
 
-    /// A class passes when the bound meets the threshold and every cycle
-    /// passed: no failing verdict, no ineffective fault, no plugin error.
+    /// A class passes only when every cycle passed (the judge's statuses,
+    /// [`crate::verdict`]) and the class's convergence bound meets the
+    /// threshold (seed 002's class figure; with durability binary per
+    /// cycle it can only fall below 1 through tolerated losses).
     pub fn finish(&mut self) {
         let mut reasons = vec![];
         if self.cycles == 0 {
@@ -274,7 +330,14 @@ impl ClassSummary {
             ));
         }
         for (n, what) in [
-            (self.failed_cycles, "cycle(s) failed an assertion"),
+            (
+                self.failed_cycles,
+                "cycle(s) failed: a lost write, a dead or silent node, a failing assertion or probe",
+            ),
+            (
+                self.vacuous_cycles,
+                "cycle(s) tested nothing (no write acknowledged)",
+            ),
             (
                 self.ineffective_cycles,
                 "cycle(s) where the fault did not take effect",
@@ -291,6 +354,12 @@ impl ClassSummary {
             }
         }
         self.pass = reasons.is_empty();
+        if self.tolerated_lost > 0 {
+            reasons.push(format!(
+                "tolerated: {} acknowledged write(s) lost within campaign.tolerate_lost_ratio",
+                self.tolerated_lost
+            ));
+        }
         self.reasons = reasons;
     }
 }
@@ -307,11 +376,57 @@ mod tests {
         assert!(e.contains("harness error") && e.contains("6.28"), "{e}");
     }
 
+    fn tally(status: Status, ok: u64, lost: u64, tolerated: u64) -> Tally {
+        Tally {
+            class: "c".into(),
+            cycle: 1,
+            status,
+            counts: Counts {
+                writes: 100,
+                ok,
+                ..Counts::default()
+            },
+            acked_everywhere: ok - lost,
+            lost_acked: lost,
+            tolerated_lost: tolerated,
+            probes: None,
+        }
+    }
+
+    /// A class passes only when every cycle passed: one vacuous cycle among
+    /// passing ones fails it, a tolerated loss passes and says so.
+    #[test]
+    fn a_class_passes_only_when_every_cycle_does() {
+        let class = |tallies: &[Tally]| {
+            let mut s = ClassSummary::new("c", None, 0.995);
+            for t in tallies {
+                s.add(t).unwrap();
+            }
+            s.finish();
+            s
+        };
+        let ok = tally(Status::Pass, 100, 0, 0);
+        assert!(class(&[ok.clone(), ok.clone()]).pass);
+        let s = class(&[ok.clone(), tally(Status::Vacuous, 0, 0, 0)]);
+        assert!(!s.pass && s.vacuous_cycles == 1, "{:?}", s.reasons);
+        assert!(s.reasons.iter().any(|r| r.contains("tested nothing")));
+        let s = class(&[ok.clone(), tally(Status::Fail, 100, 1, 0)]);
+        assert!(
+            !s.pass,
+            "one lost write fails the class though 199/200 >= 0.995"
+        );
+        let s = class(&[ok.clone(), tally(Status::Pass, 100, 1, 1)]);
+        assert!(s.pass && s.tolerated_lost == 1, "{:?}", s.reasons);
+        assert!(s.reasons.iter().any(|r| r.starts_with("tolerated: 1")));
+        assert!(!class(&[]).pass, "no cycle ran");
+    }
+
     #[test]
     fn counts_classify_every_outcome() {
         let w = |o| WriteResult {
             id: "a".into(),
             outcome: o,
+            status: None,
             start_us: 0,
             latency_us: 5,
         };
@@ -321,10 +436,18 @@ mod tests {
             w(Outcome::QuorumNotMet),
             w(Outcome::Fail),
             w(Outcome::Indeterminate),
+            w(Outcome::Unexpected),
         ]);
         assert_eq!(
-            (c.writes, c.ok, c.quorum_not_met, c.fail, c.indeterminate),
-            (5, 2, 1, 1, 1)
+            (
+                c.writes,
+                c.ok,
+                c.quorum_not_met,
+                c.fail,
+                c.indeterminate,
+                c.unexpected
+            ),
+            (6, 2, 1, 1, 1, 1)
         );
     }
 }

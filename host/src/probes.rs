@@ -95,7 +95,10 @@ pub async fn quorum(
             n.kill_and_reap().await;
             down.push(n.index);
         }
-        let outcome = writer.write(http, primary.index, primary.port, &id).await;
+        let outcome = writer
+            .write(http, primary.index, primary.port, &id)
+            .await
+            .outcome;
         ProbeWrite {
             id,
             peers_down: down.clone(),

@@ -24,6 +24,8 @@ pub struct Plan {
     pub args: crate::cli::RunArgs,
     /// Finish the run already in `out` instead of starting afresh.
     pub resume: bool,
+    /// Run only this cycle of this class (`chaos-host replay`).
+    pub only: Option<(String, u32)>,
     pub campaign: Campaign,
     pub plugins: Vec<PathBuf>,
     /// Opt-in, unsandboxed shared libraries.
@@ -129,6 +131,21 @@ pub async fn load_plugins(
 /// Run the whole campaign; returns the summary (also written to `out`).
 pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
     let (faults, assertions) = load_plugins(plan, runtime).await?;
+    let shas: std::collections::BTreeMap<String, String> = faults
+        .iter()
+        .chain(&assertions)
+        .map(|p| (p.meta.name.clone(), p.meta.sha256.clone()))
+        .collect();
+    // A resumed or replayed run must run the plugins it recorded.
+    for (name, saved) in &plan.args.plugin_sha256 {
+        match shas.get(name) {
+            Some(now) if now == saved => {}
+            Some(now) => bail!(
+                "plugin {name}: sha256 {now} differs from {saved} recorded in run.json: the plugin changed since the run was recorded, so its cycles cannot be repeated; rebuild the recorded version or start a new run"
+            ),
+            None => bail!("plugin {name}, recorded in run.json, is not loaded"),
+        }
+    }
     if assertions.is_empty() {
         tracing::warn!("no assertion plugin: only the host's convergence bound judges the cycles");
     }
@@ -152,9 +169,11 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
     // one cycles.jsonl; the lock goes with the process, however it ends.
     let _lock = lock_out(&plan.out)?;
     if !plan.resume {
+        let mut args = plan.args.clone();
+        args.plugin_sha256 = shas;
         write_atomic(
             &plan.out.join("run.json"),
-            &serde_json::to_vec_pretty(&plan.args)?,
+            &serde_json::to_vec_pretty(&args)?,
         )?;
     }
     let run_id = format!(
@@ -252,13 +271,27 @@ async fn run_classes(
         plan.seed
     );
     let started = Instant::now();
-    let classes: Vec<Option<&Loaded>> = if faults.is_empty() {
+    let mut classes: Vec<Option<&Loaded>> = if faults.is_empty() {
         vec![None]
     } else {
         faults.iter().map(Some).collect()
     };
+    if let Some((only, _)) = &plan.only {
+        let name = |f: &Option<&Loaded>| f.map_or("none".to_string(), |f| f.meta.name.clone());
+        let known: Vec<String> = classes.iter().map(name).collect();
+        classes.retain(|f| name(f) == *only);
+        if classes.is_empty() {
+            bail!(
+                "--class {only}: the run has no such class (it has: {})",
+                known.join(", ")
+            );
+        }
+    }
     let libfaketime = crate::effects::clock::libfaketime();
-    let total = plan.cycles as u64 * classes.len() as u64;
+    let total = match plan.only {
+        Some(_) => 1,
+        None => plan.cycles as u64 * classes.len() as u64,
+    };
     if plan.resume {
         eprintln!(
             "chaos-host: resuming {}: {} of {total} cycle(s) already recorded",
@@ -268,7 +301,7 @@ async fn run_classes(
     }
     let progress = Progress::new(total.saturating_sub(done.len() as u64));
     let mut summaries = Vec::new();
-    for (class_index, fault) in classes.into_iter().enumerate() {
+    for fault in classes {
         let class = fault.map_or("none".to_string(), |f| f.meta.name.clone());
         let mut summary = ClassSummary::new(&class, fault.map(|f| f.meta.label()), threshold);
         let recorded: Vec<&Tally> = done.iter().filter(|t| t.class == class).collect();
@@ -298,7 +331,10 @@ async fn run_classes(
             if recorded.iter().any(|t| t.cycle == n) {
                 continue;
             }
-            let seed = splitmix(plan.seed ^ ((class_index as u64) << 32) ^ n as u64);
+            if plan.only.as_ref().is_some_and(|(_, only)| *only != n) {
+                continue;
+            }
+            let seed = cycle_seed(plan.seed, &class, n);
             let dir = work.join(&class).join(format!("cycle-{n}"));
             let t = Instant::now();
             let record = tokio::select! {
@@ -343,10 +379,11 @@ async fn run_classes(
     Ok(summary)
 }
 
-/// Keep a non-passing cycle's files under `out/evidence/`; delete a passing
-/// cycle's.
+/// Keep the files of every cycle that is not a clean pass (any status but
+/// `pass`, or a pass that tolerated lost writes) under `out/evidence/`;
+/// delete a clean pass's.
 fn keep_evidence(mut record: CycleRecord, dir: &Path, out: &Path) -> anyhow::Result<CycleRecord> {
-    if record.status == Status::Pass {
+    if record.status == Status::Pass && record.tolerated_lost == 0 {
         std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
         return Ok(record);
     }
@@ -544,6 +581,19 @@ impl Shutdown {
             _ = self.term.recv() => "SIGTERM",
         }
     }
+}
+
+/// The seed of cycle `n` of `class`: from the run seed, the class's name
+/// and the cycle number only, so adding, removing or reordering classes
+/// never changes another class's cycles, a shard can compute any cycle's
+/// seed, and `chaos-host replay` can check a recorded one.
+pub fn cycle_seed(run_seed: u64, class: &str, n: u32) -> u64 {
+    // FNV-1a of the name: stable across builds and platforms (std's
+    // hashers are not).
+    let name = class.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    splitmix(splitmix(run_seed ^ name) ^ n as u64)
 }
 
 /// SplitMix64: derives independent per-cycle seeds from the campaign seed.

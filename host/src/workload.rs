@@ -3,7 +3,6 @@
 //! ids each node holds.
 
 use crate::campaign::{Campaign, Encoding, Vars};
-use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -19,16 +18,25 @@ pub enum Outcome {
     Ok,
     /// Refused with the campaign's quorum-not-met status.
     QuorumNotMet,
-    /// Definitely not accepted: connection refused or another status.
+    /// Definitely not accepted: the connection was refused.
     Fail,
     /// Unknown: timeout or connection dropped mid-request; may have landed.
     Indeterminate,
+    /// An answer the campaign does not classify: a status in none of
+    /// `ok_status`, `quorum_not_met_status`, `indeterminate_status`. Counted
+    /// apart, so a campaign that lists the wrong statuses is seen at once
+    /// (a campaign saying 200 to a system answering 201 acknowledged
+    /// nothing and passed).
+    Unexpected,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct WriteResult {
     pub id: String,
     pub outcome: Outcome,
+    /// The HTTP status, when the system answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
     /// Offsets from the burst start, microseconds.
     pub start_us: u64,
     pub latency_us: u64,
@@ -44,7 +52,12 @@ pub struct Progress {
 pub struct Burst {
     pub results: Vec<WriteResult>,
     pub elapsed: Duration,
+    /// The first body of each unexpected status, clipped, for the reasons.
+    pub unexpected_bodies: Vec<(u16, String)>,
 }
+
+/// Longest body excerpt kept of an unexpected answer.
+const BODY_EXCERPT: usize = 200;
 
 /// Where and what a burst writes.
 pub struct Target<'a> {
@@ -78,11 +91,13 @@ pub async fn burst(
     let progress = Arc::new(progress);
     let concurrency = campaign.file.burst.concurrency.min(ids.len().max(1) as u32);
     let writer = Writer::new(campaign, namespace, cycle);
+    let bodies: Arc<std::sync::Mutex<Vec<(u16, String)>>> = Arc::default();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
         let (http, next, ids, progress) =
             (http.clone(), next.clone(), ids.clone(), progress.clone());
         let writer = writer.clone();
+        let bodies = bodies.clone();
         workers.spawn(async move {
             let mut out = Vec::new();
             loop {
@@ -90,10 +105,18 @@ pub async fn burst(
                 let Some(id) = ids.get(i) else { break };
                 let t0 = Instant::now();
                 progress.send_modify(|p| p.issued += 1);
-                let outcome = writer.write(&http, index, port, id).await;
+                let answer = writer.write(&http, index, port, id).await;
+                if let Some(body) = answer.body {
+                    let mut b = bodies.lock().unwrap_or_else(|e| e.into_inner());
+                    let status = answer.status.unwrap_or(0);
+                    if !b.iter().any(|(s, _)| *s == status) {
+                        b.push((status, body));
+                    }
+                }
                 out.push(WriteResult {
                     id: id.clone(),
-                    outcome,
+                    outcome: answer.outcome,
+                    status: answer.status,
                     start_us: t0.duration_since(started).as_micros() as u64,
                     latency_us: t0.elapsed().as_micros() as u64,
                 });
@@ -107,10 +130,22 @@ pub async fn burst(
     }
     progress.send_modify(|p| p.done = true);
     results.sort_by_key(|r| r.start_us);
+    let mut unexpected_bodies =
+        std::mem::take(&mut *bodies.lock().unwrap_or_else(|e| e.into_inner()));
+    unexpected_bodies.sort();
     Burst {
         results,
         elapsed: started.elapsed(),
+        unexpected_bodies,
     }
+}
+
+/// What one write came to.
+pub struct Answer {
+    pub outcome: Outcome,
+    pub status: Option<u16>,
+    /// The body excerpt of an [`Outcome::Unexpected`] answer.
+    pub body: Option<String>,
 }
 
 /// Renders and sends single writes, and classifies what came of them.
@@ -146,7 +181,7 @@ impl Writer {
     }
 
     /// Write `id` through node `index` at `port`.
-    pub async fn write(&self, http: &reqwest::Client, index: u32, port: u16, id: &str) -> Outcome {
+    pub async fn write(&self, http: &reqwest::Client, index: u32, port: u16, id: &str) -> Answer {
         let vars = Vars::client(port, index)
             .with("id", id)
             .with("namespace", self.namespace.as_str())
@@ -159,19 +194,46 @@ impl Writer {
             Ok(resp) => {
                 let st = resp.status().as_u16();
                 // Drain the body so the connection is reused.
-                let _ = resp.bytes().await;
-                if self.ok.contains(&st) {
+                let body = resp.bytes().await;
+                let outcome = if self.ok.contains(&st) {
                     Outcome::Ok
                 } else if self.quorum_not_met.contains(&st) {
                     Outcome::QuorumNotMet
                 } else if self.indeterminate.contains(&st) {
                     Outcome::Indeterminate
                 } else {
-                    Outcome::Fail
+                    Outcome::Unexpected
+                };
+                let body = (outcome == Outcome::Unexpected).then(|| {
+                    let text = body.map(|b| String::from_utf8_lossy(&b).into_owned());
+                    excerpt(&text.unwrap_or_default())
+                });
+                Answer {
+                    outcome,
+                    status: Some(st),
+                    body,
                 }
             }
-            Err(e) => classify_error(&e),
+            Err(e) => Answer {
+                outcome: classify_error(&e),
+                status: None,
+                body: None,
+            },
         }
+    }
+}
+
+/// The first [`BODY_EXCERPT`] bytes of `text`, on one line.
+fn excerpt(text: &str) -> String {
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut cut = one_line.len().min(BODY_EXCERPT);
+    while !one_line.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    if cut < one_line.len() {
+        format!("{}…", &one_line[..cut])
+    } else {
+        one_line
     }
 }
 
@@ -194,6 +256,20 @@ fn classify_error(e: &reqwest::Error) -> Outcome {
     Outcome::Indeterminate
 }
 
+/// Why a read-back gave no ids.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The node did not answer in time, refused the connection or answered
+    /// a non-2xx status: a finding about the node (liveness), not about the
+    /// harness.
+    #[error("{0}")]
+    Unanswered(String),
+    /// The node answered, but not in the shape the campaign describes: the
+    /// campaign (or the system) is wrong, and no figure can be trusted.
+    #[error("{0}")]
+    Garbage(String),
+}
+
 /// Read back the ids node `port` holds in this cycle's namespace.
 pub async fn read_ids(
     campaign: &Campaign,
@@ -202,7 +278,7 @@ pub async fn read_ids(
     port: u16,
     namespace: &str,
     cycle: u32,
-) -> anyhow::Result<Vec<String>> {
+) -> Result<Vec<String>, ReadError> {
     let r = &campaign.file.read;
     let vars = Vars::client(port, index)
         .with("namespace", namespace)
@@ -214,20 +290,41 @@ pub async fn read_ids(
     if let Some(body) = &r.body {
         req = req.json(&vars.render_body(body, &r.base64));
     }
-    let resp = req
-        .send()
-        .await
-        .with_context(|| format!("read-back from node {index} at {url}"))?;
+    let unanswered = |what: &str, e: reqwest::Error| {
+        // `{e:#}`-style: reqwest's own text hides "connection refused" in
+        // its source chain.
+        let mut text = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            src = s.source();
+        }
+        let timeout = if e.is_timeout() {
+            format!(" (no answer within read.timeout_ms = {})", r.timeout_ms)
+        } else {
+            String::new()
+        };
+        ReadError::Unanswered(format!(
+            "{what} from node {index} at {url}: {text}{timeout}"
+        ))
+    };
+    let resp = req.send().await.map_err(|e| unanswered("read-back", e))?;
     let status = resp.status();
     let body = resp
         .bytes()
         .await
-        .with_context(|| format!("read-back body from node {index}"))?;
+        .map_err(|e| unanswered("read-back body", e))?;
     if !status.is_success() {
-        bail!("read-back from node {index} at {url}: status {status}");
+        return Err(ReadError::Unanswered(format!(
+            "read-back from node {index} at {url}: status {status}"
+        )));
     }
-    let doc: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| anyhow!("read-back from node {index} at {url}: not JSON ({e})"))?;
+    let doc: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+        ReadError::Garbage(format!(
+            "read-back from node {index} at {url}: not JSON ({e})"
+        ))
+    })?;
     let spec = IdSpec {
         pointer: &r.ids_pointer,
         id_field: r.id_field.as_deref(),
@@ -235,7 +332,7 @@ pub async fn read_ids(
         absent_is_empty: r.absent_is_empty,
     };
     spec.extract(&doc)
-        .map_err(|e| anyhow!("read-back from node {index} at {url}: {e}"))
+        .map_err(|e| ReadError::Garbage(format!("read-back from node {index} at {url}: {e}")))
 }
 
 /// Where the ids are in a read-back answer, and how they are encoded.

@@ -38,3 +38,6 @@ mod ai_memory;
 mod resume;
 // Bad input: the campaign corpus, unreadable plugins, broken systems.
 mod bad_input;
+// Sound verdicts: vacuous runs, unasked deaths, silent nodes, one lost
+// write, bad figures, replay.
+mod verdicts;

@@ -11,6 +11,11 @@
 //! requests to slower peers are aborted and nothing repairs them, so
 //! acknowledged writes silently miss a node.
 //!
+//! `--bug lose-one` drops exactly one replicated write (acknowledged, never
+//! stored), so tests can show a single lost write fails its cycle;
+//! `--bug hang-reads` never answers `/ids`; `--bug crash-mid-burst` aborts
+//! at its 20th record.
+//!
 //! Endpoints: `GET /health`, `POST /write`, `POST /replicate`,
 //! `GET /ids?ns=NS`, `GET /log?after=SEQ`, `GET /time`.
 
@@ -29,6 +34,16 @@ use std::time::Duration;
 pub enum Bug {
     /// Abort in-flight fan-out once quorum is met, without repair (seed 001).
     AbortFanout,
+    /// Acknowledge the replication of exactly one write (the one whose id
+    /// ends in `-w42`) without storing it: one lost acknowledged write in a
+    /// cycle, which a 0.995 threshold over 200 writes would let pass.
+    LoseOne,
+    /// Answer `/health` and writes, but never answer `/ids`: a node alive
+    /// and silent, for the liveness finding.
+    HangReads,
+    /// Abort the process once it holds 20 records: a node that dies
+    /// mid-burst though no fault asked for it.
+    CrashMidBurst,
 }
 
 #[derive(Parser, Debug)]
@@ -87,9 +102,11 @@ async fn main() -> anyhow::Result<()> {
         Duration::from_millis(args.quorum_timeout_ms),
         args.bug,
     );
-    // The seed-001 defect is that nothing repairs an aborted fan-out.
-    let catchup = args.bug.is_none() && args.catchup_ms > 0 && !peers.is_empty();
-    let state = server::State::new(args.node, log, replicator);
+    // The seed-001 defect is that nothing repairs an aborted fan-out; a
+    // write lost on purpose must stay lost too.
+    let repairs = !matches!(args.bug, Some(Bug::AbortFanout | Bug::LoseOne));
+    let catchup = repairs && args.catchup_ms > 0 && !peers.is_empty();
+    let state = server::State::new(args.node, log, replicator, args.bug);
     if catchup {
         tokio::spawn(replication::catch_up(
             state.clone(),

@@ -49,7 +49,7 @@ impl Replicator {
             let client = self.client.clone();
             let url = format!("{peer}/replicate");
             let record = record.clone();
-            let persistent = self.bug.is_none();
+            let persistent = self.bug != Some(Bug::AbortFanout);
             joins.spawn(async move { deliver(&client, &url, &record, persistent).await });
         }
         let deadline = tokio::time::sleep(self.timeout);
@@ -68,7 +68,7 @@ impl Replicator {
             // Seed 001: the slower peers' requests die mid-flight.
             Some(Bug::AbortFanout) => joins.shutdown().await,
             // Let the slower peers' deliveries run to completion.
-            None => {
+            _ => {
                 tokio::spawn(async move { while joins.join_next().await.is_some() {} });
             }
         }

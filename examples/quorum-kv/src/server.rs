@@ -1,5 +1,6 @@
 //! HTTP endpoints.
 
+use crate::Bug;
 use crate::log::{Log, Record};
 use crate::replication::Replicator;
 use axum::extract::{Query, State as Extract};
@@ -17,6 +18,7 @@ pub struct Inner {
     pub node: u32,
     pub log: Log,
     replicator: Replicator,
+    bug: Option<Bug>,
     /// Serialises commits: one fdatasync at a time. A replicate request
     /// waiting here is dropped if its sender goes away, which is what makes
     /// an aborted fan-out lose the write (seed 001).
@@ -31,11 +33,12 @@ impl std::ops::Deref for State {
 }
 
 impl State {
-    pub fn new(node: u32, log: Log, replicator: Replicator) -> Self {
+    pub fn new(node: u32, log: Log, replicator: Replicator, bug: Option<Bug>) -> Self {
         Self(Arc::new(Inner {
             node,
             log,
             replicator,
+            bug,
             commit_gate: tokio::sync::Mutex::new(()),
         }))
     }
@@ -45,9 +48,17 @@ impl State {
     pub async fn commit(&self, record: Record) -> std::io::Result<bool> {
         let _gate = self.commit_gate.lock().await;
         let state = self.clone();
-        tokio::task::spawn_blocking(move || state.log.append(record))
+        let stored = tokio::task::spawn_blocking(move || state.log.append(record))
             .await
-            .map_err(std::io::Error::other)?
+            .map_err(std::io::Error::other)?;
+        if self.bug == Some(Bug::CrashMidBurst) && self.log.len() >= 20 {
+            eprintln!(
+                "quorum-kv node {}: --bug crash-mid-burst: aborting",
+                self.node
+            );
+            std::process::abort();
+        }
+        stored
     }
 }
 
@@ -100,6 +111,10 @@ async fn replicate(
     Extract(s): Extract<State>,
     Json(record): Json<Record>,
 ) -> (StatusCode, Json<Value>) {
+    if s.bug == Some(Bug::LoseOne) && record.id.ends_with("-w42") {
+        // The defect: an acknowledgement for a write never stored.
+        return (StatusCode::OK, Json(json!({ "ok": true })));
+    }
     match s.commit(record).await {
         Ok(_) => (StatusCode::OK, Json(json!({ "ok": true }))),
         Err(e) => (
@@ -115,6 +130,9 @@ struct IdsQuery {
 }
 
 async fn ids(Extract(s): Extract<State>, Query(q): Query<IdsQuery>) -> Json<Value> {
+    if s.bug == Some(Bug::HangReads) {
+        std::future::pending::<()>().await;
+    }
     Json(json!({ "node": s.node, "ns": q.ns, "ids": s.log.ids_in(&q.ns) }))
 }
 

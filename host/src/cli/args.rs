@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a campaign: every fault plugin is a class, run for N cycles.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print what a plugin says about itself, its contract and its sha256.
     Inspect(InspectArgs),
     /// Rebuild report.html and junit.xml of an --out dir from its
@@ -31,6 +31,10 @@ pub enum Command {
     /// Undo what killed chaos-host runs left behind: node processes,
     /// stopped processes, nftables tables, network namespaces.
     Cleanup,
+    /// Rerun one recorded cycle exactly (its seed, parameters and plugins,
+    /// which must not have changed) and print its verdict beside the
+    /// recorded one. Exit 0 when the verdict is reproduced, 1 when not.
+    Replay(ReplayArgs),
     /// Measure what the engine costs: plugin load and calls, harness
     /// overhead per cycle, fault timing, memory over a campaign, and the
     /// workload driver against wrk. Run from the repository root.
@@ -78,6 +82,11 @@ pub struct RunArgs {
     #[arg(skip)]
     #[serde(default)]
     pub campaign_sha256: Option<String>,
+    /// sha256 of every plugin by name, saved in run.json: a resume or a
+    /// replay refuses a plugin that changed.
+    #[arg(skip)]
+    #[serde(default)]
+    pub plugin_sha256: std::collections::BTreeMap<String, String>,
     /// The campaign file (TOML) describing the system under test.
     #[arg(long, required_unless_present = "resume")]
     pub campaign: Option<PathBuf>,
@@ -120,6 +129,18 @@ pub struct RunArgs {
     /// Directory for cycles.jsonl, summary.json and evidence.
     #[arg(long, default_value = "chaos-out")]
     pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// The --out directory of the run that recorded the cycle.
+    pub dir: PathBuf,
+    /// The fault class (its plugin's name; `none` for the baseline).
+    #[arg(long)]
+    pub class: String,
+    /// The cycle number, as recorded in cycles.jsonl.
+    #[arg(long)]
+    pub cycle: u32,
 }
 
 #[derive(Args, Debug)]

@@ -2,7 +2,7 @@
 
 mod args;
 
-pub use args::{Cli, Command, RunArgs};
+pub use args::{Cli, Command, ReplayArgs, RunArgs};
 
 use crate::campaign::Campaign;
 use crate::run::Plan;
@@ -12,6 +12,13 @@ use std::time::Duration;
 impl RunArgs {
     /// The plan of the run whose --out dir is `dir`, from its `run.json`.
     fn resume(dir: &std::path::Path) -> anyhow::Result<Plan> {
+        let mut plan = Self::saved(dir)?;
+        plan.resume = true;
+        Ok(plan)
+    }
+
+    /// The plan saved in `dir/run.json`, writing to `dir`.
+    pub fn saved(dir: &std::path::Path) -> anyhow::Result<Plan> {
         let path = dir.join("run.json");
         let bytes = std::fs::read(&path).with_context(|| {
             format!(
@@ -24,11 +31,9 @@ impl RunArgs {
             .with_context(|| format!("--resume: {} is not a run plan", path.display()))?;
         saved.out = dir.to_path_buf();
         saved.resume = None;
-        let mut plan = saved
+        saved
             .plan()
-            .with_context(|| format!("--resume: the run saved in {}", path.display()))?;
-        plan.resume = true;
-        Ok(plan)
+            .with_context(|| format!("the run saved in {}", path.display()))
     }
 }
 
@@ -130,6 +135,9 @@ impl RunArgs {
             bail!("--cycles 0: nothing to run");
         }
         let writes = self.writes.unwrap_or(campaign.file.burst.writes);
+        if writes == 0 {
+            bail!("--writes 0: a cycle that writes nothing tests nothing; give at least 1");
+        }
         let settle = Duration::from_millis(self.settle_ms.unwrap_or(campaign.file.burst.settle_ms));
         let seed = self
             .seed
@@ -159,6 +167,7 @@ impl RunArgs {
         Ok(Plan {
             args: saved,
             resume: false,
+            only: None,
             net,
             campaign,
             plugins,

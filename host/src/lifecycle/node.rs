@@ -12,8 +12,9 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
-use std::sync::Mutex;
-use tokio::process::{Child, Command};
+use std::time::Instant;
+use tokio::process::Command;
+use tokio::sync::watch;
 
 pub struct Node {
     pub index: u32,
@@ -22,10 +23,19 @@ pub struct Node {
     /// Pid of the node's process, which leads its process group.
     pub pid: Pid,
     pub log_path: PathBuf,
-    child: tokio::sync::Mutex<Child>,
-    exit: Mutex<Option<ExitStatus>>,
+    /// Set once by the node's reaper task, the moment the leader exits:
+    /// the exit is seen (and timed) whoever asked for it, so a node that
+    /// dies unasked is a finding with its time, not a silent gap.
+    exit: watch::Receiver<Option<Exit>>,
     journal: Arc<Journal>,
     journal_seq: Option<u64>,
+}
+
+/// How and when a node's leader process ended.
+#[derive(Clone, Copy, Debug)]
+pub struct Exit {
+    pub status: ExitStatus,
+    pub at: Instant,
 }
 
 /// How to start one node.
@@ -70,7 +80,7 @@ impl Node {
                 Ok(())
             });
         }
-        let child = cmd.spawn().with_context(|| {
+        let mut child = cmd.spawn().with_context(|| {
             format!(
                 "system.command: starting node {index} with {}",
                 program.display()
@@ -86,13 +96,29 @@ impl Node {
                 start: start_time(pid).unwrap_or(0),
             })
             .ok();
+        // The reaper owns the child: it waits for the exit and stamps it.
+        // Dropping the task (runtime shut down) drops the child, which
+        // kills it (`kill_on_drop`).
+        let (tx, exit) = watch::channel(None);
+        tokio::spawn(async move {
+            let status = match child.wait().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("waiting for node {index} (pid {pid}): {e}");
+                    ExitStatus::from_raw(0xff00)
+                }
+            };
+            tx.send_replace(Some(Exit {
+                status,
+                at: Instant::now(),
+            }));
+        });
         Ok(Self {
             index,
             port: s.port,
             pid,
             log_path: s.log_path.to_path_buf(),
-            child: tokio::sync::Mutex::new(child),
-            exit: Mutex::new(None),
+            exit,
             journal: s.journal,
             journal_seq,
         })
@@ -102,37 +128,35 @@ impl Node {
     /// its id may be handed out again, unless members of the group remain:
     /// then the group is only signalled while it still has members.
     pub fn signal(&self, sig: Signal) -> nix::Result<()> {
-        let reaped = self
-            .exit
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some();
+        let reaped = self.exit.borrow().is_some();
         if reaped && group_members(self.pid.as_raw()).is_empty() {
             return Err(nix::errno::Errno::ESRCH);
         }
         killpg(self.pid, sig)
     }
 
-    /// The exit status, if the node has exited (reaping it if needed).
+    /// The exit status, if the node has exited (and been reaped).
     pub fn exit_status(&self) -> Option<ExitStatus> {
-        if let Some(s) = *self.exit.lock().unwrap_or_else(|e| e.into_inner()) {
-            return Some(s);
-        }
-        let mut child = self.child.try_lock().ok()?;
-        let status = child.try_wait().ok().flatten()?;
-        *self.exit.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
-        Some(status)
+        self.exit().map(|e| e.status)
+    }
+
+    /// How and when the node exited, if it has.
+    pub fn exit(&self) -> Option<Exit> {
+        *self.exit.borrow()
     }
 
     pub fn alive(&self) -> bool {
-        self.exit_status().is_none()
+        self.exit().is_none()
     }
 
-    /// Wait for the node to exit and reap it.
+    /// Wait for the node to exit (its reaper reaps it).
     pub async fn reap(&self) -> std::io::Result<ExitStatus> {
-        let status = self.child.lock().await.wait().await?;
-        *self.exit.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
-        Ok(status)
+        let mut rx = self.exit.clone();
+        let exit = rx
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| std::io::Error::other("the node's reaper is gone"))?;
+        Ok(exit.expect("waited for Some").status)
     }
 
     /// SIGKILL the process group and reap the leader.

@@ -11,11 +11,13 @@ mod bindings;
 mod grants;
 mod imports;
 mod native;
+mod observations;
 mod runtime;
 
 pub use bindings::types as bindings_types;
 pub use bindings::types::Capability;
 pub use grants::{Grants, parse as grants_parse};
+pub use observations::{CycleInfo, NodeObservation, Observations};
 pub use runtime::{AssertionVerdict, Loaded, Runtime};
 
 /// Contract versions this host accepts.

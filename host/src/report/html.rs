@@ -15,12 +15,13 @@ fn color(outcome: &str) -> &'static str {
         "ok" => "#2e7d32",
         "quorum_not_met" => "#ef6c00",
         "fail" => "#c62828",
+        "unexpected" => "#6a1b9a",
         _ => "#757575",
     }
 }
 
 pub fn render(v: &View) -> String {
-    let overall = v.classes.iter().all(|c| c.pass) && !v.classes.is_empty();
+    let overall = v.classes.iter().all(|c| c.summary.pass) && !v.classes.is_empty();
     let mut body = String::new();
     for c in &v.classes {
         body.push_str(&class_section(c, v.threshold));
@@ -58,23 +59,24 @@ fn class_section(c: &Class, threshold: f64) -> String {
         r#"<section class="class" id="class-{id}">
 <h2>{fault} <span class="{cls}">{verdict}</span></h2>
 <p>{plugin}</p>
-<table><tr><th>cycles</th><th>passed</th><th>writes</th><th>ok</th><th>quorum_not_met</th><th>fail</th><th>indeterminate</th><th>lost_acked</th><th>convergence_bound</th></tr>
-<tr><td>{n}</td><td>{passed}</td><td>{writes}</td><td>{ok}</td><td>{qnm}</td><td>{fail}</td><td>{indet}</td><td>{lost}</td><td>{bound:.4} (≥ {threshold})</td></tr></table>
+<table><tr><th>cycles</th><th>passed</th><th>writes</th><th>ok</th><th>quorum_not_met</th><th>fail</th><th>indeterminate</th><th>unexpected</th><th>lost_acked</th><th>convergence_bound</th></tr>
+<tr><td>{n}</td><td>{passed}</td><td>{writes}</td><td>{ok}</td><td>{qnm}</td><td>{fail}</td><td>{indet}</td><td>{unexpected}</td><td>{lost}</td><td>{bound:.4} (≥ {threshold})</td></tr></table>
 "#,
-        id = escape(&c.fault),
-        fault = escape(&c.fault),
-        cls = if c.pass { "pass" } else { "fail" },
-        verdict = if c.pass { "PASS" } else { "FAIL" },
-        plugin = escape(&c.plugin),
+        id = escape(&c.summary.fault),
+        fault = escape(&c.summary.fault),
+        cls = if c.summary.pass { "pass" } else { "fail" },
+        verdict = if c.summary.pass { "PASS" } else { "FAIL" },
+        plugin = escape(c.summary.plugin.as_deref().unwrap_or("")),
         n = c.cycles.len(),
-        passed = c.passed_cycles,
-        writes = c.writes,
-        ok = c.ok,
-        qnm = c.quorum_not_met,
-        fail = c.fail,
-        indet = c.indeterminate,
-        lost = c.lost_acked,
-        bound = c.convergence_bound,
+        passed = c.summary.passed_cycles,
+        writes = c.summary.counts.writes,
+        ok = c.summary.counts.ok,
+        qnm = c.summary.counts.quorum_not_met,
+        fail = c.summary.counts.fail,
+        indet = c.summary.counts.indeterminate,
+        unexpected = c.summary.counts.unexpected,
+        lost = c.summary.lost_acked,
+        bound = c.summary.convergence_bound,
     );
     s.push_str(&timeline(c));
     s.push_str(&nodes_table(c));

@@ -3,7 +3,7 @@
 use super::view::{View, escape};
 
 pub fn render(v: &View) -> String {
-    let failures = v.classes.iter().filter(|c| !c.pass).count();
+    let failures = v.classes.iter().filter(|c| !c.summary.pass).count();
     let mut out = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"chaos-host\" tests=\"{}\" failures=\"{failures}\">\n  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\">\n",
         v.classes.len(),
@@ -21,22 +21,23 @@ pub fn render(v: &View) -> String {
         out.push_str(&format!(
             "    <testcase classname=\"chaos-host.{}\" name=\"{}\" time=\"{secs:.3}\">\n",
             escape(&v.system),
-            escape(&c.fault)
+            escape(&c.summary.fault)
         ));
         let figures = format!(
-            "cycles={} passed={} writes={} ok={} quorum_not_met={} fail={} indeterminate={} lost_acked={} convergence_bound={:.4} threshold={}",
+            "cycles={} passed={} writes={} ok={} quorum_not_met={} fail={} indeterminate={} unexpected={} lost_acked={} convergence_bound={:.4} threshold={}",
             c.cycles.len(),
-            c.passed_cycles,
-            c.writes,
-            c.ok,
-            c.quorum_not_met,
-            c.fail,
-            c.indeterminate,
-            c.lost_acked,
-            c.convergence_bound,
+            c.summary.passed_cycles,
+            c.summary.counts.writes,
+            c.summary.counts.ok,
+            c.summary.counts.quorum_not_met,
+            c.summary.counts.fail,
+            c.summary.counts.indeterminate,
+            c.summary.counts.unexpected,
+            c.summary.lost_acked,
+            c.summary.convergence_bound,
             v.threshold
         );
-        if !c.pass {
+        if !c.summary.pass {
             let reasons: Vec<String> = c
                 .cycles
                 .iter()

@@ -14,22 +14,20 @@ use crate::run::Summary;
 use std::time::Duration;
 
 pub fn cycle_line(r: &CycleRecord, cycles: u32, took: Duration) -> String {
+    // Anything but a pass shouts.
     let status = match r.status {
-        Status::Pass => "pass",
-        Status::Fail => "FAIL",
-        Status::Ineffective => "INEFFECTIVE",
-        Status::Unknown => "UNKNOWN",
-        Status::Error => "ERROR",
-        Status::Simulated => "SIMULATED",
+        Status::Pass => "pass".to_string(),
+        other => other.as_str().to_uppercase(),
     };
     let mut line = format!(
-        "[{}] cycle {}/{cycles} {status}: ok={} quorum_not_met={} fail={} indeterminate={} lost_acked={} convergence={:.4} ({:.1} s)",
+        "[{}] cycle {}/{cycles} {status}: ok={} quorum_not_met={} fail={} indeterminate={} unexpected={} lost_acked={} convergence={:.4} ({:.1} s)",
         r.class,
         r.cycle,
         r.counts.ok,
         r.counts.quorum_not_met,
         r.counts.fail,
         r.counts.indeterminate,
+        r.counts.unexpected,
         r.lost_acked,
         r.convergence_bound,
         took.as_secs_f64()

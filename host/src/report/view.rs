@@ -2,24 +2,16 @@
 //! threshold from `summary.json` when there is one), so `chaos-host report
 //! DIR` works on an interrupted run too.
 
+use crate::metrics::{ClassSummary, Tally};
 use anyhow::Context;
 use serde_json::Value;
 use std::path::Path;
 
-/// One fault class: its cycles and the figures over them.
+/// One fault class: its cycles, and the same typed summary the run wrote
+/// (folded from the cycles by [`ClassSummary`], never recomputed here).
 pub struct Class {
-    pub fault: String,
-    pub plugin: String,
+    pub summary: ClassSummary,
     pub cycles: Vec<Value>,
-    pub writes: u64,
-    pub ok: u64,
-    pub quorum_not_met: u64,
-    pub fail: u64,
-    pub indeterminate: u64,
-    pub lost_acked: u64,
-    pub convergence_bound: f64,
-    pub passed_cycles: usize,
-    pub pass: bool,
 }
 
 pub struct View {
@@ -27,10 +19,6 @@ pub struct View {
     pub threshold: f64,
     pub seed: String,
     pub classes: Vec<Class>,
-}
-
-fn u(v: &Value, k: &str) -> u64 {
-    v[k].as_u64().unwrap_or(0)
 }
 
 impl View {
@@ -56,67 +44,44 @@ impl View {
         let summary: Option<Value> = std::fs::read(dir.join("summary.json"))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
-        let threshold = summary
-            .as_ref()
-            .and_then(|s| s["threshold"].as_f64())
-            .unwrap_or(0.995);
-        Ok(Self::build(cycles, summary.as_ref(), threshold))
+        let threshold = match summary.as_ref().and_then(|s| s["threshold"].as_f64()) {
+            Some(t) => t,
+            None => threshold_of_run(dir)?,
+        };
+        Self::build(cycles, summary.as_ref(), threshold)
     }
 
-    pub fn build(cycles: Vec<Value>, summary: Option<&Value>, threshold: f64) -> Self {
+    pub fn build(
+        cycles: Vec<Value>,
+        summary: Option<&Value>,
+        threshold: f64,
+    ) -> anyhow::Result<Self> {
         let mut classes: Vec<Class> = Vec::new();
         for c in cycles {
-            let fault = c["class"].as_str().unwrap_or("?").to_string();
-            let i = match classes.iter().position(|k| k.fault == fault) {
+            let tally: Tally = serde_json::from_value(c.clone())
+                .context("cycles.jsonl: a line is not a cycle record")?;
+            let i = match classes.iter().position(|k| k.summary.fault == tally.class) {
                 Some(i) => i,
                 None => {
                     let plugin = summary
                         .and_then(|s| s["classes"].as_array())
-                        .and_then(|a| a.iter().find(|k| k["fault"] == fault.as_str()))
+                        .and_then(|a| a.iter().find(|k| k["fault"] == tally.class.as_str()))
                         .and_then(|k| k["plugin"].as_str())
-                        .unwrap_or("")
-                        .to_string();
+                        .map(str::to_string);
                     classes.push(Class {
-                        fault,
-                        plugin,
+                        summary: ClassSummary::new(&tally.class, plugin, threshold),
                         cycles: vec![],
-                        writes: 0,
-                        ok: 0,
-                        quorum_not_met: 0,
-                        fail: 0,
-                        indeterminate: 0,
-                        lost_acked: 0,
-                        convergence_bound: 1.0,
-                        passed_cycles: 0,
-                        pass: false,
                     });
                     classes.len() - 1
                 }
             };
+            classes[i].summary.add(&tally)?;
             classes[i].cycles.push(c);
         }
         for k in &mut classes {
-            let mut everywhere = 0;
-            for c in &k.cycles {
-                k.writes += u(c, "writes");
-                k.ok += u(c, "ok");
-                k.quorum_not_met += u(c, "quorum_not_met");
-                k.fail += u(c, "fail");
-                k.indeterminate += u(c, "indeterminate");
-                k.lost_acked += u(c, "lost_acked");
-                everywhere += u(c, "acked_everywhere");
-                if c["status"] == "pass" {
-                    k.passed_cycles += 1;
-                }
-            }
-            k.convergence_bound = if k.ok == 0 {
-                1.0
-            } else {
-                everywhere as f64 / k.ok as f64
-            };
-            k.pass = k.passed_cycles == k.cycles.len() && k.convergence_bound >= threshold;
+            k.summary.finish();
         }
-        View {
+        Ok(View {
             system: summary
                 .and_then(|s| s["system"].as_str())
                 .unwrap_or("system under test")
@@ -126,8 +91,30 @@ impl View {
                 .map(|s| s["seed"].to_string())
                 .unwrap_or_else(|| "?".into()),
             classes,
-        }
+        })
     }
+}
+
+/// The threshold of an interrupted run (no summary.json yet): from the
+/// campaign its run.json names.
+fn threshold_of_run(dir: &Path) -> anyhow::Result<f64> {
+    let path = dir.join("run.json");
+    let run: Value = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .with_context(|| {
+            format!(
+                "{}: no summary.json and no readable run.json, so the campaign's threshold is unknown",
+                dir.display()
+            )
+        })?;
+    let campaign = run["campaign"]
+        .as_str()
+        .with_context(|| format!("{}: no campaign", path.display()))?;
+    Ok(crate::campaign::Campaign::load(Path::new(campaign))?
+        .file
+        .campaign
+        .threshold)
 }
 
 /// Text for XML and HTML.

@@ -1,0 +1,418 @@
+//! One cycle of a campaign.
+//!
+//! [`Cycle::step`] runs, in order:
+//! 1. **start**: fresh data dirs, namespace and free ports; spawn; ready;
+//! 2. **inject**: the burst of writes, and the fault plugin's `inject`
+//!    concurrently with it, asking the host for effects;
+//! 3. **heal**: every effect still in force is undone by the host;
+//! 4. **converge**: read every live node back until it holds every
+//!    acknowledged id or `settle_ms` passes ([`converge`]);
+//! 5. **assert**: assertion plugins judge the observations;
+//! 6. **probe**: the quorum probes, when the campaign asks (they kill
+//!    peers, so they come after every figure is taken);
+//! 7. **judge**: [`crate::verdict::judge`] turns the facts into a status;
+//! 8. **teardown**: SIGKILL process groups, reap, check ports are free.
+//!
+//! Harness failures (a node that never became ready, an answer the campaign
+//! cannot parse, an id the cycle never wrote) are errors of the step. Plugin
+//! failures, dead or silent nodes and lost writes are findings: they fail the
+//! cycle with a reason and the campaign goes on.
+
+mod converge;
+
+use crate::campaign::Campaign;
+use crate::effects::{EffectRecord, Effects, Scope};
+use crate::journal::Journal;
+use crate::lifecycle::{Cluster, Node, Placement};
+use crate::metrics::{Counts, CycleRecord, Latency, NodeRecord, check_unit, ratio};
+use crate::net::Network;
+use crate::plugin::{AssertionVerdict, CycleInfo, Loaded, NodeObservation, Observations};
+use crate::workload::{self, Outcome, Progress, WriteResult};
+use anyhow::Context;
+use converge::NodeView;
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Lines of a dead node's log kept in the record.
+const LOG_TAIL_LINES: usize = 8;
+
+/// Everything a cycle needs that outlives it.
+pub struct Cycle<'a> {
+    pub campaign: &'a Campaign,
+    pub http: &'a reqwest::Client,
+    pub fault: Option<&'a Loaded>,
+    pub assertions: &'a [Loaded],
+    pub class: &'a str,
+    /// Short id of this run, part of every namespace and write id.
+    pub run_id: &'a str,
+    pub writes: u32,
+    /// The convergence deadline after the heal.
+    pub settle: Duration,
+    pub network: &'a Network,
+    pub journal: &'a Arc<Journal>,
+    /// libfaketime, preloaded into nodes when the fault skews clocks.
+    pub faketime: Option<&'a Path>,
+}
+
+/// What the burst and the fault left behind.
+struct Injected {
+    burst: workload::Burst,
+    effects: Arc<Effects>,
+    /// The fault plugin's failure, if it failed.
+    fault_error: Option<String>,
+    denials: Vec<String>,
+    /// When the burst started (the zero of every record's times).
+    started: Instant,
+}
+
+impl Cycle<'_> {
+    pub async fn step(&self, cycle: u32, seed: u64, dir: &Path) -> anyhow::Result<CycleRecord> {
+        let mut phases = BTreeMap::new();
+        let namespace = format!("chaos-{}-{}-c{cycle}", self.run_id, self.class);
+        let t = Instant::now();
+        let place = Placement {
+            network: self.network,
+            journal: self.journal,
+            faketime: self.faketime,
+        };
+        let mut cluster = Cluster::start(self.campaign, dir, cycle, &namespace, self.http, place)
+            .await
+            .with_context(|| format!("cycle {cycle} of {}", self.class))?;
+        phases.insert("start", t.elapsed().as_millis() as u64);
+
+        let result = self
+            .run_started(&cluster, cycle, seed, &namespace, &mut phases)
+            .await;
+
+        let t = Instant::now();
+        let torn = cluster.teardown().await;
+        phases.insert("teardown", t.elapsed().as_millis() as u64);
+        let mut record = result?;
+        torn.with_context(|| format!("cycle {cycle} teardown"))?;
+        record.phases_ms = phases;
+        Ok(record)
+    }
+
+    async fn run_started(
+        &self,
+        cluster: &Cluster,
+        cycle: u32,
+        seed: u64,
+        namespace: &str,
+        phases: &mut BTreeMap<&'static str, u64>,
+    ) -> anyhow::Result<CycleRecord> {
+        let c = self.campaign;
+        let info = CycleInfo {
+            cycle,
+            seed,
+            nodes: c.file.system.nodes,
+            primary: c.file.system.primary,
+            writes: self.writes,
+            params: self.fault.map(|f| f.params().to_vec()).unwrap_or_default(),
+        };
+        let ids: Arc<Vec<String>> = Arc::new(
+            (0..self.writes)
+                .map(|i| format!("{namespace}-w{i}"))
+                .collect(),
+        );
+        let injected = self.inject(cluster, &info, ids.clone(), namespace).await;
+        self.heal(&injected.effects).await;
+        let effects: Vec<EffectRecord> = injected.effects.records();
+        phases.insert("burst", injected.burst.elapsed.as_millis() as u64);
+        phases.insert("fault", injected.started.elapsed().as_millis() as u64);
+        let results = &injected.burst.results;
+
+        let t = Instant::now();
+        let acked: Vec<&str> = ids_with(results, Outcome::Ok);
+        let acked_set: HashSet<&str> = acked.iter().copied().collect();
+        let issued: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let views = converge::converge(
+            &cluster.nodes,
+            &converge::Want {
+                campaign: c,
+                http: self.http,
+                namespace,
+                cycle,
+                acked: &acked_set,
+                issued: &issued,
+                deadline: self.settle,
+            },
+        )
+        .await?;
+        phases.insert("converge", t.elapsed().as_millis() as u64);
+        let nodes = node_records(&cluster.nodes, &views, &acked, injected.started);
+
+        let t = Instant::now();
+        let (verdicts, mut plugin_errors) = self.assert(&info, results, &views).await;
+        phases.insert("assert", t.elapsed().as_millis() as u64);
+        if let Some(e) = &injected.fault_error {
+            plugin_errors.insert(0, e.clone());
+        }
+
+        let probes = if c.file.probes.quorum {
+            let t = Instant::now();
+            let p = crate::probes::quorum(c, self.http, &cluster.nodes, namespace, cycle).await?;
+            phases.insert("probes", t.elapsed().as_millis() as u64);
+            Some(p)
+        } else {
+            None
+        };
+
+        // Figures, from ids.
+        let counts = Counts::of(results);
+        let observed: Vec<HashSet<&str>> = views
+            .iter()
+            .filter_map(|v| v.held.as_ref())
+            .map(|h| h.iter().map(String::as_str).collect())
+            .collect();
+        let acked_everywhere = acked
+            .iter()
+            .filter(|id| !observed.is_empty() && observed.iter().all(|s| s.contains(*id)))
+            .count() as u64;
+        let lost_acked = if observed.is_empty() {
+            0
+        } else {
+            acked.len() as u64 - acked_everywhere
+        };
+        let convergence_bound = ratio("convergence_bound", acked_everywhere, acked.len() as u64)?;
+        let refused_but_present: Vec<String> = results
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::QuorumNotMet | Outcome::Fail))
+            .filter(|r| observed.iter().any(|s| s.contains(r.id.as_str())))
+            .map(|r| r.id.clone())
+            .collect();
+        let unexpected: Vec<(u16, u64, String)> = injected
+            .burst
+            .unexpected_bodies
+            .iter()
+            .map(|(status, body)| {
+                let n = results
+                    .iter()
+                    .filter(|r| r.outcome == Outcome::Unexpected && r.status == Some(*status))
+                    .count() as u64;
+                (*status, n, body.clone())
+            })
+            .collect();
+
+        let judgement = crate::verdict::judge(&crate::verdict::Facts {
+            fault: self.fault.is_some(),
+            plugin_errors: &plugin_errors,
+            denials: &injected.denials,
+            effects: &effects,
+            nodes: &nodes,
+            counts: &counts,
+            unexpected: &unexpected,
+            ok_status: &c.file.write.ok_status,
+            lost_acked,
+            tolerate_lost_ratio: c.file.campaign.tolerate_lost_ratio,
+            verdicts: &verdicts,
+            probe_failures: &probes.as_ref().map(|p| p.failures()).unwrap_or_default(),
+        });
+
+        Ok(CycleRecord {
+            class: self.class.to_string(),
+            cycle,
+            seed,
+            namespace: namespace.to_string(),
+            status: judgement.status,
+            reasons: judgement.reasons,
+            counts,
+            acked_everywhere,
+            lost_acked,
+            tolerated_lost: judgement.tolerated_lost,
+            convergence_bound,
+            refused_but_present,
+            probes,
+            nodes,
+            effects,
+            verdicts,
+            denials: injected.denials,
+            latency: Latency::of(results),
+            phases_ms: BTreeMap::new(),
+            evidence: None,
+            writes_detail: injected.burst.results,
+        })
+    }
+
+    /// The burst through the primary and, concurrently, the fault plugin.
+    async fn inject(
+        &self,
+        cluster: &Cluster,
+        info: &CycleInfo,
+        ids: Arc<Vec<String>>,
+        namespace: &str,
+    ) -> Injected {
+        let c = self.campaign;
+        let (progress_tx, progress_rx) = watch::channel(Progress::default());
+        let started = Instant::now();
+        let scope = Scope {
+            nodes: cluster.nodes.clone(),
+            net: cluster.net.clone(),
+            journal: self.journal.clone(),
+            http: self.http.clone(),
+            clock: cluster.clock.clone(),
+            leader: c.file.leader.clone().map(Arc::new),
+        };
+        let effects = Effects::new(scope, started, progress_rx);
+        let deadline = Duration::from_millis(c.file.campaign.plugin_timeout_ms);
+        let fault_call = async {
+            let f = self.fault?;
+            let (result, refused) = f
+                .inject(info.clone().into(), effects.clone(), deadline)
+                .await;
+            if result.is_err() {
+                // A plugin that trapped, timed out or failed loses its
+                // leases at once, not when they would have ended.
+                effects.revert_all().await;
+            }
+            Some((result, refused))
+        };
+        let primary = info.primary;
+        let target = workload::Target {
+            index: primary,
+            port: cluster.nodes[primary as usize].port,
+            ids,
+            namespace,
+            cycle: info.cycle,
+        };
+        let burst = workload::burst(c, self.http, target, progress_tx, started);
+        let (burst, fault) = tokio::join!(burst, fault_call);
+        let (fault_error, denials) = match fault {
+            Some((result, denials)) => (result.err().map(|e| e.to_string()), denials),
+            None => (None, Vec::new()),
+        };
+        Injected {
+            burst,
+            effects,
+            fault_error,
+            denials,
+            started,
+        }
+    }
+
+    /// Undo every effect still in force, whatever the plugin did or failed
+    /// to do.
+    async fn heal(&self, effects: &Effects) {
+        effects.revert_all().await;
+    }
+
+    /// Run every assertion plugin on the cycle's observations. A plugin that
+    /// fails, or gives a ratio outside [0, 1], fails this cycle only.
+    async fn assert(
+        &self,
+        info: &CycleInfo,
+        results: &[WriteResult],
+        views: &[NodeView],
+    ) -> (Vec<AssertionVerdict>, Vec<String>) {
+        let mut verdicts = Vec::new();
+        let mut errors = Vec::new();
+        if self.assertions.is_empty() {
+            return (verdicts, errors);
+        }
+        let by = |o: &[Outcome]| -> Vec<String> {
+            results
+                .iter()
+                .filter(|r| o.contains(&r.outcome))
+                .map(|r| r.id.clone())
+                .collect()
+        };
+        let observations = Observations {
+            cycle: info.clone(),
+            acked: by(&[Outcome::Ok]),
+            quorum_not_met: by(&[Outcome::QuorumNotMet]),
+            failed: by(&[Outcome::Fail, Outcome::Unexpected]),
+            indeterminate: by(&[Outcome::Indeterminate]),
+            nodes: views
+                .iter()
+                .enumerate()
+                .map(|(i, v)| NodeObservation {
+                    node: i as u32,
+                    alive: v.held.is_some(),
+                    ids: v.held.clone().unwrap_or_default(),
+                })
+                .collect(),
+            threshold: self.campaign.file.campaign.threshold,
+        };
+        let deadline = Duration::from_millis(self.campaign.file.campaign.plugin_timeout_ms);
+        for a in self.assertions {
+            match a.check(observations.clone().into(), deadline).await {
+                Ok(v) => {
+                    let ratios = v.figures.iter().filter(|(name, _)| {
+                        name == "convergence_bound" || name.ends_with("_ratio")
+                    });
+                    for (name, value) in ratios {
+                        if let Err(e) = check_unit(&format!("{} figure {name}", v.plugin), *value) {
+                            errors.push(format!(
+                                "{e:#}; the plugin is wrong, this cycle cannot be judged by it"
+                            ));
+                        }
+                    }
+                    verdicts.push(v);
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        (verdicts, errors)
+    }
+}
+
+/// The ids of the writes that came to `outcome`.
+fn ids_with(results: &[WriteResult], outcome: Outcome) -> Vec<&str> {
+    results
+        .iter()
+        .filter(|r| r.outcome == outcome)
+        .map(|r| r.id.as_str())
+        .collect()
+}
+
+/// Each node as the record and the judge see it: how it ended, what it
+/// held, what it lacked, and when it converged.
+fn node_records(
+    nodes: &[Arc<Node>],
+    views: &[NodeView],
+    acked: &[&str],
+    started: Instant,
+) -> Vec<NodeRecord> {
+    nodes
+        .iter()
+        .zip(views)
+        .map(|(node, view)| {
+            let exit = node.exit();
+            let missing_acked = match &view.held {
+                Some(h) => {
+                    let s: HashSet<&str> = h.iter().map(String::as_str).collect();
+                    acked
+                        .iter()
+                        .filter(|id| !s.contains(*id))
+                        .map(|id| id.to_string())
+                        .collect()
+                }
+                None => vec![],
+            };
+            NodeRecord {
+                node: node.index,
+                port: node.port,
+                alive: exit.is_none(),
+                exit: exit.map(|e| Node::describe_exit(e.status)),
+                died_at_ms: exit.map(|e| signed_ms(e.at, started)),
+                log_tail: exit.map(|_| node.log_tail(LOG_TAIL_LINES)),
+                read_error: view.read_error.clone(),
+                held: view.held.as_ref().map_or(0, Vec::len),
+                missing_acked,
+                converged_ms: view.converged_ms,
+                late: view.late.clone(),
+            }
+        })
+        .collect()
+}
+
+/// `at - zero` in ms, negative when `at` came first.
+fn signed_ms(at: Instant, zero: Instant) -> i64 {
+    match at.checked_duration_since(zero) {
+        Some(d) => d.as_millis() as i64,
+        None => -(zero.duration_since(at).as_millis() as i64),
+    }
+}
