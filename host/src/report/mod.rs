@@ -41,7 +41,7 @@ pub fn cycle_line(r: &CycleRecord, cycles: u32, took: Duration) -> String {
 
 pub fn table(s: &Summary) -> String {
     let mut out = format!(
-        "\n{} — {} cycles x {} writes per class, threshold {}\n\n{:<26} {:>6} {:>7} {:>7} {:>6} {:>6} {:>6} {:>6} {:>11}  {}\n",
+        "\n{} — {} cycles x {} writes per class, threshold {}\n\n{:<26} {:>6} {:>7} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>11}  {}\n",
         s.system,
         s.cycles_per_class,
         s.writes_per_cycle,
@@ -53,13 +53,14 @@ pub fn table(s: &Summary) -> String {
         "qnm",
         "fail",
         "indet",
+        "unexp",
         "lost",
         "convergence",
         "verdict"
     );
     for c in &s.classes {
         out.push_str(&format!(
-            "{:<26} {:>6} {:>7} {:>7} {:>6} {:>6} {:>6} {:>6} {:>11.4}  {}\n",
+            "{:<26} {:>6} {:>7} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>11.4}  {}\n",
             c.fault,
             c.cycles,
             c.counts.writes,
@@ -67,6 +68,7 @@ pub fn table(s: &Summary) -> String {
             c.counts.quorum_not_met,
             c.counts.fail,
             c.counts.indeterminate,
+            c.counts.unexpected,
             c.lost_acked,
             c.convergence_bound,
             if c.pass { "PASS" } else { "FAIL" }
