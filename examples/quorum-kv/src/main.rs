@@ -11,8 +11,14 @@
 //! requests to slower peers are aborted and nothing repairs them, so
 //! acknowledged writes silently miss a node.
 //!
+//! `--bug gossip-peers` is a correct system that learns its peers' real
+//! addresses (`GET /whoami` on each peer URL it was given, on first
+//! fan-out) and replicates to them directly from then on, as a gossiping
+//! system would. Nothing else changes (catch-up stays on), but a partition
+//! that cuts only the peer URLs it was given no longer cuts its fan-out.
+//!
 //! Endpoints: `GET /health`, `POST /write`, `POST /replicate`,
-//! `GET /ids?ns=NS`, `GET /log?after=SEQ`, `GET /time`.
+//! `GET /ids?ns=NS`, `GET /log?after=SEQ`, `GET /time`, `GET /whoami`.
 
 mod log;
 mod replication;
@@ -29,6 +35,9 @@ use std::time::Duration;
 pub enum Bug {
     /// Abort in-flight fan-out once quorum is met, without repair (seed 001).
     AbortFanout,
+    /// Replicate to the peers' real listen addresses (asked through
+    /// `/whoami`), not to the peer URLs given.
+    GossipPeers,
 }
 
 #[derive(Parser, Debug)]
@@ -88,8 +97,11 @@ async fn main() -> anyhow::Result<()> {
         args.bug,
     );
     // The seed-001 defect is that nothing repairs an aborted fan-out.
-    let catchup = args.bug.is_none() && args.catchup_ms > 0 && !peers.is_empty();
-    let state = server::State::new(args.node, log, replicator);
+    let catchup = args.bug != Some(Bug::AbortFanout) && args.catchup_ms > 0 && !peers.is_empty();
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let state = server::State::new(args.node, listener.local_addr()?, log, replicator);
     if catchup {
         tokio::spawn(replication::catch_up(
             state.clone(),
@@ -97,9 +109,6 @@ async fn main() -> anyhow::Result<()> {
             Duration::from_millis(args.catchup_ms),
         ));
     }
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
     eprintln!(
         "quorum-kv node {} listening on {} (quorum {}, bug {:?}, catch-up {})",
         args.node,

@@ -15,6 +15,8 @@ pub struct State(Arc<Inner>);
 
 pub struct Inner {
     pub node: u32,
+    /// The address this node listens on, as `/whoami` tells it.
+    pub listen: std::net::SocketAddr,
     pub log: Log,
     replicator: Replicator,
     /// Serialises commits: one fdatasync at a time. A replicate request
@@ -31,9 +33,10 @@ impl std::ops::Deref for State {
 }
 
 impl State {
-    pub fn new(node: u32, log: Log, replicator: Replicator) -> Self {
+    pub fn new(node: u32, listen: std::net::SocketAddr, log: Log, replicator: Replicator) -> Self {
         Self(Arc::new(Inner {
             node,
+            listen,
             log,
             replicator,
             commit_gate: tokio::sync::Mutex::new(()),
@@ -59,6 +62,7 @@ pub fn router(state: State) -> Router {
         .route("/ids", get(ids))
         .route("/log", get(log))
         .route("/time", get(time))
+        .route("/whoami", get(whoami))
         .with_state(state)
 }
 
@@ -138,4 +142,10 @@ async fn time() -> Json<Value> {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     Json(json!({ "unix_ms": now }))
+}
+
+/// Who this node is and where it really listens (what a gossip protocol
+/// would spread).
+async fn whoami(Extract(s): Extract<State>) -> Json<Value> {
+    Json(json!({ "node": s.node, "listen": s.listen.to_string() }))
 }
