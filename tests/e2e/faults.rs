@@ -1,5 +1,6 @@
 //! Issue 3: the four built-in faults, 20 cycles each, against the correct
-//! reference system, in both network modes; every effect verified.
+//! reference system, in both network modes; every effect verified, every
+//! cut link of a partition probed.
 
 use crate::util::*;
 
@@ -63,6 +64,15 @@ fn four_faults(net: &str) {
                     "proxy held"
                 };
                 assert!(evidence.contains(needle), "{e}");
+                // Each cut directed link probed at the cut and shown cut.
+                let probed = if net == "netns" { "SYN to" } else { "held" };
+                for link in ["0->1", "0->2", "1->0", "2->0"] {
+                    assert!(
+                        evidence.contains(&format!("{link} {probed}")),
+                        "probe of {link}: {e}"
+                    );
+                }
+                assert!(!evidence.contains("no evidence"), "{e}");
             }
             "clock" => assert!(evidence.contains("node clock probe: +"), "{e}"),
             "signal" => assert!(evidence.contains("killed by SIGKILL"), "{e}"),

@@ -18,6 +18,8 @@ mod faults;
 mod recovery;
 // Clock skew reaches the node; unappliable skews are simulated.
 mod clock;
+// Sound verdicts: unobserved skews simulated, bypassed partitions unverified.
+mod proofs;
 // Hostile plugins: each contained, effects undone, campaign continues.
 mod hostile;
 // Sharing plugins: sha256 pins, --plugin-dir.

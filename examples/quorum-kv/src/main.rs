@@ -11,13 +11,19 @@
 //! requests to slower peers are aborted and nothing repairs them, so
 //! acknowledged writes silently miss a node.
 //!
+//! `--bug gossip-peers` is a correct system that learns its peers' real
+//! addresses (`GET /whoami` on each peer URL it was given, on first
+//! fan-out) and replicates to them directly from then on, as a gossiping
+//! system would. Nothing else changes (catch-up stays on), but a partition
+//! that cuts only the peer URLs it was given no longer cuts its fan-out.
+//!
 //! `--bug lose-one` drops exactly one replicated write (acknowledged, never
 //! stored), so tests can show a single lost write fails its cycle;
 //! `--bug hang-reads` never answers `/ids`; `--bug crash-mid-burst` aborts
 //! at its 20th record.
 //!
 //! Endpoints: `GET /health`, `POST /write`, `POST /replicate`,
-//! `GET /ids?ns=NS`, `GET /log?after=SEQ`, `GET /time`.
+//! `GET /ids?ns=NS`, `GET /log?after=SEQ`, `GET /time`, `GET /whoami`.
 
 mod log;
 mod replication;
@@ -34,6 +40,9 @@ use std::time::Duration;
 pub enum Bug {
     /// Abort in-flight fan-out once quorum is met, without repair (seed 001).
     AbortFanout,
+    /// Replicate to the peers' real listen addresses (asked through
+    /// `/whoami`), not to the peer URLs given.
+    GossipPeers,
     /// Acknowledge the replication of exactly one write (the one whose id
     /// ends in `-w42`) without storing it: one lost acknowledged write in a
     /// cycle, which a 0.995 threshold over 200 writes would let pass.
@@ -106,7 +115,10 @@ async fn main() -> anyhow::Result<()> {
     // write lost on purpose must stay lost too.
     let repairs = !matches!(args.bug, Some(Bug::AbortFanout | Bug::LoseOne));
     let catchup = repairs && args.catchup_ms > 0 && !peers.is_empty();
-    let state = server::State::new(args.node, log, replicator, args.bug);
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let state = server::State::new(args.node, listener.local_addr()?, log, replicator, args.bug);
     if catchup {
         tokio::spawn(replication::catch_up(
             state.clone(),
@@ -114,9 +126,6 @@ async fn main() -> anyhow::Result<()> {
             Duration::from_millis(args.catchup_ms),
         ));
     }
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
     eprintln!(
         "quorum-kv node {} listening on {} (quorum {}, bug {:?}, catch-up {})",
         args.node,

@@ -8,6 +8,9 @@ use tokio::task::JoinSet;
 
 pub struct Replicator {
     peers: Vec<String>,
+    /// With `--bug gossip-peers`: each peer's real base URL, learnt from its
+    /// `/whoami` on first fan-out.
+    learnt: Vec<tokio::sync::OnceCell<String>>,
     quorum: usize,
     timeout: Duration,
     bug: Option<Bug>,
@@ -20,6 +23,7 @@ const RETRY_FOR: Duration = Duration::from_secs(30);
 impl Replicator {
     pub fn new(peers: Vec<String>, quorum: usize, timeout: Duration, bug: Option<Bug>) -> Self {
         Self {
+            learnt: peers.iter().map(|_| tokio::sync::OnceCell::new()).collect(),
             peers,
             quorum,
             timeout,
@@ -36,16 +40,32 @@ impl Replicator {
         self.quorum
     }
 
+    /// Where to send replicas: the peer URLs given, or with `--bug
+    /// gossip-peers` the addresses the peers report themselves (a peer that
+    /// does not answer yet is asked again on the next fan-out).
+    async fn targets(&self) -> Vec<String> {
+        if self.bug != Some(Bug::GossipPeers) {
+            return self.peers.clone();
+        }
+        let mut out = Vec::new();
+        for (peer, learnt) in self.peers.iter().zip(&self.learnt) {
+            let got = learnt.get_or_try_init(|| whoami(&self.client, peer)).await;
+            out.push(got.cloned().unwrap_or_else(|_| peer.clone()));
+        }
+        out
+    }
+
     /// Send `record` to every peer; returns how many nodes hold it (this one
     /// included) once `quorum` is reached or the timeout passes.
     pub async fn fan_out(&self, record: &Record) -> usize {
         let mut acks = 1; // the local append happened before fan-out
-        if acks >= self.quorum || self.peers.is_empty() {
-            self.spawn_detached(record);
+        let peers = self.targets().await;
+        if acks >= self.quorum || peers.is_empty() {
+            self.spawn_detached(&peers, record);
             return acks;
         }
         let mut joins = JoinSet::new();
-        for peer in &self.peers {
+        for peer in &peers {
             let client = self.client.clone();
             let url = format!("{peer}/replicate");
             let record = record.clone();
@@ -75,14 +95,28 @@ impl Replicator {
         acks
     }
 
-    fn spawn_detached(&self, record: &Record) {
-        for peer in &self.peers {
+    fn spawn_detached(&self, peers: &[String], record: &Record) {
+        for peer in peers {
             let client = self.client.clone();
             let url = format!("{peer}/replicate");
             let record = record.clone();
             tokio::spawn(async move { deliver(&client, &url, &record, true).await });
         }
     }
+}
+
+/// The base URL `peer` says it really listens on.
+async fn whoami(client: &reqwest::Client, peer: &str) -> anyhow::Result<String> {
+    let v: serde_json::Value = client
+        .get(format!("{peer}/whoami"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let listen = v["listen"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("{peer}/whoami: no listen address in {v}"))?;
+    Ok(format!("http://{listen}"))
 }
 
 /// POST `record` to a peer. With `persistent`, retry with backoff until the

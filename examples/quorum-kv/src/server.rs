@@ -16,6 +16,8 @@ pub struct State(Arc<Inner>);
 
 pub struct Inner {
     pub node: u32,
+    /// The address this node listens on, as `/whoami` tells it.
+    pub listen: std::net::SocketAddr,
     pub log: Log,
     replicator: Replicator,
     bug: Option<Bug>,
@@ -33,9 +35,16 @@ impl std::ops::Deref for State {
 }
 
 impl State {
-    pub fn new(node: u32, log: Log, replicator: Replicator, bug: Option<Bug>) -> Self {
+    pub fn new(
+        node: u32,
+        listen: std::net::SocketAddr,
+        log: Log,
+        replicator: Replicator,
+        bug: Option<Bug>,
+    ) -> Self {
         Self(Arc::new(Inner {
             node,
+            listen,
             log,
             replicator,
             bug,
@@ -70,6 +79,7 @@ pub fn router(state: State) -> Router {
         .route("/ids", get(ids))
         .route("/log", get(log))
         .route("/time", get(time))
+        .route("/whoami", get(whoami))
         .with_state(state)
 }
 
@@ -156,4 +166,10 @@ async fn time() -> Json<Value> {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     Json(json!({ "unix_ms": now }))
+}
+
+/// Who this node is and where it really listens (what a gossip protocol
+/// would spread).
+async fn whoami(Extract(s): Extract<State>) -> Json<Value> {
+    Json(json!({ "node": s.node, "listen": s.listen.to_string() }))
 }

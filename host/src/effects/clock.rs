@@ -7,10 +7,12 @@
 //! offset changes mid-run. Monotonic clocks are left alone
 //! (`DONT_FAKE_MONOTONIC`), as a real wall-clock step would.
 //!
-//! Proof: the library must be mapped in the node's process (a static binary
-//! or one that bypasses libc cannot be skewed: the effect is then recorded
-//! `simulated`, never verified), and when the campaign has a clock probe,
-//! the node's own clock must show the offset.
+//! Proof: the library must be mapped in every process of the node's group
+//! (a static binary or one that bypasses libc cannot be skewed), and the
+//! node's own clock, read through the campaign's `[clock]` probe, must show
+//! the offset. A mapped library alone proves nothing (Go reads the clock
+//! through the vDSO, past libc): without a probe, or with a process that
+//! lacks the library, the effect is recorded `simulated`, never verified.
 
 use super::{EffectRecord, Effects};
 use crate::campaign::Vars;
@@ -58,9 +60,21 @@ pub fn set_offset(file: &Path, offset_ms: i64) -> std::io::Result<()> {
     std::fs::rename(&tmp, file)
 }
 
-/// libfaketime is mapped into `pid`.
-fn loaded(pid: nix::unistd::Pid) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/maps")).is_ok_and(|m| m.contains("libfaketime"))
+/// The first process of group `pgid` that does not map libfaketime (a
+/// zombie runs no code and is skipped), or `Err` when the group is empty.
+fn unloaded_member(pgid: i32) -> Result<Option<i32>, ()> {
+    let members: Vec<i32> = crate::procfs::group_members(pgid)
+        .into_iter()
+        .filter(|&p| {
+            crate::procfs::stat(nix::unistd::Pid::from_raw(p)).is_some_and(|s| s.state != 'Z')
+        })
+        .collect();
+    if members.is_empty() {
+        return Err(());
+    }
+    Ok(members
+        .into_iter()
+        .find(|&p| !crate::procfs::maps_library(p, "libfaketime")))
 }
 
 fn host_now_ms() -> i64 {
@@ -68,6 +82,9 @@ fn host_now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
+
+/// Why a skew without a clock probe is only recorded.
+const NO_PROBE: &str = "no [clock] probe in the campaign: the node's clock was never observed, and a mapped libfaketime alone does not show the node reads its clock through it; add [clock] probe_url (with probe_pointer to the node's Unix time in ms) or probe_header = \"Date\"";
 
 /// Most a probe may differ from the requested offset, beyond its own
 /// round trip.
@@ -142,14 +159,8 @@ impl Effects {
         loop {
             probes += 1;
             match self.probe_offset(index).await {
-                None => {
-                    return (
-                        true,
-                        format!(
-                            "libfaketime loaded in pid {pid}; offset file set; no clock probe in the campaign"
-                        ),
-                    );
-                }
+                // Checked before the skew was applied.
+                None => return (false, format!("{NO_PROBE} (pid {pid})")),
                 Some(Ok((seen, rtt))) => {
                     let resolution = self.clock_probe_resolution_ms();
                     let slack = PROBE_TOLERANCE_MS + rtt + resolution;
@@ -204,14 +215,23 @@ impl Effects {
         let detail = format!("clock {offset_ms:+} ms for {ms} ms");
         let setup = self.clock.as_ref();
         let file = setup.and_then(|c| c.files.get(index as usize).cloned().flatten());
-        let (Some(file), true) = (file, loaded(node.pid)) else {
-            let why = match setup {
-                None => "the host has no clock mechanism here: libfaketime is not installed (Debian: apt-get install libfaketime)".to_string(),
-                Some(_) => format!(
-                    "libfaketime is not loaded in node {index} (pid {}): a static binary, or one that bypasses libc's clock, cannot be skewed",
-                    node.pid
-                ),
-            };
+        let pgid = node.pid.as_raw();
+        let why = match (setup, &file) {
+            (None, _) | (_, None) => Some("the host has no clock mechanism here: libfaketime is not installed (Debian: apt-get install libfaketime)".to_string()),
+            (Some(c), Some(_)) => match unloaded_member(pgid) {
+                Err(()) => Some(format!("node {index}'s process group {pgid} has no live process to skew")),
+                Ok(Some(pid)) if pid == pgid => Some(format!(
+                    "libfaketime is not loaded in node {index} (pid {pid}): a static binary, or one that bypasses libc's clock, cannot be skewed"
+                )),
+                Ok(Some(pid)) => Some(format!(
+                    "libfaketime is not loaded in node {index}'s pid {pid} (process group {pgid}): that process's clock cannot be skewed (a static binary, or one started without the environment)"
+                )),
+                Ok(None) if c.probe.is_none() => Some(NO_PROBE.to_string()),
+                Ok(None) => None,
+            },
+        };
+        let (Some(file), None) = (file, why.as_ref()) else {
+            let why = why.unwrap_or_default();
             self.push(EffectRecord {
                 kind: "clock",
                 node: index,

@@ -294,9 +294,8 @@ impl Effects {
         let (evidence, verified) = match rec.kind {
             "pause" => (pause::resume(&self.nodes[rec.node as usize]), None),
             "partition" => {
-                let stats = self.net.heal(undo.cut).await;
-                let v = stats.superseded || (stats.installed && stats.blocked > 0);
-                (stats.detail, Some(v))
+                let (v, evidence) = self.net.heal(undo.cut).await.verdict();
+                (evidence, Some(v))
             }
             "clock" => (self.reset_clock(undo.clock_file, rec.node).await, None),
             _ => (String::new(), None),
@@ -315,6 +314,9 @@ impl Effects {
                 r.evidence.push_str(&evidence);
             }
         });
+        if rec.kind == "partition" {
+            self.bypass_after_heal(slot).await;
+        }
     }
 
     pub fn records(&self) -> Vec<EffectRecord> {

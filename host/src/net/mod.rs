@@ -8,6 +8,7 @@
 //! - `netns` (root): each node in its own network namespace on a bridge
 //!   ([`netns`]); a grudge becomes one nftables ruleset on the bridge.
 
+pub mod bypass;
 pub mod netns;
 mod nsthread;
 pub mod proxy;
@@ -15,6 +16,7 @@ pub mod proxy;
 use crate::journal::Journal;
 use crate::lifecycle::ports;
 use serde::Deserialize;
+use std::net::SocketAddr;
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +50,19 @@ pub fn blocked(grudge: &Grudge, from: u32, to: u32) -> bool {
     grudge
         .get(to as usize)
         .is_some_and(|row| row.contains(&from))
+}
+
+/// The directed links `grudge` cuts, (from, to), in order.
+pub fn cut_links(grudge: &Grudge) -> Vec<(u32, u32)> {
+    let mut links: Vec<(u32, u32)> = grudge
+        .iter()
+        .enumerate()
+        .flat_map(|(to, row)| row.iter().map(move |&from| (from, to as u32)))
+        .filter(|&(from, to)| from != to)
+        .collect();
+    links.sort_unstable();
+    links.dedup();
+    links
 }
 
 /// How one node is placed for one cycle.
@@ -196,8 +211,61 @@ pub struct CutStats {
     pub installed: bool,
     /// A later partition replaced this one before its lease ended.
     pub superseded: bool,
-    /// Packets dropped (netns) or connections + chunks held (proxy).
+    /// Each cut directed link with what it blocked.
+    pub links: Vec<LinkStats>,
+    pub detail: String,
+}
+
+/// What one cut directed link blocked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    pub from: u32,
+    pub to: u32,
+    /// Packets dropped by its rule (netns) or connections + chunks held by
+    /// its proxy (proxy); the host's own probe counts too.
     pub blocked: u64,
+    /// The figures behind `blocked`, e.g. "3 packet(s) (180 bytes)".
+    pub figures: String,
+}
+
+impl CutStats {
+    /// Whether the cut proved itself on every link: installed, and each
+    /// cut directed link blocked something (a link that carried no traffic
+    /// proves nothing, which is why the host probes each one). The evidence
+    /// names each link with its figures, and the links without any.
+    /// A superseded cut was healed by its successor, not read: its verdict
+    /// is the one taken when it was installed.
+    pub fn verdict(&self) -> (bool, String) {
+        if self.superseded || !self.installed {
+            return (self.superseded, self.detail.clone());
+        }
+        let idle: Vec<String> = self
+            .links
+            .iter()
+            .filter(|l| l.blocked == 0)
+            .map(|l| format!("{}->{}", l.from, l.to))
+            .collect();
+        let mut text = self.detail.clone();
+        if self.links.is_empty() {
+            text.push_str("; no cut link was reported");
+        } else if !idle.is_empty() {
+            text.push_str(&format!(
+                "; no evidence on link(s) {}: nothing was seen blocked there",
+                idle.join(", ")
+            ));
+        }
+        (!self.links.is_empty() && idle.is_empty(), text)
+    }
+}
+
+/// What the host's probe of one cut link saw, right after the cut.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkProbe {
+    pub from: u32,
+    pub to: u32,
+    /// The probe was held (proxy) or its SYN dropped by the link's rule
+    /// (netns), and never reached the peer.
+    pub held: bool,
     pub detail: String,
 }
 
@@ -235,6 +303,41 @@ impl CycleNet {
             + 1;
         *current = generation;
         installed.map(|e| (generation, e))
+    }
+
+    /// Probe each directed link cut generation `generation` holds, so that
+    /// a link without traffic of its own still shows evidence: in proxy
+    /// mode a connection to the link's proxy, which must be held (and is
+    /// never forwarded); in netns mode a TCP connect from inside the `from`
+    /// node's namespace to the `to` node's listen port, which must not
+    /// complete while the link's rule counter rises. Nothing reaches the
+    /// system under test when the cut holds: a dropped SYN, a connection
+    /// the proxy closes. Empty when that cut is no longer in force.
+    pub async fn probe(&self, generation: u64, grudge: &Grudge) -> Vec<LinkProbe> {
+        // Held across the probe so a heal or a new cut waits for it.
+        let current = self.cut.lock().await;
+        if *current != generation {
+            return vec![];
+        }
+        let links = cut_links(grudge);
+        match &self.inner {
+            Inner::Loopback => vec![],
+            Inner::Proxy(p) => p.probe(&links).await,
+            Inner::Netns { ns, .. } => {
+                let targets = links
+                    .iter()
+                    .map(|&(from, to)| {
+                        let a = &self.addrs[to as usize];
+                        (
+                            from,
+                            to,
+                            SocketAddr::from((netns::node_addr(to as usize), a.listen_port)),
+                        )
+                    })
+                    .collect::<Vec<_>>();
+                ns.probe(&targets).await
+            }
+        }
     }
 
     /// Lift cut `generation` (any cut when `None`); returns what it did
@@ -283,5 +386,93 @@ impl CycleNet {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(from: u32, to: u32, blocked: u64) -> LinkStats {
+        LinkStats {
+            from,
+            to,
+            blocked,
+            figures: format!("{blocked} packet(s)"),
+        }
+    }
+
+    fn stats(links: Vec<LinkStats>) -> CutStats {
+        CutStats {
+            installed: true,
+            superseded: false,
+            detail: "dropped: ".to_string()
+                + &links
+                    .iter()
+                    .map(|l| format!("{}->{} {}", l.from, l.to, l.figures))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            links,
+        }
+    }
+
+    #[test]
+    fn cut_links_are_directed_pairs() {
+        // isolate(0) of three nodes: 0 drops 1 and 2, 1 and 2 drop 0.
+        let g: Grudge = vec![vec![1, 2], vec![0], vec![0]];
+        assert_eq!(cut_links(&g), vec![(0, 1), (0, 2), (1, 0), (2, 0)]);
+        // One way: node 2 drops node 1's traffic only.
+        assert_eq!(cut_links(&vec![vec![], vec![], vec![1]]), vec![(1, 2)]);
+    }
+
+    #[test]
+    fn a_grudge_with_an_idle_link_is_not_verified() {
+        // Plenty blocked in total, but 2->0 showed nothing: not proof that
+        // 2->0 was cut.
+        let s = stats(vec![
+            link(0, 1, 40),
+            link(0, 2, 35),
+            link(1, 0, 12),
+            link(2, 0, 0),
+        ]);
+        let (verified, text) = s.verdict();
+        assert!(!verified, "{text}");
+        assert!(text.contains("0->1 40 packet(s)"), "{text}");
+        assert!(text.contains("no evidence on link(s) 2->0"), "{text}");
+    }
+
+    #[test]
+    fn a_grudge_whose_every_link_shows_evidence_is_verified() {
+        let s = stats(vec![
+            link(0, 1, 1),
+            link(0, 2, 3),
+            link(1, 0, 1),
+            link(2, 0, 2),
+        ]);
+        let (verified, text) = s.verdict();
+        assert!(verified, "{text}");
+        assert!(!text.contains("no evidence"), "{text}");
+        assert!(text.contains("2->0 2 packet(s)"), "{text}");
+    }
+
+    #[test]
+    fn a_cut_never_installed_or_without_links_is_not_verified() {
+        let mut s = stats(vec![link(0, 1, 5)]);
+        s.installed = false;
+        assert!(!s.verdict().0);
+        let s = stats(vec![]);
+        let (verified, text) = s.verdict();
+        assert!(!verified);
+        assert!(text.contains("no cut link"), "{text}");
+    }
+
+    #[test]
+    fn a_superseded_cut_keeps_its_install_verdict() {
+        let s = CutStats {
+            superseded: true,
+            detail: "replaced".into(),
+            ..CutStats::default()
+        };
+        assert_eq!(s.verdict(), (true, "replaced".to_string()));
     }
 }

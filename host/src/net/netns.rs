@@ -9,20 +9,21 @@
 //! from inside the hub.
 //!
 //! A grudge becomes one `table bridge chaos_host`, loaded with a single
-//! `nft -f` (atomic) in the hub and deleted on heal; its rule counters are
-//! the evidence that packets were dropped.
+//! `nft -f` (atomic) in the hub and deleted on heal, one rule per directed
+//! pair; each rule's counter is the evidence that its link dropped packets.
 
 use super::nsthread::NsThread;
-use super::{CutStats, Grudge};
+use super::{CutStats, Grudge, LinkProbe, LinkStats};
 use crate::journal::{Entry, Journal};
 use anyhow::{Context, bail};
+use futures::FutureExt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 const TABLE: &str = "chaos_host";
 /// Most nodes a campaign may have in this mode (192.0.2.10 .. .254).
@@ -32,14 +33,18 @@ pub fn node_addr(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(192, 0, 2, 10 + i as u8)
 }
 
+/// A ruleset in force: its journal entry and the directed links (from, to)
+/// it cuts, one rule each.
+type Ruleset = (u64, Vec<(u32, u32)>);
+
 pub struct Namespaces {
     hub: String,
     nodes: Vec<String>,
     journal: Arc<Journal>,
     /// Journal sequence numbers of the namespaces, for `done`.
     created: Mutex<Vec<(String, u64)>>,
-    /// The journal entry of the ruleset in force.
-    table: Mutex<Option<u64>>,
+    /// The ruleset in force.
+    table: Mutex<Option<Ruleset>>,
     hub_thread: NsThread,
     node_threads: Vec<NsThread>,
     node_files: Vec<std::fs::File>,
@@ -193,17 +198,15 @@ impl Namespaces {
     pub async fn cut(&self, grudge: &Grudge) -> Result<String, String> {
         self.heal().await;
         let mut rules = String::new();
-        let mut pairs = 0;
-        for (to, row) in grudge.iter().enumerate() {
-            for &from in row {
-                rules.push_str(&format!(
-                    "    ip saddr {} ip daddr {} counter drop\n",
-                    node_addr(from as usize),
-                    node_addr(to)
-                ));
-                pairs += 1;
-            }
+        let links = super::cut_links(grudge);
+        for &(from, to) in &links {
+            rules.push_str(&format!(
+                "    ip saddr {} ip daddr {} counter drop\n",
+                node_addr(from as usize),
+                node_addr(to as usize)
+            ));
         }
+        let pairs = links.len();
         let ruleset = format!(
             "table bridge {TABLE} {{\n  chain forward {{\n    type filter hook forward priority 0; policy accept;\n{rules}  }}\n}}\n"
         );
@@ -214,7 +217,7 @@ impl Namespaces {
                 table: format!("bridge {TABLE}"),
             })
             .map_err(|e| format!("{e:#}"))?;
-        *self.table.lock().unwrap_or_else(|e| e.into_inner()) = Some(seq);
+        *self.table.lock().unwrap_or_else(|e| e.into_inner()) = Some((seq, links));
         let hub = self.hub.clone();
         tokio::task::block_in_place(|| nft(&hub, &["-f", "-"], Some(&ruleset)))?;
         // Read it back: the proof that the rules are in force.
@@ -231,9 +234,9 @@ impl Namespaces {
         ))
     }
 
-    /// Delete the ruleset, returning its counters.
+    /// Delete the ruleset, returning its counters, link by link.
     pub async fn heal(&self) -> CutStats {
-        let Some(seq) = self.table.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        let Some((seq, links)) = self.table.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             return CutStats::default();
         };
         let hub = self.hub.clone();
@@ -245,25 +248,168 @@ impl Namespaces {
         .await
         .unwrap_or_else(|e| (Err(e.to_string()), Err(e.to_string())));
         self.journal.done(seq);
-        let packets = counters
+        let rules = counters
             .ok()
             .and_then(|j| serde_json::from_str::<serde_json::Value>(&j).ok())
-            .map(|v| sum_counter_packets(&v));
+            .map(|v| rule_counters(&v));
+        let Some(rules) = rules else {
+            return CutStats {
+                detail: match deleted {
+                    Ok(_) => "table deleted; its counters could not be read".into(),
+                    Err(e) => format!("could not delete the table: {e}"),
+                },
+                ..CutStats::default()
+            };
+        };
+        let links: Vec<LinkStats> = links
+            .into_iter()
+            .map(|(from, to)| match rule_for(&rules, from, to) {
+                Some(r) => LinkStats {
+                    from,
+                    to,
+                    blocked: r.packets,
+                    figures: format!("{} packet(s) ({} bytes)", r.packets, r.bytes),
+                },
+                None => LinkStats {
+                    from,
+                    to,
+                    blocked: 0,
+                    figures: "no rule listed".into(),
+                },
+            })
+            .collect();
+        let total: u64 = links.iter().map(|l| l.blocked).sum();
+        let each: Vec<String> = links
+            .iter()
+            .map(|l| format!("{}->{} {}", l.from, l.to, l.figures))
+            .collect();
         CutStats {
             superseded: false,
-            installed: packets.is_some(),
-            blocked: packets.unwrap_or(0),
-            detail: match (packets, deleted) {
-                (Some(p), Ok(_)) => format!("{p} packet(s) dropped; table deleted"),
-                (None, Ok(_)) => "table deleted; its counters could not be read".into(),
-                (_, Err(e)) => format!("could not delete the table: {e}"),
-            },
+            installed: true,
+            detail: format!(
+                "{total} packet(s) dropped: {}; {}",
+                each.join(", "),
+                match deleted {
+                    Ok(_) => "table deleted".to_string(),
+                    Err(e) => format!("could not delete the table: {e}"),
+                }
+            ),
+            links,
         }
+    }
+
+    /// Probe each of `targets` (from, to, the `to` node's address and
+    /// listen port): a TCP connect from inside node `from`'s namespace,
+    /// which the link's rule must drop. Held when the connect has not
+    /// completed (no SYN-ACK, no RST) and the rule's counter has risen; the
+    /// sockets are then closed, which sends nothing from SYN_SENT.
+    pub async fn probe(&self, targets: &[(u32, u32, SocketAddr)]) -> Vec<LinkProbe> {
+        let started = Instant::now();
+        // Sockets belong to the namespace they are created in; connecting
+        // them from the runtime keeps the namespace threads free.
+        let mut connects = Vec::new();
+        for &(from, _, addr) in targets {
+            let socket = match self.node_threads.get(from as usize) {
+                Some(t) => t.run(TcpSocket::new_v4).await,
+                None => None,
+            };
+            connects.push(match socket {
+                Some(Ok(s)) => Ok(Box::pin(s.connect(addr))),
+                Some(Err(e)) => Err(format!("probe socket: {e}")),
+                None => Err(format!("no namespace thread for node {from}")),
+            });
+        }
+        // The first poll sends the SYN; later ones see whether it was
+        // answered. A completed connect (or refusal) means the SYN got
+        // through: the link is not cut.
+        let mut answered: Vec<Option<String>> = vec![None; targets.len()];
+        let mut poll_all = |answered: &mut Vec<Option<String>>| {
+            for (i, c) in connects.iter_mut().enumerate() {
+                if answered[i].is_some() {
+                    continue;
+                }
+                match c {
+                    Err(e) => answered[i] = Some(e.clone()),
+                    Ok(f) => match f.as_mut().now_or_never() {
+                        None => {}
+                        Some(Ok(_)) => {
+                            answered[i] = Some("connected: the SYN was not dropped".into())
+                        }
+                        Some(Err(e)) => {
+                            answered[i] = Some(format!("answered ({e}): the SYN was not dropped"))
+                        }
+                    },
+                }
+            }
+        };
+        poll_all(&mut answered);
+        let deadline = started + PROBE_DEADLINE;
+        let mut counted = vec![0u64; targets.len()];
+        let mut reads = 0;
+        let mut read_error: Option<String>;
+        loop {
+            let hub = self.hub.clone();
+            let listed = tokio::task::spawn_blocking(move || {
+                nft(&hub, &["-j", "list", "table", "bridge", TABLE], None)
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+            reads += 1;
+            match listed.and_then(|j| {
+                serde_json::from_str::<serde_json::Value>(&j).map_err(|e| e.to_string())
+            }) {
+                Ok(v) => {
+                    let rules = rule_counters(&v);
+                    for (i, &(from, to, _)) in targets.iter().enumerate() {
+                        counted[i] = rule_for(&rules, from, to).map_or(0, |r| r.packets);
+                    }
+                    read_error = None;
+                }
+                Err(e) => read_error = Some(e),
+            }
+            poll_all(&mut answered);
+            let waiting = (0..targets.len()).any(|i| answered[i].is_none() && counted[i] == 0);
+            if !waiting || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let took = started.elapsed().as_micros();
+        drop(connects);
+        targets
+            .iter()
+            .enumerate()
+            .map(|(i, &(from, to, addr))| {
+                let (held, detail) = match (&answered[i], counted[i], &read_error) {
+                    (Some(why), _, _) => (false, format!("connect to {addr}: {why}")),
+                    (None, 0, Some(e)) => (false, format!("rule counters unreadable: {e}")),
+                    (None, 0, None) => (
+                        false,
+                        format!(
+                            "connect to {addr} pending but its rule counted nothing within {} ms",
+                            PROBE_DEADLINE.as_millis()
+                        ),
+                    ),
+                    (None, n, _) => (
+                        true,
+                        format!(
+                            "SYN to {addr} dropped (rule counter {n}, {reads} read(s), {took} µs)"
+                        ),
+                    ),
+                };
+                LinkProbe {
+                    from,
+                    to,
+                    held,
+                    detail,
+                }
+            })
+            .collect()
     }
 
     /// Delete the ruleset without reading its counters (cancelled cycles).
     pub fn heal_now(&self) {
-        if let Some(seq) = self.table.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some((seq, _)) = self.table.lock().unwrap_or_else(|e| e.into_inner()).take() {
             crate::journal::undo(&Entry::Nft {
                 netns: self.hub.clone(),
                 table: format!("bridge {TABLE}"),
@@ -336,21 +482,52 @@ impl Drop for Namespaces {
     }
 }
 
-fn sum_counter_packets(v: &serde_json::Value) -> u64 {
-    match v {
-        serde_json::Value::Object(m) => m
-            .iter()
-            .map(|(k, v)| {
-                if k == "counter" {
-                    v.get("packets").and_then(|p| p.as_u64()).unwrap_or(0)
-                } else {
-                    sum_counter_packets(v)
-                }
-            })
-            .sum(),
-        serde_json::Value::Array(a) => a.iter().map(sum_counter_packets).sum(),
-        _ => 0,
-    }
+/// How long a probe waits for a link's rule to count its SYN.
+const PROBE_DEADLINE: Duration = Duration::from_millis(300);
+
+/// One rule's match and counter, from `nft -j list table`.
+#[derive(Debug, PartialEq, Eq)]
+struct RuleCounter {
+    saddr: Option<Ipv4Addr>,
+    daddr: Option<Ipv4Addr>,
+    packets: u64,
+    bytes: u64,
+}
+
+/// Every rule of an `nft -j` listing with its `ip saddr` / `ip daddr`
+/// matches and counter.
+fn rule_counters(v: &serde_json::Value) -> Vec<RuleCounter> {
+    let items = v.get("nftables").and_then(|a| a.as_array());
+    items
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item.get("rule")?.get("expr")?.as_array())
+        .map(|expr| {
+            let addr = |field: &str| {
+                expr.iter().find_map(|e| {
+                    let m = e.get("match")?;
+                    let f = m.get("left")?.get("payload")?.get("field")?.as_str()?;
+                    (f == field).then(|| m.get("right")?.as_str()?.parse().ok())?
+                })
+            };
+            let counter = expr.iter().find_map(|e| e.get("counter"));
+            let num = |k: &str| counter.and_then(|c| c.get(k)?.as_u64()).unwrap_or(0);
+            RuleCounter {
+                saddr: addr("saddr"),
+                daddr: addr("daddr"),
+                packets: num("packets"),
+                bytes: num("bytes"),
+            }
+        })
+        .collect()
+}
+
+/// The rule that cuts traffic from node `from` to node `to`.
+fn rule_for(rules: &[RuleCounter], from: u32, to: u32) -> Option<&RuleCounter> {
+    let (s, d) = (node_addr(from as usize), node_addr(to as usize));
+    rules
+        .iter()
+        .find(|r| r.saddr == Some(s) && r.daddr == Some(d))
 }
 
 /// One loopback listener per node, forwarding into the node's namespace.
@@ -406,5 +583,22 @@ impl Drop for Forwarders {
         for t in &self.tasks {
             t.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_counters_are_read_per_directed_pair() {
+        // `nft -j list table bridge chaos_host` (nftables 1.0.6), two rules.
+        let listed = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "bridge", "name": "chaos_host", "handle": 1}}, {"chain": {"family": "bridge", "table": "chaos_host", "name": "forward", "handle": 1, "type": "filter", "hook": "forward", "prio": 0, "policy": "accept"}}, {"rule": {"family": "bridge", "table": "chaos_host", "chain": "forward", "handle": 2, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "192.0.2.10"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "192.0.2.11"}}, {"counter": {"packets": 7, "bytes": 420}}, {"drop": null}]}}, {"rule": {"family": "bridge", "table": "chaos_host", "chain": "forward", "handle": 3, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "192.0.2.11"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "192.0.2.10"}}, {"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]}}]}"#;
+        let rules = rule_counters(&serde_json::from_str(listed).unwrap());
+        assert_eq!(rules.len(), 2);
+        let r = rule_for(&rules, 0, 1).unwrap();
+        assert_eq!((r.packets, r.bytes), (7, 420));
+        assert_eq!(rule_for(&rules, 1, 0).unwrap().packets, 0);
+        assert!(rule_for(&rules, 0, 2).is_none());
     }
 }

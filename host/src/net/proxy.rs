@@ -7,21 +7,45 @@
 //! packets do to TCP (the sender retransmits until the cut heals), without
 //! needing privileges. The client traffic of chaos-host itself never crosses
 //! a proxy.
+//!
+//! Each link counts what it held, so a cut proves itself link by link; the
+//! host's probe connections (known by their source port) are counted,
+//! answered with the link's decision, and closed, never forwarded.
 
-use super::{CutStats, Grudge, blocked};
-use std::net::Ipv4Addr;
-use std::sync::Arc;
+use super::{CutStats, Grudge, LinkProbe, LinkStats, blocked, cut_links};
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{oneshot, watch};
 
+/// What one link held while cut.
 #[derive(Default)]
 struct Held {
     connections: AtomicU64,
+    /// Of `connections`, the host's own probes.
+    probes: AtomicU64,
     chunks: AtomicU64,
     bytes: AtomicU64,
 }
+
+impl Held {
+    fn reset(&self) {
+        for c in [&self.connections, &self.probes, &self.chunks, &self.bytes] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Probe connections awaited, by (from, to, the probe's source port); the
+/// link answers whether it held the connection.
+type Probes = Arc<Mutex<HashMap<(u32, u32, u16), oneshot::Sender<bool>>>>;
+
+/// How long a probe waits for its link to report it.
+const PROBE_DEADLINE: Duration = Duration::from_millis(500);
 
 pub struct Links {
     n: usize,
@@ -29,7 +53,9 @@ pub struct Links {
     ports: Vec<u16>,
     grudge: watch::Sender<Grudge>,
     cut: AtomicBool,
-    held: Arc<Held>,
+    /// What link i→j held, at i * n + j.
+    held: Vec<Arc<Held>>,
+    probes: Probes,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -45,7 +71,8 @@ impl Links {
             ports: vec![0; n * n],
             grudge: watch::channel(Grudge::new()).0,
             cut: AtomicBool::new(false),
-            held: Arc::new(Held::default()),
+            held: (0..n * n).map(|_| Arc::new(Held::default())).collect(),
+            probes: Probes::default(),
             tasks: Vec::new(),
         };
         for from in 0..n {
@@ -60,7 +87,9 @@ impl Links {
                     to: to as u32,
                     upstream,
                     grudge: links.grudge.subscribe(),
-                    held: links.held.clone(),
+                    held: links.held[from * n + to].clone(),
+                    held_back: links.held[to * n + from].clone(),
+                    probes: links.probes.clone(),
                 };
                 links.tasks.push(tokio::spawn(link.serve(listener)));
             }
@@ -74,34 +103,126 @@ impl Links {
     }
 
     pub fn cut(&self, grudge: &Grudge) -> String {
-        for c in [&self.held.connections, &self.held.chunks, &self.held.bytes] {
-            c.store(0, Ordering::Relaxed);
+        for h in &self.held {
+            h.reset();
         }
         self.grudge.send_replace(grudge.clone());
         self.cut.store(true, Ordering::Relaxed);
-        let links = (0..self.n as u32)
-            .flat_map(|f| (0..self.n as u32).map(move |t| (f, t)))
-            .filter(|&(f, t)| f != t && blocked(grudge, f, t))
+        let links = cut_links(grudge)
+            .into_iter()
+            .filter(|&(f, t)| (f as usize) < self.n && (t as usize) < self.n)
             .count();
         format!("proxy: {links} directed link(s) held")
+    }
+
+    /// Open one connection to each of `links`' proxies and wait for each
+    /// link to say it held it.
+    pub async fn probe(&self, links: &[(u32, u32)]) -> Vec<LinkProbe> {
+        let probes = links.iter().map(|&(from, to)| async move {
+            let started = Instant::now();
+            let (held, detail) = match self.probe_link(from, to).await {
+                Ok(true) => (true, "held".to_string()),
+                Ok(false) => (false, "not held: the proxy would have forwarded it".into()),
+                Err(e) => (false, e),
+            };
+            LinkProbe {
+                from,
+                to,
+                held,
+                detail: format!("{detail} ({} µs)", started.elapsed().as_micros()),
+            }
+        });
+        futures::future::join_all(probes).await
+    }
+
+    async fn probe_link(&self, from: u32, to: u32) -> Result<bool, String> {
+        if from as usize >= self.n || to as usize >= self.n || from == to {
+            return Err(format!("no link {from}->{to}"));
+        }
+        let port = self.port(from as usize, to as usize);
+        let socket = TcpSocket::new_v4().map_err(|e| format!("probe socket: {e}"))?;
+        socket
+            .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .map_err(|e| format!("probe bind: {e}"))?;
+        let source = socket
+            .local_addr()
+            .map_err(|e| format!("probe address: {e}"))?
+            .port();
+        let (tx, rx) = oneshot::channel();
+        let key = (from, to, source);
+        self.probes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, tx);
+        // Unregistered however this ends (a cancelled call included).
+        let _unregister = Unregister(&self.probes, key);
+        let answer = tokio::time::timeout(PROBE_DEADLINE, async {
+            let _conn = socket
+                .connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+                .await
+                .map_err(|e| format!("probe connect to proxy port {port}: {e}"))?;
+            rx.await
+                .map_err(|_| format!("proxy port {port} closed the probe unanswered"))
+        })
+        .await;
+        answer.unwrap_or_else(|_| {
+            Err(format!(
+                "proxy port {port} did not report the probe within {} ms",
+                PROBE_DEADLINE.as_millis()
+            ))
+        })
     }
 
     pub fn heal(&self) -> CutStats {
         if !self.cut.swap(false, Ordering::Relaxed) {
             return CutStats::default();
         }
-        self.grudge.send_replace(Grudge::new());
-        let c = self.held.connections.load(Ordering::Relaxed);
-        let k = self.held.chunks.load(Ordering::Relaxed);
-        let b = self.held.bytes.load(Ordering::Relaxed);
+        let grudge = self.grudge.send_replace(Grudge::new());
+        let mut total = (0, 0, 0);
+        let links: Vec<LinkStats> = cut_links(&grudge)
+            .into_iter()
+            .filter(|&(f, t)| (f as usize) < self.n && (t as usize) < self.n)
+            .map(|(from, to)| {
+                let h = &self.held[from as usize * self.n + to as usize];
+                let c = h.connections.load(Ordering::Relaxed);
+                let p = h.probes.load(Ordering::Relaxed);
+                let k = h.chunks.load(Ordering::Relaxed);
+                let b = h.bytes.load(Ordering::Relaxed);
+                total = (total.0 + c, total.1 + k, total.2 + b);
+                LinkStats {
+                    from,
+                    to,
+                    blocked: c + k,
+                    figures: format!("{c} connection(s) ({p} probe), {k} chunk(s) ({b} bytes)"),
+                }
+            })
+            .collect();
+        let (c, k, b) = total;
+        let each: Vec<String> = links
+            .iter()
+            .map(|l| format!("{}->{} {}", l.from, l.to, l.figures))
+            .collect();
         CutStats {
             superseded: false,
             installed: true,
-            blocked: c + k,
             detail: format!(
-                "proxy held {c} new connection(s) and {k} chunk(s) ({b} bytes) on cut links"
+                "proxy held {c} new connection(s) and {k} chunk(s) ({b} bytes) on cut links: {}",
+                each.join("; ")
             ),
+            links,
         }
+    }
+}
+
+/// Removes a probe's registration when dropped.
+struct Unregister<'a>(&'a Probes, (u32, u32, u16));
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.1);
     }
 }
 
@@ -118,7 +239,12 @@ struct Link {
     to: u32,
     upstream: u16,
     grudge: watch::Receiver<Grudge>,
+    /// What this link held (traffic `from` → `to`)...
     held: Arc<Held>,
+    /// ...and what the reverse link held of the replies on this link's
+    /// connections (traffic `to` → `from`).
+    held_back: Arc<Held>,
+    probes: Probes,
 }
 
 impl Link {
@@ -128,7 +254,12 @@ impl Link {
             // A transient error (EMFILE, aborted handshake) must not close the
             // link for the rest of the cycle.
             let client = match listener.accept().await {
-                Ok((c, _)) => c,
+                Ok((c, peer)) => {
+                    if self.answer_probe(peer) {
+                        continue; // dropped: a probe is never forwarded
+                    }
+                    c
+                }
                 Err(e) => {
                     tracing::warn!("proxy link {}->{}: accept: {e}", self.from, self.to);
                     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -138,6 +269,7 @@ impl Link {
             let (from, to, upstream) = (self.from, self.to, self.upstream);
             let mut grudge = self.grudge.clone();
             let held = self.held.clone();
+            let held_back = self.held_back.clone();
             conns.spawn(async move {
                 if blocked(&grudge.borrow(), from, to) {
                     held.connections.fetch_add(1, Ordering::Relaxed);
@@ -153,12 +285,32 @@ impl Link {
                 let _ = up.set_nodelay(true);
                 let (cr, cw) = client.into_split();
                 let (ur, uw) = up.into_split();
-                let fwd = pump(cr, uw, from, to, grudge.clone(), held.clone());
-                let back = pump(ur, cw, to, from, grudge, held);
+                let fwd = pump(cr, uw, from, to, grudge.clone(), held);
+                let back = pump(ur, cw, to, from, grudge, held_back);
                 tokio::join!(fwd, back);
             });
             while conns.try_join_next().is_some() {}
         }
+    }
+
+    /// If `peer` is one of the host's probes of this link: count it as
+    /// held when the link is cut, tell the prober, and return true.
+    fn answer_probe(&self, peer: SocketAddr) -> bool {
+        let waiting = self
+            .probes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(self.from, self.to, peer.port()));
+        let Some(tx) = waiting else {
+            return false;
+        };
+        let held = blocked(&self.grudge.borrow(), self.from, self.to);
+        if held {
+            self.held.connections.fetch_add(1, Ordering::Relaxed);
+            self.held.probes.fetch_add(1, Ordering::Relaxed);
+        }
+        let _ = tx.send(held);
+        true
     }
 }
 
