@@ -332,6 +332,11 @@ impl System {
     }
 }
 
+/// The reference campaign, compiled in: the default of `chaos-host run`.
+pub const REFERENCE_TOML: &str = include_str!("../../examples/reference/campaign.toml");
+/// How the embedded campaign is named in messages and run.json.
+pub const REFERENCE_NAME: &str = "(embedded reference campaign)";
+
 /// A validated campaign, with paths resolved against the campaign file.
 #[derive(Debug)]
 pub struct Campaign {
@@ -374,6 +379,24 @@ impl Campaign {
             );
         }
         Ok(())
+    }
+
+    /// The embedded default: the reference campaign
+    /// (`examples/reference/campaign.toml`), its nodes served by this very
+    /// binary (`chaos-host reference-node`), so an installed chaos-host runs
+    /// it with no checkout. Its assertion plugin is left out (it lives in
+    /// the checkout); the host's own judge checks every acknowledged write.
+    pub fn reference() -> anyhow::Result<Self> {
+        let mut c = Self::from_text(Path::new(REFERENCE_NAME), REFERENCE_TOML)?;
+        let exe = std::env::current_exe()
+            .context("finding this chaos-host binary to serve the reference nodes")?;
+        for (program, args) in &mut c.commands {
+            *program = exe.clone();
+            args.insert(0, "reference-node".into());
+        }
+        c.assertions.clear();
+        c.file.campaign.assertions.clear();
+        Ok(c)
     }
 
     pub fn load(path: &Path) -> anyhow::Result<Self> {

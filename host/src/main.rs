@@ -57,6 +57,11 @@ fn main() -> ExitCode {
 async fn dispatch(command: Command) -> anyhow::Result<bool> {
     match command {
         Command::Run(args) => {
+            if args.campaign.is_none() && args.resume.is_none() {
+                eprintln!(
+                    "chaos-host: no --campaign: running the embedded reference campaign (the reference system quorum-kv, 3 nodes, W=2, served by this binary; see examples/reference/campaign.toml)"
+                );
+            }
             let plan = args.plan()?;
             let runtime = plugin::Runtime::new()?;
             let summary = run::run(&plan, &runtime).await?;
@@ -99,6 +104,13 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             Ok(true)
         }
         Command::Replay(args) => replay::replay(&args).await,
+        Command::ReferenceNode { args } => {
+            let args = <quorum_kv::Args as clap::Parser>::try_parse_from(
+                std::iter::once("quorum-kv".to_string()).chain(args),
+            )?;
+            quorum_kv::serve(args).await?;
+            Ok(true)
+        }
         Command::Bench(args) => {
             bench::run(&args).await?;
             Ok(true)

@@ -147,7 +147,9 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
         }
     }
     if assertions.is_empty() {
-        tracing::warn!("no assertion plugin: only the host's convergence bound judges the cycles");
+        tracing::warn!(
+            "no assertion plugin: the host's own judge (durability, liveness, effects) decides alone"
+        );
     }
     for f in &faults {
         if f.meta.capabilities.contains(&"partition") && plan.net == Mode::Loopback {

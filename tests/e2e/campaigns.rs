@@ -111,3 +111,48 @@ fn inspect_describes_a_plugin() {
     assert_eq!(meta["params"][0]["name"], "at");
     assert_eq!(meta["sha256"].as_str().unwrap().len(), 64);
 }
+
+/// The project's usage line works as written: no `--campaign` runs the
+/// embedded reference campaign, its nodes served by chaos-host itself
+/// (`chaos-host reference-node`), so an installed binary needs no checkout.
+#[test]
+fn the_usage_line_runs_the_embedded_reference_campaign() {
+    let dir = tempfile::tempdir().unwrap();
+    let part = plugin("partition_minority");
+    let run = chaos(
+        dir.path(),
+        &[
+            "run",
+            "--plugin",
+            part.to_str().unwrap(),
+            "--cycles",
+            "2",
+            "--writes",
+            "40",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let first = run.stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("running the embedded reference campaign"),
+        "{first}"
+    );
+    let cycles = run.cycles();
+    assert_eq!(cycles.len(), 2);
+    for c in &cycles {
+        assert_eq!(c["status"], "pass", "{c}");
+        // A real partition of real nodes: every cut link proved itself.
+        assert_eq!(c["effects"][0]["verified"], true, "{c}");
+    }
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.out.join("run.json")).unwrap()).unwrap();
+    assert!(saved["campaign"].is_null(), "{saved}");
+    // A node of the embedded campaign is this binary; a bad argument to it
+    // is one clear error.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chaos-host"))
+        .args(["reference-node", "--node", "0", "--bogus"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--bogus"));
+}

@@ -31,6 +31,13 @@ pub enum Command {
     /// Undo what killed chaos-host runs left behind: node processes,
     /// stopped processes, nftables tables, network namespaces.
     Cleanup,
+    /// One node of the reference system (quorum-kv), for the embedded
+    /// default campaign: takes quorum-kv's arguments.
+    #[command(hide = true)]
+    ReferenceNode {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Rerun one recorded cycle exactly (its seed, parameters and plugins,
     /// which must not have changed) and print its verdict beside the
     /// recorded one. Exit 0 when the verdict is reproduced, 1 when not.
@@ -87,8 +94,10 @@ pub struct RunArgs {
     #[arg(skip)]
     #[serde(default)]
     pub plugin_sha256: std::collections::BTreeMap<String, String>,
-    /// The campaign file (TOML) describing the system under test.
-    #[arg(long, required_unless_present = "resume")]
+    /// The campaign file (TOML) describing the system under test. Without
+    /// it, the embedded reference campaign runs: the reference system
+    /// (quorum-kv, 3 nodes, W=2), served by this binary.
+    #[arg(long)]
     pub campaign: Option<PathBuf>,
     /// A fault or assertion plugin (.wasm component); repeatable.
     #[arg(long)]

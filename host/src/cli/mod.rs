@@ -63,15 +63,22 @@ impl RunArgs {
         if let Some(dir) = &self.resume {
             return Self::resume(dir);
         }
-        let Some(campaign_path) = &self.campaign else {
-            bail!("--campaign FILE is required (or --resume DIR)");
+        // Without --campaign: the embedded reference campaign.
+        let (mut campaign, text) = match &self.campaign {
+            Some(path) => {
+                let bytes = std::fs::read(path)
+                    .with_context(|| format!("reading campaign {}", path.display()))?;
+                (Campaign::load(path)?, bytes)
+            }
+            None => (
+                Campaign::reference()?,
+                crate::campaign::REFERENCE_TOML.as_bytes().to_vec(),
+            ),
         };
-        let mut campaign = Campaign::load(campaign_path)?;
+        let campaign_path = campaign.path.clone();
         let sha256 = {
             use sha2::Digest;
-            let bytes = std::fs::read(campaign_path)
-                .with_context(|| format!("reading campaign {}", campaign_path.display()))?;
-            format!("{:x}", sha2::Sha256::digest(bytes))
+            format!("{:x}", sha2::Sha256::digest(text))
         };
         if let Some(saved) = &self.campaign_sha256
             && *saved != sha256
@@ -158,7 +165,7 @@ impl RunArgs {
             settle_ms: Some(settle.as_millis() as u64),
             net: Some(net),
             campaign_sha256: Some(sha256),
-            campaign: Some(absolute(campaign_path)),
+            campaign: self.campaign.as_deref().map(absolute),
             plugin: plugins.iter().map(|p| absolute(p)).collect(),
             native_plugin: self.native_plugin.iter().map(|p| absolute(p)).collect(),
             plugin_dir: Vec::new(),

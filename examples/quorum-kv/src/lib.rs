@@ -1,0 +1,141 @@
+//! quorum-kv: the reference system under test for chaos-host, as a library
+//! ([`serve`]) and the `quorum-kv` binary.
+//!
+//! N nodes; a write sent to any node is appended to that node's durable log
+//! (append + fdatasync), fanned out to every peer, and acknowledged once W
+//! nodes (itself included) hold it. Peers that were slower keep receiving the
+//! write after the acknowledgement, and nodes catch up from each other's logs,
+//! so an acknowledged write ends on every live node.
+//!
+//! `--bug abort-fanout` reproduces seed 001 (ai-memory's
+//! `JoinSet::shutdown()` after quorum): once W acks arrive, in-flight fan-out
+//! requests to slower peers are aborted and nothing repairs them, so
+//! acknowledged writes silently miss a node.
+//!
+//! `--bug gossip-peers` is a correct system that learns its peers' real
+//! addresses (`GET /whoami` on each peer URL it was given, on first
+//! fan-out) and replicates to them directly from then on, as a gossiping
+//! system would. Nothing else changes (catch-up stays on), but a partition
+//! that cuts only the peer URLs it was given no longer cuts its fan-out.
+//!
+//! `--bug lose-one` drops exactly one replicated write (acknowledged, never
+//! stored), so tests can show a single lost write fails its cycle;
+//! `--bug hang-reads` never answers `/ids`; `--bug crash-mid-burst` aborts
+//! at its 20th record.
+//!
+//! Endpoints: `GET /health`, `POST /write`, `POST /replicate`,
+//! `GET /ids?ns=NS`, `GET /log?after=SEQ`, `GET /time`, `GET /whoami`.
+
+pub mod log;
+pub mod replication;
+pub mod server;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Defects the reference system can be switched into, so tests can show the
+/// engine catches them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Bug {
+    /// Abort in-flight fan-out once quorum is met, without repair (seed 001).
+    AbortFanout,
+    /// Replicate to the peers' real listen addresses (asked through
+    /// `/whoami`), not to the peer URLs given.
+    GossipPeers,
+    /// Acknowledge the replication of exactly one write (the one whose id
+    /// ends in `-w42`) without storing it: one lost acknowledged write in a
+    /// cycle, which a 0.995 threshold over 200 writes would let pass.
+    LoseOne,
+    /// Answer `/health` and writes, but never answer `/ids`: a node alive
+    /// and silent, for the liveness finding.
+    HangReads,
+    /// Abort the process once it holds 20 records: a node that dies
+    /// mid-burst though no fault asked for it.
+    CrashMidBurst,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "quorum-kv",
+    about = "W-of-N quorum write store (chaos-host reference SUT)"
+)]
+pub struct Args {
+    /// This node's index, reported by /health and recorded in its log.
+    #[arg(long)]
+    pub node: u32,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: String,
+    /// Directory holding this node's durable log; created if missing.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Comma-separated base URLs of the other nodes.
+    #[arg(long, default_value = "", value_delimiter = ',')]
+    pub peers: Vec<String>,
+    /// Nodes (this one included) that must hold a write before it is acked.
+    #[arg(long, default_value_t = 2)]
+    pub quorum: usize,
+    /// How long a write waits for quorum before answering 503.
+    #[arg(long, default_value_t = 2000)]
+    pub quorum_timeout_ms: u64,
+    /// How often each node pulls missing entries from its peers' logs
+    /// (0 disables catch-up).
+    #[arg(long, default_value_t = 100)]
+    pub catchup_ms: u64,
+    /// Switch on a known defect.
+    #[arg(long, value_enum)]
+    pub bug: Option<Bug>,
+}
+
+impl Args {
+    fn peers(&self) -> Vec<String> {
+        self.peers
+            .iter()
+            .map(|p| p.trim().trim_end_matches('/').to_string())
+            .filter(|p| !p.is_empty())
+            .collect()
+    }
+}
+
+/// Run one node until it is killed. The `quorum-kv` binary and chaos-host's
+/// hidden `reference-node` subcommand (the embedded default campaign) both
+/// call this, so an installed chaos-host needs no checkout to run it.
+pub async fn serve(args: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(args.quorum >= 1, "--quorum must be at least 1");
+    let peers = args.peers();
+    let log = log::Log::open(&args.data_dir)
+        .with_context(|| format!("opening log in {}", args.data_dir.display()))?;
+    let replicator = replication::Replicator::new(
+        peers.clone(),
+        args.quorum,
+        Duration::from_millis(args.quorum_timeout_ms),
+        args.bug,
+    );
+    // The seed-001 defect is that nothing repairs an aborted fan-out; a
+    // write lost on purpose must stay lost too.
+    let repairs = !matches!(args.bug, Some(Bug::AbortFanout | Bug::LoseOne));
+    let catchup = repairs && args.catchup_ms > 0 && !peers.is_empty();
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let state = server::State::new(args.node, listener.local_addr()?, log, replicator, args.bug);
+    if catchup {
+        tokio::spawn(replication::catch_up(
+            state.clone(),
+            peers,
+            Duration::from_millis(args.catchup_ms),
+        ));
+    }
+    eprintln!(
+        "quorum-kv node {} listening on {} (quorum {}, bug {:?}, catch-up {})",
+        args.node,
+        listener.local_addr()?,
+        args.quorum,
+        args.bug,
+        catchup
+    );
+    axum::serve(listener, server::router(state)).await?;
+    Ok(())
+}
