@@ -26,9 +26,9 @@
 //! Endpoints: `GET /health`, `POST /write`, `POST /replicate`,
 //! `GET /ids?ns=NS`, `GET /log?after=SEQ`, `GET /time`, `GET /whoami`.
 
-pub mod log;
-pub mod replication;
-pub mod server;
+mod log;
+mod replication;
+mod server;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
