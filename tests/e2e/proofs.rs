@@ -135,3 +135,61 @@ fn partition_through_the_proxies_is_verified_link_by_link() {
         }
     }
 }
+
+#[test]
+fn clock_skew_of_a_node_with_a_process_outside_libfaketime_is_simulated() {
+    // Each node's group gets a second process started without the
+    // preload: its clock cannot be skewed, whatever the leader's shows.
+    let dir = tempfile::tempdir().unwrap();
+    let c = campaign(dir.path(), false, |t| {
+        let kv = root().join("target/debug/quorum-kv");
+        let start = t.find("command = [").unwrap();
+        let end = start + t[start..].find("]\n").unwrap() + 2;
+        let command = format!(
+            "command = [\"sh\", \"-c\", \"env -u LD_PRELOAD sleep 600 & exec {} --node {{index}} --listen {{host}}:{{port}} --data-dir {{data_dir}} --peers {{peers}} --quorum 2\"]\n",
+            kv.display()
+        );
+        format!("{}{command}{}", &t[..start], &t[end..])
+    });
+    let p = plugin("clock_skew_peer");
+    let run = run_campaign(
+        dir.path(),
+        &c,
+        &[
+            "--plugin",
+            p.to_str().unwrap(),
+            "--cycles",
+            "2",
+            "--writes",
+            "60",
+            "--settle-ms",
+            "300",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    for c in &run.cycles() {
+        assert_eq!(c["status"], "simulated", "{c}");
+        let e = &c["effects"][0];
+        assert_eq!(
+            (&e["simulated"], &e["verified"]),
+            (&true.into(), &false.into()),
+            "{e}"
+        );
+        // "libfaketime is not loaded in node 1's pid 4242 (process group
+        // 4240): ..."
+        let ev = e["evidence"].as_str().unwrap();
+        let pid: i32 = ev
+            .split("'s pid ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no pid named in {ev}"));
+        let group: i32 = ev
+            .split("(process group ")
+            .nth(1)
+            .and_then(|r| r.split(')').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no group named in {ev}"));
+        assert_ne!(pid, group, "the member, not the leader: {ev}");
+    }
+}

@@ -41,8 +41,10 @@ impl Held {
 }
 
 /// Probe connections awaited, by (from, to, the probe's source port); the
-/// link answers whether it held the connection.
-type Probes = Arc<Mutex<HashMap<(u32, u32, u16), oneshot::Sender<bool>>>>;
+/// link answers whether it held the connection. `None`: the prober gave up
+/// waiting, and the link, should it accept the connection late, still
+/// closes it unforwarded (and uncounted).
+type Probes = Arc<Mutex<HashMap<(u32, u32, u16), Option<oneshot::Sender<bool>>>>>;
 
 /// How long a probe waits for its link to report it.
 const PROBE_DEADLINE: Duration = Duration::from_millis(500);
@@ -153,7 +155,7 @@ impl Links {
         self.probes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key, tx);
+            .insert(key, Some(tx));
         // Unregistered however this ends (a cancelled call included).
         let _unregister = Unregister(&self.probes, key);
         let answer = tokio::time::timeout(PROBE_DEADLINE, async {
@@ -214,15 +216,21 @@ impl Links {
     }
 }
 
-/// Removes a probe's registration when dropped.
+/// Marks a probe no longer awaited when dropped (the link removes the
+/// entry when it meets the connection; the map dies with the cycle's
+/// links).
 struct Unregister<'a>(&'a Probes, (u32, u32, u16));
 
 impl Drop for Unregister<'_> {
     fn drop(&mut self) {
-        self.0
+        if let Some(waiting) = self
+            .0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.1);
+            .get_mut(&self.1)
+        {
+            *waiting = None;
+        }
     }
 }
 
@@ -301,8 +309,11 @@ impl Link {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&(self.from, self.to, peer.port()));
-        let Some(tx) = waiting else {
+        let Some(waiting) = waiting else {
             return false;
+        };
+        let Some(tx) = waiting else {
+            return true; // abandoned by its prober: closed, not counted
         };
         let held = blocked(&self.grudge.borrow(), self.from, self.to);
         if held {
@@ -342,4 +353,42 @@ async fn pump(
         }
     }
     let _ = w.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_probe_is_held_counted_on_its_link_and_never_forwarded() {
+        let up0 = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let up1 = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let ports = [
+            up0.local_addr().unwrap().port(),
+            up1.local_addr().unwrap().port(),
+        ];
+        let links = Links::start(&ports).await.unwrap();
+        // Node 0 drops node 1's traffic: only link 1->0 is cut.
+        links.cut(&vec![vec![1], vec![]]);
+        let probed = links.probe(&[(1, 0), (0, 1)]).await;
+        assert!(probed[0].held, "{probed:?}");
+        assert!(!probed[1].held, "an uncut link does not hold: {probed:?}");
+        let stats = links.heal();
+        assert_eq!(stats.links.len(), 1);
+        let l = &stats.links[0];
+        assert_eq!((l.from, l.to, l.blocked), (1, 0, 1), "{l:?}");
+        assert!(l.figures.contains("(1 probe)"), "{l:?}");
+        // Neither probe reached a node: the first connection node 0 and
+        // node 1 accept is a real one, carrying its byte.
+        for (from, to, up) in [(1, 0, &up0), (0, 1, &up1)] {
+            let mut c = TcpStream::connect((Ipv4Addr::LOCALHOST, links.port(from, to)))
+                .await
+                .unwrap();
+            c.write_all(b"x").await.unwrap();
+            let (mut s, _) = up.accept().await.unwrap();
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b).await.unwrap();
+            assert_eq!(&b, b"x");
+        }
+    }
 }
