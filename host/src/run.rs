@@ -382,10 +382,10 @@ async fn run_classes(
 }
 
 /// Keep the files of every cycle that is not a clean pass (any status but
-/// `pass`, or a pass that tolerated lost writes) under `out/evidence/`;
-/// delete a clean pass's.
+/// `pass`, or a pass with reasons: tolerated losses, unexpected answers)
+/// under `out/evidence/`; delete a clean pass's.
 fn keep_evidence(mut record: CycleRecord, dir: &Path, out: &Path) -> anyhow::Result<CycleRecord> {
-    if record.status == Status::Pass && record.tolerated_lost == 0 {
+    if record.status == Status::Pass && record.reasons.is_empty() {
         std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
         return Ok(record);
     }

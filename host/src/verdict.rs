@@ -141,7 +141,16 @@ pub fn judge(f: &Facts) -> Judgement {
 fn nodes(f: &Facts, v: &mut Verdict) {
     for n in f.nodes {
         if let Some(exit) = &n.exit {
-            let asked = f.effects.iter().any(|e| kills(e.kind) && e.node == n.node);
+            // Asked for only by a kill of this node that took hold and came
+            // before the death: an ignored SIGTERM does not excuse a later
+            // crash.
+            let asked = f.effects.iter().any(|e| {
+                kills(e.kind)
+                    && e.node == n.node
+                    && e.verified
+                    && n.died_at_ms
+                        .is_none_or(|d| e.start_us / 1000 <= d.max(0) as u64)
+            });
             if !asked {
                 let when = match n.died_at_ms {
                     Some(ms) if ms < 0 => format!("{} ms before the burst started", -ms),

@@ -143,7 +143,6 @@ impl Cycle<'_> {
         )
         .await?;
         phases.insert("converge", t.elapsed().as_millis() as u64);
-        let nodes = node_records(&cluster.nodes, &views, &acked, injected.started);
 
         let t = Instant::now();
         let (verdicts, mut plugin_errors) = self.assert(&info, results, &views).await;
@@ -151,6 +150,9 @@ impl Cycle<'_> {
         if let Some(e) = &injected.fault_error {
             plugin_errors.insert(0, e.clone());
         }
+        // Taken after the assertions, just before the probes kill peers on
+        // purpose: a node that died while the assertions ran is judged too.
+        let nodes = node_records(&cluster.nodes, &views, &acked, injected.started);
 
         let probes = if c.file.probes.quorum {
             let t = Instant::now();
