@@ -64,6 +64,9 @@ pub async fn load_plugins(
     let mut assertions = Vec::new();
     let paths = plan.campaign.assertions.iter().chain(&plan.plugins);
     let mut seen = std::collections::HashSet::new();
+    // Grants, pins, params, out dirs and results are keyed by name: two
+    // files under one name (a copy, a fault and an assertion) are refused.
+    let mut names = crate::plugin::Names::default();
     let natives = plan.native_plugins.iter().map(|p| (p, true));
     for (path, native) in paths.map(|p| (p, false)).chain(natives) {
         // The same file named twice (a campaign assertion inside a
@@ -83,6 +86,7 @@ pub async fn load_plugins(
             runtime.load(path).await?
         };
         let name = p.meta.name.clone();
+        names.claim(&name, path)?;
         if let Some(pin) = file.pins.get(&name)
             && !pin.eq_ignore_ascii_case(&p.meta.sha256)
         {
@@ -117,9 +121,6 @@ pub async fn load_plugins(
         p.authorize(grants, params)
             .with_context(|| format!("plugin {}", path.display()))?;
         if p.is_fault() {
-            if faults.iter().any(|f: &Loaded| f.meta.name == name) {
-                bail!("plugin {}: fault {name} is given twice", path.display());
-            }
             faults.push(p);
         } else {
             assertions.push(p);

@@ -282,3 +282,27 @@ pub fn spawn_chaos(dir: &Path, args: &[&str], log: &str) -> std::process::Child 
         .spawn()
         .unwrap()
 }
+
+/// The hand-written component `tests/guests/FILE.wat`, `edit` applied to
+/// its text, compiled into `dir/OUT.wasm`.
+pub fn wat_guest(dir: &Path, file: &str, out: &str, edit: impl Fn(String) -> String) -> PathBuf {
+    let src = root().join("tests/guests").join(file);
+    let text = std::fs::read_to_string(&src).unwrap();
+    let bytes = wat::parse_str(edit(text)).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    let path = dir.join(format!("{out}.wasm"));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// `inject` of a [`wat_fault`] that returns ok at once.
+pub const INJECT_OK: &str = "(i32.store8 (i32.const 1536) (i32.const 0)) (i32.const 1536)";
+
+/// A fault component (`tests/guests/fault.wat`) whose `describe()` gives
+/// `name` and whose core `inject` body is `inject`, at `dir/OUT.wasm`.
+pub fn wat_fault(dir: &Path, out: &str, name: &str, inject: &str) -> PathBuf {
+    wat_guest(dir, "fault.wat", out, |t| {
+        t.replace("{name_len}", &name.len().to_string())
+            .replace("{name}", name)
+            .replace("{inject}", inject)
+    })
+}

@@ -25,6 +25,15 @@ impl PluginState {
             .ok_or_else(|| "effects are only available during inject()".to_string())
     }
 
+    /// An effect the host could not apply is recorded with the refusals:
+    /// a plugin that ignores the error must not pass on its other effects.
+    fn note(&mut self, r: Result<(), String>) -> Result<(), String> {
+        if let Err(e) = &r {
+            self.denials.push(format!("effect not applied: {e}"));
+        }
+        r
+    }
+
     fn allow(&mut self, c: Capability) -> Result<(), String> {
         let r = self.grants.allow(c, &self.declared);
         if let Err(e) = &r {
@@ -97,24 +106,26 @@ impl host::Host for PluginState {
             types::Signal::Kill => Signal::SIGKILL,
             types::Signal::Term => Signal::SIGTERM,
         };
-        self.effects()?.clone().signal(node, sig).await
+        let r = self.effects()?.clone().signal(node, sig).await;
+        self.note(r)
     }
 
     async fn pause(&mut self, node: u32, ms: u32) -> Result<(), String> {
         self.allow(Capability::Pause)?;
-        self.effects()?.clone().pause(node, ms).await
+        let r = self.effects()?.clone().pause(node, ms).await;
+        self.note(r)
     }
 
     async fn partition(&mut self, grudge: Vec<Vec<u32>>, ms: u32) -> Result<(), String> {
         self.allow(Capability::Partition)?;
-        self.effects()?.clone().partition(grudge, ms).await
+        let r = self.effects()?.clone().partition(grudge, ms).await;
+        self.note(r)
     }
 
     async fn clock_offset(&mut self, node: u32, offset_ms: i64, ms: u32) -> Result<(), String> {
         self.allow(Capability::Clock)?;
-        self.effects()?
-            .clone()
-            .clock_offset(node, offset_ms, ms)
-            .await
+        let effects = self.effects()?.clone();
+        let r = effects.clock_offset(node, offset_ms, ms).await;
+        self.note(r)
     }
 }

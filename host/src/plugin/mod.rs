@@ -5,18 +5,25 @@
 //! refuse versions this host does not speak, compile, pre-instantiate, call
 //! `describe()`, check grants and parameters. Every later call gets a fresh
 //! instance from the pre-instantiated component (a trap poisons an instance),
-//! a fuel budget, a memory cap and a wall-clock deadline.
+//! a fuel budget, a memory cap over the whole instance (`limits`), an epoch
+//! deadline on the wall clock, and WASI randomness and clocks derived from
+//! the cycle's seed (`wasi`). A plugin's name must be plain and unique
+//! (`identity`).
 
 mod bindings;
 mod grants;
+mod identity;
 mod imports;
+mod limits;
 mod native;
 mod observations;
 mod runtime;
+mod wasi;
 
 pub use bindings::types as bindings_types;
 pub use bindings::types::Capability;
 pub use grants::{Grants, parse as grants_parse};
+pub use identity::Names;
 pub use observations::{CycleInfo, NodeObservation, Observations};
 pub use runtime::{AssertionVerdict, Loaded, Runtime};
 

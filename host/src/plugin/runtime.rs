@@ -3,7 +3,10 @@
 use super::ACCEPTED_VERSIONS;
 use super::bindings::{assertion, fault, host, types};
 use super::grants::{self, Grants};
+use super::identity::check_name;
+use super::limits::{InstanceLimits, LimitExceeded};
 use super::native::{self, NativeLib};
+use super::wasi;
 use crate::effects::Effects;
 use anyhow::{Context, bail};
 use rand::SeedableRng;
@@ -12,13 +15,11 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Config, Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-/// Linear memory one plugin instance may grow to.
-pub const MEMORY_LIMIT: usize = 64 << 20;
 /// Instructions (roughly) one call may execute.
 pub const FUEL_PER_CALL: u64 = 2_000_000_000;
 /// Fuel between yields to the async executor, so a busy plugin cannot hold
@@ -26,6 +27,21 @@ pub const FUEL_PER_CALL: u64 = 2_000_000_000;
 const FUEL_YIELD: u64 = 5_000_000;
 /// Deadline for `describe()`.
 const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the engine's epoch advances: running wasm checks its
+/// wall-clock deadline this often.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// How long after its deadline a call is dropped while it waits in a host
+/// function (`sleep_ms`, `wait_writes`), where no wasm runs to see the
+/// epoch. Running wasm is stopped by the epoch first, with a clearer reason.
+const BACKSTOP_GRACE: Duration = Duration::from_millis(100);
+
+/// A plugin call ran past its deadline while executing wasm: raised from
+/// the epoch callback, so the trap says why.
+#[derive(Debug, thiserror::Error)]
+#[error("wall-clock deadline of {ms} ms passed (stopped by the epoch interrupt)")]
+struct WallClockDeadline {
+    ms: u128,
+}
 
 /// A plugin failed its call. Carries the plugin and the phase.
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +141,7 @@ pub struct Loaded {
 pub struct PluginState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: InstanceLimits,
     pub(super) label: String,
     pub(super) grants: Grants,
     pub(super) declared: Vec<types::Capability>,
@@ -187,12 +203,19 @@ impl Runtime {
     /// A runtime caching compiled plugins in `dir` (`None`: no cache).
     pub fn with_cache_dir(dir: Option<PathBuf>) -> anyhow::Result<Self> {
         let mut config = Config::new();
-        config.wasm_component_model(true).consume_fuel(true);
+        // Fuel bounds the work of a call, the epoch its wall-clock time: one
+        // unit of fuel can cost a nanosecond or a cache miss's hundred, and
+        // the executor's timeout is only polled when fuel yields.
+        config
+            .wasm_component_model(true)
+            .consume_fuel(true)
+            .epoch_interruption(true);
         config.cache(compile_cache(dir));
         let engine = Engine::new(&config)?;
+        start_epoch_ticker(&engine)?;
         let mut linker = Linker::new(&engine);
-        // WASI is linked so std-built guests instantiate, but the context has
-        // no preopens, no env, no args, no stdio and denies every address.
+        // WASI is linked so std-built guests instantiate; what it may reach
+        // is set per call in `wasi::context`.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
@@ -246,6 +269,7 @@ impl Runtime {
             engine: self.engine.clone(),
         };
         let info = loaded.describe().await?;
+        check_name(path, &info.name)?;
         loaded.meta.name = info.name.clone();
         loaded.meta.version = info.version.clone();
         loaded.meta.author = info.author.clone();
@@ -284,6 +308,7 @@ impl Runtime {
             .with_context(|| format!("reading native plugin {}", path.display()))?;
         let lib = NativeLib::open(path)?;
         let d = lib.describe(path)?;
+        check_name(path, &d.name)?;
         if d.kind != "fault" {
             bail!(
                 "native plugin {}: kind {:?}: only faults may be native (assertions need no privileges; write them as components)",
@@ -365,24 +390,18 @@ impl Loaded {
         &self.params
     }
 
+    /// A store for one call: seeded WASI, the instance-wide limits, a fuel
+    /// budget and an epoch deadline `deadline` from now.
     fn store(
         &self,
         seed: u64,
         effects: Option<Arc<Effects>>,
+        deadline: Duration,
     ) -> anyhow::Result<Store<PluginState>> {
         let state = PluginState {
-            wasi: WasiCtx::builder()
-                .allow_ip_name_lookup(false)
-                .allow_tcp(false)
-                .allow_udp(false)
-                .build(),
+            wasi: wasi::context(seed),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(MEMORY_LIMIT)
-                .instances(16)
-                .tables(16)
-                .table_elements(100_000)
-                .build(),
+            limits: InstanceLimits::default(),
             label: self.meta.label(),
             grants: self.grants.clone(),
             declared: self.declared.clone(),
@@ -395,11 +414,22 @@ impl Loaded {
         store.limiter(|s| &mut s.limits);
         store.set_fuel(FUEL_PER_CALL)?;
         store.fuel_async_yield_interval(Some(FUEL_YIELD))?;
+        // Checked at every tick rather than counted in ticks, so a ticker
+        // starved of CPU makes the check late, never early or lost.
+        let due = Instant::now() + deadline;
+        let ms = deadline.as_millis();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= due {
+                return Err(WallClockDeadline { ms }.into());
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
         Ok(store)
     }
 
     async fn describe(&self) -> anyhow::Result<types::PluginInfo> {
-        let mut store = self.store(0, None)?;
+        let mut store = self.store(0, None, DESCRIBE_TIMEOUT)?;
         let label = self.path.display().to_string();
         let call = async {
             match &self.pre {
@@ -416,7 +446,7 @@ impl Loaded {
                 )),
             }
         };
-        match tokio::time::timeout(DESCRIBE_TIMEOUT, call).await {
+        match tokio::time::timeout(DESCRIBE_TIMEOUT + BACKSTOP_GRACE, call).await {
             Ok(Ok(info)) => Ok(info),
             Ok(Err(e)) => Err(trap(label, "describe", e).into()),
             Err(_) => Err(PluginError::Timeout {
@@ -457,7 +487,7 @@ impl Loaded {
                 vec![],
             );
         };
-        let mut store = match self.store(cycle.seed, Some(effects)) {
+        let mut store = match self.store(cycle.seed, Some(effects), deadline) {
             Ok(s) => s,
             Err(e) => return (Err(trap(label, "inject", e)), vec![]),
         };
@@ -465,7 +495,7 @@ impl Loaded {
             let b = pre.instantiate_async(&mut store).await?;
             b.chaos_plugin_fault().call_inject(&mut store, &cycle).await
         };
-        let result = match tokio::time::timeout(deadline, call).await {
+        let result = match tokio::time::timeout(deadline + BACKSTOP_GRACE, call).await {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(reason))) => Err(PluginError::Returned {
                 plugin: label,
@@ -497,7 +527,7 @@ impl Loaded {
             });
         };
         let mut store = self
-            .store(observations.cycle.seed, None)
+            .store(observations.cycle.seed, None, deadline)
             .map_err(|e| trap(label.clone(), "check", e))?;
         let call = async {
             let b = pre.instantiate_async(&mut store).await?;
@@ -505,7 +535,7 @@ impl Loaded {
                 .call_check(&mut store, &observations)
                 .await
         };
-        match tokio::time::timeout(deadline, call).await {
+        match tokio::time::timeout(deadline + BACKSTOP_GRACE, call).await {
             Ok(Ok(v)) => Ok(AssertionVerdict {
                 plugin: label,
                 outcome: match v.outcome {
@@ -543,8 +573,20 @@ pub struct AssertionVerdict {
 
 fn trap(plugin: String, phase: &'static str, e: impl Into<anyhow::Error>) -> PluginError {
     let e: anyhow::Error = e.into();
-    // The root cause names the trap (fuel, memory, unreachable) without
-    // the wasm backtrace noise.
+    // The sandbox's own stops say which limit; otherwise the root cause
+    // names the trap (fuel, unreachable) without the wasm backtrace noise.
+    let sandbox = e.chain().find_map(|c| {
+        c.downcast_ref::<WallClockDeadline>()
+            .map(ToString::to_string)
+            .or_else(|| c.downcast_ref::<LimitExceeded>().map(ToString::to_string))
+    });
+    if let Some(reason) = sandbox {
+        return PluginError::Trap {
+            plugin,
+            phase,
+            reason,
+        };
+    }
     let reason = match e.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::OutOfFuel) => "CPU budget exhausted (out of fuel)".to_string(),
         Some(t) => t.to_string(),
@@ -559,6 +601,23 @@ fn trap(plugin: String, phase: &'static str, e: impl Into<anyhow::Error>) -> Plu
         phase,
         reason,
     }
+}
+
+/// Advance `engine`'s epoch every [`EPOCH_TICK`] on one thread, for as long
+/// as the engine lives.
+fn start_epoch_ticker(engine: &Engine) -> anyhow::Result<()> {
+    let engine = engine.weak();
+    std::thread::Builder::new()
+        .name("chaos-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = engine.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .context("starting the plugin epoch ticker")?;
+    Ok(())
 }
 
 /// Which world and contract version a component speaks, from its exports.

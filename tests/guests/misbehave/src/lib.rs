@@ -8,6 +8,7 @@
 //! - `deep_recursion`: recurse until the stack runs out.
 //! - `read_file`, `open_socket`, `read_env`: try to reach outside; returns
 //!   `Err("contained: ...")` when the sandbox said no, `Ok` if it escaped.
+//!   `open_socket` dials 127.0.0.1 on the `port` parameter.
 //! - `bad_node`: signal node 99.
 //! - `pause_twice`: pause node 1 while it is already paused.
 //! - `partition_twice`: a second partition just before the first ends.
@@ -15,10 +16,32 @@
 //! - `huge_error`: return an 8 MiB error string.
 //! - `panic`: panic at once.
 //! - `log_flood`: log 200,000 lines.
+//! - `replay`: draw from `getrandom`, `rand`'s thread rng and std's hash
+//!   keys, read the wall clock, and return them all as the error, at once
+//!   (before the wait for writes, so the clock is read right after the
+//!   host made the instance).
 
 use chaos_sdk::{Capability, CycleInfo, Fault, ParamType, Params, PluginInfo, grudge, host};
+use rand::Rng;
+use std::hash::BuildHasher;
 
 struct Misbehave;
+
+/// What the WASI randomness and wall clock say, as one line.
+fn replay() -> Result<(), String> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| format!("getrandom: {e}"))?;
+    let drawn: u64 = rand::rng().random();
+    let hashed = std::collections::hash_map::RandomState::new().hash_one(42u64);
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| format!("wall clock: {e}"))?
+        .as_secs();
+    Err(format!(
+        "replay: getrandom {} rand {drawn} hash {hashed} wall {wall}",
+        u64::from_le_bytes(bytes)
+    ))
+}
 
 fn recurse(n: u64, pad: &mut [u8; 256]) -> u64 {
     if n == u64::MAX {
@@ -44,11 +67,15 @@ impl Fault for Misbehave {
                 "pause_then_trap",
                 "which misbehaviour",
             )
+            .param("port", ParamType::Integer, "22", "port open_socket dials")
             .build()
     }
 
     fn inject(cycle: CycleInfo) -> Result<(), String> {
         let mode = cycle.param("mode").unwrap_or("pause_then_trap").to_string();
+        if mode == "replay" {
+            return replay();
+        }
         host::wait_writes(cycle.writes / 4);
         match mode.as_str() {
             "pause_then_trap" => {
@@ -91,7 +118,10 @@ impl Fault for Misbehave {
                 }
                 Err(e) => Err(format!("contained: file read refused: {e}")),
             },
-            "open_socket" => match std::net::TcpStream::connect("127.0.0.1:22") {
+            "open_socket" => match std::net::TcpStream::connect((
+                std::net::Ipv4Addr::LOCALHOST,
+                cycle.param_u64("port", 22) as u16,
+            )) {
                 Ok(_) => Ok(()),
                 Err(e) => Err(format!("contained: socket refused: {e}")),
             },
