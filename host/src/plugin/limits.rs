@@ -49,18 +49,43 @@ pub enum LimitExceeded {
 /// share back.
 #[derive(Debug, Default)]
 pub struct InstanceLimits {
-    memory_bytes: usize,
-    table_elements: usize,
+    memory: Total,
+    tables: Total,
+}
+
+/// One resource summed over the instance: memory bytes or table elements.
+#[derive(Debug, Default)]
+struct Total {
+    held: usize,
     /// The last approved growth, returned if wasmtime then fails it.
-    pending_memory: usize,
-    pending_table: usize,
+    pending: usize,
+}
+
+impl Total {
+    /// Approve growing one member from `current` to `desired` when the sum
+    /// stays within `cap`; else the sum it would have reached.
+    fn grow(&mut self, current: usize, desired: usize, cap: usize) -> Result<(), usize> {
+        let added = desired.saturating_sub(current);
+        let total = self.held.saturating_add(added);
+        if total > cap {
+            return Err(total);
+        }
+        self.held = total;
+        self.pending = added;
+        Ok(())
+    }
+
+    /// The approved growth did not happen: give its share back.
+    fn failed(&mut self) {
+        self.held -= std::mem::take(&mut self.pending);
+    }
 }
 
 #[cfg(test)]
 impl InstanceLimits {
     /// Bytes of linear memory the instance holds now.
     pub fn memory_bytes(&self) -> usize {
-        self.memory_bytes
+        self.memory.held
     }
 }
 
@@ -71,18 +96,14 @@ impl ResourceLimiter for InstanceLimits {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let added = desired.saturating_sub(current);
-        let total = self.memory_bytes.saturating_add(added);
-        if total > MEMORY_LIMIT {
-            return Err(LimitExceeded::Memory { total }.into());
-        }
-        self.memory_bytes = total;
-        self.pending_memory = added;
+        self.memory
+            .grow(current, desired, MEMORY_LIMIT)
+            .map_err(|total| LimitExceeded::Memory { total })?;
         Ok(true)
     }
 
     fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.memory_bytes -= std::mem::take(&mut self.pending_memory);
+        self.memory.failed();
         Ok(())
     }
 
@@ -92,18 +113,14 @@ impl ResourceLimiter for InstanceLimits {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let added = desired.saturating_sub(current);
-        let total = self.table_elements.saturating_add(added);
-        if total > TABLE_ELEMENTS_LIMIT {
-            return Err(LimitExceeded::Table { total }.into());
-        }
-        self.table_elements = total;
-        self.pending_table = added;
+        self.tables
+            .grow(current, desired, TABLE_ELEMENTS_LIMIT)
+            .map_err(|total| LimitExceeded::Table { total })?;
         Ok(true)
     }
 
     fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.table_elements -= std::mem::take(&mut self.pending_table);
+        self.tables.failed();
         Ok(())
     }
 
