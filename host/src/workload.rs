@@ -291,20 +291,14 @@ pub async fn read_ids(
         req = req.json(&vars.render_body(body, &r.base64));
     }
     let unanswered = |what: &str, e: reqwest::Error| {
-        // `{e:#}`-style: reqwest's own text hides "connection refused" in
-        // its source chain.
-        let mut text = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            text.push_str(": ");
-            text.push_str(&s.to_string());
-            src = s.source();
-        }
         let timeout = if e.is_timeout() {
             format!(" (no answer within read.timeout_ms = {})", r.timeout_ms)
         } else {
             String::new()
         };
+        // The whole chain: reqwest's own text hides "connection refused"
+        // in its sources.
+        let text = format!("{:#}", anyhow::Error::from(e));
         ReadError::Unanswered(format!(
             "{what} from node {index} at {url}: {text}{timeout}"
         ))

@@ -165,25 +165,29 @@ impl Cycle<'_> {
 
         // Figures, from ids.
         let counts = Counts::of(results);
-        let observed: Vec<HashSet<&str>> = views
+        // Lost: acknowledged ids some node lacked at the deadline, as the
+        // node records already list them.
+        let lost: HashSet<&str> = nodes
             .iter()
-            .filter_map(|v| v.held.as_ref())
-            .map(|h| h.iter().map(String::as_str).collect())
+            .flat_map(|n| n.missing_acked.iter().map(String::as_str))
             .collect();
-        let acked_everywhere = acked
-            .iter()
-            .filter(|id| !observed.is_empty() && observed.iter().all(|s| s.contains(*id)))
-            .count() as u64;
-        let lost_acked = if observed.is_empty() {
-            0
+        let lost_acked = lost.len() as u64;
+        let acked_everywhere = if views.iter().any(|v| v.held.is_some()) {
+            acked.len() as u64 - lost_acked
         } else {
-            acked.len() as u64 - acked_everywhere
+            0
         };
         let convergence_bound = ratio("convergence_bound", acked_everywhere, acked.len() as u64)?;
+        let present: HashSet<&str> = views
+            .iter()
+            .filter_map(|v| v.held.as_ref())
+            .flatten()
+            .map(String::as_str)
+            .collect();
         let refused_but_present: Vec<String> = results
             .iter()
             .filter(|r| matches!(r.outcome, Outcome::QuorumNotMet | Outcome::Fail))
-            .filter(|r| observed.iter().any(|s| s.contains(r.id.as_str())))
+            .filter(|r| present.contains(r.id.as_str()))
             .map(|r| r.id.clone())
             .collect();
         let unexpected: Vec<(u16, u64, String)> = injected
