@@ -18,7 +18,7 @@ use crate::campaign::Campaign;
 use crate::effects::{Effects, Scope};
 use crate::journal::Journal;
 use crate::net::Network;
-use crate::plugin::{Grants, Runtime, bindings_types as types};
+use crate::plugin::{CycleInfo, Grants, Runtime};
 use crate::workload::{self, Progress};
 use anyhow::{Context, bail};
 use serde::Serialize;
@@ -224,7 +224,7 @@ async fn plugin_costs(root: &Path, scratch: &Path) -> anyhow::Result<Plugins> {
             anyhow::Ok(p)
         }
     };
-    let info = |p: &crate::plugin::Loaded| types::CycleInfo {
+    let info = |p: &crate::plugin::Loaded| CycleInfo {
         cycle: 1,
         seed: 1,
         nodes: 0,
@@ -237,7 +237,7 @@ async fn plugin_costs(root: &Path, scratch: &Path) -> anyhow::Result<Plugins> {
     let mut per_call = Vec::new();
     for _ in 0..2_000 {
         let t = Instant::now();
-        let (r, _) = empty.inject(info(&empty), effects.clone(), deadline).await;
+        let (r, _) = empty.inject(&info(&empty), effects.clone(), deadline).await;
         per_call.push(t.elapsed().as_secs_f64() * 1e6);
         r?;
     }
@@ -247,7 +247,7 @@ async fn plugin_costs(root: &Path, scratch: &Path) -> anyhow::Result<Plugins> {
     let mut best = f64::MAX;
     for _ in 0..3 {
         let t = Instant::now();
-        let (r, _) = busy.inject(info(&busy), effects.clone(), deadline).await;
+        let (r, _) = busy.inject(&info(&busy), effects.clone(), deadline).await;
         r?;
         best = best.min(t.elapsed().as_secs_f64() * 1e6);
     }

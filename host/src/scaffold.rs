@@ -2,7 +2,7 @@
 //! `chaos-sdk`, plus a script that runs it against the reference system.
 
 use anyhow::{Context, bail};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 const FAULT: &str = include_str!("../templates/fault.rs.txt");
 const ASSERTION: &str = include_str!("../templates/assertion.rs.txt");
@@ -10,20 +10,13 @@ const CARGO_TOML: &str = include_str!("../templates/Cargo.toml.txt");
 const RUN_SH: &str = include_str!("../templates/run.sh.txt");
 const README: &str = include_str!("../templates/README.md.txt");
 
-/// Where this chaos-host was built from, for the default SDK and campaign.
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap_or(Path::new("."))
-        .to_path_buf()
-}
-
 pub struct NewPlugin {
     pub name: String,
     pub assertion: bool,
     /// Parent directory of the new crate.
     pub dir: PathBuf,
-    /// The chaos-sdk crate to depend on.
+    /// A local chaos-host-sdk to depend on by path (default: the published
+    /// version of this host's newest contract).
     pub sdk: Option<PathBuf>,
 }
 
@@ -39,16 +32,30 @@ pub fn create(p: &NewPlugin) -> anyhow::Result<PathBuf> {
             "new-plugin {name:?}: use lowercase letters, digits and '_', starting with a letter (it is the crate, the plugin and the .wasm name)"
         );
     }
-    let sdk = match &p.sdk {
-        Some(s) => s.clone(),
-        None => repo().join("sdk"),
+    // A version requirement on the published SDK of this host's newest
+    // contract, unless --sdk points at a local checkout.
+    let sdk_dep = match &p.sdk {
+        None => format!(
+            "chaos-host-sdk = \"{}.{}\"",
+            crate::plugin::LATEST.major,
+            crate::plugin::LATEST.minor
+        ),
+        Some(s) => {
+            let sdk = std::fs::canonicalize(s).with_context(|| {
+                format!(
+                    "new-plugin --sdk {}: no such directory; pass the sdk/ directory of a chaos-host checkout",
+                    s.display()
+                )
+            })?;
+            if !sdk.join("Cargo.toml").is_file() {
+                bail!(
+                    "new-plugin --sdk {}: no Cargo.toml in it; pass the sdk/ directory of a chaos-host checkout",
+                    s.display()
+                );
+            }
+            format!("chaos-host-sdk = {{ path = {:?} }}", sdk.to_string_lossy())
+        }
     };
-    let sdk = std::fs::canonicalize(&sdk).with_context(|| {
-        format!(
-            "new-plugin: chaos-sdk not found at {}; pass --sdk PATH to the sdk/ directory of a chaos-host checkout",
-            sdk.display()
-        )
-    })?;
     let root = p.dir.join(name);
     if root.exists() {
         bail!(
@@ -56,7 +63,6 @@ pub fn create(p: &NewPlugin) -> anyhow::Result<PathBuf> {
             root.display()
         );
     }
-    let campaign = repo().join("examples/reference/campaign.toml");
     let me = std::env::current_exe().context("finding the chaos-host binary")?;
     let wasm = format!("${{CARGO_TARGET_DIR:-target}}/wasm32-wasip2/release/{name}.wasm");
     let plugin_args = if p.assertion {
@@ -68,9 +74,8 @@ pub fn create(p: &NewPlugin) -> anyhow::Result<PathBuf> {
         t.replace("{{name}}", name)
             .replace("{{file}}", name)
             .replace("{{kind}}", if p.assertion { "assertion" } else { "fault" })
-            .replace("{{sdk}}", &sdk.to_string_lossy())
+            .replace("{{sdk_dep}}", &sdk_dep)
             .replace("{{chaos_host}}", &me.to_string_lossy())
-            .replace("{{campaign}}", &campaign.to_string_lossy())
             .replace("{{plugin_args}}", &plugin_args)
     };
     // Written into a temp dir and renamed, so a failure leaves nothing

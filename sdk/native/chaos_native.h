@@ -1,5 +1,6 @@
 /*
- * chaos-host native plugin ABI, contract chaos:plugin@0.1.0.
+ * chaos-host native plugin ABI 0.1.0 (its own version; it mirrors the fault
+ * world of the WebAssembly contract chaos:plugin@0.1.0).
  *
  * Loaded only with `chaos-host run --native-plugin LIB.so`. A native plugin
  * is NOT sandboxed: it runs inside chaos-host with all its privileges, its

@@ -4,7 +4,7 @@
 //! export macro. Everything the host lends a plugin is in [`host`]; there are
 //! no files, sockets or environment, and memory and CPU are bounded.
 //!
-//! ```ignore
+//! ```no_run
 //! use chaos_sdk::{host, Capability, CycleInfo, Fault, PluginInfo};
 //!
 //! struct KillPrimary;
@@ -32,7 +32,7 @@
 pub mod fault_bindings {
     wit_bindgen::generate!({
         world: "fault-plugin",
-        path: "../wit",
+        path: "wit",
         pub_export_macro: true,
         export_macro_name: "__export_fault_plugin",
         default_bindings_module: "chaos_sdk::fault_bindings",
@@ -43,13 +43,13 @@ pub mod fault_bindings {
 pub mod assertion_bindings {
     wit_bindgen::generate!({
         world: "assertion-plugin",
-        path: "../wit",
+        path: "wit",
         pub_export_macro: true,
         export_macro_name: "__export_assertion_plugin",
         default_bindings_module: "chaos_sdk::assertion_bindings",
         with: {
-            "chaos:plugin/types@0.1.1": crate::fault_bindings::chaos::plugin::types,
-            "chaos:plugin/host@0.1.1": crate::fault_bindings::chaos::plugin::host,
+            "chaos:plugin/types@0.2.0": crate::fault_bindings::chaos::plugin::types,
+            "chaos:plugin/host@0.2.0": crate::fault_bindings::chaos::plugin::host,
         },
     });
 }
@@ -58,12 +58,13 @@ mod info;
 pub use info::{InfoBuilder, assertion_info, fault_info};
 
 pub use fault_bindings::chaos::plugin::types::{
-    Capability, CycleInfo, Figure, LogLevel, NodeObservation, Observations, Outcome, ParamSpec,
-    ParamType, PluginInfo, PluginKind, Signal, Verdict,
+    Capability, CycleInfo, Figure, LogLevel, NodeObservation, NodeState, Observations, Outcome,
+    ParamSpec, ParamType, PluginInfo, PluginKind, Signal, Verdict,
 };
 
-/// The contract version this SDK builds against.
-pub const CONTRACT_VERSION: &str = "0.1.1";
+// CONTRACT_VERSION and CONTRACT_SECTION, from the package line of
+// wit/types.wit (build.rs): the one place the version is written.
+include!(concat!(env!("OUT_DIR"), "/contract.rs"));
 
 /// A fault class. `inject` runs during the cycle's burst; it asks the host for
 /// effects and returns. The host undoes every effect, whatever `inject` does.
@@ -105,6 +106,7 @@ impl<T: Assertion> assertion_bindings::exports::chaos::plugin::assertion::Guest 
 macro_rules! export_fault {
     ($t:ident) => {
         $crate::fault_bindings::__export_fault_plugin!($t with_types_in $crate::fault_bindings);
+        $crate::__contract_section!();
     };
 }
 
@@ -113,6 +115,22 @@ macro_rules! export_fault {
 macro_rules! export_assertion {
     ($t:ident) => {
         $crate::assertion_bindings::__export_assertion_plugin!($t with_types_in $crate::assertion_bindings);
+        $crate::__contract_section!();
+    };
+}
+
+/// The `chaos:contract-version` custom section, emitted in the plugin's own
+/// crate (the root of the link) so the linker keeps it whatever it drops
+/// from the SDK's code. The host reads it before compiling the component.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __contract_section {
+    () => {
+        #[cfg(target_arch = "wasm32")]
+        #[unsafe(link_section = "chaos:contract-version")]
+        #[used]
+        static __CHAOS_CONTRACT_VERSION: [u8; $crate::CONTRACT_SECTION.len()] =
+            $crate::CONTRACT_SECTION;
     };
 }
 

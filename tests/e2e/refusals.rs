@@ -121,7 +121,7 @@ fn other_contract_version_is_refused_naming_both() {
     let dir = tempfile::tempdir().unwrap();
     let wasm = guest("future_contract");
     let expected = format!(
-        "chaos-host: error: plugin {}: built against contract chaos:plugin@9.0.0, but this chaos-host accepts chaos:plugin@0.1.1, @0.1.0 (rebuild the plugin against a matching chaos-sdk)",
+        "chaos-host: error: plugin {}: built against contract chaos:plugin@9.0.0, but this chaos-host supports contract versions 0.1.0 to 0.1.1, 0.2.0 (upgrade chaos-host, or rebuild the plugin against an older chaos-sdk)",
         wasm.display()
     );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_chaos-host"))
@@ -138,7 +138,8 @@ fn other_contract_version_is_refused_naming_both() {
 }
 
 /// Issue 4: 0.1.1 only added `host.leader`, so a plugin built against the
-/// first contract (0.1.0, a frozen copy of its WIT) still loads and runs.
+/// first contract (0.1.0, built from its frozen WIT in
+/// wit/deps/chaos-plugin@0.1.0) still loads and runs.
 #[test]
 fn a_plugin_built_against_contract_0_1_0_still_runs() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,5 +1,7 @@
 //! Issue 5 (SDK): a plugin made by `chaos-host new-plugin`, with nothing but
 //! the SDK, builds and runs in a campaign against the reference system.
+//! Issue 12: it depends on the published SDK by version, and builds against
+//! the SDK exactly as `cargo package` ships it.
 
 use crate::util::*;
 use std::path::Path;
@@ -15,11 +17,14 @@ fn target_dir() -> std::path::PathBuf {
     root().join("target/scaffold-test")
 }
 
-fn new_plugin(dir: &Path, name: &str, assertion: bool) -> std::path::PathBuf {
+fn new_plugin(dir: &Path, name: &str, assertion: bool, sdk: Option<&Path>) -> std::path::PathBuf {
     let mut cmd = chaos_host();
     cmd.args(["new-plugin", name, "--dir", dir.to_str().unwrap()]);
     if assertion {
         cmd.arg("--assertion");
+    }
+    if let Some(sdk) = sdk {
+        cmd.arg("--sdk").arg(sdk);
     }
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -30,10 +35,72 @@ fn new_plugin(dir: &Path, name: &str, assertion: bool) -> std::path::PathBuf {
     crate_dir
 }
 
+/// The SDK as crates.io would get it: `cargo package`, unpacked from the
+/// `.crate` into `dir`. Packaging fails when the crate misses a file it
+/// needs (its WIT, its build script), and so does the build against it.
+fn packaged_sdk(dir: &Path) -> std::path::PathBuf {
+    let out = Command::new("cargo")
+        .args([
+            "package",
+            "-p",
+            "chaos-host-sdk",
+            "--no-verify",
+            "--allow-dirty",
+        ])
+        .current_dir(root())
+        .env("CARGO_TARGET_DIR", target_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let krate = std::fs::read_dir(target_dir().join("package"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("chaos-host-sdk-")
+                && p.extension().is_some_and(|x| x == "crate")
+        })
+        .expect("cargo package wrote no chaos-host-sdk .crate");
+    let untar = Command::new("tar")
+        .arg("xzf")
+        .arg(&krate)
+        .arg("-C")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(untar.status.success(), "{untar:?}");
+    let unpacked = dir.join(krate.file_stem().unwrap());
+    assert!(
+        unpacked.join("wit/types.wit").is_file(),
+        "the .crate lacks its WIT"
+    );
+    unpacked
+}
+
 #[test]
 fn scaffolded_fault_builds_and_runs_against_the_reference_system() {
     let dir = tempfile::tempdir().unwrap();
-    let crate_dir = new_plugin(dir.path(), "my_fault", false);
+    let crate_dir = new_plugin(dir.path(), "my_fault", false, None);
+    // The scaffold asks for the published SDK by version...
+    let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("chaos-host-sdk = \"0.2\""), "{manifest}");
+    // ...which this test stands in for with the packaged one.
+    let sdk = packaged_sdk(dir.path());
+    std::fs::write(
+        crate_dir.join("Cargo.toml"),
+        format!(
+            "{manifest}\n[patch.crates-io]\nchaos-host-sdk = {{ path = {:?} }}\n",
+            sdk.to_string_lossy()
+        ),
+    )
+    .unwrap();
     let out_dir = dir.path().join("out");
     let run = Command::new(crate_dir.join("run.sh"))
         .args(["--out", out_dir.to_str().unwrap()])
@@ -59,7 +126,8 @@ fn scaffolded_fault_builds_and_runs_against_the_reference_system() {
 #[test]
 fn scaffolded_assertion_builds_and_judges_cycles() {
     let dir = tempfile::tempdir().unwrap();
-    let crate_dir = new_plugin(dir.path(), "my_check", true);
+    // For SDK development: --sdk depends on a checkout by path.
+    let crate_dir = new_plugin(dir.path(), "my_check", true, Some(&root().join("sdk")));
     let build = Command::new("cargo")
         .args(["build", "--release", "--target", "wasm32-wasip2"])
         .current_dir(&crate_dir)
@@ -116,7 +184,7 @@ fn new_plugin_refuses_bad_names_and_existing_dirs() {
             .contains("new-plugin \"My-Fault\": use lowercase letters"),
         "{out:?}"
     );
-    new_plugin(dir.path(), "twice", false);
+    new_plugin(dir.path(), "twice", false, None);
     let again = chaos_host()
         .args(["new-plugin", "twice", "--dir", dir.path().to_str().unwrap()])
         .output()

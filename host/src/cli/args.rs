@@ -61,7 +61,9 @@ pub struct NewPluginArgs {
     /// Where to create it (a directory NAME is made inside).
     #[arg(long, default_value = ".")]
     pub dir: PathBuf,
-    /// The chaos-sdk crate (the sdk/ directory of a chaos-host checkout).
+    /// Depend on a local chaos-host-sdk (the sdk/ directory of a chaos-host
+    /// checkout) by path, for SDK development. Default: the published
+    /// chaos-host-sdk of this host's newest contract (`chaos-host-sdk = "0.2"`).
     #[arg(long)]
     pub sdk: Option<PathBuf>,
 }

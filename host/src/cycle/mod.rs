@@ -26,7 +26,9 @@ use crate::journal::Journal;
 use crate::lifecycle::{Cluster, Node, Placement};
 use crate::metrics::{Counts, CycleRecord, Latency, NodeRecord, check_unit, ratio};
 use crate::net::Network;
-use crate::plugin::{AssertionVerdict, CycleInfo, Loaded, NodeObservation, Observations};
+use crate::plugin::{
+    AssertionVerdict, CycleInfo, Loaded, NodeObservation, NodeState, Observations,
+};
 use crate::workload::{self, Outcome, Progress, WriteResult};
 use anyhow::Context;
 use converge::NodeView;
@@ -266,9 +268,7 @@ impl Cycle<'_> {
         let deadline = Duration::from_millis(c.file.campaign.plugin_timeout_ms);
         let fault_call = async {
             let f = self.fault?;
-            let (result, refused) = f
-                .inject(info.clone().into(), effects.clone(), deadline)
-                .await;
+            let (result, refused) = f.inject(info, effects.clone(), deadline).await;
             if result.is_err() {
                 // A plugin that trapped, timed out or failed loses its
                 // leases at once, not when they would have ended.
@@ -330,21 +330,27 @@ impl Cycle<'_> {
             acked: by(&[Outcome::Ok]),
             quorum_not_met: by(&[Outcome::QuorumNotMet]),
             failed: by(&[Outcome::Fail, Outcome::Unexpected]),
+            unexpected: by(&[Outcome::Unexpected]),
             indeterminate: by(&[Outcome::Indeterminate]),
             nodes: views
                 .iter()
                 .enumerate()
                 .map(|(i, v)| NodeObservation {
                     node: i as u32,
-                    alive: v.held.is_some(),
+                    state: match (&v.held, &v.read_error) {
+                        (Some(_), _) => NodeState::Up,
+                        (None, Some(_)) => NodeState::Silent,
+                        (None, None) => NodeState::Exited,
+                    },
                     ids: v.held.clone().unwrap_or_default(),
+                    converged_ms: v.converged_ms,
                 })
                 .collect(),
             threshold: self.campaign.file.campaign.threshold,
         };
         let deadline = Duration::from_millis(self.campaign.file.campaign.plugin_timeout_ms);
         for a in self.assertions {
-            match a.check(observations.clone().into(), deadline).await {
+            match a.check(&observations, deadline).await {
                 Ok(v) => {
                     let ratios = v.figures.iter().filter(|(name, _)| {
                         name == "convergence_bound" || name.ends_with("_ratio")

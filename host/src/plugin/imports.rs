@@ -1,22 +1,20 @@
 //! The `host` interface a plugin imports: log, seeded random, time, sleep,
-//! burst progress, and effects behind grants.
+//! burst progress, and effects behind grants. Written once, in host-owned
+//! types; each contract version's module in `wit/` implements its generated
+//! `Host` trait by calling these.
 
-use super::bindings::{host, types};
+use super::contract::{Capability, LogLevel, Signal};
 use super::runtime::PluginState;
 use crate::effects::Effects;
-use nix::sys::signal::Signal;
 use rand::RngCore;
 use std::sync::Arc;
 use std::time::Duration;
-use types::{Capability, LogLevel};
 
 /// Lines one call may log before the rest are dropped (a flooding plugin
 /// must not fill the disk).
 pub const MAX_LOG_LINES: u32 = 1000;
 /// Bytes of one log line kept.
 pub const MAX_LOG_BYTES: usize = 4096;
-
-impl types::Host for PluginState {}
 
 impl PluginState {
     fn effects(&self) -> Result<&Arc<Effects>, String> {
@@ -43,8 +41,8 @@ impl PluginState {
     }
 }
 
-impl host::Host for PluginState {
-    async fn log(&mut self, level: LogLevel, message: String) {
+impl PluginState {
+    pub(super) fn host_log(&mut self, level: LogLevel, message: String) {
         self.log_lines += 1;
         if self.log_lines > MAX_LOG_LINES {
             if self.log_lines == MAX_LOG_LINES + 1 {
@@ -70,21 +68,21 @@ impl host::Host for PluginState {
         }
     }
 
-    async fn random(&mut self) -> u64 {
+    pub(super) fn host_random(&mut self) -> u64 {
         self.rng.next_u64()
     }
 
-    async fn now_ms(&mut self) -> u64 {
+    pub(super) fn host_now_ms(&mut self) -> u64 {
         self.effects
             .as_ref()
             .map_or(0, |e| e.started().elapsed().as_millis() as u64)
     }
 
-    async fn sleep_ms(&mut self, ms: u32) {
+    pub(super) async fn host_sleep_ms(&mut self, ms: u32) {
         tokio::time::sleep(Duration::from_millis(ms as u64)).await;
     }
 
-    async fn wait_writes(&mut self, count: u32) -> u32 {
+    pub(super) async fn host_wait_writes(&mut self, count: u32) -> u32 {
         let Ok(effects) = self.effects() else {
             return 0;
         };
@@ -96,33 +94,42 @@ impl host::Host for PluginState {
         seen.unwrap_or_else(|_| rx.borrow().issued)
     }
 
-    async fn leader(&mut self) -> Result<Option<u32>, String> {
+    pub(super) async fn host_leader(&mut self) -> Result<Option<u32>, String> {
         self.effects()?.leader().await
     }
 
-    async fn send_signal(&mut self, node: u32, sig: types::Signal) -> Result<(), String> {
+    pub(super) async fn host_send_signal(&mut self, node: u32, sig: Signal) -> Result<(), String> {
         self.allow(Capability::Signal)?;
         let sig = match sig {
-            types::Signal::Kill => Signal::SIGKILL,
-            types::Signal::Term => Signal::SIGTERM,
+            Signal::Kill => nix::sys::signal::Signal::SIGKILL,
+            Signal::Term => nix::sys::signal::Signal::SIGTERM,
         };
         let r = self.effects()?.clone().signal(node, sig).await;
         self.note(r)
     }
 
-    async fn pause(&mut self, node: u32, ms: u32) -> Result<(), String> {
+    pub(super) async fn host_pause(&mut self, node: u32, ms: u32) -> Result<(), String> {
         self.allow(Capability::Pause)?;
         let r = self.effects()?.clone().pause(node, ms).await;
         self.note(r)
     }
 
-    async fn partition(&mut self, grudge: Vec<Vec<u32>>, ms: u32) -> Result<(), String> {
+    pub(super) async fn host_partition(
+        &mut self,
+        grudge: Vec<Vec<u32>>,
+        ms: u32,
+    ) -> Result<(), String> {
         self.allow(Capability::Partition)?;
         let r = self.effects()?.clone().partition(grudge, ms).await;
         self.note(r)
     }
 
-    async fn clock_offset(&mut self, node: u32, offset_ms: i64, ms: u32) -> Result<(), String> {
+    pub(super) async fn host_clock_offset(
+        &mut self,
+        node: u32,
+        offset_ms: i64,
+        ms: u32,
+    ) -> Result<(), String> {
         self.allow(Capability::Clock)?;
         let effects = self.effects()?.clone();
         let r = effects.clock_offset(node, offset_ms, ms).await;

@@ -1,8 +1,9 @@
 //! The plugin runtime: WebAssembly components loaded at run time, limited to
 //! what the user granted.
 //!
-//! Loading: read the contract version from the component's imports/exports,
-//! refuse versions this host does not speak, compile, pre-instantiate, call
+//! Loading: read the contract version (the `chaos:contract-version` section,
+//! else the exports), refuse versions this host does not speak, pick that
+//! version's bindings (`wit/`), compile, pre-instantiate, call
 //! `describe()`, check grants and parameters. Every later call gets a fresh
 //! instance from the pre-instantiated component (a trap poisons an instance),
 //! a fuel budget, a memory cap over the whole instance (`limits`), an epoch
@@ -10,7 +11,7 @@
 //! the cycle's seed (`wasi`). A plugin's name must be plain and unique
 //! (`identity`).
 
-mod bindings;
+mod contract;
 mod grants;
 mod identity;
 mod imports;
@@ -19,15 +20,14 @@ mod native;
 mod observations;
 mod runtime;
 mod wasi;
+mod wit;
 
-pub use bindings::types as bindings_types;
-pub use bindings::types::Capability;
+pub use contract::{Capability, Version};
 pub use grants::{Grants, parse as grants_parse};
 pub use identity::Names;
-pub use observations::{CycleInfo, NodeObservation, Observations};
+pub use observations::{CycleInfo, NodeObservation, NodeState, Observations};
 pub use runtime::{AssertionVerdict, Loaded, Runtime};
 
-/// Contract versions this host accepts.
-/// Contract versions this host accepts, newest first. 0.1.1 only added a host
-/// function, so 0.1.0 plugins link against it unchanged.
-pub const ACCEPTED_VERSIONS: &[&str] = &["0.1.1", "0.1.0"];
+/// The newest contract version this host speaks (`wit/deps/`'s newest
+/// directory, which new plugins are built against).
+pub const LATEST: Version = wit::latest::MAX;

@@ -14,10 +14,15 @@
 //!   NULL on success, else an error message freed with
 //! - `void chaos_native_free(char *)`.
 
+/// The native C ABI's version: its own contract, separate from the WIT one
+/// (it mirrors the fault world of chaos:plugin@0.1.0 and has not changed).
+pub const ABI: &str = "0.1.0";
+
+use super::Capability;
 use super::grants::Grants;
 use super::imports::{MAX_LOG_BYTES, MAX_LOG_LINES};
+use super::observations::CycleInfo;
 use super::runtime::{PluginError, clip};
-use super::{ACCEPTED_VERSIONS, Capability};
 use crate::effects::Effects;
 use anyhow::{Context, bail};
 use nix::sys::signal::Signal;
@@ -125,11 +130,10 @@ impl NativeLib {
         let inject: InjectFn = unsafe { std::mem::transmute(sym("chaos_native_inject")?) };
         let free: FreeFn = unsafe { std::mem::transmute(sym("chaos_native_free")?) };
         let version = unsafe { cstr(contract()) };
-        if !ACCEPTED_VERSIONS.contains(&version.as_str()) {
+        if version != ABI {
             bail!(
-                "native plugin {}: built against contract chaos:plugin@{version}, but this chaos-host accepts chaos:plugin@{}",
+                "native plugin {}: built against native ABI {version}, but this chaos-host speaks native ABI {ABI} (sdk/native/chaos_native.h)",
                 path.display(),
-                ACCEPTED_VERSIONS.join(", @")
             );
         }
         Ok(Self {
@@ -281,7 +285,7 @@ extern "C" fn cb_clock_offset(p: *mut c_void, node: u32, offset: i64, ms: u32) -
 /// Everything one native inject needs.
 pub struct Call {
     pub label: String,
-    pub cycle: crate::plugin::bindings_types::CycleInfo,
+    pub cycle: CycleInfo,
     pub params: Vec<(String, String)>,
     pub grants: Grants,
     pub declared: Vec<Capability>,

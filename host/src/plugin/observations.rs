@@ -1,8 +1,6 @@
 //! What the host tells plugins about a cycle, in host-owned types. The cycle
-//! loop builds these; only this file converts them into the generated
-//! binding types, so a new contract version changes one place.
-
-use super::bindings::types;
+//! loop builds these; each contract version's module in `wit/` converts them
+//! into its generated types.
 
 /// What a plugin knows about the cycle it runs in.
 #[derive(Clone, Debug)]
@@ -15,12 +13,25 @@ pub struct CycleInfo {
     pub params: Vec<(String, String)>,
 }
 
+/// How a node ended the cycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeState {
+    /// Running, and it answered the read-back.
+    Up,
+    /// Its process exited during the cycle.
+    Exited,
+    /// Running, but it did not answer the read-back.
+    Silent,
+}
+
 /// One node after the convergence window.
 #[derive(Clone, Debug)]
 pub struct NodeObservation {
     pub node: u32,
-    pub alive: bool,
+    pub state: NodeState,
     pub ids: Vec<String>,
+    /// Ms after the heal at which it held every acknowledged write.
+    pub converged_ms: Option<u64>,
 }
 
 /// Everything an assertion sees about a cycle.
@@ -32,42 +43,9 @@ pub struct Observations {
     /// Definitely not acknowledged: refused connections and answers the
     /// campaign does not classify.
     pub failed: Vec<String>,
+    /// Of `failed`, the answers with a status the campaign does not classify.
+    pub unexpected: Vec<String>,
     pub indeterminate: Vec<String>,
     pub nodes: Vec<NodeObservation>,
     pub threshold: f64,
-}
-
-impl From<CycleInfo> for types::CycleInfo {
-    fn from(c: CycleInfo) -> Self {
-        types::CycleInfo {
-            cycle: c.cycle,
-            seed: c.seed,
-            nodes: c.nodes,
-            primary: c.primary,
-            writes: c.writes,
-            params: c.params,
-        }
-    }
-}
-
-impl From<Observations> for types::Observations {
-    fn from(o: Observations) -> Self {
-        types::Observations {
-            cycle: o.cycle.into(),
-            acked: o.acked,
-            quorum_not_met: o.quorum_not_met,
-            failed: o.failed,
-            indeterminate: o.indeterminate,
-            nodes: o
-                .nodes
-                .into_iter()
-                .map(|n| types::NodeObservation {
-                    node: n.node,
-                    alive: n.alive,
-                    ids: n.ids,
-                })
-                .collect(),
-            threshold: o.threshold,
-        }
-    }
 }

@@ -1,12 +1,14 @@
 //! Engine, linker, loading and sandboxed calls.
 
-use super::ACCEPTED_VERSIONS;
-use super::bindings::{assertion, fault, host, types};
+use super::contract::Capability;
+use super::contract::Info;
 use super::grants::{self, Grants};
 use super::identity::check_name;
 use super::limits::{InstanceLimits, LimitExceeded};
 use super::native::{self, NativeLib};
+use super::observations::{CycleInfo, Observations};
 use super::wasi;
+use super::wit;
 use crate::effects::Effects;
 use anyhow::{Context, bail};
 use rand::SeedableRng;
@@ -16,7 +18,7 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -121,8 +123,7 @@ impl PluginMeta {
 }
 
 enum Pre {
-    Fault(fault::FaultPluginPre<PluginState>),
-    Assertion(assertion::AssertionPluginPre<PluginState>),
+    Wasm(wit::Pre),
     Native(Arc<NativeLib>),
 }
 
@@ -130,7 +131,7 @@ enum Pre {
 pub struct Loaded {
     pub path: PathBuf,
     pub meta: PluginMeta,
-    declared: Vec<types::Capability>,
+    declared: Vec<Capability>,
     grants: Grants,
     params: Vec<(String, String)>,
     pre: Pre,
@@ -144,7 +145,7 @@ pub struct PluginState {
     limits: InstanceLimits,
     pub(super) label: String,
     pub(super) grants: Grants,
-    pub(super) declared: Vec<types::Capability>,
+    pub(super) declared: Vec<Capability>,
     pub(super) effects: Option<Arc<Effects>>,
     pub(super) rng: ChaCha8Rng,
     pub(super) log_lines: u32,
@@ -217,8 +218,7 @@ impl Runtime {
         // WASI is linked so std-built guests instantiate; what it may reach
         // is set per call in `wasi::context`.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-        types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        wit::add_to_linker(&mut linker)?;
         Ok(Self { engine, linker })
     }
 
@@ -235,16 +235,15 @@ impl Runtime {
                 e.root_cause()
             )
         })?;
-        let (kind, contract) = contract_of(&self.engine, &component)
+        let (kind, contract) = wit::detect(&self.engine, &bytes, &component)
             .with_context(|| format!("plugin {}", path.display()))?;
         let pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(|e| anyhow::anyhow!("plugin {}: linking: {}", path.display(), e))?;
-        let pre = match kind {
-            "fault" => Pre::Fault(fault::FaultPluginPre::new(pre)?),
-            _ => Pre::Assertion(assertion::AssertionPluginPre::new(pre)?),
-        };
+        let pre = wit::Pre::new(kind, contract, pre)
+            .with_context(|| format!("plugin {}", path.display()))?;
+        let pre = Pre::Wasm(pre);
         let mut loaded = Loaded {
             path: path.to_path_buf(),
             meta: PluginMeta {
@@ -256,7 +255,7 @@ impl Runtime {
                 author: String::new(),
                 description: String::new(),
                 kind,
-                contract,
+                contract: contract.to_string(),
                 capabilities: vec![],
                 params: vec![],
                 sha256,
@@ -280,15 +279,12 @@ impl Runtime {
             .iter()
             .map(|p| ParamMeta {
                 name: p.name.clone(),
-                kind: param_type(p.kind),
-                default: p.default_value.clone(),
+                kind: p.kind,
+                default: p.default.clone(),
                 doc: p.doc.clone(),
             })
             .collect();
-        let kind_declared = match info.kind {
-            types::PluginKind::Fault => "fault",
-            types::PluginKind::Assertion => "assertion",
-        };
+        let kind_declared = info.kind;
         if kind_declared != kind {
             bail!(
                 "plugin {}: describe() says it is an {kind_declared} but the component exports the {kind} interface",
@@ -350,7 +346,7 @@ impl Runtime {
                 author: d.author,
                 description: d.description,
                 kind: "fault",
-                contract: ACCEPTED_VERSIONS[0].to_string(),
+                contract: format!("native {}", native::ABI),
                 capabilities: declared.iter().map(|&c| grants::name(c)).collect(),
                 params,
                 sha256: hex(&Sha256::digest(&bytes)),
@@ -383,7 +379,10 @@ impl Loaded {
     }
 
     pub fn is_fault(&self) -> bool {
-        matches!(self.pre, Pre::Fault(_) | Pre::Native(_))
+        match &self.pre {
+            Pre::Wasm(p) => p.is_fault(),
+            Pre::Native(_) => true,
+        }
     }
 
     pub fn params(&self) -> &[(String, String)] {
@@ -428,19 +427,12 @@ impl Loaded {
         Ok(store)
     }
 
-    async fn describe(&self) -> anyhow::Result<types::PluginInfo> {
+    async fn describe(&self) -> anyhow::Result<Info> {
         let mut store = self.store(0, None, DESCRIBE_TIMEOUT)?;
         let label = self.path.display().to_string();
         let call = async {
             match &self.pre {
-                Pre::Fault(pre) => {
-                    let b = pre.instantiate_async(&mut store).await?;
-                    b.chaos_plugin_fault().call_describe(&mut store).await
-                }
-                Pre::Assertion(pre) => {
-                    let b = pre.instantiate_async(&mut store).await?;
-                    b.chaos_plugin_assertion().call_describe(&mut store).await
-                }
+                Pre::Wasm(pre) => pre.describe(&mut store).await,
                 Pre::Native(_) => Err(wasmtime::Error::msg(
                     "native plugins describe themselves at load",
                 )),
@@ -462,7 +454,7 @@ impl Loaded {
     /// the call along with the outcome.
     pub async fn inject(
         &self,
-        cycle: types::CycleInfo,
+        cycle: &CycleInfo,
         effects: Arc<Effects>,
         deadline: Duration,
     ) -> (Result<(), PluginError>, Vec<String>) {
@@ -470,31 +462,21 @@ impl Loaded {
         if let Pre::Native(lib) = &self.pre {
             let call = native::Call {
                 label,
-                cycle,
+                cycle: cycle.clone(),
                 params: self.params.clone(),
                 grants: self.grants.clone(),
                 declared: self.declared.clone(),
             };
             return native::inject(lib.clone(), call, effects, deadline).await;
         }
-        let Pre::Fault(pre) = &self.pre else {
-            return (
-                Err(PluginError::Returned {
-                    plugin: label,
-                    phase: "inject",
-                    reason: "not a fault plugin".into(),
-                }),
-                vec![],
-            );
+        let Pre::Wasm(pre) = &self.pre else {
+            unreachable!("native plugins returned above");
         };
         let mut store = match self.store(cycle.seed, Some(effects), deadline) {
             Ok(s) => s,
             Err(e) => return (Err(trap(label, "inject", e)), vec![]),
         };
-        let call = async {
-            let b = pre.instantiate_async(&mut store).await?;
-            b.chaos_plugin_fault().call_inject(&mut store, &cycle).await
-        };
+        let call = pre.inject(&mut store, cycle);
         let result = match tokio::time::timeout(deadline + BACKSTOP_GRACE, call).await {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(reason))) => Err(PluginError::Returned {
@@ -515,11 +497,11 @@ impl Loaded {
     /// Run `check` on one cycle's observations.
     pub async fn check(
         &self,
-        observations: types::Observations,
+        observations: &Observations,
         deadline: Duration,
     ) -> Result<AssertionVerdict, PluginError> {
         let label = self.meta.label();
-        let Pre::Assertion(pre) = &self.pre else {
+        let Pre::Wasm(pre) = &self.pre else {
             return Err(PluginError::Returned {
                 plugin: label,
                 phase: "check",
@@ -529,28 +511,24 @@ impl Loaded {
         let mut store = self
             .store(observations.cycle.seed, None, deadline)
             .map_err(|e| trap(label.clone(), "check", e))?;
-        let call = async {
-            let b = pre.instantiate_async(&mut store).await?;
-            b.chaos_plugin_assertion()
-                .call_check(&mut store, &observations)
-                .await
-        };
+        let call = pre.check(&mut store, observations);
         match tokio::time::timeout(deadline + BACKSTOP_GRACE, call).await {
-            Ok(Ok(v)) => Ok(AssertionVerdict {
+            Ok(Ok(Ok(v))) => Ok(AssertionVerdict {
                 plugin: label,
-                outcome: match v.outcome {
-                    types::Outcome::Pass => "pass",
-                    types::Outcome::Fail => "fail",
-                    types::Outcome::Unknown => "unknown",
-                },
+                outcome: v.outcome,
                 // Bounded: an assertion may not bloat cycles.jsonl.
                 reasons: v.reasons.into_iter().take(100).map(clip).collect(),
                 figures: v
                     .figures
                     .into_iter()
                     .take(100)
-                    .map(|f| (clip(f.name), f.value))
+                    .map(|(name, value)| (clip(name), value))
                     .collect(),
+            }),
+            Ok(Ok(Err(reason))) => Err(PluginError::Returned {
+                plugin: label,
+                phase: "check",
+                reason,
             }),
             Ok(Err(e)) => Err(trap(label, "check", e)),
             Err(_) => Err(PluginError::Timeout {
@@ -618,37 +596,6 @@ fn start_epoch_ticker(engine: &Engine) -> anyhow::Result<()> {
         })
         .context("starting the plugin epoch ticker")?;
     Ok(())
-}
-
-/// Which world and contract version a component speaks, from its exports.
-fn contract_of(engine: &Engine, component: &Component) -> anyhow::Result<(&'static str, String)> {
-    let ty = component.component_type();
-    for (name, _) in ty.exports(engine) {
-        for (iface, kind) in [
-            ("chaos:plugin/fault@", "fault"),
-            ("chaos:plugin/assertion@", "assertion"),
-        ] {
-            if let Some(version) = name.strip_prefix(iface) {
-                if !ACCEPTED_VERSIONS.contains(&version) {
-                    bail!(
-                        "built against contract chaos:plugin@{version}, but this chaos-host accepts chaos:plugin@{} (rebuild the plugin against a matching chaos-sdk)",
-                        ACCEPTED_VERSIONS.join(", @")
-                    );
-                }
-                return Ok((kind, version.to_string()));
-            }
-        }
-    }
-    bail!("not a chaos plugin: it exports neither chaos:plugin/fault nor chaos:plugin/assertion")
-}
-
-fn param_type(t: types::ParamType) -> &'static str {
-    match t {
-        types::ParamType::Integer => "integer",
-        types::ParamType::Float => "float",
-        types::ParamType::Boolean => "boolean",
-        types::ParamType::Text => "text",
-    }
 }
 
 /// Campaign values checked against the declared parameters, with defaults

@@ -2,7 +2,7 @@
 //! that is still alive after settle (seeds 000-002's convergence bound,
 //! computed per id, never from counts).
 
-use chaos_sdk::{Assertion, Figure, Observations, Outcome, PluginInfo, Verdict};
+use chaos_sdk::{Assertion, Figure, NodeState, Observations, Outcome, PluginInfo, Verdict};
 use std::collections::HashSet;
 
 struct Convergence;
@@ -24,7 +24,7 @@ impl Assertion for Convergence {
         let live: Vec<HashSet<&str>> = obs
             .nodes
             .iter()
-            .filter(|n| n.alive)
+            .filter(|n| n.state == NodeState::Up)
             .map(|n| n.ids.iter().map(String::as_str).collect())
             .collect();
         if live.is_empty() {

@@ -1,10 +1,10 @@
 //! A fault built against the first released contract, chaos:plugin@0.1.0
-//! (a frozen copy of its WIT is in `wit/`), for the test that plugins built
+//! (its frozen WIT is `wit/deps/chaos-plugin@0.1.0`), for the test that plugins built
 //! before 0.1.1 added `leader` still load and run: the host links
 //! semver-compatible interface versions.
 
 wit_bindgen::generate!({
-    path: "wit",
+    path: "../../../wit/deps/chaos-plugin@0.1.0",
     world: "fault-plugin",
 });
 
