@@ -5,6 +5,7 @@
 #   libfaketime  clock skew (clock_skew_peer)
 # With --test, also what the test suite needs:
 #   chromium  renders report.html headless in the report test
+#   python3   runs tests/systems/threaded_kv.py (small-backlog store)
 #   the real systems below (--systems)
 # With --systems, the real systems under test of examples/:
 #   etcd-server  etcd 3.4 (examples/etcd)
@@ -24,6 +25,8 @@ done
 missing=()
 if $test; then
     [ -x /usr/bin/chromium ] || missing+=(chromium)
+    # tests/systems/threaded_kv.py, the small-backlog store
+    command -v python3 >/dev/null || missing+=(python3)
 fi
 if $systems; then
     command -v etcd >/dev/null || missing+=(etcd-server)

@@ -24,6 +24,8 @@ mod proofs;
 mod hostile;
 // Sharing plugins: sha256 pins, --plugin-dir.
 mod sharing;
+// A small-backlog Python store in proxy and netns modes.
+mod small_backlog;
 // Contract versions side by side: 0.1.0, 0.1.1 and 0.2.0 plugins together.
 mod contracts;
 // Plugins from `chaos-host new-plugin`: build and run with the SDK alone.
