@@ -51,6 +51,8 @@ pub struct CampaignFile {
     #[serde(default)]
     pub burst: Burst,
     #[serde(default)]
+    pub recovery: Recovery,
+    #[serde(default)]
     pub campaign: Settings,
     /// Capabilities granted per plugin name.
     #[serde(default)]
@@ -217,6 +219,36 @@ pub struct Burst {
     pub concurrency: u32,
     #[serde(default = "default_settle")]
     pub settle_ms: u64,
+}
+
+/// After the heal, the system must acknowledge writes again: a system that
+/// stays unavailable once the fault is gone fails the cycle (liveness).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recovery {
+    /// Writes that must be acknowledged after the heal; 0 turns the check
+    /// off (and the record says it was not made).
+    #[serde(default = "default_recovery_writes")]
+    pub writes: u32,
+    /// How long after the heal they may take.
+    #[serde(default = "default_recovery_deadline")]
+    pub deadline_ms: u64,
+}
+
+impl Default for Recovery {
+    fn default() -> Self {
+        Self {
+            writes: default_recovery_writes(),
+            deadline_ms: default_recovery_deadline(),
+        }
+    }
+}
+
+fn default_recovery_writes() -> u32 {
+    5
+}
+fn default_recovery_deadline() -> u64 {
+    5_000
 }
 
 #[derive(Debug, Deserialize)]
@@ -478,6 +510,17 @@ impl Campaign {
         }
         if file.burst.concurrency == 0 {
             bail!("burst.concurrency is 0: at least one writer is needed");
+        }
+        if file.recovery.writes > 0 && file.recovery.deadline_ms == 0 {
+            bail!(
+                "recovery.deadline_ms is 0: give the system time to acknowledge writes after the heal, or set recovery.writes = 0 to skip the check"
+            );
+        }
+        if file.recovery.writes > 10_000 {
+            bail!(
+                "recovery.writes is {}: the recovery window proves the system takes writes again; a few (default 5) do, at most 10000",
+                file.recovery.writes
+            );
         }
         if file.write.ok_status.is_empty() {
             bail!("write.ok_status is empty: list the statuses that mean a write was acknowledged");

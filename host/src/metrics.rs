@@ -154,6 +154,8 @@ pub struct CycleRecord {
     /// Capability uses the host refused during the fault.
     pub denials: Vec<String>,
     pub latency: Option<Latency>,
+    /// The recovery window after the heal; none when `[recovery] writes = 0`.
+    pub recovery: Option<crate::cycle::recovery::RecoveryRecord>,
     /// Wall time per phase, ms.
     pub phases_ms: BTreeMap<&'static str, u64>,
     /// Where the evidence of a non-passing cycle was kept.

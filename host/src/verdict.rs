@@ -16,6 +16,7 @@
 //! When several rules fire, the most severe status wins (see
 //! [`severity`]) and every reason is kept.
 
+use crate::cycle::recovery::RecoveryRecord;
 use crate::effects::EffectRecord;
 use crate::metrics::{Counts, NodeRecord, Status};
 use crate::plugin::AssertionVerdict;
@@ -44,6 +45,8 @@ pub struct Facts<'a> {
     pub tolerate_lost_ratio: Option<f64>,
     pub verdicts: &'a [AssertionVerdict],
     pub probe_failures: &'a [String],
+    /// The recovery window, when the campaign checks it.
+    pub recovery: Option<&'a RecoveryRecord>,
 }
 
 /// The judge's answer.
@@ -129,6 +132,45 @@ pub fn judge(f: &Facts) -> Judgement {
     }
     for p in f.probe_failures {
         v.find(Status::Fail, p.clone());
+    }
+    if let Some(r) = f.recovery
+        && !r.lost.is_empty()
+    {
+        let named: Vec<&str> = r.lost.iter().take(MAX_NAMED).map(String::as_str).collect();
+        v.find(
+            Status::Fail,
+            format!(
+                "{} acknowledged recovery write(s) missing on a live node at the end of the convergence window ({})",
+                r.lost.len(),
+                named.join(", ")
+            ),
+        );
+    }
+    if let Some(r) = f.recovery
+        && !r.recovered()
+    {
+        // A burst that acknowledged nothing is vacuous, and its recovery
+        // writes fail for the same reason (a wrong ok_status, a system
+        // down all along): said, but not a second, graver finding.
+        let status = if f.counts.ok == 0 {
+            Status::Vacuous
+        } else {
+            Status::Fail
+        };
+        v.find(
+            status,
+            format!(
+                "not recovered within {} ms of the heal: {} of {} recovery write(s) acknowledged, {} tried{}",
+                r.deadline_ms,
+                r.acked,
+                r.wanted,
+                r.tried,
+                r.last_refusal
+                    .as_ref()
+                    .map(|l| format!("; last: {l}"))
+                    .unwrap_or_default()
+            ),
+        );
     }
     Judgement {
         status: v.status,
@@ -372,6 +414,7 @@ mod tests {
         tolerate: Option<f64>,
         verdicts: Vec<AssertionVerdict>,
         probes: Vec<String>,
+        recovery: Option<RecoveryRecord>,
     }
 
     fn passing() -> Case {
@@ -391,6 +434,17 @@ mod tests {
             tolerate: None,
             verdicts: vec![],
             probes: vec![],
+            recovery: Some(RecoveryRecord {
+                wanted: 5,
+                acked: 5,
+                tried: 5,
+                deadline_ms: 5000,
+                first_ack_ms: Some(3),
+                recovered_ms: Some(14),
+                last_refusal: None,
+                lost: vec![],
+                writes_detail: vec![],
+            }),
         }
     }
 
@@ -408,6 +462,7 @@ mod tests {
             tolerate_lost_ratio: c.tolerate,
             verdicts: &c.verdicts,
             probe_failures: &c.probes,
+            recovery: c.recovery.as_ref(),
         })
     }
 
@@ -464,6 +519,47 @@ mod tests {
                 },
                 Status::Fail,
                 "node 2 exited with status 124 712 ms after the burst started, and no effect asked for it; log tail: bye",
+            ),
+            (
+                "not recovered after the heal",
+                |c| {
+                    let r = c.recovery.as_mut().unwrap();
+                    r.acked = 0;
+                    r.tried = 212;
+                    r.first_ack_ms = None;
+                    r.recovered_ms = None;
+                    r.last_refusal = Some("node 0: 503 (quorum_not_met)".into());
+                },
+                Status::Fail,
+                "not recovered within 5000 ms of the heal: 0 of 5 recovery write(s) acknowledged, 212 tried; last: node 0: 503 (quorum_not_met)",
+            ),
+            (
+                "partly recovered is not recovered",
+                |c| c.recovery.as_mut().unwrap().acked = 4,
+                Status::Fail,
+                "4 of 5 recovery write(s) acknowledged",
+            ),
+            (
+                "nothing acknowledged, before or after the heal",
+                |c| {
+                    c.counts.ok = 0;
+                    c.counts.quorum_not_met = 100;
+                    c.recovery.as_mut().unwrap().acked = 0;
+                },
+                Status::Vacuous,
+                "not recovered within 5000 ms",
+            ),
+            (
+                "an acknowledged recovery write lost",
+                |c| c.recovery.as_mut().unwrap().lost = vec!["ns-r3".into()],
+                Status::Fail,
+                "1 acknowledged recovery write(s) missing on a live node at the end of the convergence window (ns-r3)",
+            ),
+            (
+                "recovery not checked",
+                |c| c.recovery = None,
+                Status::Pass,
+                "",
             ),
             (
                 "node died before the burst",

@@ -30,6 +30,18 @@ pub enum Outcome {
     Unexpected,
 }
 
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::QuorumNotMet => "quorum_not_met",
+            Outcome::Fail => "fail",
+            Outcome::Indeterminate => "indeterminate",
+            Outcome::Unexpected => "unexpected",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct WriteResult {
     pub id: String,

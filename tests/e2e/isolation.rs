@@ -40,10 +40,12 @@ fn fifty_cycles_are_isolated() {
             "cycle {} reuses ids",
             c["cycle"]
         );
-        // Each node holds exactly this cycle's writes: 20, not a running total.
+        // Each node holds exactly this cycle's writes, not a running total:
+        // the burst's 20 and the recovery window's 5.
+        assert_eq!(c["recovery"]["acked"], 5, "{c}");
         for n in c["nodes"].as_array().unwrap() {
             assert_eq!(n["alive"], true);
-            assert_eq!(n["held"], 20, "cycle {} node {}", c["cycle"], n["node"]);
+            assert_eq!(n["held"], 25, "cycle {} node {}", c["cycle"], n["node"]);
             ports.push(n["port"].as_u64().unwrap());
         }
         previous = ids;

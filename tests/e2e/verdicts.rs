@@ -291,3 +291,79 @@ fn replay_reproduces_a_recorded_failing_cycle() {
         "{stderr}"
     );
 }
+
+/// Issue 14: a system that stays unavailable once the fault is healed lost
+/// nothing, so it passed. The recovery window after the heal must see
+/// writes acknowledged again; with the window off the same run passes,
+/// which is what shows the window catches it.
+#[test]
+fn a_system_that_stays_down_after_the_heal_is_not_recovered() {
+    let stuck = |recovery: &'static str| {
+        move |t: String| {
+            format!(
+                "{}\n[recovery]\n{recovery}\n",
+                t.replace(
+                    "\"--quorum\", \"2\",",
+                    // A write cut from its peers gives up before the heal.
+                    "\"--quorum\", \"2\", \"--quorum-timeout-ms\", \"200\", \"--bug\", \"stuck-after-quorum-loss\",",
+                )
+            )
+        }
+    };
+    let args = [
+        "--plugin",
+        plugin("partition_minority")
+            .to_str()
+            .unwrap()
+            .to_string()
+            .leak(),
+        "--cycles",
+        "2",
+        "--writes",
+        "60",
+    ];
+
+    let dir = tempfile::tempdir().unwrap();
+    let c = campaign(dir.path(), false, stuck("writes = 5\ndeadline_ms = 1000"));
+    let run = run_campaign(dir.path(), &c, &args);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    for cy in run.cycles() {
+        assert_eq!(cy["status"], "fail", "{cy}");
+        let r = reasons(&cy);
+        assert!(
+            r.contains(
+                "not recovered within 1000 ms of the heal: 0 of 5 recovery write(s) acknowledged"
+            ),
+            "{r}"
+        );
+        assert!(r.contains("last: node 0: 503 (quorum_not_met)"), "{r}");
+        assert_eq!(cy["lost_acked"], 0, "nothing was lost: {cy}");
+        assert_eq!(cy["recovery"]["first_ack_ms"], serde_json::Value::Null);
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let c = campaign(dir.path(), false, stuck("writes = 0"));
+    let run = run_campaign(dir.path(), &c, &args);
+    assert_eq!(run.code, 0, "without the window it passes: {}", run.stderr);
+
+    // The correct system recovers, and says how fast.
+    let dir = tempfile::tempdir().unwrap();
+    let c = campaign(dir.path(), false, |t| t);
+    let run = run_campaign(dir.path(), &c, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for cy in run.cycles() {
+        let rec = &cy["recovery"];
+        assert_eq!(rec["acked"], 5, "{cy}");
+        assert!(rec["recovered_ms"].as_u64().unwrap() < 1000, "{cy}");
+        // Recovery writes are recorded apart, numbered after the burst's.
+        let ids: Vec<&str> = rec["writes_detail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids.len(), 5, "{cy}");
+        assert!(ids[0].ends_with("-w60"), "{ids:?}");
+        assert_eq!(cy["writes_detail"].as_array().unwrap().len(), 60);
+    }
+}

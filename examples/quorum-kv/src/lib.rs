@@ -54,6 +54,10 @@ pub enum Bug {
     /// Abort the process once it holds 20 records: a node that dies
     /// mid-burst though no fault asked for it.
     CrashMidBurst,
+    /// Once a write misses its quorum, refuse every later write with 503
+    /// until restarted: a node that stays unavailable after a partition is
+    /// healed, though it loses nothing (the recovery window's finding).
+    StuckAfterQuorumLoss,
 }
 
 #[derive(Parser, Debug)]

@@ -25,6 +25,9 @@ pub struct Inner {
     /// waiting here is dropped if its sender goes away, which is what makes
     /// an aborted fan-out lose the write (seed 001).
     commit_gate: tokio::sync::Mutex<()>,
+    /// `--bug stuck-after-quorum-loss`: set by the first write that missed
+    /// its quorum.
+    stuck: std::sync::atomic::AtomicBool,
 }
 
 impl std::ops::Deref for State {
@@ -49,6 +52,7 @@ impl State {
             replicator,
             bug,
             commit_gate: tokio::sync::Mutex::new(()),
+            stuck: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -97,6 +101,13 @@ async fn write(
             Json(json!({ "error": "id must not be empty" })),
         );
     }
+    let stuck = s.bug == Some(Bug::StuckAfterQuorumLoss);
+    if stuck && s.stuck.load(std::sync::atomic::Ordering::Acquire) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": "quorum not met", "id": record.id, "acks": 0 })),
+        );
+    }
     if let Err(e) = s.commit(record.clone()).await {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -110,6 +121,9 @@ async fn write(
             Json(json!({ "id": record.id, "acks": acks })),
         )
     } else {
+        if stuck {
+            s.stuck.store(true, std::sync::atomic::Ordering::Release);
+        }
         (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "error": "quorum not met", "id": record.id, "acks": acks })),

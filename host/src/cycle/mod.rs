@@ -19,6 +19,7 @@
 //! cycle with a reason and the campaign goes on.
 
 mod converge;
+pub mod recovery;
 
 use crate::campaign::Campaign;
 use crate::effects::{EffectRecord, Effects, Scope};
@@ -125,12 +126,41 @@ impl Cycle<'_> {
         let effects: Vec<EffectRecord> = injected.effects.records();
         phases.insert("burst", injected.burst.elapsed.as_millis() as u64);
         phases.insert("fault", injected.started.elapsed().as_millis() as u64);
-        let results = &injected.burst.results;
 
         let t = Instant::now();
-        let acked: Vec<&str> = ids_with(results, Outcome::Ok);
-        let acked_set: HashSet<&str> = acked.iter().copied().collect();
-        let issued: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let (recovery, recovery_writes) = recovery::recover(
+            c,
+            self.http,
+            &cluster.nodes,
+            namespace,
+            cycle,
+            self.writes,
+            injected.started,
+        )
+        .await;
+        phases.insert("recovery", t.elapsed().as_millis() as u64);
+        // Recovery writes acknowledged are acknowledged writes: they must be
+        // on every live node like the burst's. Counts stay the burst's.
+        let all: Vec<WriteResult> = injected
+            .burst
+            .results
+            .iter()
+            .chain(&recovery_writes)
+            .cloned()
+            .collect();
+        let results = &all;
+
+        let t = Instant::now();
+        // The cycle's figures are the burst's; acknowledged recovery writes
+        // are checked apart (`recovery.lost`), but converged on alike.
+        let acked: Vec<&str> = ids_with(&injected.burst.results, Outcome::Ok);
+        let recovery_acked: Vec<&str> = ids_with(&recovery_writes, Outcome::Ok);
+        let acked_set: HashSet<&str> = acked.iter().chain(&recovery_acked).copied().collect();
+        let issued: HashSet<&str> = ids
+            .iter()
+            .chain(recovery_writes.iter().map(|w| &w.id))
+            .map(String::as_str)
+            .collect();
         let views = converge::converge(
             &cluster.nodes,
             &converge::Want {
@@ -145,6 +175,18 @@ impl Cycle<'_> {
         )
         .await?;
         phases.insert("converge", t.elapsed().as_millis() as u64);
+        let mut recovery = recovery;
+        recovery.writes_detail = recovery_writes.clone();
+        recovery.lost = recovery_acked
+            .iter()
+            .filter(|id| {
+                views
+                    .iter()
+                    .filter_map(|v| v.held.as_ref())
+                    .any(|held| !held.iter().any(|h| h == *id))
+            })
+            .map(|id| id.to_string())
+            .collect();
 
         let t = Instant::now();
         let (verdicts, mut plugin_errors) = self.assert(&info, results, &views).await;
@@ -165,8 +207,8 @@ impl Cycle<'_> {
             None
         };
 
-        // Figures, from ids.
-        let counts = Counts::of(results);
+        // Figures, from ids; counts are the burst's alone.
+        let counts = Counts::of(&injected.burst.results);
         // Lost: acknowledged ids some node lacked at the deadline, as the
         // node records already list them.
         let lost: HashSet<&str> = nodes
@@ -197,7 +239,9 @@ impl Cycle<'_> {
             .unexpected_bodies
             .iter()
             .map(|(status, body)| {
-                let n = results
+                let n = injected
+                    .burst
+                    .results
                     .iter()
                     .filter(|r| r.outcome == Outcome::Unexpected && r.status == Some(*status))
                     .count() as u64;
@@ -218,6 +262,7 @@ impl Cycle<'_> {
             tolerate_lost_ratio: c.file.campaign.tolerate_lost_ratio,
             verdicts: &verdicts,
             probe_failures: &probes.as_ref().map(|p| p.failures()).unwrap_or_default(),
+            recovery: (recovery.wanted > 0).then_some(&recovery),
         });
 
         Ok(CycleRecord {
@@ -238,7 +283,8 @@ impl Cycle<'_> {
             effects,
             verdicts,
             denials: injected.denials,
-            latency: Latency::of(results),
+            latency: Latency::of(&injected.burst.results),
+            recovery: (recovery.wanted > 0).then_some(recovery),
             phases_ms: BTreeMap::new(),
             evidence: None,
             writes_detail: injected.burst.results,

@@ -20,7 +20,7 @@ pub fn cycle_line(r: &CycleRecord, cycles: u32, took: Duration) -> String {
         other => other.as_str().to_uppercase(),
     };
     let mut line = format!(
-        "[{}] cycle {}/{cycles} {status}: ok={} quorum_not_met={} fail={} indeterminate={} unexpected={} lost_acked={} convergence={:.4} ({:.1} s)",
+        "[{}] cycle {}/{cycles} {status}: ok={} quorum_not_met={} fail={} indeterminate={} unexpected={} lost_acked={} convergence={:.4}",
         r.class,
         r.cycle,
         r.counts.ok,
@@ -30,8 +30,17 @@ pub fn cycle_line(r: &CycleRecord, cycles: u32, took: Duration) -> String {
         r.counts.unexpected,
         r.lost_acked,
         r.convergence_bound,
-        took.as_secs_f64()
     );
+    if let Some(rec) = &r.recovery {
+        let at = |ms: Option<u64>| ms.map_or("never".to_string(), |m| format!("{m} ms"));
+        line.push_str(&format!(
+            " recovery={}/{} first_ack={}",
+            rec.acked,
+            rec.wanted,
+            at(rec.first_ack_ms)
+        ));
+    }
+    line.push_str(&format!(" ({:.1} s)", took.as_secs_f64()));
     if !r.reasons.is_empty() {
         line.push_str(" — ");
         line.push_str(&r.reasons.join("; "));
