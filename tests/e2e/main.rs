@@ -24,6 +24,10 @@ mod proofs;
 mod hostile;
 // Sharing plugins: sha256 pins, --plugin-dir.
 mod sharing;
+// Built-in plugins by name, from an installed binary; `plugin list`.
+mod builtins;
+// Plugins as OCI artifacts: push, pull, chaos.lock, cache, refusals.
+mod oci;
 // Plugins from `chaos-host new-plugin`: build and run with the SDK alone.
 mod scaffold;
 // A third-party plugin with its own campaign.
