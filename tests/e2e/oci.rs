@@ -208,16 +208,37 @@ fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{hex}")
 }
 
-/// chaos-host with `args`, its OCI and compile caches under `cache`.
+/// chaos-host with `args`, its OCI and compile caches under `cache`; a
+/// `run` writes to `dir/out`.
 fn chaos_with_cache(dir: &Path, cache: &Path, args: &[&str]) -> Run {
-    chaos_env(
-        dir,
-        args,
-        &[
-            ("CHAOS_OCI_CACHE_DIR", cache.join("oci").to_str().unwrap()),
-            ("CHAOS_CACHE_DIR", cache.join("wasm").to_str().unwrap()),
-        ],
-    )
+    let env = [
+        (
+            "CHAOS_OCI_CACHE_DIR",
+            cache.join("oci").to_str().unwrap().to_string(),
+        ),
+        (
+            "CHAOS_CACHE_DIR",
+            cache.join("wasm").to_str().unwrap().to_string(),
+        ),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    if args[0] == "run" {
+        return chaos_env(dir, args, &env);
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_chaos-host"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .env("CHAOS_LOG", "warn")
+        .env("CHAOS_STATE_DIR", dir.join("state"))
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        out: dir.join("out"),
+    }
 }
 
 /// `chaos-host plugin push PLUGIN REFERENCE`; the manifest digest printed.
@@ -377,7 +398,7 @@ fn oci_campaign_pins_chaos_lock_refuses_a_moved_tag_and_replays_the_recorded_dig
     let cycles = ok.cycles();
     assert_eq!(cycles[0]["class"], "partition_minority");
     assert!(
-        cycles[0]["assertions"].to_string().contains("convergence@"),
+        cycles[0]["verdicts"].to_string().contains("convergence@"),
         "the OCI assertion judged the cycle: {}",
         cycles[0]
     );

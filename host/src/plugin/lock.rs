@@ -20,7 +20,7 @@ pub const FILE_NAME: &str = "chaos.lock";
 
 const HEADER: &str = "# chaos.lock: OCI plugin references pinned to the digest they resolved to.\n# Written by chaos-host; commit it. A tag that moves is refused until the\n# entry is deleted or the run passes --update-lock.\n";
 
-#[derive(Default, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LockFile {
     #[serde(default = "one")]
@@ -32,6 +32,15 @@ struct LockFile {
 
 fn one() -> u32 {
     1
+}
+
+impl Default for LockFile {
+    fn default() -> Self {
+        Self {
+            version: one(),
+            plugins: BTreeMap::new(),
+        }
+    }
 }
 
 /// A loaded `chaos.lock` and the changes a run made to it.
