@@ -5,6 +5,8 @@
 #   libfaketime  clock skew (clock_skew_peer)
 # With --test, also what the test suite needs:
 #   chromium  renders report.html headless in the report test
+#   docker-registry  a real OCI registry (CNCF distribution) for the OCI
+#                plugin tests (tests/e2e/oci.rs)
 #   the real systems below (--systems)
 # With --systems, the real systems under test of examples/:
 #   etcd-server  etcd 3.4 (examples/etcd)
@@ -24,6 +26,7 @@ done
 missing=()
 if $test; then
     [ -x /usr/bin/chromium ] || missing+=(chromium)
+    [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 fi
 if $systems; then
     command -v etcd >/dev/null || missing+=(etcd-server)

@@ -4,6 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build-plugins.sh
+# The built-ins chaos-host embeds must be what their sources build (the build
+# is reproducible): a plugin changed without its host/builtins copy is stale.
+if ! git diff --quiet --exit-code -- host/builtins \
+    || [ -n "$(git ls-files --others --exclude-standard -- host/builtins)" ]; then
+    echo "test.sh: built-ins are stale: run scripts/build-plugins.sh and commit host/builtins" >&2
+    git status --short -- host/builtins >&2
+    if ! git diff --quiet -- host/builtins/TOOLCHAIN; then
+        echo "test.sh: (they were built with $(git show HEAD:host/builtins/TOOLCHAIN 2>/dev/null || echo 'another toolchain'), this is $(rustc -V): build with that toolchain, or commit the rebuild)" >&2
+    fi
+    exit 1
+fi
 cargo fmt --all --check
 cargo clippy --locked -p chaos-host -p quorum-kv -p native_pause --all-targets -- -D warnings
 cargo clippy --locked --target wasm32-wasip2 -p chaos-sdk -p kill_primary_mid_write -p convergence -p drop_random_acks -p partition_minority -p clock_skew_peer -p misbehave -p future_contract -p contract_0_1_0 -p bench_calls -p bad_figure -p asymmetric_partition -- -D warnings

@@ -352,7 +352,7 @@ struct Manifest {
     layers: Vec<Descriptor>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Descriptor {
     #[serde(rename = "mediaType")]
     media_type: String,
@@ -679,7 +679,7 @@ mod tests {
         for (text, why) in [
             ("oci://ghcr.io/acme/x", "no tag or digest"),
             ("oci://ghcr.io", "no repository"),
-            ("oci://ghcr.io/Acme/x:1", "repository \"Acme\""),
+            ("oci://ghcr.io/Acme/x:1", "repository \"Acme/x\""),
             ("oci://ghcr.io/acme/x:", "tag \"\""),
             ("oci://ghcr.io/acme/x@md5:00", "must start with sha256:"),
             ("oci://ghcr.io/acme/x@sha256:abc", "64 lowercase hex"),
