@@ -129,9 +129,8 @@ impl Lock {
             .with_file_name(format!(".{FILE_NAME}.tmp{}", std::process::id()));
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, &self.path))
-            .map_err(|e| {
+            .inspect_err(|_| {
                 let _ = std::fs::remove_file(&tmp);
-                e
             })
             .with_context(|| format!("writing {}", self.path.display()))
     }
