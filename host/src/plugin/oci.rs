@@ -250,12 +250,17 @@ fn check_registry(registry: &str) -> Result<(), String> {
 
 /// Basic credentials for `registry` from the docker CLI's config, if any.
 fn docker_auth(registry: &str) -> Option<RegistryAuth> {
-    use base64::Engine;
     let dir = std::env::var_os("DOCKER_CONFIG")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))?;
-    let text = std::fs::read(dir.join("config.json")).ok()?;
-    let config: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    auth_in(&std::fs::read(dir.join("config.json")).ok()?, registry)
+}
+
+/// The basic `auth` of `registry` in a docker `config.json`'s `auths`
+/// (keys may carry a scheme and a path, as `docker login` writes them).
+fn auth_in(config: &[u8], registry: &str) -> Option<RegistryAuth> {
+    use base64::Engine;
+    let config: serde_json::Value = serde_json::from_slice(config).ok()?;
     let auths = config.get("auths")?.as_object()?;
     let entry = auths.iter().find_map(|(k, v)| {
         let k = k
@@ -734,6 +739,20 @@ mod tests {
         );
         let m = br#"{"layers":[{"mediaType":"application/wasm","digest":"sha256:ab","size":2}]}"#;
         assert_eq!(wasm_layer(&r, m).unwrap().digest, "sha256:ab");
+    }
+
+    #[test]
+    fn basic_auth_comes_from_the_docker_config_entry_of_the_registry() {
+        // "me:secret" in base64.
+        let config = br#"{"auths":{"https://ghcr.io/v1/":{"auth":"bWU6c2VjcmV0"},"other.io":{"auth":"eDp5"}}}"#;
+        match auth_in(config, "ghcr.io") {
+            Some(RegistryAuth::Basic(u, p)) => {
+                assert_eq!((u.as_str(), p.as_str()), ("me", "secret"))
+            }
+            _ => panic!("no basic auth for ghcr.io"),
+        }
+        assert!(auth_in(config, "quay.io").is_none());
+        assert!(auth_in(b"{}", "ghcr.io").is_none());
     }
 
     #[test]
