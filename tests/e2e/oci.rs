@@ -619,3 +619,71 @@ fn oci_bad_references_and_artifacts_get_one_line_naming_the_reference() {
         "{e}"
     );
 }
+
+#[test]
+fn oci_resume_of_the_embedded_campaign_uses_the_recorded_digest_and_the_lock_is_in_the_cwd() {
+    let registry = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let fault = registry.reference("chaos/fault:stable");
+    let first = push(dir.path(), "partition_minority", &fault);
+    let out = dir.path().join("out");
+    // The embedded campaign (no --campaign), run from `dir`.
+    let chaos_in_dir = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_chaos-host"))
+            .current_dir(dir.path())
+            .args(args)
+            .env("RUST_BACKTRACE", "0")
+            .env("CHAOS_LOG", "warn")
+            .env("CHAOS_STATE_DIR", dir.path().join("state"))
+            .env("CHAOS_OCI_CACHE_DIR", cache.join("oci"))
+            .env("CHAOS_CACHE_DIR", cache.join("wasm"))
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = chaos_in_dir(&[
+        "run",
+        "--plugin",
+        &fault,
+        "--cycles",
+        "2",
+        "--writes",
+        "20",
+        "--settle-ms",
+        "300",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let lock = std::fs::read_to_string(dir.path().join("chaos.lock")).unwrap();
+    assert!(lock.contains(&fault) && lock.contains(&first), "{lock}");
+    // As if killed after its first cycle.
+    let jsonl = out.join("cycles.jsonl");
+    let text = std::fs::read_to_string(&jsonl).unwrap();
+    let first_line = text.lines().next().unwrap();
+    std::fs::write(&jsonl, format!("{first_line}\n")).unwrap();
+
+    // The tag moves; a new run is refused by the lock...
+    let moved = push(dir.path(), "drop_random_acks", &fault);
+    let (code, stderr) = chaos_in_dir(&["run", "--plugin", &fault, "--cycles", "1"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&moved) && stderr.contains(&first),
+        "{stderr}"
+    );
+    // ...and the resume runs the recorded artifact, not the moved tag.
+    let (code, stderr) = chaos_in_dir(&["run", "--resume", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let cycles: Vec<serde_json::Value> = std::fs::read_to_string(&jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(cycles.len(), 2);
+    assert!(cycles.iter().all(|c| c["class"] == "partition_minority"));
+    assert_nothing_left(dir.path(), run_id(&stderr).as_deref());
+}
