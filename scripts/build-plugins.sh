@@ -2,9 +2,30 @@
 # Build every plugin guest crate for wasm32-wasip2 and copy the components to
 # plugins/<name>.wasm; example third-party plugins (examples/plugins/*) to
 # examples/plugins/<name>.wasm; test guests (tests/guests/*) to
-# tests/guests/<name>.wasm.
+# tests/guests/<name>.wasm; and the built-in plugins (plugins/*) also to
+# host/builtins/<name>.wasm, which chaos-host embeds (include_bytes!).
+#
+# The build is reproducible: the same sources, Cargo.lock and toolchain give
+# byte-identical components in any directory on any machine. Panic messages
+# keep source paths, so the checkout and the cargo registry are remapped to
+# fixed names; the flags apply to the wasm32-wasip2 target only (with
+# --target, cargo gives build scripts and proc-macros no RUSTFLAGS), so the
+# host's build cache is untouched. scripts/test.sh fails when
+# host/builtins then differs from what is committed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$(pwd -P)
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+sep=$'\x1f'
+# When several prefixes match, rustc applies the last: general ones first.
+flags="--remap-path-prefix=$cargo_home=/cargo-home"
+for src in "$cargo_home"/registry/src/*/; do
+    [ -d "$src" ] && flags+="$sep--remap-path-prefix=${src%/}=/cargo-registry"
+done
+flags+="$sep--remap-path-prefix=$root=/chaos-host"
+# Exactly these flags: an inherited RUSTFLAGS would change the bytes.
+unset RUSTFLAGS
+export CARGO_ENCODED_RUSTFLAGS="$flags"
 rustup target add wasm32-wasip2 >/dev/null
 names=()
 for dir in plugins/*/; do
@@ -21,9 +42,14 @@ done
 args=()
 for n in "${names[@]}" "${examples[@]}" "${guests[@]}"; do args+=(-p "$n"); done
 cargo build --locked --release --target wasm32-wasip2 "${args[@]}"
+mkdir -p host/builtins
 for n in "${names[@]}"; do
     cp "target/wasm32-wasip2/release/$n.wasm" "plugins/$n.wasm"
+    cp "target/wasm32-wasip2/release/$n.wasm" "host/builtins/$n.wasm"
 done
+# The toolchain the built-ins were built with: another rustc gives other
+# bytes, and scripts/test.sh says so.
+rustc -V > host/builtins/TOOLCHAIN
 for n in "${examples[@]}"; do
     cp "target/wasm32-wasip2/release/$n.wasm" "examples/plugins/$n.wasm"
 done

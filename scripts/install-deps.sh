@@ -6,6 +6,8 @@
 # With --test, also what the test suite needs:
 #   chromium  renders report.html headless in the report test
 #   python3   runs tests/systems/threaded_kv.py (small-backlog store)
+#   docker-registry  a real OCI registry (CNCF distribution) for the OCI
+#                plugin tests (tests/e2e/oci.rs)
 #   the real systems below (--systems)
 # With --systems, the real systems under test of examples/:
 #   etcd-server  etcd 3.4 (examples/etcd)
@@ -27,6 +29,7 @@ if $test; then
     [ -x /usr/bin/chromium ] || missing+=(chromium)
     # tests/systems/threaded_kv.py, the small-backlog store
     command -v python3 >/dev/null || missing+=(python3)
+    [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 fi
 if $systems; then
     command -v etcd >/dev/null || missing+=(etcd-server)

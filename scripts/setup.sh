@@ -12,8 +12,8 @@ bash scripts/install-deps.sh
 scripts/build-plugins.sh
 cargo build --locked
 exec ./target/debug/chaos-host run \
-    --plugin plugins/kill_primary_mid_write.wasm \
-    --plugin plugins/partition_minority.wasm \
-    --plugin plugins/drop_random_acks.wasm \
-    --plugin plugins/clock_skew_peer.wasm \
+    --plugin kill_primary_mid_write \
+    --plugin partition_minority \
+    --plugin drop_random_acks \
+    --plugin clock_skew_peer \
     --out chaos-out "$@"

@@ -4,6 +4,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build-plugins.sh
+# The built-ins chaos-host embeds must be what their sources build (the build
+# is reproducible): a plugin changed without its host/builtins copy is stale.
+# Bytes depend on the compiler too: another toolchain cannot check them, so
+# it says so and tests the committed ones.
+built_with=$(git show HEAD:host/builtins/TOOLCHAIN 2>/dev/null || true)
+if [ -n "$built_with" ] && [ "$built_with" != "$(rustc -V)" ]; then
+    echo "test.sh: WARNING: host/builtins were built with $built_with, this is $(rustc -V): their reproducibility is not checked here; testing the committed ones" >&2
+    git checkout -- host/builtins
+elif ! git diff --quiet --exit-code -- host/builtins \
+    || [ -n "$(git ls-files --others --exclude-standard -- host/builtins)" ]; then
+    echo "test.sh: built-ins are stale: run scripts/build-plugins.sh and commit host/builtins" >&2
+    git status --short -- host/builtins >&2
+    if ! git diff --quiet -- host/builtins/TOOLCHAIN; then
+        echo "test.sh: (they were built with $(git show HEAD:host/builtins/TOOLCHAIN 2>/dev/null || echo 'another toolchain'), this is $(rustc -V): build with that toolchain, or commit the rebuild)" >&2
+    fi
+    exit 1
+fi
 cargo fmt --all --check
 cargo clippy --locked -p chaos-host -p quorum-kv -p native_pause --all-targets -- -D warnings
 cargo clippy --locked --target wasm32-wasip2 -p chaos-host-sdk -p kill_primary_mid_write -p convergence -p drop_random_acks -p partition_minority -p clock_skew_peer -p misbehave -p future_contract -p contract_0_1_0 -p contract_0_1_1 -p bench_calls -p bad_figure -p asymmetric_partition -- -D warnings

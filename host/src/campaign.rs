@@ -259,9 +259,10 @@ pub struct Settings {
     #[serde(default = "default_threshold")]
     pub threshold: f64,
     pub seed: Option<u64>,
-    /// Assertion plugins run on every cycle, relative to the campaign file.
+    /// Assertion plugins run on every cycle: built-in names, paths
+    /// (relative to the campaign file) or `oci://` references.
     #[serde(default)]
-    pub assertions: Vec<PathBuf>,
+    pub assertions: Vec<String>,
     /// Wall-clock budget for one plugin call.
     #[serde(default = "default_plugin_timeout")]
     pub plugin_timeout_ms: u64,
@@ -378,7 +379,7 @@ pub struct Campaign {
     pub commands: Vec<(PathBuf, Vec<String>)>,
     pub method: reqwest::Method,
     pub read_method: reqwest::Method,
-    pub assertions: Vec<PathBuf>,
+    pub assertions: Vec<crate::plugin::PluginRef>,
 }
 
 impl Campaign {
@@ -416,8 +417,7 @@ impl Campaign {
     /// The embedded default: the reference campaign
     /// (`examples/reference/campaign.toml`), its nodes served by this very
     /// binary (`chaos-host reference-node`), so an installed chaos-host runs
-    /// it with no checkout. Its assertion plugin is left out (it lives in
-    /// the checkout); the host's own judge checks every acknowledged write.
+    /// it with no checkout; its assertion is a built-in, embedded too.
     pub fn reference() -> anyhow::Result<Self> {
         let mut c = Self::from_text(Path::new(REFERENCE_NAME), REFERENCE_TOML)?;
         let exe = std::env::current_exe()
@@ -426,8 +426,6 @@ impl Campaign {
             *program = exe.clone();
             args.insert(0, "reference-node".into());
         }
-        c.assertions.clear();
-        c.file.campaign.assertions.clear();
         Ok(c)
     }
 
@@ -679,8 +677,8 @@ impl Campaign {
             .campaign
             .assertions
             .iter()
-            .map(|p| dir.join(p))
-            .collect();
+            .map(|a| crate::plugin::PluginRef::parse(a, dir, "campaign.assertions"))
+            .collect::<anyhow::Result<_>>()?;
         Ok(Self {
             path: path.to_path_buf(),
             commands,

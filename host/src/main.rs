@@ -116,9 +116,15 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             Ok(true)
         }
         Command::Inspect(args) => {
-            let runtime = plugin::Runtime::new()?;
-            let p = runtime.load(&args.file).await?;
-            println!("{}", serde_json::to_string_pretty(&p.meta)?);
+            cli::plugin::inspect(&args.file).await?;
+            Ok(true)
+        }
+        Command::Plugin(cli::PluginCommand::List) => {
+            cli::plugin::list().await?;
+            Ok(true)
+        }
+        Command::Plugin(cli::PluginCommand::Push(args)) => {
+            cli::plugin::push(&args).await?;
             Ok(true)
         }
     }

@@ -13,6 +13,7 @@ use crate::net::{Mode, Network};
 use crate::plugin::{Grants, Loaded, Runtime};
 use anyhow::{Context, bail};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,7 +28,12 @@ pub struct Plan {
     /// Run only this cycle of this class (`chaos-host replay`).
     pub only: Option<(String, u32)>,
     pub campaign: Campaign,
-    pub plugins: Vec<PathBuf>,
+    pub plugins: Vec<crate::plugin::PluginRef>,
+    /// The `chaos.lock` OCI references are checked against and recorded
+    /// in; `None` when resuming or replaying (they use `args.oci`).
+    pub lock: Option<PathBuf>,
+    /// `--update-lock`: a moved OCI tag replaces its lock entry.
+    pub update_lock: bool,
     /// Opt-in, unsandboxed shared libraries.
     pub native_plugins: Vec<PathBuf>,
     pub allow: Vec<(String, String)>,
@@ -54,37 +60,70 @@ pub struct Summary {
     pub classes: Vec<ClassSummary>,
 }
 
+/// The plugins of a run, sorted into faults and assertions, and the pins of
+/// its OCI references (for `run.json`).
+pub struct Plugins {
+    pub faults: Vec<Loaded>,
+    pub assertions: Vec<Loaded>,
+    pub oci: BTreeMap<String, crate::plugin::oci::Pin>,
+}
+
 /// Load every plugin, sorting faults from assertions, and authorize each.
-pub async fn load_plugins(
-    plan: &Plan,
-    runtime: &Runtime,
-) -> anyhow::Result<(Vec<Loaded>, Vec<Loaded>)> {
+/// OCI references resolve to the digests `run.json` recorded (resume,
+/// replay), else through the campaign's `chaos.lock`.
+pub async fn load_plugins(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Plugins> {
+    use crate::plugin::PluginRef;
     let file = &plan.campaign.file;
     let mut faults = Vec::new();
     let mut assertions = Vec::new();
-    let paths = plan.campaign.assertions.iter().chain(&plan.plugins);
+    let sources: Vec<&PluginRef> = plan
+        .campaign
+        .assertions
+        .iter()
+        .chain(&plan.plugins)
+        .collect();
+    let lock = match &plan.lock {
+        Some(path) if sources.iter().any(|s| matches!(s, PluginRef::Oci(_))) => {
+            Some(crate::plugin::lock::Lock::open(path, plan.update_lock)?)
+        }
+        _ => None,
+    };
+    let mut resolver = crate::plugin::Resolver::new(lock, plan.args.oci.clone());
     let mut seen = std::collections::HashSet::new();
     // Grants, pins, params, out dirs and results are keyed by name: two
     // files under one name (a copy, a fault and an assertion) are refused.
     let mut names = crate::plugin::Names::default();
-    let natives = plan.native_plugins.iter().map(|p| (p, true));
-    for (path, native) in paths.map(|p| (p, false)).chain(natives) {
-        // The same file named twice (a campaign assertion inside a
+    let mut loaded = Vec::new();
+    for source in sources {
+        let fetched = resolver.fetch(source).await?;
+        // The same source named twice (a campaign assertion inside a
         // --plugin-dir) loads once.
-        if !seen.insert(std::fs::canonicalize(path).unwrap_or_else(|_| path.clone())) {
+        if !seen.insert(fetched.key.clone()) {
             continue;
         }
-        let mut p = if native {
-            let p = runtime.load_native(path)?;
-            eprintln!(
-                "chaos-host: WARNING: native plugin {} ({}) is NOT sandboxed: it runs inside chaos-host with all its privileges",
-                p.meta.label(),
-                path.display()
-            );
-            p
-        } else {
-            runtime.load(path).await?
-        };
+        let origin = fetched.origin.clone();
+        loaded.push((runtime.load_bytes(&origin, fetched.bytes).await?, origin));
+    }
+    for path in &plan.native_plugins {
+        if !seen.insert(
+            std::fs::canonicalize(path)
+                .unwrap_or_else(|_| path.clone())
+                .display()
+                .to_string(),
+        ) {
+            continue;
+        }
+        let p = runtime.load_native(path)?;
+        eprintln!(
+            "chaos-host: WARNING: native plugin {} ({}) is NOT sandboxed: it runs inside chaos-host with all its privileges",
+            p.meta.label(),
+            path.display()
+        );
+        loaded.push((p, path.display().to_string()));
+    }
+    let oci = resolver.finish()?;
+    for (mut p, origin) in loaded {
+        let path = Path::new(&origin);
         let name = p.meta.name.clone();
         names.claim(&name, path)?;
         if let Some(pin) = file.pins.get(&name)
@@ -126,12 +165,20 @@ pub async fn load_plugins(
             assertions.push(p);
         }
     }
-    Ok((faults, assertions))
+    Ok(Plugins {
+        faults,
+        assertions,
+        oci,
+    })
 }
 
 /// Run the whole campaign; returns the summary (also written to `out`).
 pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
-    let (faults, assertions) = load_plugins(plan, runtime).await?;
+    let Plugins {
+        faults,
+        assertions,
+        oci,
+    } = load_plugins(plan, runtime).await?;
     let shas: std::collections::BTreeMap<String, String> = faults
         .iter()
         .chain(&assertions)
@@ -174,6 +221,7 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
     if !plan.resume {
         let mut args = plan.args.clone();
         args.plugin_sha256 = shas;
+        args.oci = oci;
         write_atomic(
             &plan.out.join("run.json"),
             &serde_json::to_vec_pretty(&args)?,

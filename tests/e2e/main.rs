@@ -28,6 +28,10 @@ mod sharing;
 mod small_backlog;
 // Contract versions side by side: 0.1.0, 0.1.1 and 0.2.0 plugins together.
 mod contracts;
+// Built-in plugins by name, from an installed binary; `plugin list`.
+mod builtins;
+// Plugins as OCI artifacts: push, pull, chaos.lock, cache, refusals.
+mod oci;
 // Plugins from `chaos-host new-plugin`: build and run with the SDK alone.
 mod scaffold;
 // A third-party plugin with its own campaign.

@@ -194,14 +194,18 @@ pub fn processes_mentioning(dir: &Path) -> Vec<(u32, String)> {
     found
 }
 
-/// An example campaign (`examples/REL`) with its relative plugin paths made
-/// absolute and `edit` applied, written into `dir`.
+/// An example campaign (`examples/REL`) with its built-in assertion
+/// replaced by the plugin built from source (plugins/convergence.wasm,
+/// absolute) and `edit` applied, written into `dir`.
 pub fn example_campaign(dir: &Path, rel: &str, edit: impl Fn(String) -> String) -> PathBuf {
     let text = std::fs::read_to_string(root().join("examples").join(rel))
         .unwrap()
         .replace(
-            "../../plugins/convergence.wasm",
-            plugin("convergence").to_str().unwrap(),
+            "assertions = [\"convergence\"]",
+            &format!(
+                "assertions = [{:?}]",
+                plugin("convergence").to_str().unwrap()
+            ),
         );
     let path = dir.join("campaign.toml");
     std::fs::write(&path, edit(text)).unwrap();

@@ -25,6 +25,9 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Print what a plugin says about itself, its contract and its sha256.
     Inspect(InspectArgs),
+    /// Built-in plugins, and plugins as OCI artifacts: list, push.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Rebuild report.html and junit.xml of an --out dir from its
     /// cycles.jsonl.
     Report(ReportArgs),
@@ -81,7 +84,7 @@ pub struct RunArgs {
         value_name = "DIR",
         conflicts_with_all = [
             "campaign", "plugin", "native_plugin", "plugin_dir", "allow", "param",
-            "cycles", "writes", "settle_ms", "net", "seed",
+            "cycles", "writes", "settle_ms", "net", "seed", "update_lock",
         ]
     )]
     #[serde(skip)]
@@ -96,14 +99,22 @@ pub struct RunArgs {
     #[arg(skip)]
     #[serde(default)]
     pub plugin_sha256: std::collections::BTreeMap<String, String>,
+    /// Every OCI reference of the run and the digest it resolved to, saved
+    /// in run.json: a resume or a replay pulls these digests, so a tag
+    /// moved since cannot change a recorded cycle.
+    #[arg(skip)]
+    #[serde(default)]
+    pub oci: std::collections::BTreeMap<String, crate::plugin::oci::Pin>,
     /// The campaign file (TOML) describing the system under test. Without
     /// it, the embedded reference campaign runs: the reference system
     /// (quorum-kv, 3 nodes, W=2), served by this binary.
     #[arg(long)]
     pub campaign: Option<PathBuf>,
-    /// A fault or assertion plugin (.wasm component); repeatable.
-    #[arg(long)]
-    pub plugin: Vec<PathBuf>,
+    /// A fault or assertion plugin, repeatable: a built-in's name
+    /// (`chaos-host plugin list`), a .wasm component file, or an OCI
+    /// artifact `oci://HOST[:PORT]/REPOSITORY:TAG` (or `@sha256:DIGEST`).
+    #[arg(long, value_name = "PLUGIN")]
+    pub plugin: Vec<String>,
     /// A native fault plugin (shared library with the C ABI of
     /// sdk/native/chaos_native.h). NOT sandboxed: it runs with chaos-host's
     /// privileges; only for faults a component cannot express. Repeatable.
@@ -134,6 +145,11 @@ pub struct RunArgs {
     /// root).
     #[arg(long, value_enum)]
     pub net: Option<crate::net::Mode>,
+    /// Accept OCI tags that moved since chaos.lock pinned them, and record
+    /// their new digests (review the new artifacts first).
+    #[arg(long)]
+    #[serde(default)]
+    pub update_lock: bool,
     /// Campaign seed; replays the same plugin decisions.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -162,6 +178,30 @@ pub struct ReportArgs {
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// The plugin (.wasm component).
-    pub file: PathBuf,
+    /// The plugin: a .wasm component, a built-in's name or an oci://
+    /// reference.
+    #[arg(value_name = "PLUGIN")]
+    pub file: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PluginCommand {
+    /// The built-in plugins (compiled into this binary): name, kind,
+    /// version, contract, capabilities, sha256 and what each does.
+    List,
+    /// Push a plugin (a .wasm file or a built-in's name) to an OCI registry
+    /// as a wasm component artifact; prints the manifest digest. The plugin
+    /// is loaded first: only a working chaos plugin is pushed.
+    Push(PushArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// The plugin: a .wasm component or a built-in's name.
+    #[arg(value_name = "FILE_OR_BUILTIN")]
+    pub plugin: String,
+    /// Where: oci://HOST[:PORT]/REPOSITORY:TAG (loopback registries over
+    /// plain HTTP, others HTTPS unless listed in CHAOS_OCI_INSECURE).
+    #[arg(value_name = "OCI_REFERENCE")]
+    pub reference: String,
 }

@@ -1,12 +1,15 @@
 //! Command line: clap arguments turned once into a validated [`Plan`].
 
 mod args;
+pub mod plugin;
 
-pub use args::{Cli, Command, ReplayArgs, RunArgs};
+pub use args::{Cli, Command, PluginCommand, ReplayArgs, RunArgs};
 
 use crate::campaign::Campaign;
+use crate::plugin::PluginRef;
 use crate::run::Plan;
 use anyhow::{Context, bail};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 impl RunArgs {
@@ -31,9 +34,13 @@ impl RunArgs {
             .with_context(|| format!("--resume: {} is not a run plan", path.display()))?;
         saved.out = dir.to_path_buf();
         saved.resume = None;
-        saved
+        let mut plan = saved
             .plan()
-            .with_context(|| format!("the run saved in {}", path.display()))
+            .with_context(|| format!("the run saved in {}", path.display()))?;
+        // OCI references use the digests the run recorded, not the lock.
+        plan.lock = None;
+        plan.update_lock = false;
+        Ok(plan)
     }
 }
 
@@ -109,7 +116,11 @@ impl RunArgs {
             }
             allow.push((who.to_string(), caps.to_string()));
         }
-        let mut plugins = self.plugin.clone();
+        let mut plugins = self
+            .plugin
+            .iter()
+            .map(|p| PluginRef::parse(p, Path::new(""), "--plugin"))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         for dir in &self.plugin_dir {
             let entries = std::fs::read_dir(dir)
                 .with_context(|| format!("--plugin-dir {}", dir.display()))?;
@@ -122,13 +133,14 @@ impl RunArgs {
                 bail!("--plugin-dir {}: no .wasm file in it", dir.display());
             }
             found.sort();
-            plugins.extend(found);
+            plugins.extend(found.into_iter().map(PluginRef::Path));
         }
-        for p in &plugins {
+        for p in plugins.iter().filter_map(PluginRef::as_path) {
             if !p.exists() {
                 bail!(
-                    "--plugin {}: no such file (build the plugins with scripts/build-plugins.sh)",
-                    p.display()
+                    "--plugin {}: no such file (build the plugins with scripts/build-plugins.sh, or name a built-in: {})",
+                    p.display(),
+                    crate::plugin::builtins::names()
                 );
             }
         }
@@ -166,10 +178,16 @@ impl RunArgs {
             net: Some(net),
             campaign_sha256: Some(sha256),
             campaign: self.campaign.as_deref().map(absolute),
-            plugin: plugins.iter().map(|p| absolute(p)).collect(),
+            plugin: plugins.iter().map(PluginRef::saved).collect(),
             native_plugin: self.native_plugin.iter().map(|p| absolute(p)).collect(),
             plugin_dir: Vec::new(),
             ..self.clone()
+        };
+        // chaos.lock sits beside the campaign; the embedded one's in the
+        // current directory.
+        let lock = match &self.campaign {
+            Some(_) => campaign_path.with_file_name(crate::plugin::lock::FILE_NAME),
+            None => PathBuf::from(crate::plugin::lock::FILE_NAME),
         };
         Ok(Plan {
             args: saved,
@@ -178,6 +196,8 @@ impl RunArgs {
             net,
             campaign,
             plugins,
+            lock: Some(lock),
+            update_lock: self.update_lock,
             native_plugins: self.native_plugin,
             allow,
             cycles,

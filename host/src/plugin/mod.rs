@@ -10,15 +10,23 @@
 //! deadline on the wall clock, and WASI randomness and clocks derived from
 //! the cycle's seed (`wasi`). A plugin's name must be plain and unique
 //! (`identity`).
+//!
+//! Where the bytes come from is `source`: a path, a built-in compiled into
+//! the binary (`builtins`), or an OCI artifact (`oci`) pinned by
+//! `chaos.lock` (`lock`).
 
+pub mod builtins;
 mod contract;
 mod grants;
 mod identity;
 mod imports;
 mod limits;
+pub mod lock;
 mod native;
 mod observations;
+pub mod oci;
 mod runtime;
+pub mod source;
 mod wasi;
 mod wit;
 
@@ -27,6 +35,7 @@ pub use grants::{Grants, parse as grants_parse};
 pub use identity::Names;
 pub use observations::{CycleInfo, NodeObservation, NodeState, Observations};
 pub use runtime::{AssertionVerdict, Loaded, Runtime};
+pub use source::{PluginRef, Resolver};
 
 /// The newest contract version this host speaks (`wit/deps/`'s newest
 /// directory, which new plugins are built against).

@@ -227,6 +227,13 @@ impl Runtime {
     pub async fn load(&self, path: &Path) -> anyhow::Result<Loaded> {
         let bytes =
             std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
+        self.load_bytes(&path.display().to_string(), bytes).await
+    }
+
+    /// [`Runtime::load`] for a component from elsewhere (a built-in, an
+    /// OCI artifact); `origin` names it in messages.
+    pub async fn load_bytes(&self, origin: &str, bytes: Vec<u8>) -> anyhow::Result<Loaded> {
+        let path = Path::new(origin);
         let sha256 = hex(&Sha256::digest(&bytes));
         let component = Component::new(&self.engine, &bytes).map_err(|e| {
             anyhow::anyhow!(
