@@ -198,7 +198,7 @@ async fn plugin_costs(root: &Path, scratch: &Path) -> anyhow::Result<Plugins> {
     let guest = root.join("tests/guests/bench_calls.wasm");
     let state = scratch.join("state");
     let journal = Arc::new(Journal::create(&state, "bench")?);
-    let net = Arc::new(Network::Loopback.cycle(0, false).await?);
+    let net = Arc::new(Network::loopback().cycle(0, false).await?);
     let (_progress_tx, progress_rx) = tokio::sync::watch::channel(Progress::default());
     let effects = Effects::new(
         Scope {
