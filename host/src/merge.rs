@@ -348,6 +348,7 @@ fn write(shards: &[ShardRun], merged: Vec<ClassRecords>, out: &Path) -> anyhow::
     };
     let mut run = first.run.clone();
     run["shard"] = Value::Null;
+    run["out"] = Value::String(out.display().to_string());
 
     std::fs::create_dir_all(out)
         .with_context(|| format!("merge: creating --out {}", out.display()))?;

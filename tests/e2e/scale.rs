@@ -267,16 +267,24 @@ fn baseline_shard(
     seed: &str,
     edit: fn(String) -> String,
 ) -> PathBuf {
+    baseline_shard_with(dir, name, shard, seed, edit, &["--cycles", "3"])
+}
+
+/// [`baseline_shard`] with `extra` run arguments instead of `--cycles 3`.
+fn baseline_shard_with(
+    dir: &Path,
+    name: &str,
+    shard: &str,
+    seed: &str,
+    edit: fn(String) -> String,
+    extra: &[&str],
+) -> PathBuf {
     let sub = dir.join(name);
     std::fs::create_dir_all(&sub).unwrap();
     let c = campaign(&sub, false, edit);
-    let run = run_campaign(
-        &sub,
-        &c,
-        &[
-            "--cycles", "3", "--writes", "20", "--seed", seed, "--shard", shard,
-        ],
-    );
+    let mut args = vec!["--writes", "20", "--seed", seed, "--shard", shard];
+    args.extend_from_slice(extra);
+    let run = run_campaign(&sub, &c, &args);
     assert_eq!(run.code, 0, "{name}: {}", run.stderr);
     run.out
 }
@@ -294,6 +302,16 @@ fn merge_refuses_shards_of_different_runs_and_gaps() {
     let other_seed = baseline_shard(d, "seed", "2/3", "6", same);
     let other_campaign = baseline_shard(d, "campaign", "2/3", "5", |t| format!("{t}\n# edited\n"));
     let two_shards = baseline_shard(d, "two", "2/2", "5", same);
+    let other_cycles = baseline_shard_with(d, "cycles", "2/3", "5", same, &["--cycles", "4"]);
+    let pause = plugin("drop_random_acks");
+    let other_plugins = baseline_shard_with(
+        d,
+        "plugins",
+        "2/3",
+        "5",
+        same,
+        &["--cycles", "3", "--plugin", pause.to_str().unwrap()],
+    );
     let not_a_run = d.join("empty");
     std::fs::create_dir_all(&not_a_run).unwrap();
     let unfinished = d.join("unfinished");
@@ -320,6 +338,17 @@ fn merge_refuses_shards_of_different_runs_and_gaps() {
         (
             vec![&s1, &two_shards],
             vec!["shard counts differ".into(), name(&two_shards)],
+        ),
+        (
+            vec![&s1, &other_cycles, &s3],
+            vec!["cycles per class differ".into(), "(3 vs 4".into()],
+        ),
+        (
+            vec![&s1, &other_plugins, &s3],
+            vec![
+                "plugins (sha256 by name) differ".into(),
+                name(&other_plugins),
+            ],
         ),
         (
             vec![&s1, &not_a_run],
@@ -499,4 +528,62 @@ fn a_parallel_run_killed_mid_run_resumes_to_the_uninterrupted_records() {
         }
     }
     assert_nothing_left(d, None);
+}
+
+/// Ctrl-C with three cycles in flight: every one of them is torn down
+/// (nodes killed and reaped, pauses undone), the message names them, and
+/// nothing is left.
+#[test]
+fn ctrl_c_with_cycles_in_flight_tears_them_all_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let c = campaign(d, false, |t| t);
+    let pause = plugin("drop_random_acks");
+    let out = d.join("out");
+    let args = [
+        "run",
+        "--campaign",
+        c.to_str().unwrap(),
+        "--plugin",
+        pause.to_str().unwrap(),
+        "--cycles",
+        "9",
+        "--writes",
+        "40",
+        "--parallel",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let mut child = spawn_chaos(d, &args, "run.log");
+    let jsonl = out.join("cycles.jsonl");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_to_string(&jsonl).map_or(0, |t| t.lines().count()) < 1 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ended before a cycle was recorded"
+        );
+        assert!(
+            std::time::Instant::now() < until,
+            "no cycle recorded after 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    let log = std::fs::read_to_string(d.join("run.log")).unwrap();
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(
+        log.contains("interrupted by SIGINT during cycle(s) "),
+        "{log}"
+    );
+    if let Some(id) = run_id(&log) {
+        assert_no_network_state(&id);
+    }
+    assert_nothing_left(d, None);
+    assert!(!out.join("work").exists());
 }
