@@ -1,7 +1,10 @@
 //! The campaign loop: every fault class for its cycles, recording as it goes.
 //!
 //! `cycles.jsonl` gets one line per cycle, appended and flushed as the cycle
-//! ends; `summary.json` is written (atomically) at the end. Ctrl-C or SIGTERM
+//! ends, in cycle order even when `--parallel` cycles end out of order;
+//! `--shard I/N` runs only the shard's cycles ([`crate::shard`]), with the
+//! seeds of the unsharded run; `summary.json` is written (atomically) at the
+//! end. Ctrl-C or SIGTERM
 //! stop the current cycle: its nodes are killed and reaped and its effects
 //! undone before chaos-host exits.
 
@@ -313,7 +316,12 @@ async fn run_classes(
     let libfaketime = crate::effects::clock::libfaketime();
     let total = match plan.only {
         Some(_) => 1,
-        None => plan.cycles as u64 * classes.len() as u64,
+        None => {
+            let owned = (1..=plan.cycles)
+                .filter(|n| plan.shard.is_none_or(|s| s.owns(*n)))
+                .count();
+            owned as u64 * classes.len() as u64
+        }
     };
     if plan.resume {
         eprintln!(
@@ -368,7 +376,7 @@ async fn run_classes(
             }
         };
         // Up to `parallel` cycles in flight; each finished record waits in
-        // `finished` until every earlier cycle of the class is written, so
+        // `in_order` until every earlier cycle of the class is written, so
         // cycles.jsonl (and the summary folded from it) is in cycle order
         // whatever order cycles finish in. What is "done" for --resume is
         // what cycles.jsonl holds: a cycle finished out of order but not yet
