@@ -232,6 +232,17 @@ fn merged_shards_equal_the_unsharded_run() {
     };
     assert_eq!(cycles_of(&shards[1]), vec![1, 3, 1, 3]);
     assert_eq!(cycles_of(&shards[0]), vec![2, 2]);
+    // A shard resumes as that shard: run.json keeps it, so a finished shard
+    // has nothing left to run (not the other shard's cycles).
+    let resumed = chaos_plain(d, &["run", "--resume", shards[1].out.to_str().unwrap()]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert!(
+        resumed.stderr.contains("4 of 4 cycle(s) already recorded"),
+        "{}",
+        resumed.stderr
+    );
+    assert_eq!(cycles_of(&shards[1]), vec![1, 3, 1, 3]);
+    assert_eq!(shards[1].summary()["shard"]["index"], 1);
 
     let out = d.join("merged");
     let merged = merge(d, &[&shards[0].out, &shards[1].out], &out);
