@@ -13,6 +13,10 @@
 //! 3. **Driver**: the workload driver against one reference node, then
 //!    `wrk` against the same node in the same run; the ratio of request
 //!    rates.
+//! 4. **Parallel cycles**: the same campaign at `--parallel` 1, 2, 4 and 8,
+//!    cycles per minute of wall time (the whole child run: plugin loading,
+//!    network setup, every cycle and the reports), and whether each run
+//!    still passed. `--only-parallel` runs this part alone.
 
 use crate::campaign::Campaign;
 use crate::effects::{Effects, Scope};
@@ -41,6 +45,13 @@ pub struct BenchArgs {
     /// How long wrk runs against the same node.
     #[arg(long, default_value_t = 5)]
     pub wrk_seconds: u32,
+    /// Cycles per fault class of each run in the parallel part (two
+    /// classes, so twice as many cycles per run).
+    #[arg(long, default_value_t = 16)]
+    pub parallel_cycles: u32,
+    /// Only the parallel part: cycles per minute at --parallel 1, 2, 4, 8.
+    #[arg(long)]
+    pub only_parallel: bool,
     /// Also write the figures as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -52,7 +63,21 @@ struct Figures {
     plugins: Plugins,
     campaign: CampaignFigures,
     driver: Driver,
+    parallel: Vec<Scaling>,
 }
+
+/// One run of the parallel part.
+#[derive(Serialize, Default)]
+struct Scaling {
+    parallel: u32,
+    cycles: u64,
+    wall_s: f64,
+    cycles_per_minute: f64,
+    pass: bool,
+}
+
+/// The `--parallel` values of the parallel part.
+const PARALLEL: [u32; 4] = [1, 2, 4, 8];
 
 #[derive(Serialize, Default)]
 struct Plugins {
@@ -131,17 +156,28 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
 }
 
 async fn measure(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Result<Figures> {
+    if args.only_parallel {
+        eprintln!("bench: parallel cycles");
+        return Ok(Figures {
+            machine: machine(),
+            parallel: parallel_scaling(args, root, scratch).await?,
+            ..Figures::default()
+        });
+    }
     eprintln!("bench: plugins");
     let plugins = plugin_costs(root, scratch).await?;
     eprintln!("bench: campaign on the reference system");
     let campaign = campaign_run(args, root, scratch).await?;
     eprintln!("bench: driver and wrk against one reference node");
     let driver = driver_vs_wrk(args, root, scratch).await?;
+    eprintln!("bench: parallel cycles");
+    let parallel = parallel_scaling(args, root, scratch).await?;
     Ok(Figures {
         machine: machine(),
         plugins,
         campaign,
         driver,
+        parallel,
     })
 }
 
@@ -198,7 +234,7 @@ async fn plugin_costs(root: &Path, scratch: &Path) -> anyhow::Result<Plugins> {
     let guest = root.join("tests/guests/bench_calls.wasm");
     let state = scratch.join("state");
     let journal = Arc::new(Journal::create(&state, "bench")?);
-    let net = Arc::new(Network::Loopback.cycle(0, false).await?);
+    let net = Arc::new(Network::loopback().cycle(0, false).await?);
     let (_progress_tx, progress_rx) = tokio::sync::watch::channel(Progress::default());
     let effects = Effects::new(
         Scope {
@@ -424,6 +460,59 @@ async fn campaign_run(
     })
 }
 
+/// The reference campaign (a pause and a partition class, 100 writes per
+/// cycle) as a child `chaos-host run` at each `--parallel` of [`PARALLEL`]:
+/// cycles per minute of the child's wall time.
+async fn parallel_scaling(
+    args: &BenchArgs,
+    root: &Path,
+    scratch: &Path,
+) -> anyhow::Result<Vec<Scaling>> {
+    let mut figures = Vec::new();
+    for k in PARALLEL {
+        let out = scratch.join(format!("parallel-{k}"));
+        let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
+        cmd.arg("run")
+            .arg("--campaign")
+            .arg(root.join("examples/reference/campaign.toml"))
+            .args(["--cycles", &args.parallel_cycles.to_string()])
+            .args(["--writes", "100"])
+            .args(["--parallel", &k.to_string()])
+            .args(["--seed", "16"])
+            .arg("--out")
+            .arg(&out)
+            .env("CHAOS_LOG", "warn")
+            .env("RUST_BACKTRACE", "0")
+            .env("CHAOS_STATE_DIR", scratch.join("parallel-state"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        for f in ["drop_random_acks", "partition_minority"] {
+            cmd.arg("--plugin")
+                .arg(root.join(format!("plugins/{f}.wasm")));
+        }
+        let started = Instant::now();
+        let status = cmd.status().await.context("starting chaos-host run")?;
+        let wall = started.elapsed().as_secs_f64();
+        // 1: a class failed (still a measured run); anything else is not.
+        if !matches!(status.code(), Some(0 | 1)) {
+            bail!("bench: chaos-host run --parallel {k} exited with {status}");
+        }
+        let cycles = std::fs::read_to_string(out.join("cycles.jsonl"))?
+            .lines()
+            .count() as u64;
+        eprintln!("bench: --parallel {k}: {cycles} cycles in {wall:.1} s");
+        figures.push(Scaling {
+            parallel: k,
+            cycles,
+            wall_s: wall,
+            cycles_per_minute: cycles as f64 * 60.0 / wall,
+            pass: status.success(),
+        });
+    }
+    Ok(figures)
+}
+
 /// The driver, then wrk, against one reference node (W=1, no peers).
 async fn driver_vs_wrk(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Result<Driver> {
     let port = crate::lifecycle::ports::choose(1)?[0];
@@ -588,7 +677,36 @@ end
     Ok(Some(rps))
 }
 
+/// The parallel part: one row per `--parallel`.
+fn scaling_table(rows: &[Scaling]) -> String {
+    let Some(base) = rows.first() else {
+        return String::new();
+    };
+    let mut s = String::from(
+        "\n| --parallel | cycles | wall | cycles / minute | vs 1 | verdict |\n|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        s.push_str(&format!(
+            "| {} | {} | {:.1} s | {:.1} | {:.2}x | {} |\n",
+            r.parallel,
+            r.cycles,
+            r.wall_s,
+            r.cycles_per_minute,
+            r.cycles_per_minute / base.cycles_per_minute,
+            if r.pass { "pass" } else { "FAIL" }
+        ));
+    }
+    s
+}
+
 fn table(f: &Figures) -> String {
+    if f.campaign.cycles == 0 {
+        return format!(
+            "\nchaos-host bench (parallel cycles) on {}\n{}",
+            f.machine,
+            scaling_table(&f.parallel)
+        );
+    }
     let p = &f.plugins;
     let c = &f.campaign;
     let d = &f.driver;
@@ -667,5 +785,6 @@ fn table(f: &Figures) -> String {
         .map(|(p, v)| format!("{p} {v:.0}"))
         .collect();
     s.push_str(&format!("\nphase p50, ms: {}\n", phases.join(", ")));
+    s.push_str(&scaling_table(&f.parallel));
     s
 }

@@ -10,6 +10,7 @@ mod cycle;
 mod effects;
 mod journal;
 mod lifecycle;
+mod merge;
 mod metrics;
 mod net;
 mod plugin;
@@ -20,6 +21,7 @@ mod report;
 mod roles;
 mod run;
 mod scaffold;
+mod shard;
 mod verdict;
 mod workload;
 
@@ -104,6 +106,7 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             Ok(true)
         }
         Command::Replay(args) => replay::replay(&args).await,
+        Command::Merge(args) => merge::merge(&args),
         Command::ReferenceNode { args } => {
             let args = <quorum_kv::Args as clap::Parser>::try_parse_from(
                 std::iter::once("quorum-kv".to_string()).chain(args),

@@ -1,7 +1,10 @@
 //! The campaign loop: every fault class for its cycles, recording as it goes.
 //!
 //! `cycles.jsonl` gets one line per cycle, appended and flushed as the cycle
-//! ends; `summary.json` is written (atomically) at the end. Ctrl-C or SIGTERM
+//! ends, in cycle order even when `--parallel` cycles end out of order;
+//! `--shard I/N` runs only the shard's cycles ([`crate::shard`]), with the
+//! seeds of the unsharded run; `summary.json` is written (atomically) at the
+//! end. Ctrl-C or SIGTERM
 //! stop the current cycle: its nodes are killed and reaped and its effects
 //! undone before chaos-host exits.
 
@@ -11,7 +14,9 @@ use crate::journal::{self, Journal};
 use crate::metrics::{ClassSummary, CycleRecord, Status, Tally};
 use crate::net::{Mode, Network};
 use crate::plugin::{Grants, Loaded, Runtime};
+use crate::shard::Shard;
 use anyhow::{Context, bail};
+use futures::StreamExt;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -43,7 +48,16 @@ pub struct Plan {
     pub seed: u64,
     pub out: PathBuf,
     pub net: crate::net::Mode,
+    /// Cycles of a class run at once.
+    pub parallel: u32,
+    /// Only this shard's cycles, when sharded.
+    pub shard: Option<Shard>,
 }
+
+/// Most cycles `--parallel` runs at once: each is a whole cluster with its
+/// own processes, ports and (in netns mode) namespaces, so beyond this a
+/// machine runs out of something long before it runs faster.
+pub const MAX_PARALLEL: u32 = 64;
 
 #[derive(Serialize)]
 pub struct Summary {
@@ -57,6 +71,14 @@ pub struct Summary {
     pub writes_per_cycle: u32,
     pub wall_ms: u64,
     pub network: &'static str,
+    /// Cycles of a class run at once.
+    pub parallel: u32,
+    /// The shard this run is, when sharded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    /// The shard runs a `chaos-host merge` combined, one line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub merged: Vec<String>,
     pub classes: Vec<ClassSummary>,
 }
 
@@ -237,6 +259,7 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
         plan.campaign.file.system.nodes,
         &run_id,
         journal.clone(),
+        plan.parallel as usize,
     )
     .await
     {
@@ -341,7 +364,12 @@ async fn run_classes(
     let libfaketime = crate::effects::clock::libfaketime();
     let total = match plan.only {
         Some(_) => 1,
-        None => plan.cycles as u64 * classes.len() as u64,
+        None => {
+            let owned = (1..=plan.cycles)
+                .filter(|n| plan.shard.is_none_or(|s| s.owns(*n)))
+                .count();
+            owned as u64 * classes.len() as u64
+        }
     };
     if plan.resume {
         eprintln!(
@@ -378,32 +406,66 @@ async fn run_classes(
             journal,
             faketime: libfaketime.as_deref().filter(|_| skews),
         };
-        for n in 1..=plan.cycles {
-            if recorded.iter().any(|t| t.cycle == n) {
-                continue;
-            }
-            if plan.only.as_ref().is_some_and(|(_, only)| *only != n) {
-                continue;
-            }
-            let seed = cycle_seed(plan.seed, &class, n);
+        // This class's cycles still to run, in cycle order: not recorded
+        // yet, this shard's, and the one asked for when replaying.
+        let todo: Vec<u32> = (1..=plan.cycles)
+            .filter(|n| !recorded.iter().any(|t| t.cycle == *n))
+            .filter(|n| plan.shard.is_none_or(|s| s.owns(*n)))
+            .filter(|n| plan.only.as_ref().is_none_or(|(_, only)| only == n))
+            .collect();
+        let run_one = |n: u32| {
+            let cycle = &cycle;
             let dir = work.join(&class).join(format!("cycle-{n}"));
-            let t = Instant::now();
-            let record = tokio::select! {
-                r = cycle.step(n, seed, &dir) => r?,
-                sig = shutdown.recv() => {
-                    // Dropping the step killed its nodes and undid its effects;
-                    // the caller removes the network.
+            let seed = cycle_seed(plan.seed, &class, n);
+            async move {
+                let t = Instant::now();
+                let record = cycle.step(n, seed, &dir).await;
+                (n, dir, record, t.elapsed())
+            }
+        };
+        // Up to `parallel` cycles in flight; each finished record waits in
+        // `in_order` until every earlier cycle of the class is written, so
+        // cycles.jsonl (and the summary folded from it) is in cycle order
+        // whatever order cycles finish in. What is "done" for --resume is
+        // what cycles.jsonl holds: a cycle finished out of order but not yet
+        // written when chaos-host is killed runs again on resume.
+        let mut queue = todo.iter().copied();
+        let mut in_order = InOrder::new(&todo);
+        let mut running = futures::stream::FuturesUnordered::new();
+        let mut in_flight = std::collections::BTreeSet::new();
+        loop {
+            while running.len() < plan.parallel as usize
+                && let Some(n) = queue.next()
+            {
+                in_flight.insert(n);
+                running.push(run_one(n));
+            }
+            let (n, dir, record, took) = tokio::select! {
+                Some(done) = running.next() => done,
+                sig = shutdown.recv(), if !running.is_empty() => {
+                    // Dropping the steps killed their nodes and undid their
+                    // effects; the caller removes the network.
+                    drop(running);
                     let _ = std::fs::remove_dir_all(&work);
-                    bail!("interrupted by {sig} during cycle {n} of {class}; nodes killed and reaped, effects undone");
+                    bail!(
+                        "interrupted by {sig} during cycle(s) {} of {class}; nodes killed and reaped, effects undone",
+                        in_flight.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+                    );
                 }
+                else => break,
             };
-            let record = keep_evidence(record, &dir, &plan.out)?;
-            append_line(&mut jsonl, &record)?;
-            summary.add(&record.tally())?;
+            in_flight.remove(&n);
+            // A harness error ends the run; dropping `running` tears down
+            // the cycles still in flight.
+            let record = keep_evidence(record?, &dir, &plan.out)?;
             progress.cycle_done(
                 &record,
-                crate::report::cycle_line(&record, plan.cycles, t.elapsed()),
+                crate::report::cycle_line(&record, plan.cycles, took),
             );
+            for record in in_order.finished(n, record) {
+                append_line(&mut jsonl, &record)?;
+                summary.add(&record.tally())?;
+            }
         }
         summary.finish();
         summaries.push(summary);
@@ -421,6 +483,9 @@ async fn run_classes(
         writes_per_cycle: plan.writes,
         wall_ms: started.elapsed().as_millis() as u64,
         network: plan.net.as_str(),
+        parallel: plan.parallel,
+        shard: plan.shard,
+        merged: Vec::new(),
         classes: summaries,
     };
     write_atomic(
@@ -428,6 +493,33 @@ async fn run_classes(
         &serde_json::to_vec_pretty(&summary)?,
     )?;
     Ok(summary)
+}
+
+/// Items of cycles that finish in any order, handed out in cycle order: an
+/// item waits until every cycle before it in `order` has finished.
+struct InOrder<T> {
+    order: std::collections::VecDeque<u32>,
+    waiting: std::collections::BTreeMap<u32, T>,
+}
+
+impl<T> InOrder<T> {
+    fn new(order: &[u32]) -> Self {
+        Self {
+            order: order.iter().copied().collect(),
+            waiting: Default::default(),
+        }
+    }
+
+    /// Cycle `n` finished with `item`: every item now due, in order.
+    fn finished(&mut self, n: u32, item: T) -> Vec<T> {
+        self.waiting.insert(n, item);
+        let mut due = Vec::new();
+        while let Some(item) = self.order.front().and_then(|n| self.waiting.remove(n)) {
+            self.order.pop_front();
+            due.push(item);
+        }
+        due
+    }
 }
 
 /// Keep the files of every cycle that is not a clean pass (any status but
@@ -660,4 +752,25 @@ pub fn now_nanos() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InOrder;
+
+    /// Cycles finishing 3, 1, 4, 2 (of 1..=4, cycle 5 never) come out 1, 2,
+    /// 3, 4: nothing is handed out before every earlier cycle is.
+    #[test]
+    fn cycles_finished_out_of_order_come_out_in_cycle_order() {
+        let mut o = InOrder::new(&[1, 2, 3, 4, 5]);
+        assert!(o.finished(3, "c3").is_empty());
+        assert_eq!(o.finished(1, "c1"), vec!["c1"]);
+        assert!(o.finished(4, "c4").is_empty());
+        assert_eq!(o.finished(2, "c2"), vec!["c2", "c3", "c4"]);
+        // A shard's cycles (1, 3, 5 of a 2-shard run) are consecutive to it.
+        let mut o = InOrder::new(&[1, 3, 5]);
+        assert!(o.finished(5, 5).is_empty());
+        assert_eq!(o.finished(1, 1), vec![1]);
+        assert_eq!(o.finished(3, 3), vec![3, 5]);
+    }
 }

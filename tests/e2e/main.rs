@@ -51,3 +51,5 @@ mod bad_input;
 // Sound verdicts: vacuous runs, unasked deaths, silent nodes, one lost
 // write, bad figures, replay.
 mod verdicts;
+// Beyond one cycle at a time: --parallel, --shard, merge.
+mod scale;

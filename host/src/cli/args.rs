@@ -45,6 +45,10 @@ pub enum Command {
     /// which must not have changed) and print its verdict beside the
     /// recorded one. Exit 0 when the verdict is reproduced, 1 when not.
     Replay(ReplayArgs),
+    /// Merge the --out dirs of the shards of one campaign (`run --shard
+    /// I/N`) into one: cycles.jsonl in cycle order, summary.json,
+    /// report.html and junit.xml. Exit status: the merged verdict.
+    Merge(MergeArgs),
     /// Measure what the engine costs: plugin load and calls, harness
     /// overhead per cycle, fault timing, memory over a campaign, and the
     /// workload driver against wrk. Run from the repository root.
@@ -84,7 +88,8 @@ pub struct RunArgs {
         value_name = "DIR",
         conflicts_with_all = [
             "campaign", "plugin", "native_plugin", "plugin_dir", "allow", "param",
-            "cycles", "writes", "settle_ms", "net", "seed", "update_lock",
+            "cycles", "writes", "settle_ms", "net", "seed", "update_lock", "parallel",
+            "shard",
         ]
     )]
     #[serde(skip)]
@@ -153,6 +158,18 @@ pub struct RunArgs {
     /// Campaign seed; replays the same plugin decisions.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Run K cycles of a class at once (1 to 64; default 1), each with its
+    /// own nodes, ports, data dirs and network. Records and reports are the
+    /// same as with K = 1, in cycle order.
+    #[arg(long, value_name = "K")]
+    #[serde(default)]
+    pub parallel: Option<u32>,
+    /// Run only shard I of N (1-based): cycle n of every class belongs to
+    /// shard ((n-1) mod N)+1, with the seed the unsharded run gives it.
+    /// Combine the shards' --out dirs with `chaos-host merge`.
+    #[arg(long, value_name = "I/N")]
+    #[serde(default)]
+    pub shard: Option<crate::shard::Shard>,
     /// Directory for cycles.jsonl, summary.json and evidence.
     #[arg(long, default_value = "chaos-out")]
     pub out: PathBuf,
@@ -168,6 +185,17 @@ pub struct ReplayArgs {
     /// The cycle number, as recorded in cycles.jsonl.
     #[arg(long)]
     pub cycle: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// The --out dirs of every shard (`chaos-host run --shard I/N`), in any
+    /// order.
+    #[arg(required = true, value_name = "SHARD_DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Where the merged run is written.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Args, Debug)]

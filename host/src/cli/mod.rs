@@ -3,7 +3,7 @@
 mod args;
 pub mod plugin;
 
-pub use args::{Cli, Command, PluginCommand, ReplayArgs, RunArgs};
+pub use args::{Cli, Command, MergeArgs, PluginCommand, ReplayArgs, RunArgs};
 
 use crate::campaign::Campaign;
 use crate::plugin::PluginRef;
@@ -157,6 +157,22 @@ impl RunArgs {
         if writes == 0 {
             bail!("--writes 0: a cycle that writes nothing tests nothing; give at least 1");
         }
+        let parallel = self.parallel.unwrap_or(1);
+        if !(1..=crate::run::MAX_PARALLEL).contains(&parallel) {
+            bail!(
+                "--parallel {parallel}: give from 1 to {} cycles at once (each runs a whole cluster of {} node(s) with its own ports, data dirs and network)",
+                crate::run::MAX_PARALLEL,
+                campaign.file.system.nodes
+            );
+        }
+        if let Some(shard) = self.shard
+            && shard.count > cycles
+        {
+            bail!(
+                "--shard {shard}: {} shards of {cycles} cycle(s) per class would leave shard(s) with no cycle; use at most {cycles} shards or more --cycles",
+                shard.count
+            );
+        }
         let settle = Duration::from_millis(self.settle_ms.unwrap_or(campaign.file.burst.settle_ms));
         let seed = self
             .seed
@@ -176,6 +192,7 @@ impl RunArgs {
             writes: Some(writes),
             settle_ms: Some(settle.as_millis() as u64),
             net: Some(net),
+            parallel: Some(parallel),
             campaign_sha256: Some(sha256),
             campaign: self.campaign.as_deref().map(absolute),
             plugin: plugins.iter().map(PluginRef::saved).collect(),
@@ -204,6 +221,8 @@ impl RunArgs {
             writes,
             settle,
             seed,
+            parallel,
+            shard: self.shard,
             out: self.out,
         })
     }

@@ -92,27 +92,166 @@ pub struct Peer {
     pub peer_port: u16,
 }
 
-/// The network of one campaign.
-pub enum Network {
-    Loopback,
-    Proxy,
-    Netns(Arc<netns::Namespaces>),
+/// The network of one campaign, shared by every cycle of it, including
+/// cycles that run at the same time (`--parallel`): each cycle gets ports no
+/// other running cycle holds and, in `netns` mode, a set of namespaces (hub,
+/// bridge, nftables table, one namespace per node) no other running cycle
+/// uses, so a partition in one cycle never touches another.
+pub struct Network {
+    kind: Kind,
+    /// Listen ports handed to cycles still running. Ports are chosen free,
+    /// but a node binds its port only once spawned, so without this a cycle
+    /// starting meanwhile could be handed the same port.
+    in_use: Arc<std::sync::Mutex<std::collections::HashSet<u16>>>,
 }
 
+enum Kind {
+    Loopback,
+    Proxy,
+    Netns(Arc<Pool>),
+}
+
+/// The namespace sets of a `netns` campaign: one per cycle running at once,
+/// created up front; a set is lent to one cycle at a time.
+struct Pool {
+    nodes: u32,
+    run_id: String,
+    journal: Arc<Journal>,
+    /// Sets no cycle holds.
+    free: std::sync::Mutex<Vec<Arc<netns::Namespaces>>>,
+    /// Every set, for `destroy`.
+    all: std::sync::Mutex<Vec<Arc<netns::Namespaces>>>,
+}
+
+impl Pool {
+    /// A new set; set 0 keeps the names of a run without `--parallel`.
+    async fn grow(&self) -> anyhow::Result<Arc<netns::Namespaces>> {
+        let k = self.all.lock().unwrap_or_else(|e| e.into_inner()).len();
+        let id = match k {
+            0 => self.run_id.clone(),
+            k => format!("{}-s{k}", self.run_id),
+        };
+        let ns = Arc::new(netns::Namespaces::create(self.nodes, &id, self.journal.clone()).await?);
+        self.all
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(ns.clone());
+        Ok(ns)
+    }
+
+    /// A set no running cycle holds. Normally one of those made up front;
+    /// should a finished cycle's set still be held (its last reference not
+    /// yet dropped), a new one is made rather than waiting for it.
+    async fn take(&self) -> anyhow::Result<Arc<netns::Namespaces>> {
+        let free = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match free {
+            Some(ns) => Ok(ns),
+            None => self.grow().await,
+        }
+    }
+}
+
+/// What a running cycle holds of the campaign's network: given back when
+/// its [`CycleNet`] is dropped.
+struct Lease {
+    ports: Vec<u16>,
+    in_use: Arc<std::sync::Mutex<std::collections::HashSet<u16>>>,
+    slot: Option<(Arc<netns::Namespaces>, Arc<Pool>)>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut in_use = self.in_use.lock().unwrap_or_else(|e| e.into_inner());
+        for p in &self.ports {
+            in_use.remove(p);
+        }
+        if let Some((ns, pool)) = self.slot.take() {
+            pool.free.lock().unwrap_or_else(|e| e.into_inner()).push(ns);
+        }
+    }
+}
+
+/// Most attempts at ports no running cycle holds before giving up.
+const PORT_ATTEMPTS: usize = 100;
+
 impl Network {
+    /// The network of a campaign whose cycles run `slots` at a time.
     pub async fn create(
         mode: Mode,
         nodes: u32,
         run_id: &str,
         journal: Arc<Journal>,
+        slots: usize,
     ) -> anyhow::Result<Self> {
-        Ok(match mode {
-            Mode::Loopback => Network::Loopback,
-            Mode::Proxy => Network::Proxy,
-            Mode::Netns => Network::Netns(Arc::new(
-                netns::Namespaces::create(nodes, run_id, journal).await?,
-            )),
+        let kind = match mode {
+            Mode::Loopback => Kind::Loopback,
+            Mode::Proxy => Kind::Proxy,
+            Mode::Netns => {
+                let pool = Arc::new(Pool {
+                    nodes,
+                    run_id: run_id.to_string(),
+                    journal,
+                    free: Default::default(),
+                    all: Default::default(),
+                });
+                let network = Network {
+                    kind: Kind::Netns(pool.clone()),
+                    in_use: Default::default(),
+                };
+                for _ in 0..slots.max(1) {
+                    // On failure `network` is dropped, and with it (through
+                    // Namespaces' Drop) every set made so far.
+                    let ns = pool.grow().await?;
+                    pool.free
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(0, ns);
+                }
+                return Ok(network);
+            }
+        };
+        Ok(Network {
+            kind,
+            in_use: Default::default(),
         })
+    }
+
+    /// Plain loopback, for measurements outside a campaign.
+    pub fn loopback() -> Self {
+        Network {
+            kind: Kind::Loopback,
+            in_use: Default::default(),
+        }
+    }
+
+    /// `n` free ports no running cycle holds, reserved until the returned
+    /// lease is dropped.
+    fn reserve(&self, n: usize) -> anyhow::Result<Lease> {
+        self.reserve_with(n, ports::choose)
+    }
+
+    /// [`Self::reserve`] with `choose` picking free ports.
+    fn reserve_with(
+        &self,
+        n: usize,
+        mut choose: impl FnMut(usize) -> anyhow::Result<Vec<u16>>,
+    ) -> anyhow::Result<Lease> {
+        for _ in 0..PORT_ATTEMPTS {
+            let chosen = choose(n)?;
+            let mut in_use = self.in_use.lock().unwrap_or_else(|e| e.into_inner());
+            if chosen.iter().any(|p| in_use.contains(p)) {
+                continue;
+            }
+            in_use.extend(chosen.iter().copied());
+            return Ok(Lease {
+                ports: chosen,
+                in_use: self.in_use.clone(),
+                slot: None,
+            });
+        }
+        anyhow::bail!(
+            "no {n} free port(s) outside those of the cycles running now after {PORT_ATTEMPTS} attempts; run fewer cycles at once (--parallel)"
+        )
     }
 
     /// Place `n` nodes for one cycle: choose ports (two per node when
@@ -120,7 +259,8 @@ impl Network {
     /// links only: systems whose peers talk on `{peer_port}` are partitioned
     /// in `netns` mode (the campaign check refuses `proxy` for them).
     pub async fn cycle(&self, n: usize, peer_ports: bool) -> anyhow::Result<CycleNet> {
-        let all = ports::choose(if peer_ports { 2 * n } else { n })?;
+        let mut lease = self.reserve(if peer_ports { 2 * n } else { n })?;
+        let all = lease.ports.clone();
         let (ports, extra) = all.split_at(n);
         let peer_port = |i: usize| extra.get(i).copied().unwrap_or(0);
         // Where each node listens and how node i dials node j's `{port}`.
@@ -150,13 +290,17 @@ impl Network {
         // to them directly; only how a node reaches its peers differs.
         let loopback = |_: usize| "127.0.0.1".to_string();
         let direct = |i: usize| ports[i];
-        let inner = match self {
-            Network::Loopback => Inner::Loopback,
-            Network::Proxy => Inner::Proxy(proxy::Links::start(ports).await?),
-            Network::Netns(ns) => Inner::Netns {
-                ns: ns.clone(),
-                forwarders: netns::Forwarders::start(ns.clone(), ports).await?,
-            },
+        let inner = match &self.kind {
+            Kind::Loopback => Inner::Loopback,
+            Kind::Proxy => Inner::Proxy(proxy::Links::start(ports).await?),
+            Kind::Netns(pool) => {
+                let ns = pool.take().await?;
+                lease.slot = Some((ns.clone(), pool.clone()));
+                Inner::Netns {
+                    forwarders: netns::Forwarders::start(ns.clone(), ports).await?,
+                    ns,
+                }
+            }
         };
         let addrs = match &inner {
             Inner::Loopback => place(&loopback, &direct, &|_, j| ports[j]),
@@ -172,13 +316,17 @@ impl Network {
             inner,
             cut: Default::default(),
             generations: Default::default(),
+            _lease: lease,
         })
     }
 
     /// Remove namespaces; idempotent (also done on drop).
     pub async fn destroy(&self) {
-        if let Network::Netns(ns) = self {
-            ns.destroy().await;
+        if let Kind::Netns(pool) = &self.kind {
+            let all = pool.all.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            for ns in all {
+                ns.destroy().await;
+            }
         }
     }
 }
@@ -192,6 +340,9 @@ pub struct CycleNet {
     /// an old lease never lifts a newer partition.
     cut: tokio::sync::Mutex<u64>,
     generations: std::sync::atomic::AtomicU64,
+    /// Dropped last (fields drop in order): the ports and namespace set go
+    /// back only once the proxies or forwarders above are gone.
+    _lease: Lease,
 }
 
 enum Inner {
@@ -414,6 +565,35 @@ mod tests {
                     .join(", "),
             links,
         }
+    }
+
+    /// Two cycles starting at once are never handed the same port, even
+    /// when the free-port chooser offers it twice (it is free until the
+    /// first cycle's node binds it); a finished cycle's ports are free
+    /// for the next.
+    #[test]
+    fn running_cycles_never_share_a_port() {
+        let net = Network::loopback();
+        let mut offers = vec![
+            vec![20_001, 20_002],
+            vec![20_001, 20_002],
+            vec![20_003, 20_004],
+        ]
+        .into_iter();
+        let mut choose = |_| Ok(offers.next().unwrap());
+        let a = net.reserve_with(2, &mut choose).unwrap();
+        let b = net.reserve_with(2, &mut choose).unwrap();
+        assert_eq!(a.ports, vec![20_001, 20_002]);
+        assert_eq!(b.ports, vec![20_003, 20_004]);
+        drop(a);
+        let c = net.reserve_with(2, |_| Ok(vec![20_001, 20_002])).unwrap();
+        assert_eq!(c.ports, vec![20_001, 20_002]);
+        let e = net
+            .reserve_with(2, |_| Ok(vec![20_003, 20_005]))
+            .err()
+            .expect("20003 is held by b")
+            .to_string();
+        assert!(e.contains("--parallel"), "{e}");
     }
 
     #[test]
