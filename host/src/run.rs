@@ -143,7 +143,6 @@ pub async fn load_plugins(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Plug
         );
         loaded.push((p, path.display().to_string()));
     }
-    let oci = resolver.finish()?;
     for (mut p, origin) in loaded {
         let path = Path::new(&origin);
         let name = p.meta.name.clone();
@@ -187,6 +186,9 @@ pub async fn load_plugins(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Plug
             assertions.push(p);
         }
     }
+    // The lock is written only once every plugin passed its checks
+    // (names, pins, grants, parameters): a refused run changes nothing.
+    let oci = resolver.finish()?;
     Ok(Plugins {
         faults,
         assertions,

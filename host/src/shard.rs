@@ -11,11 +11,27 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Shard `index` of `count` (1-based), e.g. `2/3`.
+/// Shard `index` of `count` (1-based), e.g. `2/3`. Read from run.json
+/// through the same checks as `--shard` (a hand-edited `count = 0` must be
+/// an error, not a division by zero).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "RawShard")]
 pub struct Shard {
     pub index: u32,
     pub count: u32,
+}
+
+#[derive(Deserialize)]
+struct RawShard {
+    index: u32,
+    count: u32,
+}
+
+impl TryFrom<RawShard> for Shard {
+    type Error = String;
+    fn try_from(r: RawShard) -> Result<Self, String> {
+        format!("{}/{}", r.index, r.count).parse()
+    }
 }
 
 impl Shard {
@@ -59,6 +75,14 @@ impl std::str::FromStr for Shard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_saved_shard_is_checked_like_the_flag() {
+        let ok: Shard = serde_json::from_str(r#"{"index":2,"count":3}"#).unwrap();
+        assert_eq!(ok, Shard { index: 2, count: 3 });
+        let e = serde_json::from_str::<Shard>(r#"{"index":1,"count":0}"#).unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
+    }
 
     #[test]
     fn shards_partition_the_cycles_round_robin() {

@@ -441,6 +441,7 @@ mod tests {
                 deadline_ms: 5000,
                 first_ack_ms: Some(3),
                 recovered_ms: Some(14),
+                last_ack_ms: Some(14),
                 last_refusal: None,
                 lost: vec![],
                 writes_detail: vec![],

@@ -39,6 +39,9 @@ pub struct Want<'a> {
     pub acked: &'a HashSet<&'a str>,
     /// Every id the cycle wrote: anything else on a node is a harness error.
     pub issued: &'a HashSet<&'a str>,
+    /// When the fault was healed: the origin of the deadline and of every
+    /// node's `converged_ms`.
+    pub healed: Instant,
     pub deadline: Duration,
 }
 
@@ -46,7 +49,7 @@ pub struct Want<'a> {
 /// deadline passes. Harness errors (an answer the campaign cannot parse, an
 /// id the cycle never wrote) end the step; a silent node does not.
 pub async fn converge(nodes: &[Arc<Node>], want: &Want<'_>) -> anyhow::Result<Vec<NodeView>> {
-    let t0 = Instant::now();
+    let t0 = want.healed;
     let mut views = vec![NodeView::default(); nodes.len()];
     let mut done = vec![false; nodes.len()];
     loop {

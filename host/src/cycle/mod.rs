@@ -123,6 +123,7 @@ impl Cycle<'_> {
         );
         let injected = self.inject(cluster, &info, ids.clone(), namespace).await;
         self.heal(&injected.effects).await;
+        let healed = Instant::now();
         let effects: Vec<EffectRecord> = injected.effects.records();
         phases.insert("burst", injected.burst.elapsed.as_millis() as u64);
         phases.insert("fault", injected.started.elapsed().as_millis() as u64);
@@ -135,7 +136,10 @@ impl Cycle<'_> {
             namespace,
             cycle,
             self.writes,
-            injected.started,
+            recovery::At {
+                started: injected.started,
+                healed,
+            },
         )
         .await;
         phases.insert("recovery", t.elapsed().as_millis() as u64);
@@ -170,7 +174,10 @@ impl Cycle<'_> {
                 cycle,
                 acked: &acked_set,
                 issued: &issued,
-                deadline: self.settle,
+                healed,
+                // `settle_ms` from the heal for the burst's writes, and from
+                // its acknowledgement for the last recovery write.
+                deadline: self.settle + Duration::from_millis(recovery.last_ack_ms.unwrap_or(0)),
             },
         )
         .await?;
@@ -189,7 +196,8 @@ impl Cycle<'_> {
             .collect();
 
         let t = Instant::now();
-        let (verdicts, mut plugin_errors) = self.assert(&info, results, &views).await;
+        let (verdicts, mut plugin_errors) =
+            self.assert(&info, &injected.burst.results, &views).await;
         phases.insert("assert", t.elapsed().as_millis() as u64);
         if let Some(e) = &injected.fault_error {
             plugin_errors.insert(0, e.clone());

@@ -5,9 +5,10 @@
 //! the fault does.
 //!
 //! `[recovery] writes` fresh writes, one at a time, through the primary
-//! while it lives, else through the live nodes in turn (a killed primary
-//! does not come back); a refused or failed write is retried with a new id
-//! until `writes` are acknowledged or `deadline_ms` passes.
+//! while it lives (the way the burst writes), else through the live nodes in
+//! turn (a killed primary does not come back); a refused or failed write is
+//! retried with a new id until `writes` are acknowledged or `deadline_ms`
+//! passes. A silent primary is also a liveness finding of the read-back.
 
 use crate::campaign::Campaign;
 use crate::lifecycle::Node;
@@ -19,6 +20,13 @@ use std::time::{Duration, Instant};
 /// Pause between a refused recovery write and the next try: the system gets
 /// a moment, and a down system is not flooded.
 const RETRY: Duration = Duration::from_millis(20);
+
+/// The window's clocks: the burst's start (origin of write offsets) and the
+/// heal (origin of the window).
+pub struct At {
+    pub started: Instant,
+    pub healed: Instant,
+}
 
 /// What the recovery window found.
 #[derive(Clone, Debug, Serialize)]
@@ -33,6 +41,9 @@ pub struct RecoveryRecord {
     pub first_ack_ms: Option<u64>,
     /// Ms from the heal until `wanted` were acknowledged.
     pub recovered_ms: Option<u64>,
+    /// Ms from the heal to the last acknowledged write: convergence gives
+    /// it `settle_ms` from there, as the burst's get from the heal.
+    pub last_ack_ms: Option<u64>,
     /// The last refusal, e.g. `node 0: 503 (quorum_not_met)`.
     pub last_refusal: Option<String>,
     /// Acknowledged recovery writes a live node lacked at the end of the
@@ -48,7 +59,7 @@ impl RecoveryRecord {
     }
 }
 
-/// Run the window from now (the heal). Returns the record and every write
+/// Run the window from `healed`. Returns the record and every write
 /// made, whose acknowledged ids join the cycle's durability check. Ids are
 /// numbered from `first_id`, after the burst's; `started` is the burst's
 /// start, the origin of write offsets.
@@ -59,14 +70,14 @@ pub async fn recover(
     namespace: &str,
     cycle: u32,
     first_id: u32,
-    started: Instant,
+    at: At,
 ) -> (RecoveryRecord, Vec<WriteResult>) {
+    let At { started, healed } = at;
     let writer = Writer::new(campaign, namespace, cycle);
     let primary = campaign.file.system.primary;
     let wanted = campaign.file.recovery.writes;
     let deadline = Duration::from_millis(campaign.file.recovery.deadline_ms);
     let per_try = (deadline / 4).max(Duration::from_millis(100));
-    let healed = Instant::now();
     let until = healed + deadline;
     let mut record = RecoveryRecord {
         wanted,
@@ -75,6 +86,7 @@ pub async fn recover(
         deadline_ms: deadline.as_millis() as u64,
         first_ack_ms: None,
         recovered_ms: None,
+        last_ack_ms: None,
         last_refusal: None,
         lost: Vec::new(),
         writes_detail: Vec::new(),
@@ -86,6 +98,10 @@ pub async fn recover(
         if now >= until {
             break;
         }
+        // Through the primary, as the burst writes, while it lives: a
+        // primary that refuses is the system refusing. Only a primary gone
+        // (killed by the fault; it does not come back) sends the window to
+        // the other live nodes, in turn after each refusal.
         let live: Vec<&Arc<Node>> = nodes.iter().filter(|n| n.alive()).collect();
         let Some(node) = nodes
             .get(primary as usize)
@@ -122,6 +138,7 @@ pub async fn recover(
             record.acked += 1;
             let ms = healed.elapsed().as_millis() as u64;
             record.first_ack_ms.get_or_insert(ms);
+            record.last_ack_ms = Some(ms);
             if record.acked == wanted {
                 record.recovered_ms = Some(ms);
             }

@@ -40,6 +40,16 @@ const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+j
 const WASM_LAYER_LEGACY: &str = "application/vnd.wasm.content.layer.v1+wasm";
 /// Biggest manifest read (they are a few hundred bytes).
 const MAX_MANIFEST_BYTES: usize = 1 << 20;
+/// Largest wasm layer pulled: a plugin is a few hundred KiB; a registry
+/// that sends more (or says it will) is refused before it fills memory.
+const MAX_LAYER_BYTES: u64 = 64 << 20;
+
+/// `sha256:` and 64 lowercase hex digits: the only digests chaos-host
+/// accepts, checked before one becomes part of a cache file name.
+fn valid_digest(d: &str) -> bool {
+    d.strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+}
 
 /// A parsed `oci://` reference.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -319,6 +329,9 @@ impl Cache {
     /// The blob `digest`, if cached; refused when its content no longer
     /// has that digest.
     fn get(&self, r: &OciRef, digest: &str, ext: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        if !valid_digest(digest) {
+            bail!("{r}: digest {digest:?} is not sha256:<64 lowercase hex digits>; refusing it");
+        }
         let path = self.path(digest, ext);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
@@ -338,6 +351,9 @@ impl Cache {
     /// Store `bytes` under its digest (atomically; a failure only costs a
     /// later pull).
     fn put(&self, digest: &str, ext: &str, bytes: &[u8]) {
+        if !valid_digest(digest) {
+            return;
+        }
         let path = self.path(digest, ext);
         let tmp = path.with_extension(format!("{ext}.tmp{}", std::process::id()));
         let write = std::fs::create_dir_all(&self.dir)
@@ -379,6 +395,15 @@ fn wasm_layer(r: &OciRef, bytes: &[u8]) -> anyhow::Result<Descriptor> {
         .into_iter()
         .filter(|l| l.media_type == WASM_LAYER || l.media_type == WASM_LAYER_LEGACY);
     match (wasm.next(), wasm.next()) {
+        (Some(l), None) if !valid_digest(&l.digest) => bail!(
+            "{r}: its wasm layer's digest {:?} is not sha256:<64 lowercase hex digits>; refusing the artifact",
+            l.digest
+        ),
+        (Some(l), None) if l.size > MAX_LAYER_BYTES => bail!(
+            "{r}: its wasm layer is {} bytes, over the {} MiB a plugin may have; refusing to pull it",
+            l.size,
+            MAX_LAYER_BYTES >> 20
+        ),
         (Some(l), None) => Ok(l),
         (Some(_), Some(_)) => bail!(
             "{r}: the artifact has more than one {WASM_LAYER} layer; a chaos plugin artifact has exactly one (push it with `chaos-host plugin push`)"
@@ -458,11 +483,25 @@ pub async fn pull(r: &OciRef, want: Option<&str>) -> anyhow::Result<(Vec<u8>, Pi
                 size: layer.size as i64,
                 ..Default::default()
             };
-            let mut wasm = Vec::new();
-            client
-                .pull_blob(&image, &descriptor, &mut wasm)
+            // Streamed and capped at the size the manifest declared: a
+            // registry that sends more is cut off, not buffered.
+            let mut stream = client
+                .pull_blob_stream(&image, &descriptor)
                 .await
                 .map_err(|e| explain(r, &format!("pulling layer {}", layer.digest), e))?;
+            let mut wasm = Vec::with_capacity(layer.size as usize);
+            while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+                let chunk =
+                    chunk.with_context(|| format!("{r}: pulling layer {}", layer.digest))?;
+                if (wasm.len() + chunk.len()) as u64 > layer.size {
+                    bail!(
+                        "{r}: layer {} is longer than the {} bytes its manifest declares: the blob was altered, refusing it",
+                        layer.digest,
+                        layer.size
+                    );
+                }
+                wasm.extend_from_slice(&chunk);
+            }
             wasm
         }
     };
@@ -737,8 +776,26 @@ mod tests {
             ),
             "{e}"
         );
-        let m = br#"{"layers":[{"mediaType":"application/wasm","digest":"sha256:ab","size":2}]}"#;
-        assert_eq!(wasm_layer(&r, m).unwrap().digest, "sha256:ab");
+        let hex = "ab".repeat(32);
+        let m = format!(
+            r#"{{"layers":[{{"mediaType":"application/wasm","digest":"sha256:{hex}","size":2}}]}}"#
+        );
+        assert_eq!(
+            wasm_layer(&r, m.as_bytes()).unwrap().digest,
+            format!("sha256:{hex}")
+        );
+        // A digest that would walk out of the cache, and a layer too big to
+        // pull, are refused from the manifest alone.
+        let m =
+            br#"{"layers":[{"mediaType":"application/wasm","digest":"sha256:../../x","size":2}]}"#;
+        let e = format!("{:#}", wasm_layer(&r, m).unwrap_err());
+        assert!(e.contains("is not sha256:<64 lowercase hex digits>"), "{e}");
+        let m = format!(
+            r#"{{"layers":[{{"mediaType":"application/wasm","digest":"sha256:{hex}","size":{}}}]}}"#,
+            MAX_LAYER_BYTES + 1
+        );
+        let e = format!("{:#}", wasm_layer(&r, m.as_bytes()).unwrap_err());
+        assert!(e.contains("over the 64 MiB a plugin may have"), "{e}");
     }
 
     #[test]

@@ -235,6 +235,10 @@ impl Runtime {
     pub async fn load_bytes(&self, origin: &str, bytes: Vec<u8>) -> anyhow::Result<Loaded> {
         let path = Path::new(origin);
         let sha256 = hex(&Sha256::digest(&bytes));
+        // The claimed version first: one this host does not speak is
+        // refused before compiling anything.
+        let section =
+            wit::section_version(&bytes).with_context(|| format!("plugin {}", path.display()))?;
         let component = Component::new(&self.engine, &bytes).map_err(|e| {
             anyhow::anyhow!(
                 "plugin {}: not a WebAssembly component ({}) (build plugins with `cargo build --release --target wasm32-wasip2`)",
@@ -242,7 +246,7 @@ impl Runtime {
                 e.root_cause()
             )
         })?;
-        let (kind, contract) = wit::detect(&self.engine, &bytes, &component)
+        let (kind, contract) = wit::detect(&self.engine, section, &component)
             .with_context(|| format!("plugin {}", path.display()))?;
         let pre = self
             .linker

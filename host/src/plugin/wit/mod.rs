@@ -125,9 +125,12 @@ fn supports(version: Version) -> bool {
         .any(|&(min, max)| min <= version && version <= max)
 }
 
-/// The version in the `chaos:contract-version` custom section of `bytes`
-/// (a component, its core modules included), if there is one.
+/// The version in the `chaos:contract-version` custom sections of `bytes`
+/// (a component, its core modules included), if there is one. Read before
+/// the component is compiled: a version this host does not speak is
+/// refused without compiling it. Several sections must agree.
 pub fn section_version(bytes: &[u8]) -> anyhow::Result<Option<Version>> {
+    let mut found: Option<Version> = None;
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
         let Ok(wasmparser::Payload::CustomSection(s)) = payload else {
             continue;
@@ -136,31 +139,35 @@ pub fn section_version(bytes: &[u8]) -> anyhow::Result<Option<Version>> {
             continue;
         }
         let text = std::str::from_utf8(s.data()).unwrap_or("");
-        return match Version::parse(text) {
-            Some(v) => Ok(Some(v)),
-            None => bail!(
+        let Some(v) = Version::parse(text) else {
+            bail!(
                 "its {SECTION} section holds {:?}, not a version MAJOR.MINOR.PATCH (rebuild it with chaos-sdk)",
                 String::from_utf8_lossy(&s.data()[..s.data().len().min(40)])
-            ),
+            );
         };
+        match found {
+            Some(f) if f != v => bail!(
+                "it carries two {SECTION} sections, {f} and {v}: it was linked from code built by different chaos-sdk versions (rebuild it)"
+            ),
+            _ => found = Some(v),
+        }
     }
-    Ok(None)
-}
-
-/// Which world (`"fault"` or `"assertion"`) and contract version a
-/// component speaks. The section decides the version when present; the
-/// exports must agree with it.
-pub fn detect(
-    engine: &wasmtime::Engine,
-    bytes: &[u8],
-    component: &Component,
-) -> anyhow::Result<(&'static str, Version)> {
-    let section = section_version(bytes)?;
-    if let Some(v) = section
+    if let Some(v) = found
         && !supports(v)
     {
         bail!(refusal(v));
     }
+    Ok(found)
+}
+
+/// Which world (`"fault"` or `"assertion"`) and contract version a
+/// compiled component speaks. The section (read by [`section_version`])
+/// decides the version when present; the exports must agree with it.
+pub fn detect(
+    engine: &wasmtime::Engine,
+    section: Option<Version>,
+    component: &Component,
+) -> anyhow::Result<(&'static str, Version)> {
     let ty = component.component_type();
     for (name, _) in ty.exports(engine) {
         for (iface, kind) in [
