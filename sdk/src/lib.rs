@@ -233,6 +233,13 @@ pub mod host {
     pub fn clock_offset(node: u32, offset_ms: i64, ms: u32) -> Result<(), String> {
         raw::clock_offset(node, offset_ms, ms)
     }
+    /// SIGKILL node `node` now, keep it down for `down_ms`, then have the
+    /// host start it again with its data dir, ports and command and wait
+    /// until it is ready (needs `restart`). Returns once the kill took; the
+    /// start happens when the lease ends, or at the heal.
+    pub fn restart(node: u32, down_ms: u32) -> Result<(), String> {
+        raw::restart(node, down_ms)
+    }
 }
 
 /// Grudges for [`host::partition`]: for each node, the nodes whose traffic

@@ -45,3 +45,5 @@ mod bad_input;
 // Sound verdicts: vacuous runs, unasked deaths, silent nodes, one lost
 // write, bad figures, replay.
 mod verdicts;
+// Restart: nodes killed and started again on the same data dir.
+mod restart;

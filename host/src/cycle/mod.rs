@@ -393,6 +393,7 @@ fn node_records(
         .zip(views)
         .map(|(node, view)| {
             let exit = node.exit();
+            let (since, restarts) = node.started();
             let missing_acked = match &view.held {
                 Some(h) => {
                     let s: HashSet<&str> = h.iter().map(String::as_str).collect();
@@ -410,6 +411,8 @@ fn node_records(
                 alive: exit.is_none(),
                 exit: exit.map(|e| Node::describe_exit(e.status)),
                 died_at_ms: exit.map(|e| signed_ms(e.at, started)),
+                restarts,
+                restarted_at_ms: (restarts > 0).then(|| signed_ms(since, started)),
                 log_tail: exit.map(|_| node.log_tail(LOG_TAIL_LINES)),
                 read_error: view.read_error.clone(),
                 held: view.held.as_ref().map_or(0, Vec::len),

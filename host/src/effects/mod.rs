@@ -8,11 +8,12 @@
 //!
 //! One file per mechanism: [`signal`] (kill/term), [`pause`] (SIGSTOP),
 //! [`partition`] (grudges over the campaign's network), [`clock`]
-//! (libfaketime).
+//! (libfaketime), [`restart`] (kill, then start again).
 
 pub mod clock;
 mod partition;
 mod pause;
+mod restart;
 mod signal;
 
 use crate::journal::Journal;
@@ -29,7 +30,7 @@ use tokio::sync::watch;
 /// One effect as it happened, for the cycle record.
 #[derive(Clone, Debug, Serialize)]
 pub struct EffectRecord {
-    /// "signal", "pause", "partition" or "clock".
+    /// "signal", "pause", "partition", "clock" or "restart".
     pub kind: &'static str,
     /// The node it targets (for a partition, the first node of the grudge
     /// that drops traffic).
@@ -52,6 +53,10 @@ pub struct EffectRecord {
     pub evidence: String,
     /// Applied while writes were still being issued.
     pub during_burst: bool,
+    /// A promise the system broke under this effect, e.g. a restarted node
+    /// that did not come back: a failed cycle, not an ineffective fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finding: Option<String>,
 }
 
 /// A clock probe: where a node tells its wall clock.
@@ -99,6 +104,8 @@ struct Undo {
     cut: Option<u64>,
     /// The libfaketime file of a clock skew.
     clock_file: Option<PathBuf>,
+    /// A restart whose kill took hold: start the node again.
+    restart: bool,
 }
 
 /// What an effect needs from its cycle.
@@ -298,6 +305,14 @@ impl Effects {
                 (evidence, Some(v))
             }
             "clock" => (self.reset_clock(undo.clock_file, rec.node).await, None),
+            "restart" if undo.restart => {
+                let (evidence, back) = self.start_again(slot, rec.node).await;
+                (evidence, Some(back))
+            }
+            "restart" => (
+                "not started again: the kill did not take hold".to_string(),
+                Some(false),
+            ),
             _ => (String::new(), None),
         };
         if let Some(seq) = undo.journal {

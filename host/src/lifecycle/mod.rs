@@ -86,18 +86,7 @@ impl Cluster {
                 }
             }
         }
-        let probes = cluster.nodes.iter().map(|n| {
-            let url = Vars::client(n.port, n.index)
-                .with("namespace", namespace)
-                .with("cycle", cycle.to_string())
-                .render(&campaign.file.ready.url);
-            ready::wait(
-                http,
-                n.clone(),
-                url,
-                Duration::from_millis(campaign.file.ready.deadline_ms),
-            )
-        });
+        let probes = cluster.nodes.iter().map(|n| n.wait_ready(http));
         // Join all probes (no early exit, so none is left running).
         let results = futures::future::join_all(probes).await;
         if let Some(err) = results.into_iter().find_map(Result::err) {
@@ -161,6 +150,10 @@ impl Cluster {
                 .with_context(|| format!("creating {}", file.display()))?;
             extra_env = crate::effects::clock::env(lib, file);
         }
+        let ready_url = Vars::client(addr.client_port, i as u32)
+            .with("namespace", namespace)
+            .with("cycle", cycle.to_string())
+            .render(&campaign.file.ready.url);
         Node::spawn(
             campaign,
             node::Spawn {
@@ -171,6 +164,7 @@ impl Cluster {
                 netns: net.netns_fd(i),
                 env: extra_env,
                 journal: place.journal.clone(),
+                ready_url,
             },
         )
     }

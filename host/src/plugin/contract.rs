@@ -10,6 +10,8 @@ pub enum Capability {
     Pause,
     Partition,
     Clock,
+    /// Since 0.2.0.
+    Restart,
 }
 
 /// Which terminating signal `send-signal` asks for.

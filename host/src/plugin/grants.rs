@@ -11,6 +11,7 @@ pub fn name(c: Capability) -> &'static str {
         Capability::Pause => "pause",
         Capability::Partition => "partition",
         Capability::Clock => "clock",
+        Capability::Restart => "restart",
     }
 }
 
@@ -20,7 +21,10 @@ pub fn parse(s: &str) -> anyhow::Result<Capability> {
         "pause" => Capability::Pause,
         "partition" => Capability::Partition,
         "clock" => Capability::Clock,
-        other => bail!("unknown capability {other:?} (known: signal, pause, partition, clock)"),
+        "restart" => Capability::Restart,
+        other => {
+            bail!("unknown capability {other:?} (known: signal, pause, partition, clock, restart)")
+        }
     })
 }
 

@@ -135,4 +135,10 @@ impl PluginState {
         let r = effects.clock_offset(node, offset_ms, ms).await;
         self.note(r)
     }
+
+    pub(super) async fn host_restart(&mut self, node: u32, down_ms: u32) -> Result<(), String> {
+        self.allow(Capability::Restart)?;
+        let r = self.effects()?.clone().restart(node, down_ms).await;
+        self.note(r)
+    }
 }

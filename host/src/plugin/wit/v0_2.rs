@@ -148,6 +148,9 @@ impl host::Host for PluginState {
     async fn clock_offset(&mut self, node: u32, offset_ms: i64, ms: u32) -> Result<(), String> {
         self.host_clock_offset(node, offset_ms, ms).await
     }
+    async fn restart(&mut self, node: u32, down_ms: u32) -> Result<(), String> {
+        self.host_restart(node, down_ms).await
+    }
 }
 
 impl From<types::PluginInfo> for Info {
@@ -169,6 +172,7 @@ impl From<types::PluginInfo> for Info {
                     types::Capability::Pause => Capability::Pause,
                     types::Capability::Partition => Capability::Partition,
                     types::Capability::Clock => Capability::Clock,
+                    types::Capability::Restart => Capability::Restart,
                 })
                 .collect(),
             params: i
