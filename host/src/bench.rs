@@ -203,6 +203,7 @@ async fn plugin_costs(root: &Path, scratch: &Path) -> anyhow::Result<Plugins> {
     let effects = Effects::new(
         Scope {
             nodes: vec![],
+            disks: vec![],
             net,
             journal: journal.clone(),
             http: reqwest::Client::new(),

@@ -7,6 +7,7 @@ mod bench;
 mod campaign;
 mod cli;
 mod cycle;
+mod disk;
 mod effects;
 mod journal;
 mod lifecycle;

@@ -291,6 +291,14 @@ async fn run_classes(
         }
     }
     let libfaketime = crate::effects::clock::libfaketime();
+    // Disk faults need a FUSE layer; refused before any cycle where there
+    // can be none.
+    let uses_disk = |f: &Loaded| f.meta.capabilities.contains(&"disk");
+    if let Some(f) = classes.iter().flatten().find(|f| uses_disk(f))
+        && let Err(why) = crate::disk::available()
+    {
+        bail!("plugin {} asks for disk faults: {why}", f.meta.label());
+    }
     let total = match plan.only {
         Some(_) => 1,
         None => plan.cycles as u64 * classes.len() as u64,
@@ -329,6 +337,7 @@ async fn run_classes(
             network,
             journal,
             faketime: libfaketime.as_deref().filter(|_| skews),
+            disk: fault.is_some_and(uses_disk),
         };
         for n in 1..=plan.cycles {
             if recorded.iter().any(|t| t.cycle == n) {

@@ -47,3 +47,5 @@ mod bad_input;
 mod verdicts;
 // Restart: nodes killed and started again on the same data dir.
 mod restart;
+// Disk faults through the FUSE layer; power failures; cleanup of mounts.
+mod disk;

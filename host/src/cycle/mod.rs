@@ -57,6 +57,8 @@ pub struct Cycle<'a> {
     pub journal: &'a Arc<Journal>,
     /// libfaketime, preloaded into nodes when the fault skews clocks.
     pub faketime: Option<&'a Path>,
+    /// Mount a disk layer under each data dir (the fault declares `disk`).
+    pub disk: bool,
 }
 
 /// What the burst and the fault left behind.
@@ -79,6 +81,7 @@ impl Cycle<'_> {
             network: self.network,
             journal: self.journal,
             faketime: self.faketime,
+            disk: self.disk,
         };
         let mut cluster = Cluster::start(self.campaign, dir, cycle, &namespace, self.http, place)
             .await
@@ -258,6 +261,7 @@ impl Cycle<'_> {
         let started = Instant::now();
         let scope = Scope {
             nodes: cluster.nodes.clone(),
+            disks: cluster.disks.clone(),
             net: cluster.net.clone(),
             journal: self.journal.clone(),
             http: self.http.clone(),

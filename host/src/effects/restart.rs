@@ -56,6 +56,9 @@ impl Effects {
             Ok(()) => node.exit_status(),
             Err(_) => None,
         };
+        if killed.is_some() {
+            self.power_cut(index);
+        }
         let (verified, evidence) = match killed {
             Some(status) => (
                 status.signal() == Some(Signal::SIGKILL as i32),

@@ -46,6 +46,9 @@ impl Effects {
                 ),
             ),
         };
+        if verified && sig == Signal::SIGKILL {
+            self.power_cut(index);
+        }
         let end_us = self.now_us();
         self.push(EffectRecord {
             kind: "signal",

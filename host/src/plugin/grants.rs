@@ -12,6 +12,7 @@ pub fn name(c: Capability) -> &'static str {
         Capability::Partition => "partition",
         Capability::Clock => "clock",
         Capability::Restart => "restart",
+        Capability::Disk => "disk",
     }
 }
 
@@ -22,8 +23,11 @@ pub fn parse(s: &str) -> anyhow::Result<Capability> {
         "partition" => Capability::Partition,
         "clock" => Capability::Clock,
         "restart" => Capability::Restart,
+        "disk" => Capability::Disk,
         other => {
-            bail!("unknown capability {other:?} (known: signal, pause, partition, clock, restart)")
+            bail!(
+                "unknown capability {other:?} (known: signal, pause, partition, clock, restart, disk)"
+            )
         }
     })
 }
