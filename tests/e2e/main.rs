@@ -34,7 +34,8 @@ mod third_party;
 mod native;
 // Reports: report.html, junit.xml, `chaos-host report`, headless browser.
 mod reports;
-// Real systems: etcd 3.4 (leader kill, netns partition, honest clock skew).
+// Real systems: etcd 3.4 (leader kill and restart, power failure, netns
+// partition, honest clock skew).
 mod etcd;
 // Real systems: ai-memory 0.6.4, star and mesh layouts, quorum probes.
 mod ai_memory;
