@@ -198,9 +198,18 @@ impl Disk {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        if let Some(s) = session {
-            s.umount_and_join()
-                .with_context(|| format!("unmounting {}", self.mountpoint.display()))?;
+        if let Some(s) = session
+            && let Err(e) = s.umount_and_join()
+        {
+            // Busy (a member of a killed group not yet gone): detach it, so
+            // nothing stays mounted; the kernel drops it once unused.
+            if mounted(&self.mountpoint) {
+                nix::mount::umount2(&self.mountpoint, nix::mount::MntFlags::MNT_DETACH)
+                    .with_context(|| {
+                        format!("unmounting {} (after: {e})", self.mountpoint.display())
+                    })?;
+            }
+            tracing::debug!("{} detached: {e}", self.mountpoint.display());
         }
         if let Some(seq) = self.journal_seq {
             self.journal.done(seq);
