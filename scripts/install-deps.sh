@@ -3,6 +3,8 @@
 #   iproute2  network namespaces and veth (network.mode = "netns")
 #   nftables  partitions in netns mode
 #   libfaketime  clock skew (clock_skew_peer)
+#   fuse3  the disk layer's FUSE support (/dev/fuse, fusermount3; chaos-host
+#          mounts directly as root, fusermount3 unmounts by hand)
 # With --test, also what the test suite needs:
 #   chromium  renders report.html headless in the report test
 #   python3   runs tests/systems/threaded_kv.py (small-backlog store)
@@ -36,6 +38,7 @@ if $systems; then
 fi
 command -v ip >/dev/null || missing+=(iproute2)
 command -v nft >/dev/null || missing+=(nftables)
+command -v fusermount3 >/dev/null || missing+=(fuse3)
 found=""
 for lib in /usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1; do
     [ -f "$lib" ] && found="$lib"

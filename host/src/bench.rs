@@ -17,6 +17,9 @@
 //!    cycles per minute of wall time (the whole child run: plugin loading,
 //!    network setup, every cycle and the reports), and whether each run
 //!    still passed. `--only-parallel` runs this part alone.
+//! 5. **Disk layer** (root and /dev/fuse): acknowledged writes per second
+//!    of one reference node on a plain data dir and on the FUSE layer, and
+//!    the fdatasync of a 100-byte append, p50 / p99, on each.
 
 use crate::campaign::Campaign;
 use crate::effects::{Effects, Scope};
@@ -52,6 +55,13 @@ pub struct BenchArgs {
     /// Only the parallel part: cycles per minute at --parallel 1, 2, 4, 8.
     #[arg(long)]
     pub only_parallel: bool,
+    /// Writes to one reference node, and appends synced, per side of the
+    /// disk layer's measurement.
+    #[arg(long, default_value_t = 3_000)]
+    pub disk_writes: u32,
+    /// Measure only the disk layer (part 5).
+    #[arg(long)]
+    pub disk_only: bool,
     /// Also write the figures as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -64,6 +74,21 @@ struct Figures {
     campaign: CampaignFigures,
     driver: Driver,
     parallel: Vec<Scaling>,
+    /// None where the layer cannot be mounted (with the reason printed).
+    disk: Option<DiskFigures>,
+}
+
+#[derive(Serialize, Default)]
+struct DiskFigures {
+    writes: u32,
+    plain_rps: f64,
+    layer_rps: f64,
+    /// 1 - layer / plain.
+    throughput_lost: f64,
+    plain_fsync_us_p50: f64,
+    plain_fsync_us_p99: f64,
+    layer_fsync_us_p50: f64,
+    layer_fsync_us_p99: f64,
 }
 
 /// One run of the parallel part.
@@ -147,7 +172,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let result = measure(args, &root, &scratch).await;
     let _ = std::fs::remove_dir_all(&scratch);
     let figures = result?;
-    print!("{}", table(&figures));
+    print!("{}", table(&figures, args.disk_only));
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&figures)?)
             .with_context(|| format!("writing {}", path.display()))?;
@@ -164,6 +189,14 @@ async fn measure(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Resul
             ..Figures::default()
         });
     }
+    if args.disk_only {
+        crate::disk::available().map_err(|why| anyhow::anyhow!("bench --disk-only: {why}"))?;
+        return Ok(Figures {
+            machine: machine(),
+            disk: Some(disk_layer(args, root, scratch).await?),
+            ..Figures::default()
+        });
+    }
     eprintln!("bench: plugins");
     let plugins = plugin_costs(root, scratch).await?;
     eprintln!("bench: campaign on the reference system");
@@ -172,12 +205,23 @@ async fn measure(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Resul
     let driver = driver_vs_wrk(args, root, scratch).await?;
     eprintln!("bench: parallel cycles");
     let parallel = parallel_scaling(args, root, scratch).await?;
+    let disk = match crate::disk::available() {
+        Ok(()) => {
+            eprintln!("bench: the disk layer, one reference node with and without it");
+            Some(disk_layer(args, root, scratch).await?)
+        }
+        Err(why) => {
+            eprintln!("bench: disk layer not measured: {why}");
+            None
+        }
+    };
     Ok(Figures {
         machine: machine(),
         plugins,
         campaign,
         driver,
         parallel,
+        disk,
     })
 }
 
@@ -239,6 +283,7 @@ async fn plugin_costs(root: &Path, scratch: &Path) -> anyhow::Result<Plugins> {
     let effects = Effects::new(
         Scope {
             nodes: vec![],
+            disks: vec![],
             net,
             journal: journal.clone(),
             http: reqwest::Client::new(),
@@ -515,35 +560,8 @@ async fn parallel_scaling(
 
 /// The driver, then wrk, against one reference node (W=1, no peers).
 async fn driver_vs_wrk(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Result<Driver> {
-    let port = crate::lifecycle::ports::choose(1)?[0];
-    let data = scratch.join("kv");
-    let mut node = tokio::process::Command::new(root.join("target/debug/quorum-kv"))
-        .args(["--node", "0", "--quorum", "1", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--data-dir")
-        .arg(&data)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting quorum-kv")?;
     let http = reqwest::Client::builder().no_proxy().build()?;
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
-        let url = format!("http://127.0.0.1:{port}/health");
-        if http
-            .get(&url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
-        }
-        if Instant::now() > until {
-            bail!("bench: quorum-kv on port {port} not ready in 10 s");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (mut node, port) = reference_node(root, &scratch.join("kv"), &http).await?;
     let campaign = Campaign::load(&root.join("examples/reference/campaign.toml"))?;
     // The node's own speed drifts as its log grows (fdatasync per write), so
     // the two clients take turns, twice each, on the same node.
@@ -601,6 +619,132 @@ async fn driver_vs_wrk(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow:
         wrk_rps,
         ratio: wrk_rps.map(|w| driver_rps / w),
     })
+}
+
+/// One reference node (quorum 1) on `data`, ready; and its port.
+async fn reference_node(
+    root: &Path,
+    data: &Path,
+    http: &reqwest::Client,
+) -> anyhow::Result<(tokio::process::Child, u16)> {
+    let port = crate::lifecycle::ports::choose(1)?[0];
+    let node = tokio::process::Command::new(root.join("target/debug/quorum-kv"))
+        .args(["--node", "0", "--quorum", "1", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(data)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting quorum-kv")?;
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let url = format!("http://127.0.0.1:{port}/health");
+        if http
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Ok((node, port));
+        }
+        if Instant::now() > until {
+            bail!("bench: quorum-kv on port {port} not ready in 10 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The disk layer's cost: the same node and the same appends on a plain
+/// dir and on the layer (no fault set: what every disk campaign pays).
+async fn disk_layer(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Result<DiskFigures> {
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let campaign = Campaign::load(&root.join("examples/reference/campaign.toml"))?;
+    let journal = Arc::new(Journal::create(&scratch.join("disk-state"), "bench-disk")?);
+    let mut f = DiskFigures {
+        writes: args.disk_writes,
+        ..DiskFigures::default()
+    };
+    for layered in [false, true] {
+        let side = if layered { "layer" } else { "plain" };
+        let dir = scratch.join(format!("disk-{side}"));
+        let disk = if layered {
+            Some(crate::disk::Disk::mount(
+                &dir.join("backing"),
+                &dir.join("data"),
+                journal.clone(),
+            )?)
+        } else {
+            None
+        };
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data)?;
+        let measured = async {
+            let (mut node, port) = reference_node(root, &data.join("kv"), &http).await?;
+            let ids: Arc<Vec<String>> = Arc::new(
+                (0..args.disk_writes)
+                    .map(|i| format!("bench-disk-{side}-w{i}"))
+                    .collect(),
+            );
+            let (tx, _rx) = tokio::sync::watch::channel(Progress::default());
+            let target = workload::Target {
+                index: 0,
+                port,
+                ids,
+                namespace: "bench-disk",
+                cycle: 1,
+            };
+            let burst = workload::burst(&campaign, &http, target, tx, Instant::now()).await;
+            let _ = node.kill().await;
+            let _ = node.wait().await;
+            let ok = burst
+                .results
+                .iter()
+                .filter(|r| r.outcome == workload::Outcome::Ok)
+                .count();
+            let rps = ok as f64 / burst.elapsed.as_secs_f64();
+            let path = data.join("appends");
+            let n = args.disk_writes;
+            let syncs = tokio::task::spawn_blocking(move || fsync_times(&path, n)).await??;
+            anyhow::Ok((rps, syncs))
+        }
+        .await;
+        if let Some(d) = &disk {
+            d.unmount()?;
+        }
+        let (rps, syncs) = measured?;
+        let (p50, p99) = (quantile(&syncs, 0.5), quantile(&syncs, 0.99));
+        if layered {
+            (f.layer_rps, f.layer_fsync_us_p50, f.layer_fsync_us_p99) = (rps, p50, p99);
+        } else {
+            (f.plain_rps, f.plain_fsync_us_p50, f.plain_fsync_us_p99) = (rps, p50, p99);
+        }
+    }
+    if let Ok(j) = Arc::try_unwrap(journal) {
+        j.close();
+    }
+    f.throughput_lost = 1.0 - f.layer_rps / f.plain_rps;
+    Ok(f)
+}
+
+/// `n` appends of 100 bytes to `path`, each fdatasync'd; the syncs' times
+/// in µs, sorted.
+fn fsync_times(path: &Path, n: u32) -> std::io::Result<Vec<f64>> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let line = [b'x'; 100];
+    let mut times = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        file.write_all(&line)?;
+        let t = Instant::now();
+        file.sync_data()?;
+        times.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    Ok(sorted(times))
 }
 
 /// CPU time (user + system) this process has used, µs.
@@ -699,8 +843,8 @@ fn scaling_table(rows: &[Scaling]) -> String {
     s
 }
 
-fn table(f: &Figures) -> String {
-    if f.campaign.cycles == 0 {
+fn table(f: &Figures, disk_only: bool) -> String {
+    if f.campaign.cycles == 0 && !disk_only {
         return format!(
             "\nchaos-host bench (parallel cycles) on {}\n{}",
             f.machine,
@@ -713,6 +857,10 @@ fn table(f: &Figures) -> String {
     let mark = |ok: bool| if ok { "met" } else { "MISSED" };
     let mut s = format!("\nchaos-host bench on {}\n\n", f.machine);
     s.push_str("| figure | measured | target |\n|---|---|---|\n");
+    if disk_only {
+        disk_rows(&mut s, f.disk.as_ref());
+        return s;
+    }
     s.push_str(&format!(
         "| plugin cold compile | {:.1} ms | - |\n| plugin cached load | {:.1} ms | - |\n",
         p.cold_compile_ms, p.cached_load_ms
@@ -779,6 +927,7 @@ fn table(f: &Figures) -> String {
         "| open files (first / last / max) | {} / {} / {} | flat |\n| threads (first / last / max) | {} / {} / {} | flat |\n",
         c.fds_first, c.fds_last, c.fds_max, c.threads_first, c.threads_last, c.threads_max
     ));
+    disk_rows(&mut s, f.disk.as_ref());
     let phases: Vec<String> = c
         .phase_ms_p50
         .iter()
@@ -787,4 +936,24 @@ fn table(f: &Figures) -> String {
     s.push_str(&format!("\nphase p50, ms: {}\n", phases.join(", ")));
     s.push_str(&scaling_table(&f.parallel));
     s
+}
+
+/// The disk layer's rows of the table.
+fn disk_rows(s: &mut String, disk: Option<&DiskFigures>) {
+    let mark = |ok: bool| if ok { "met" } else { "MISSED" };
+    match disk {
+        Some(k) => s.push_str(&format!(
+            "| disk layer, one node, {} writes: acked writes/s plain vs layer | {:.0} vs {:.0} = {:.1} % lost | ≤ 20 %: {} |\n| fdatasync of a 100-byte append, p50 / p99: plain vs layer | {:.0} / {:.0} vs {:.0} / {:.0} µs | - |\n",
+            k.writes,
+            k.plain_rps,
+            k.layer_rps,
+            k.throughput_lost * 100.0,
+            mark(k.throughput_lost <= 0.20),
+            k.plain_fsync_us_p50,
+            k.plain_fsync_us_p99,
+            k.layer_fsync_us_p50,
+            k.layer_fsync_us_p99
+        )),
+        None => s.push_str("| disk layer | not measured (needs root and /dev/fuse) | - |\n"),
+    }
 }

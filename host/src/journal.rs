@@ -4,8 +4,8 @@
 //! A run that ends normally marks each entry undone and deletes its journal.
 //! A run killed with SIGKILL leaves its journal behind; `chaos-host cleanup`,
 //! or the next `chaos-host run`, replays it: node process groups are killed,
-//! stopped processes continued, nftables tables and network namespaces
-//! deleted. Journals of runs still alive are left alone, so two campaigns can
+//! stopped processes continued, disk layers unmounted, nftables tables and
+//! network namespaces deleted. Journals of runs still alive are left alone, so two campaigns can
 //! share a machine.
 
 use crate::procfs::group_members;
@@ -38,6 +38,8 @@ pub enum Entry {
     Netns { name: String },
     /// An nftables table chaos-host created inside one of its namespaces.
     Nft { netns: String, table: String },
+    /// A FUSE disk layer chaos-host mounted over a node's data dir.
+    Mount { path: String },
     /// Entry `of` was undone.
     Done { of: u64 },
 }
@@ -391,6 +393,7 @@ pub fn try_undo(entry: &Entry) -> Result<Option<String>, String> {
                 Err(e) => return Err(e),
             }
         }
+        Entry::Mount { path } => crate::disk::undo_mount(path)?,
         Entry::Netns { name } => match command("ip", &["netns", "delete", name]) {
             Ok(()) => Some(format!("deleted network namespace {name}")),
             Err(e) if netns_exists(name) => return Err(e),

@@ -80,6 +80,13 @@ pub struct NodeRecord {
     pub exit: Option<String>,
     /// When it ended, ms from the burst start (negative: before it).
     pub died_at_ms: Option<i64>,
+    /// Times an effect restarted it this cycle; its exit and `died_at_ms`
+    /// are those of the process the last restart started.
+    pub restarts: u32,
+    /// When the last restart started its current process, ms from the
+    /// burst start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restarted_at_ms: Option<i64>,
     /// The end of its log, when it died.
     pub log_tail: Option<String>,
     /// Why a live node's last read-back gave no ids (a liveness finding).

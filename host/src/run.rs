@@ -364,6 +364,14 @@ async fn run_classes(
         }
     }
     let libfaketime = crate::effects::clock::libfaketime();
+    // Disk faults need a FUSE layer; refused before any cycle where there
+    // can be none.
+    let uses_disk = |f: &Loaded| f.meta.capabilities.contains(&"disk");
+    if let Some(f) = classes.iter().flatten().find(|f| uses_disk(f))
+        && let Err(why) = crate::disk::available()
+    {
+        bail!("plugin {} asks for disk faults: {why}", f.meta.label());
+    }
     let total = match plan.only {
         Some(_) => 1,
         None => {
@@ -407,6 +415,7 @@ async fn run_classes(
             network,
             journal,
             faketime: libfaketime.as_deref().filter(|_| skews),
+            disk: fault.is_some_and(uses_disk),
         };
         // This class's cycles still to run, in cycle order: not recorded
         // yet, this shard's, and the one asked for when replaying.

@@ -185,13 +185,15 @@ fn nodes(f: &Facts, v: &mut Verdict) {
         if let Some(exit) = &n.exit {
             // Asked for only by a kill of this node that took hold and came
             // before the death: an ignored SIGTERM does not excuse a later
-            // crash.
+            // crash. After a restart, only a kill of the process it started
+            // counts: the restart's own kill ended the process before.
             let asked = f.effects.iter().any(|e| {
+                let at = (e.start_us / 1000) as i64;
                 kills(e.kind)
                     && e.node == n.node
                     && e.verified
-                    && n.died_at_ms
-                        .is_none_or(|d| e.start_us / 1000 <= d.max(0) as u64)
+                    && n.died_at_ms.is_none_or(|d| at <= d.max(0))
+                    && n.restarted_at_ms.is_none_or(|r| at >= r)
             });
             if !asked {
                 let when = match n.died_at_ms {
@@ -346,7 +348,9 @@ fn effects(effects: &[EffectRecord], v: &mut Verdict) {
     }
     for e in effects {
         let what = format!("{} on node {} ({})", e.kind, e.node, e.detail);
-        if e.simulated {
+        if let Some(finding) = &e.finding {
+            v.find(Status::Fail, format!("{what}: {finding}"));
+        } else if e.simulated {
             v.find(
                 Status::Simulated,
                 format!("simulated, not applied: {what}: {}", e.evidence),
@@ -382,6 +386,7 @@ mod tests {
             simulated: false,
             evidence: "seen".into(),
             during_burst: true,
+            finding: None,
         }
     }
 
@@ -392,6 +397,8 @@ mod tests {
             alive: true,
             exit: None,
             died_at_ms: None,
+            restarts: 0,
+            restarted_at_ms: None,
             log_tail: None,
             read_error: None,
             held: 100,
@@ -590,6 +597,53 @@ mod tests {
                 },
                 Status::Fail,
                 "node 1 exited with status 1",
+            ),
+            (
+                "a restarted node that is back is no death",
+                |c| {
+                    c.effects = vec![effect("restart", 1)];
+                    c.nodes[1].restarts = 1;
+                    c.nodes[1].restarted_at_ms = Some(100);
+                },
+                Status::Pass,
+                "",
+            ),
+            (
+                "the process a restart started dies unasked",
+                |c| {
+                    c.effects = vec![effect("restart", 1)];
+                    c.nodes[1].restarts = 1;
+                    c.nodes[1].restarted_at_ms = Some(100);
+                    c.nodes[1].exit = Some("exited with status 3".into());
+                    c.nodes[1].died_at_ms = Some(150);
+                },
+                Status::Fail,
+                "node 1 exited with status 3 150 ms after the burst started, and no effect asked for it",
+            ),
+            (
+                "a kill before a restart does not excuse the next process's death",
+                |c| {
+                    let mut kill = effect("signal", 1);
+                    kill.start_us = 50_000;
+                    c.effects = vec![kill, effect("restart", 1)];
+                    c.nodes[1].restarts = 1;
+                    c.nodes[1].restarted_at_ms = Some(100);
+                    c.nodes[1].exit = Some("killed by SIGKILL".into());
+                    c.nodes[1].died_at_ms = Some(150);
+                },
+                Status::Fail,
+                "node 1 killed by SIGKILL 150 ms after the burst started",
+            ),
+            (
+                "a restarted node that does not come back fails",
+                |c| {
+                    let mut r = effect("restart", 1);
+                    r.verified = false;
+                    r.finding = Some("node 1 did not come back after its restart".into());
+                    c.effects = vec![r];
+                },
+                Status::Fail,
+                "restart on node 1 (d): node 1 did not come back after its restart",
             ),
             (
                 "live node did not answer",

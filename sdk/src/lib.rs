@@ -58,8 +58,8 @@ mod info;
 pub use info::{InfoBuilder, assertion_info, fault_info};
 
 pub use fault_bindings::chaos::plugin::types::{
-    Capability, CycleInfo, Figure, LogLevel, NodeObservation, NodeState, Observations, Outcome,
-    ParamSpec, ParamType, PluginInfo, PluginKind, Signal, Verdict,
+    Capability, CycleInfo, DiskFault, Figure, LogLevel, NodeObservation, NodeState, Observations,
+    Outcome, ParamSpec, ParamType, PluginInfo, PluginKind, Signal, Verdict,
 };
 
 // CONTRACT_VERSION and CONTRACT_SECTION, from the package line of
@@ -172,7 +172,7 @@ impl Params for CycleInfo {
 /// when the capability was not granted or the node does not exist.
 pub mod host {
     use crate::fault_bindings::chaos::plugin::host as raw;
-    use crate::{LogLevel, Signal};
+    use crate::{DiskFault, LogLevel, Signal};
 
     /// Log a line to the campaign log at info level.
     pub fn info(message: &str) {
@@ -232,6 +232,37 @@ pub mod host {
     /// Shift node `node`'s wall clock by `offset_ms` for `ms` (needs `clock`).
     pub fn clock_offset(node: u32, offset_ms: i64, ms: u32) -> Result<(), String> {
         raw::clock_offset(node, offset_ms, ms)
+    }
+    /// SIGKILL node `node` now, keep it down for `down_ms`, then have the
+    /// host start it again with its data dir, ports and command and wait
+    /// until it is ready (needs `restart`). Returns once the kill took; the
+    /// start happens when the lease ends, or at the heal.
+    pub fn restart(node: u32, down_ms: u32) -> Result<(), String> {
+        raw::restart(node, down_ms)
+    }
+    /// Apply `fault` to node `node`'s data dir for `ms`, through the host's
+    /// FUSE layer (needs `disk`; the host refuses it before the run where
+    /// it cannot mount one).
+    pub fn disk(node: u32, fault: DiskFault, ms: u32) -> Result<(), String> {
+        raw::disk(node, fault, ms)
+    }
+    /// Hold node `node`'s unsynced writes for `ms`; a kill meanwhile
+    /// ([`restart`], [`kill`]) drops them, as a power failure would.
+    pub fn lose_unsynced(node: u32, ms: u32) -> Result<(), String> {
+        raw::disk(node, DiskFault::LoseUnsynced, ms)
+    }
+    /// Fail node `node`'s fsyncs with EIO for `ms`.
+    pub fn fsync_error(node: u32, ms: u32) -> Result<(), String> {
+        raw::disk(node, DiskFault::FsyncError, ms)
+    }
+    /// Fail node `node`'s writes with ENOSPC for `ms`.
+    pub fn disk_full(node: u32, ms: u32) -> Result<(), String> {
+        raw::disk(node, DiskFault::DiskFull, ms)
+    }
+    /// Add `latency_ms` to each of node `node`'s reads, writes and fsyncs,
+    /// for `ms`.
+    pub fn slow_io(node: u32, latency_ms: u32, ms: u32) -> Result<(), String> {
+        raw::disk(node, DiskFault::SlowIo(latency_ms), ms)
     }
 }
 

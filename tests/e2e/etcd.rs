@@ -144,3 +144,34 @@ fn etcd_clock_skew_is_reported_ineffective_not_passed() {
         );
     }
 }
+
+#[test]
+fn etcd_keeps_every_acknowledged_write_under_a_leader_restart_and_a_power_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_etcd(dir.path(), &["crash_restart", "power_failure"], "3", &[]);
+    assert_eq!(run.code, 0, "stderr:\n{}", run.stderr);
+    for class in run.summary()["classes"].as_array().unwrap() {
+        assert_eq!(class["passed_cycles"], 3, "{class}");
+        assert_eq!(class["lost_acked"], 0, "{class}");
+        assert!(class["ok"].as_u64().unwrap() > 0, "{class}");
+    }
+    for c in run.cycles() {
+        for e in c["effects"].as_array().unwrap() {
+            assert_eq!(e["verified"], true, "{e}");
+        }
+        // Restarted members rejoined and were read back.
+        for n in c["nodes"].as_array().unwrap() {
+            assert_eq!(n["alive"], true, "{n}");
+            assert!(n["missing_acked"].as_array().unwrap().is_empty(), "{n}");
+        }
+        if c["class"] == "power_failure" {
+            let restarts: u64 = c["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["restarts"].as_u64().unwrap())
+                .sum();
+            assert_eq!(restarts, 3, "{c}");
+        }
+    }
+}

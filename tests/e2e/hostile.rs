@@ -19,6 +19,8 @@ const HOSTILE: &[(&str, &[&str])] = &[
     ("read_env", &["contained: environment is empty"]),
     ("bad_node", &["node 99 does not exist"]),
     ("undeclared_capability", &["clock"]),
+    ("undeclared_disk", &["capability `disk` was not declared"]),
+    ("restart_bad_node", &["node 99 does not exist"]),
     ("huge_error", &["more bytes dropped"]),
     ("panic", &["trapped"]),
     ("log_flood", &["flooded"]),
@@ -301,7 +303,7 @@ fn two_plugins_with_one_name_are_refused_naming_both_files() {
             "--plugin",
             two.to_str().unwrap(),
             "--allow",
-            "misbehave=pause,partition,signal",
+            "misbehave=pause,partition,signal,restart",
         ],
     );
     let e = refusal(&run);

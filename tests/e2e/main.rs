@@ -40,7 +40,8 @@ mod third_party;
 mod native;
 // Reports: report.html, junit.xml, `chaos-host report`, headless browser.
 mod reports;
-// Real systems: etcd 3.4 (leader kill, netns partition, honest clock skew).
+// Real systems: etcd 3.4 (leader kill and restart, power failure, netns
+// partition, honest clock skew).
 mod etcd;
 // Real systems: ai-memory 0.6.4, star and mesh layouts, quorum probes.
 mod ai_memory;
@@ -53,3 +54,7 @@ mod bad_input;
 mod verdicts;
 // Beyond one cycle at a time: --parallel, --shard, merge.
 mod scale;
+// Restart: nodes killed and started again on the same data dir.
+mod restart;
+// Disk faults through the FUSE layer; power failures; cleanup of mounts.
+mod disk;

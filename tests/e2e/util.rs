@@ -220,7 +220,7 @@ pub fn require(program: &str, install: &str) {
 }
 
 /// Run the `misbehave` test guest in `mode` on the correct reference system
-/// (granted pause, partition and signal), with `edit` applied to the
+/// (granted pause, partition, signal and restart), with `edit` applied to the
 /// campaign and `extra` arguments.
 pub fn run_misbehave(
     dir: &Path,
@@ -232,7 +232,7 @@ pub fn run_misbehave(
         edit(
             format!("{t}\n[params.misbehave]\nmode = \"{mode}\"\n").replace(
                 "[grants]\n",
-                "[grants]\nmisbehave = [\"pause\", \"partition\", \"signal\"]\n",
+                "[grants]\nmisbehave = [\"pause\", \"partition\", \"signal\", \"restart\"]\n",
             ),
         )
     });

@@ -23,6 +23,11 @@
 //! `--bug hang-reads` never answers `/ids`; `--bug crash-mid-burst` aborts
 //! at its 20th record.
 //!
+//! `--bug ack-before-fsync` acknowledges a write once it is written to the
+//! log, and fdatasyncs the log in the background once a second: a process
+//! crash loses nothing (the kernel holds the data), a power failure loses
+//! every acknowledged write of the last second on every node.
+//!
 //! Endpoints: `GET /health`, `POST /write`, `POST /replicate`,
 //! `GET /ids?ns=NS`, `GET /log?after=SEQ`, `GET /time`, `GET /whoami`.
 
@@ -58,7 +63,13 @@ pub enum Bug {
     /// until restarted: a node that stays unavailable after a partition is
     /// healed, though it loses nothing (the recovery window's finding).
     StuckAfterQuorumLoss,
+    /// Acknowledge after write(), fdatasync in the background every
+    /// second: durable against a crash, not against a power failure.
+    AckBeforeFsync,
 }
+
+/// How often `--bug ack-before-fsync` syncs its log.
+const BACKGROUND_SYNC: Duration = Duration::from_secs(1);
 
 #[derive(Parser, Debug)]
 #[command(
@@ -109,7 +120,8 @@ impl Args {
 pub async fn serve(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(args.quorum >= 1, "--quorum must be at least 1");
     let peers = args.peers();
-    let log = log::Log::open(&args.data_dir)
+    let sync_each = args.bug != Some(Bug::AckBeforeFsync);
+    let log = log::Log::open(&args.data_dir, sync_each)
         .with_context(|| format!("opening log in {}", args.data_dir.display()))?;
     let replicator = replication::Replicator::new(
         peers.clone(),
@@ -125,6 +137,18 @@ pub async fn serve(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let state = server::State::new(args.node, listener.local_addr()?, log, replicator, args.bug);
+    if !sync_each {
+        let s = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(BACKGROUND_SYNC);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let s = s.clone();
+                let _ = tokio::task::spawn_blocking(move || s.log.sync()).await;
+            }
+        });
+    }
     if catchup {
         tokio::spawn(replication::catch_up(
             state.clone(),

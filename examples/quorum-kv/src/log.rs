@@ -1,5 +1,6 @@
 //! The durable local log: one JSON line per record, fdatasync'd before a
-//! write is reported held. Replayed on start.
+//! write is reported held (unless `--bug ack-before-fsync`: then only
+//! written, and synced by a background task). Replayed on start.
 
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -30,10 +31,14 @@ struct Inner {
     by_ns: HashMap<String, Vec<String>>,
 }
 
-pub struct Log(Mutex<Inner>);
+pub struct Log {
+    inner: Mutex<Inner>,
+    /// fdatasync each append before reporting it held.
+    sync_each: bool,
+}
 
 impl Log {
-    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+    pub fn open(dir: &Path, sync_each: bool) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join("log.jsonl");
         let mut inner = Inner {
@@ -49,48 +54,54 @@ impl Log {
                 inner.remember(record);
             }
         }
-        Ok(Self(Mutex::new(inner)))
+        Ok(Self {
+            inner: Mutex::new(inner),
+            sync_each,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// fdatasync what was appended. Blocking.
+    pub fn sync(&self) -> std::io::Result<()> {
+        self.lock().file.sync_data()
     }
 
     /// Append and fdatasync `record` unless already held. Blocking: call from
     /// a blocking thread. Returns true when the record was new.
     pub fn append(&self, record: Record) -> std::io::Result<bool> {
-        let mut inner = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = self.lock();
         if inner.ids.contains(&record.id) {
             return Ok(false);
         }
         let mut line = serde_json::to_vec(&record)?;
         line.push(b'\n');
         inner.file.write_all(&line)?;
-        inner.file.sync_data()?;
+        if self.sync_each {
+            inner.file.sync_data()?;
+        }
         inner.remember(record);
         Ok(true)
     }
 
     pub fn contains(&self, id: &str) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .ids
-            .contains(id)
+        self.lock().ids.contains(id)
     }
 
     pub fn ids_in(&self, ns: &str) -> Vec<String> {
-        let inner = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let inner = self.lock();
         inner.by_ns.get(ns).cloned().unwrap_or_default()
     }
 
     pub fn len(&self) -> usize {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entries
-            .len()
+        self.lock().entries.len()
     }
 
     /// Entries with `seq > after`, at most `limit`.
     pub fn after(&self, after: u64, limit: usize) -> Vec<Entry> {
-        let inner = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let inner = self.lock();
         inner
             .entries
             .iter()

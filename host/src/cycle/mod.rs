@@ -58,6 +58,8 @@ pub struct Cycle<'a> {
     pub journal: &'a Arc<Journal>,
     /// libfaketime, preloaded into nodes when the fault skews clocks.
     pub faketime: Option<&'a Path>,
+    /// Mount a disk layer under each data dir (the fault declares `disk`).
+    pub disk: bool,
 }
 
 /// What the burst and the fault left behind.
@@ -80,6 +82,7 @@ impl Cycle<'_> {
             network: self.network,
             journal: self.journal,
             faketime: self.faketime,
+            disk: self.disk,
         };
         let mut cluster = Cluster::start(self.campaign, dir, cycle, &namespace, self.http, place)
             .await
@@ -312,6 +315,7 @@ impl Cycle<'_> {
         let started = Instant::now();
         let scope = Scope {
             nodes: cluster.nodes.clone(),
+            disks: cluster.disks.clone(),
             net: cluster.net.clone(),
             journal: self.journal.clone(),
             http: self.http.clone(),
@@ -447,6 +451,7 @@ fn node_records(
         .zip(views)
         .map(|(node, view)| {
             let exit = node.exit();
+            let (since, restarts) = node.started();
             let missing_acked = match &view.held {
                 Some(h) => {
                     let s: HashSet<&str> = h.iter().map(String::as_str).collect();
@@ -464,6 +469,8 @@ fn node_records(
                 alive: exit.is_none(),
                 exit: exit.map(|e| Node::describe_exit(e.status)),
                 died_at_ms: exit.map(|e| signed_ms(e.at, started)),
+                restarts,
+                restarted_at_ms: (restarts > 0).then(|| signed_ms(since, started)),
                 log_tail: exit.map(|_| node.log_tail(LOG_TAIL_LINES)),
                 read_error: view.read_error.clone(),
                 held: view.held.as_ref().map_or(0, Vec::len),

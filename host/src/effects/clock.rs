@@ -215,7 +215,7 @@ impl Effects {
         let detail = format!("clock {offset_ms:+} ms for {ms} ms");
         let setup = self.clock.as_ref();
         let file = setup.and_then(|c| c.files.get(index as usize).cloned().flatten());
-        let pgid = node.pid.as_raw();
+        let pgid = node.pid().as_raw();
         let why = match (setup, &file) {
             (None, _) | (_, None) => Some("the host has no clock mechanism here: libfaketime is not installed (Debian: apt-get install libfaketime)".to_string()),
             (Some(c), Some(_)) => match unloaded_member(pgid) {
@@ -244,6 +244,7 @@ impl Effects {
                 simulated: true,
                 evidence: why,
                 during_burst,
+                finding: None,
             });
             return Ok(());
         };
@@ -261,10 +262,11 @@ impl Effects {
             simulated: false,
             evidence: String::new(),
             during_burst,
+            finding: None,
         });
         self.remember(slot, |u| u.clock_file = Some(file.clone()));
         set_offset(&file, offset_ms).map_err(|e| format!("writing {}: {e}", file.display()))?;
-        let (verified, evidence) = self.confirm_offset(index, offset_ms, node.pid).await;
+        let (verified, evidence) = self.confirm_offset(index, offset_ms, node.pid()).await;
         self.update(slot, |r| {
             r.verified = verified;
             r.evidence = evidence;

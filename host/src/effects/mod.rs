@@ -8,11 +8,14 @@
 //!
 //! One file per mechanism: [`signal`] (kill/term), [`pause`] (SIGSTOP),
 //! [`partition`] (grudges over the campaign's network), [`clock`]
-//! (libfaketime).
+//! (libfaketime), [`restart`] (kill, then start again), [`disk`] (the
+//! FUSE layer under a data dir).
 
 pub mod clock;
+mod disk;
 mod partition;
 mod pause;
+mod restart;
 mod signal;
 
 use crate::journal::Journal;
@@ -29,7 +32,7 @@ use tokio::sync::watch;
 /// One effect as it happened, for the cycle record.
 #[derive(Clone, Debug, Serialize)]
 pub struct EffectRecord {
-    /// "signal", "pause", "partition" or "clock".
+    /// "signal", "pause", "partition", "clock", "restart" or "disk".
     pub kind: &'static str,
     /// The node it targets (for a partition, the first node of the grudge
     /// that drops traffic).
@@ -52,6 +55,10 @@ pub struct EffectRecord {
     pub evidence: String,
     /// Applied while writes were still being issued.
     pub during_burst: bool,
+    /// A promise the system broke under this effect, e.g. a restarted node
+    /// that did not come back: a failed cycle, not an ineffective fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finding: Option<String>,
 }
 
 /// A clock probe: where a node tells its wall clock.
@@ -73,6 +80,8 @@ pub struct ClockSetup {
 /// The effects of one cycle.
 pub struct Effects {
     nodes: Vec<Arc<Node>>,
+    /// Each node's disk layer, when the class declares `disk`; else empty.
+    disks: Vec<Arc<crate::disk::Disk>>,
     net: Arc<CycleNet>,
     journal: Arc<Journal>,
     http: reqwest::Client,
@@ -99,11 +108,16 @@ struct Undo {
     cut: Option<u64>,
     /// The libfaketime file of a clock skew.
     clock_file: Option<PathBuf>,
+    /// A restart whose kill took hold: start the node again.
+    restart: bool,
+    /// A disk fault, with the layer's counts when it started.
+    disk: Option<(crate::plugin::DiskFault, crate::disk::Counts)>,
 }
 
 /// What an effect needs from its cycle.
 pub struct Scope {
     pub nodes: Vec<Arc<Node>>,
+    pub disks: Vec<Arc<crate::disk::Disk>>,
     pub net: Arc<CycleNet>,
     pub journal: Arc<Journal>,
     pub http: reqwest::Client,
@@ -116,6 +130,7 @@ impl Effects {
     pub fn new(scope: Scope, started: Instant, progress: watch::Receiver<Progress>) -> Arc<Self> {
         Arc::new(Self {
             nodes: scope.nodes,
+            disks: scope.disks,
             net: scope.net,
             journal: scope.journal,
             http: scope.http,
@@ -298,6 +313,21 @@ impl Effects {
                 (evidence, Some(v))
             }
             "clock" => (self.reset_clock(undo.clock_file, rec.node).await, None),
+            "restart" if undo.restart => {
+                let (evidence, back) = self.start_again(slot, rec.node).await;
+                (evidence, Some(back))
+            }
+            "restart" => (
+                "not started again: the kill did not take hold".to_string(),
+                Some(false),
+            ),
+            "disk" => match undo.disk {
+                Some((fault, before)) => {
+                    let (evidence, v) = self.end_disk(rec.node, fault, before);
+                    (evidence, Some(v))
+                }
+                None => (String::new(), None),
+            },
             _ => (String::new(), None),
         };
         if let Some(seq) = undo.journal {
@@ -376,6 +406,11 @@ impl Drop for Effects {
                     }
                 }
                 "partition" => self.net.heal_now(),
+                "disk" => {
+                    if let Some((fault, before)) = undo.disk {
+                        self.end_disk(rec.node, fault, before);
+                    }
+                }
                 _ => {}
             }
             if let Some(seq) = undo.journal {

@@ -75,6 +75,7 @@ impl Effects {
             simulated: false,
             evidence,
             during_burst,
+            finding: None,
         });
         self.remember(slot, |u| u.cut = Some(generation));
         let probing = Instant::now();
@@ -158,7 +159,7 @@ impl Effects {
             .zip(&self.net.addrs)
             .map(|(n, a)| NodeSockets {
                 index: n.index as usize,
-                pgid: n.pid.as_raw(),
+                pgid: n.pid().as_raw(),
                 ports: [a.listen_port, a.peer_port]
                     .into_iter()
                     .filter(|&p| p != 0)

@@ -30,8 +30,8 @@ impl Effects {
         let seq = self
             .journal
             .record(Entry::Stopped {
-                pid: node.pid.as_raw(),
-                start: start_time(node.pid).unwrap_or(0),
+                pid: node.pid().as_raw(),
+                start: start_time(node.pid()).unwrap_or(0),
             })
             .map_err(|e| format!("{e:#}"))?;
         let start_us = self.now_us();
@@ -51,19 +51,20 @@ impl Effects {
             undone_us: None,
             verified: false,
             simulated: false,
-            evidence: format!("pid {} sent SIGSTOP", node.pid),
+            evidence: format!("pid {} sent SIGSTOP", node.pid()),
             during_burst,
+            finding: None,
         });
         self.remember(slot, |u| u.journal = Some(seq));
-        let mut state = proc_state(node.pid);
+        let mut state = proc_state(node.pid());
         let until = tokio::time::Instant::now() + STATE_DEADLINE;
         while state != Some('T') && tokio::time::Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(1)).await;
-            state = proc_state(node.pid);
+            state = proc_state(node.pid());
         }
         let evidence = format!(
             "pid {} state {} after SIGSTOP",
-            node.pid,
+            node.pid(),
             state.map_or("gone".to_string(), |c| c.to_string())
         );
         self.update(slot, |r| {
@@ -80,7 +81,7 @@ pub(super) fn resume(node: &Node) -> String {
     match node.signal(Signal::SIGCONT) {
         Ok(()) => format!(
             "SIGCONT; state {} after",
-            proc_state(node.pid).map_or("gone".to_string(), |c| c.to_string())
+            proc_state(node.pid()).map_or("gone".to_string(), |c| c.to_string())
         ),
         Err(e) => format!("SIGCONT failed: {e}"),
     }

@@ -30,22 +30,25 @@ impl Effects {
                 status.signal() == Some(sig as i32),
                 format!(
                     "pid {} {} {} µs after the signal",
-                    node.pid,
+                    node.pid(),
                     Node::describe_exit(status),
                     self.now_us() - start_us
                 ),
             ),
-            Ok(Err(e)) => (false, format!("reaping pid {}: {e}", node.pid)),
+            Ok(Err(e)) => (false, format!("reaping pid {}: {e}", node.pid())),
             Err(_) => (
                 false,
                 format!(
                     "pid {} still running {} ms after {}",
-                    node.pid,
+                    node.pid(),
                     EXIT_DEADLINE.as_millis(),
                     sig.as_str()
                 ),
             ),
         };
+        if verified && sig == Signal::SIGKILL {
+            self.power_cut(index);
+        }
         let end_us = self.now_us();
         self.push(EffectRecord {
             kind: "signal",
@@ -59,6 +62,7 @@ impl Effects {
             simulated: false,
             evidence,
             during_burst,
+            finding: None,
         });
         Ok(())
     }

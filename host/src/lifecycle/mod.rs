@@ -12,6 +12,7 @@ mod ready;
 pub use node::Node;
 
 use crate::campaign::{Campaign, Vars};
+use crate::disk::Disk;
 use crate::effects::{ClockProbe, ClockSetup};
 use crate::journal::Journal;
 use crate::net::{CycleNet, Network};
@@ -23,6 +24,9 @@ use std::time::Duration;
 /// The nodes of one cycle, and the network and clock plumbing they run on.
 pub struct Cluster {
     pub nodes: Vec<Arc<Node>>,
+    /// Each node's disk layer, mounted over its data dir when the fault
+    /// class declares `disk`; else empty.
+    pub disks: Vec<Arc<Disk>>,
     pub net: Arc<CycleNet>,
     pub clock: Option<ClockSetup>,
 }
@@ -36,6 +40,8 @@ pub struct Placement<'a> {
     pub journal: &'a Arc<Journal>,
     /// libfaketime, when the fault under test skews clocks.
     pub faketime: Option<&'a Path>,
+    /// Mount a disk layer over each data dir (the fault declares `disk`).
+    pub disk: bool,
 }
 
 impl Cluster {
@@ -70,9 +76,27 @@ impl Cluster {
         });
         let mut cluster = Cluster {
             nodes: Vec::new(),
+            disks: Vec::new(),
             net: net.clone(),
             clock: clock.clone(),
         };
+        for i in 0..net.addrs.len() {
+            if !place.disk {
+                break;
+            }
+            let mount = dir.join(format!("node-{i}"));
+            match Disk::mount(
+                &dir.join(format!("node-{i}.disk")),
+                &mount,
+                place.journal.clone(),
+            ) {
+                Ok(d) => cluster.disks.push(Arc::new(d)),
+                Err(e) => {
+                    cluster.teardown().await.ok();
+                    return Err(e);
+                }
+            }
+        }
         for (i, addr) in net.addrs.iter().enumerate() {
             match Self::spawn_one(
                 campaign, dir, cycle, namespace, &place, &net, &clock, i, addr,
@@ -86,18 +110,7 @@ impl Cluster {
                 }
             }
         }
-        let probes = cluster.nodes.iter().map(|n| {
-            let url = Vars::client(n.port, n.index)
-                .with("namespace", namespace)
-                .with("cycle", cycle.to_string())
-                .render(&campaign.file.ready.url);
-            ready::wait(
-                http,
-                n.clone(),
-                url,
-                Duration::from_millis(campaign.file.ready.deadline_ms),
-            )
-        });
+        let probes = cluster.nodes.iter().map(|n| n.wait_ready(http));
         // Join all probes (no early exit, so none is left running).
         let results = futures::future::join_all(probes).await;
         if let Some(err) = results.into_iter().find_map(Result::err) {
@@ -161,6 +174,10 @@ impl Cluster {
                 .with_context(|| format!("creating {}", file.display()))?;
             extra_env = crate::effects::clock::env(lib, file);
         }
+        let ready_url = Vars::client(addr.client_port, i as u32)
+            .with("namespace", namespace)
+            .with("cycle", cycle.to_string())
+            .render(&campaign.file.ready.url);
         Node::spawn(
             campaign,
             node::Spawn {
@@ -171,6 +188,7 @@ impl Cluster {
                 netns: net.netns_fd(i),
                 env: extra_env,
                 journal: place.journal.clone(),
+                ready_url,
             },
         )
     }
@@ -181,8 +199,12 @@ impl Cluster {
         for node in &self.nodes {
             node.kill_and_reap().await;
         }
-        // Cut links and clocks go with the nodes.
+        // Cut links and clocks go with the nodes; the disk layers once no
+        // node holds a file open in them.
         self.net.heal_now();
+        for disk in &self.disks {
+            disk.unmount()?;
+        }
         for node in &self.nodes {
             self.net
                 .wait_free(node.index as usize, PORT_RELEASE_DEADLINE)

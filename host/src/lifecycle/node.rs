@@ -1,4 +1,7 @@
-//! One node process: spawned in its own process group, killed as a group.
+//! One node: its process (spawned in its own process group, killed as a
+//! group) and what it takes to start it again. A restart replaces the
+//! process and keeps everything else (index, ports, data dir, command,
+//! log), so every holder of the `Arc<Node>` sees the new process.
 
 use crate::campaign::{Campaign, Vars};
 use crate::journal::{Entry, Journal, start_time};
@@ -7,12 +10,13 @@ use anyhow::Context;
 use nix::sched::{CloneFlags, setns};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::process::Command;
 use tokio::sync::watch;
 
@@ -20,15 +24,39 @@ pub struct Node {
     pub index: u32,
     /// Where chaos-host reaches the node on loopback.
     pub port: u16,
-    /// Pid of the node's process, which leads its process group.
-    pub pid: Pid,
     pub log_path: PathBuf,
-    /// Set once by the node's reaper task, the moment the leader exits:
+    /// How to start the node (again).
+    launch: Launch,
+    /// The current process; replaced by a restart.
+    process: Mutex<Process>,
+    journal: Arc<Journal>,
+}
+
+/// Everything a start needs, rendered once for the cycle.
+struct Launch {
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    /// The node's network namespace, held open so a restart enters it too.
+    netns: Option<OwnedFd>,
+    /// The readiness probe and its deadline (`[ready]`).
+    ready_url: String,
+    ready_deadline: Duration,
+}
+
+/// One process of the node.
+#[derive(Clone)]
+struct Process {
+    /// Leads its process group.
+    pid: Pid,
+    started: Instant,
+    /// Set once by the process's reaper task, the moment the leader exits:
     /// the exit is seen (and timed) whoever asked for it, so a node that
     /// dies unasked is a finding with its time, not a silent gap.
     exit: watch::Receiver<Option<Exit>>,
-    journal: Arc<Journal>,
     journal_seq: Option<u64>,
+    /// 0 for the cycle's first process, n after the n-th restart.
+    generation: u32,
 }
 
 /// How and when a node's leader process ended.
@@ -49,90 +77,116 @@ pub struct Spawn<'a> {
     /// Environment added by the host (e.g. libfaketime).
     pub env: Vec<(String, String)>,
     pub journal: Arc<Journal>,
+    /// The rendered `ready.url`.
+    pub ready_url: String,
 }
 
 impl Node {
     pub fn spawn(campaign: &Campaign, s: Spawn<'_>) -> anyhow::Result<Self> {
         let sys = &campaign.file.system;
         let index = s.index;
+        let (program, args) = &campaign.commands[index as usize];
+        let mut env: Vec<(String, String)> = sys
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), s.vars.render(v)))
+            .collect();
+        env.extend(s.env);
+        let netns = s
+            .netns
+            .map(|fd| fd.try_clone_to_owned())
+            .transpose()
+            .context("keeping the node's network namespace open")?;
+        let launch = Launch {
+            program: program.clone(),
+            args: args.iter().map(|a| s.vars.render(a)).collect(),
+            env,
+            netns,
+            ready_url: s.ready_url,
+            ready_deadline: Duration::from_millis(campaign.file.ready.deadline_ms),
+        };
         let log = std::fs::File::create(s.log_path)
             .with_context(|| format!("creating {}", s.log_path.display()))?;
-        let (program, args) = &campaign.commands[index as usize];
-        let mut cmd = Command::new(program);
-        cmd.args(args.iter().map(|a| s.vars.render(a)))
-            .envs(sys.env.iter().map(|(k, v)| (k, s.vars.render(v))))
-            .envs(s.env)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .process_group(0)
-            .kill_on_drop(true);
-        let netns = s.netns.map(|fd| fd.as_raw_fd());
-        unsafe {
-            cmd.pre_exec(move || {
-                // If chaos-host dies, its nodes die with it rather than linger.
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
-                if let Some(fd) = netns {
-                    // The fd stays open in the parent until spawn returns.
-                    let fd = BorrowedFd::borrow_raw(fd);
-                    setns(fd, CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
-                }
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().with_context(|| {
-            format!(
-                "system.command: starting node {index} with {}",
-                program.display()
-            )
-        })?;
-        let pid = Pid::from_raw(child.id().context("spawned node has no pid")? as i32);
-        // Journaled right after spawn (the pid is not known before); until
-        // then pdeathsig covers a chaos-host that dies.
-        let journal_seq = s
-            .journal
-            .record(Entry::Group {
-                pgid: pid.as_raw(),
-                start: start_time(pid).unwrap_or(0),
-            })
-            .ok();
-        // The reaper owns the child: it waits for the exit and stamps it.
-        // Dropping the task (runtime shut down) drops the child, which
-        // kills it (`kill_on_drop`).
-        let (tx, exit) = watch::channel(None);
-        tokio::spawn(async move {
-            let status = match child.wait().await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!("waiting for node {index} (pid {pid}): {e}");
-                    ExitStatus::from_raw(0xff00)
-                }
-            };
-            tx.send_replace(Some(Exit {
-                status,
-                at: Instant::now(),
-            }));
-        });
+        let process = launch.start(index, log, &s.journal, 0)?;
         Ok(Self {
             index,
             port: s.port,
-            pid,
             log_path: s.log_path.to_path_buf(),
-            exit,
+            launch,
+            process: Mutex::new(process),
             journal: s.journal,
-            journal_seq,
         })
+    }
+
+    fn process(&self) -> Process {
+        self.process
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Pid of the node's current process, which leads its process group.
+    pub fn pid(&self) -> Pid {
+        self.process().pid
+    }
+
+    /// When the current process started, and how many restarts came before
+    /// it.
+    pub fn started(&self) -> (Instant, u32) {
+        let p = self.process();
+        (p.started, p.generation)
+    }
+
+    /// Start the node again, with the same command, data dir, ports and
+    /// environment, once its current process has exited. The log is
+    /// appended to, after a marker line.
+    pub fn restart(&self) -> anyhow::Result<Pid> {
+        let old = self.process();
+        anyhow::ensure!(
+            old.exit.borrow().is_some(),
+            "node {} is still running (pid {}); it must be down to start again",
+            self.index,
+            old.pid
+        );
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log_path)
+            .with_context(|| format!("opening {}", self.log_path.display()))?;
+        writeln!(
+            log,
+            "--- chaos-host: restarting node {} (after pid {}) ---",
+            self.index, old.pid
+        )?;
+        let new = self
+            .launch
+            .start(self.index, log, &self.journal, old.generation + 1)?;
+        let pid = new.pid;
+        *self.process.lock().unwrap_or_else(|e| e.into_inner()) = new;
+        Ok(pid)
+    }
+
+    /// Wait until the node answers its readiness probe (`[ready]`), exits,
+    /// or the deadline passes.
+    pub async fn wait_ready(self: &Arc<Self>, http: &reqwest::Client) -> anyhow::Result<()> {
+        super::ready::wait(
+            http,
+            self.clone(),
+            self.launch.ready_url.clone(),
+            self.launch.ready_deadline,
+        )
+        .await
     }
 
     /// Signal the node's whole process group. Once the leader is reaped
     /// its id may be handed out again, unless members of the group remain:
     /// then the group is only signalled while it still has members.
     pub fn signal(&self, sig: Signal) -> nix::Result<()> {
-        let reaped = self.exit.borrow().is_some();
-        if reaped && group_members(self.pid.as_raw()).is_empty() {
+        let p = self.process();
+        let reaped = p.exit.borrow().is_some();
+        if reaped && group_members(p.pid.as_raw()).is_empty() {
             return Err(nix::errno::Errno::ESRCH);
         }
-        killpg(self.pid, sig)
+        killpg(p.pid, sig)
     }
 
     /// The exit status, if the node has exited (and been reaped).
@@ -140,18 +194,18 @@ impl Node {
         self.exit().map(|e| e.status)
     }
 
-    /// How and when the node exited, if it has.
+    /// How and when the node's current process exited, if it has.
     pub fn exit(&self) -> Option<Exit> {
-        *self.exit.borrow()
+        *self.process().exit.borrow()
     }
 
     pub fn alive(&self) -> bool {
         self.exit().is_none()
     }
 
-    /// Wait for the node to exit (its reaper reaps it).
+    /// Wait for the current process to exit (its reaper reaps it).
     pub async fn reap(&self) -> std::io::Result<ExitStatus> {
-        let mut rx = self.exit.clone();
+        let mut rx = self.process().exit;
         let exit = rx
             .wait_for(Option::is_some)
             .await
@@ -165,7 +219,7 @@ impl Node {
         let _ = self.signal(Signal::SIGKILL);
         let _ = self.reap().await;
         // The leader is reaped; members of its group died with the SIGKILL.
-        if let Some(seq) = self.journal_seq {
+        if let Some(seq) = self.process().journal_seq {
             self.journal.done(seq);
         }
     }
@@ -193,5 +247,81 @@ impl Node {
             ),
             _ => "exited".into(),
         }
+    }
+}
+
+impl Launch {
+    /// Start one process of node `index`, output to `log`, journaled, with
+    /// a reaper task.
+    fn start(
+        &self,
+        index: u32,
+        log: std::fs::File,
+        journal: &Journal,
+        generation: u32,
+    ) -> anyhow::Result<Process> {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .kill_on_drop(true);
+        let netns = self.netns.as_ref().map(|fd| fd.as_fd().as_raw_fd());
+        // SAFETY: the closure runs in the forked child before exec and only
+        // makes async-signal-safe syscalls (prctl, setns); `netns` is a raw
+        // fd the parent keeps open (in `Launch`) until after the spawn.
+        unsafe {
+            cmd.pre_exec(move || {
+                // If chaos-host dies, its nodes die with it rather than linger.
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+                if let Some(fd) = netns {
+                    let fd = BorrowedFd::borrow_raw(fd);
+                    setns(fd, CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().with_context(|| {
+            format!(
+                "system.command: starting node {index} with {}",
+                self.program.display()
+            )
+        })?;
+        let started = Instant::now();
+        let pid = Pid::from_raw(child.id().context("spawned node has no pid")? as i32);
+        // Journaled right after spawn (the pid is not known before); until
+        // then pdeathsig covers a chaos-host that dies.
+        let journal_seq = journal
+            .record(Entry::Group {
+                pgid: pid.as_raw(),
+                start: start_time(pid).unwrap_or(0),
+            })
+            .ok();
+        // The reaper owns the child: it waits for the exit and stamps it.
+        // Dropping the task (runtime shut down) drops the child, which
+        // kills it (`kill_on_drop`).
+        let (tx, exit) = watch::channel(None);
+        tokio::spawn(async move {
+            let status = match child.wait().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("waiting for node {index} (pid {pid}): {e}");
+                    ExitStatus::from_raw(0xff00)
+                }
+            };
+            tx.send_replace(Some(Exit {
+                status,
+                at: Instant::now(),
+            }));
+        });
+        Ok(Process {
+            pid,
+            started,
+            exit,
+            journal_seq,
+            generation,
+        })
     }
 }

@@ -28,9 +28,14 @@ macro_rules! builtins {
 builtins![
     "clock_skew_peer",
     "convergence",
+    "crash_restart",
+    "disk_full_peer",
     "drop_random_acks",
+    "fsync_error_peer",
     "kill_primary_mid_write",
     "partition_minority",
+    "power_failure",
+    "slow_disk",
 ];
 
 /// The built-in called `name`.

@@ -10,6 +10,20 @@ pub enum Capability {
     Pause,
     Partition,
     Clock,
+    /// Since 0.2.0.
+    Restart,
+    /// Since 0.2.0.
+    Disk,
+}
+
+/// What a `disk` lease does to a node's data dir (since 0.2.0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiskFault {
+    LoseUnsynced,
+    FsyncError,
+    DiskFull,
+    /// Milliseconds added to every read, write and fsync.
+    SlowIo(u32),
 }
 
 /// Which terminating signal `send-signal` asks for.

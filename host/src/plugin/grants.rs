@@ -11,6 +11,8 @@ pub fn name(c: Capability) -> &'static str {
         Capability::Pause => "pause",
         Capability::Partition => "partition",
         Capability::Clock => "clock",
+        Capability::Restart => "restart",
+        Capability::Disk => "disk",
     }
 }
 
@@ -20,7 +22,13 @@ pub fn parse(s: &str) -> anyhow::Result<Capability> {
         "pause" => Capability::Pause,
         "partition" => Capability::Partition,
         "clock" => Capability::Clock,
-        other => bail!("unknown capability {other:?} (known: signal, pause, partition, clock)"),
+        "restart" => Capability::Restart,
+        "disk" => Capability::Disk,
+        other => {
+            bail!(
+                "unknown capability {other:?} (known: signal, pause, partition, clock, restart, disk)"
+            )
+        }
     })
 }
 

@@ -3,7 +3,7 @@
 //! types; each contract version's module in `wit/` implements its generated
 //! `Host` trait by calling these.
 
-use super::contract::{Capability, LogLevel, Signal};
+use super::contract::{Capability, DiskFault, LogLevel, Signal};
 use super::runtime::PluginState;
 use crate::effects::Effects;
 use rand::RngCore;
@@ -133,6 +133,23 @@ impl PluginState {
         self.allow(Capability::Clock)?;
         let effects = self.effects()?.clone();
         let r = effects.clock_offset(node, offset_ms, ms).await;
+        self.note(r)
+    }
+
+    pub(super) async fn host_restart(&mut self, node: u32, down_ms: u32) -> Result<(), String> {
+        self.allow(Capability::Restart)?;
+        let r = self.effects()?.clone().restart(node, down_ms).await;
+        self.note(r)
+    }
+
+    pub(super) async fn host_disk(
+        &mut self,
+        node: u32,
+        fault: DiskFault,
+        ms: u32,
+    ) -> Result<(), String> {
+        self.allow(Capability::Disk)?;
+        let r = self.effects()?.clone().disk(node, fault, ms).await;
         self.note(r)
     }
 }

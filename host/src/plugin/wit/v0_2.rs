@@ -4,7 +4,7 @@
 //! conversions lose nothing.
 
 use super::super::contract::Version;
-use super::super::contract::{Capability, Info, LogLevel, ParamSpec, Signal, Verdict};
+use super::super::contract::{Capability, DiskFault, Info, LogLevel, ParamSpec, Signal, Verdict};
 use super::super::observations::{CycleInfo, NodeState, Observations};
 use super::super::runtime::PluginState;
 use wasmtime::Store;
@@ -148,6 +148,18 @@ impl host::Host for PluginState {
     async fn clock_offset(&mut self, node: u32, offset_ms: i64, ms: u32) -> Result<(), String> {
         self.host_clock_offset(node, offset_ms, ms).await
     }
+    async fn restart(&mut self, node: u32, down_ms: u32) -> Result<(), String> {
+        self.host_restart(node, down_ms).await
+    }
+    async fn disk(&mut self, node: u32, fault: types::DiskFault, ms: u32) -> Result<(), String> {
+        let fault = match fault {
+            types::DiskFault::LoseUnsynced => DiskFault::LoseUnsynced,
+            types::DiskFault::FsyncError => DiskFault::FsyncError,
+            types::DiskFault::DiskFull => DiskFault::DiskFull,
+            types::DiskFault::SlowIo(ms) => DiskFault::SlowIo(ms),
+        };
+        self.host_disk(node, fault, ms).await
+    }
 }
 
 impl From<types::PluginInfo> for Info {
@@ -169,6 +181,8 @@ impl From<types::PluginInfo> for Info {
                     types::Capability::Pause => Capability::Pause,
                     types::Capability::Partition => Capability::Partition,
                     types::Capability::Clock => Capability::Clock,
+                    types::Capability::Restart => Capability::Restart,
+                    types::Capability::Disk => Capability::Disk,
                 })
                 .collect(),
             params: i

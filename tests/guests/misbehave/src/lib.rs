@@ -13,6 +13,8 @@
 //! - `pause_twice`: pause node 1 while it is already paused.
 //! - `partition_twice`: a second partition just before the first ends.
 //! - `undeclared_capability`: skew a clock without declaring `clock`.
+//! - `undeclared_disk`: ask for a disk fault without declaring `disk`.
+//! - `restart_bad_node`: restart node 99.
 //! - `huge_error`: return an 8 MiB error string.
 //! - `panic`: panic at once.
 //! - `log_flood`: log 200,000 lines.
@@ -61,6 +63,7 @@ impl Fault for Misbehave {
             .needs(Capability::Pause)
             .needs(Capability::Partition)
             .needs(Capability::Signal)
+            .needs(Capability::Restart)
             .param(
                 "mode",
                 ParamType::Text,
@@ -149,6 +152,8 @@ impl Fault for Misbehave {
                 Ok(())
             }
             "undeclared_capability" => host::clock_offset(1, 60_000, 1_000),
+            "undeclared_disk" => host::lose_unsynced(1, 1_000),
+            "restart_bad_node" => host::restart(99, 100),
             "huge_error" => Err("x".repeat(8 << 20)),
             "panic" => panic!("misbehave: panic at once"),
             "log_flood" => {
