@@ -71,7 +71,9 @@ fn parallel_matches_serial(net: &str) {
     let c = campaign(d, false, |t| t);
     let plugins = plugin_paths(&["partition_minority", "drop_random_acks"]);
     let mut args = vec![
-        "--cycles", "4", "--writes", "40", "--seed", "16", "--net", net,
+        // Enough writes that the burst outlasts a mid-burst cut's setup
+        // while other cycles compete for the cores (40 was too short once).
+        "--cycles", "4", "--writes", "120", "--seed", "16", "--net", net,
     ];
     for p in &plugins {
         args.extend(["--plugin", p.as_str()]);

