@@ -42,14 +42,25 @@ done
 args=()
 for n in "${names[@]}" "${examples[@]}" "${guests[@]}"; do args+=(-p "$n"); done
 cargo build --locked --release --target wasm32-wasip2 "${args[@]}"
+# The built-ins are replaced only by the toolchain that built the committed
+# ones (another rustc gives other bytes, not newer plugins), unless asked:
+# CHAOS_UPDATE_BUILTINS=1 rebuilds them with this one.
 mkdir -p host/builtins
+update_builtins=true
+built_with=$(cat host/builtins/TOOLCHAIN 2>/dev/null || true)
+if [ -n "$built_with" ] && [ "$built_with" != "$(rustc -V)" ] && [ -z "${CHAOS_UPDATE_BUILTINS:-}" ]; then
+    update_builtins=false
+    echo "build-plugins: host/builtins were built with $built_with, this is $(rustc -V): left as they are (CHAOS_UPDATE_BUILTINS=1 replaces them)" >&2
+fi
 for n in "${names[@]}"; do
     cp "target/wasm32-wasip2/release/$n.wasm" "plugins/$n.wasm"
-    cp "target/wasm32-wasip2/release/$n.wasm" "host/builtins/$n.wasm"
+    if $update_builtins; then
+        cp "target/wasm32-wasip2/release/$n.wasm" "host/builtins/$n.wasm"
+    fi
 done
-# The toolchain the built-ins were built with: another rustc gives other
-# bytes, and scripts/test.sh says so.
-rustc -V > host/builtins/TOOLCHAIN
+if $update_builtins; then
+    rustc -V > host/builtins/TOOLCHAIN
+fi
 for n in "${examples[@]}"; do
     cp "target/wasm32-wasip2/release/$n.wasm" "examples/plugins/$n.wasm"
 done

@@ -8,10 +8,10 @@ scripts/build-plugins.sh
 # is reproducible): a plugin changed without its host/builtins copy is stale.
 # Bytes depend on the compiler too: another toolchain cannot check them, so
 # it says so and tests the committed ones.
-built_with=$(git show HEAD:host/builtins/TOOLCHAIN 2>/dev/null || true)
+built_with=$(cat host/builtins/TOOLCHAIN 2>/dev/null || true)
 if [ -n "$built_with" ] && [ "$built_with" != "$(rustc -V)" ]; then
+    # build-plugins.sh left them alone.
     echo "test.sh: WARNING: host/builtins were built with $built_with, this is $(rustc -V): their reproducibility is not checked here; testing the committed ones" >&2
-    git checkout -- host/builtins
 elif ! git diff --quiet --exit-code -- host/builtins \
     || [ -n "$(git ls-files --others --exclude-standard -- host/builtins)" ]; then
     echo "test.sh: built-ins are stale: run scripts/build-plugins.sh and commit host/builtins" >&2
