@@ -168,6 +168,17 @@ impl Params for CycleInfo {
     }
 }
 
+/// A peer (a node other than the primary), chosen with the cycle's seeded
+/// randomness so `--seed` replays the choice; `None` when the primary is the
+/// only node (then nothing is drawn).
+pub fn random_peer(cycle: &CycleInfo) -> Option<u32> {
+    let peers: Vec<u32> = (0..cycle.nodes).filter(|&n| n != cycle.primary).collect();
+    if peers.is_empty() {
+        return None;
+    }
+    Some(peers[host::random_below(peers.len() as u64) as usize])
+}
+
 /// What the host lends a plugin. Effects return `Err` with the host's reason
 /// when the capability was not granted or the node does not exist.
 pub mod host {

@@ -36,14 +36,9 @@ impl Fault for ClockSkewPeer {
             .unwrap_or(30_000);
         let ms = cycle.param_u64("ms", 500).min(u64::from(u32::MAX)) as u32;
         let at = cycle.param_f64("at", 0.3).clamp(0.0, 1.0);
-        let peers: Vec<u32> = (0..cycle.nodes).filter(|&n| n != cycle.primary).collect();
-        let Some(&first) = peers.first() else {
+        let Some(peer) = chaos_sdk::random_peer(&cycle) else {
             return Err("clock_skew_peer needs at least one peer besides the primary".into());
         };
-        let peer = peers
-            .get(host::random_below(peers.len() as u64) as usize)
-            .copied()
-            .unwrap_or(first);
         host::wait_writes((f64::from(cycle.writes) * at).round() as u32);
         host::info(&format!(
             "shifting node {peer}'s clock by {offset:+} ms for {ms} ms"

@@ -64,13 +64,10 @@ impl Fault for CrashRestart {
 fn targets(cycle: &CycleInfo) -> Result<Option<Vec<u32>>, String> {
     Ok(Some(match cycle.param("target").unwrap_or("primary") {
         "primary" => vec![cycle.primary],
-        "peer" => {
-            let peers: Vec<u32> = (0..cycle.nodes).filter(|&n| n != cycle.primary).collect();
-            if peers.is_empty() {
-                return Err("target \"peer\" needs a node besides the primary".into());
-            }
-            vec![peers[host::random_below(peers.len() as u64) as usize]]
-        }
+        "peer" => match chaos_sdk::random_peer(cycle) {
+            Some(peer) => vec![peer],
+            None => return Err("target \"peer\" needs a node besides the primary".into()),
+        },
         // The primary last: once it is down every write fails at once and
         // the burst ends, so the kills after it would come too late.
         "all" => (0..cycle.nodes)

@@ -26,11 +26,9 @@ impl Fault for FsyncErrorPeer {
     fn inject(cycle: CycleInfo) -> Result<(), String> {
         let ms = cycle.param_u64("ms", 500).min(u64::from(u32::MAX)) as u32;
         let at = cycle.param_f64("at", 0.3).clamp(0.0, 1.0);
-        let peers: Vec<u32> = (0..cycle.nodes).filter(|&n| n != cycle.primary).collect();
-        if peers.is_empty() {
+        let Some(peer) = chaos_sdk::random_peer(&cycle) else {
             return Err("fsync_error_peer needs a node besides the primary".into());
-        }
-        let peer = peers[host::random_below(peers.len() as u64) as usize];
+        };
         host::wait_writes((f64::from(cycle.writes) * at).round() as u32);
         host::info(&format!(
             "fsync failing with EIO on node {peer} for {ms} ms"

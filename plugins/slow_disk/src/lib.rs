@@ -33,12 +33,11 @@ impl Fault for SlowDisk {
         let ms = cycle.param_u64("ms", 500).min(u64::from(u32::MAX)) as u32;
         let latency = cycle.param_u64("latency_ms", 50).min(u64::from(u32::MAX)) as u32;
         let at = cycle.param_f64("at", 0.3).clamp(0.0, 1.0);
-        let peers: Vec<u32> = (0..cycle.nodes).filter(|&n| n != cycle.primary).collect();
         let targets = match cycle.param("target").unwrap_or("peer") {
-            "peer" if peers.is_empty() => {
-                return Err("target \"peer\" needs a node besides the primary".into());
-            }
-            "peer" => vec![peers[host::random_below(peers.len() as u64) as usize]],
+            "peer" => match chaos_sdk::random_peer(&cycle) {
+                Some(peer) => vec![peer],
+                None => return Err("target \"peer\" needs a node besides the primary".into()),
+            },
             "primary" => vec![cycle.primary],
             "all" => (0..cycle.nodes).collect(),
             other => {
