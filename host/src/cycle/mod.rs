@@ -132,7 +132,7 @@ impl Cycle<'_> {
         phases.insert("fault", injected.started.elapsed().as_millis() as u64);
 
         let t = Instant::now();
-        let (recovery, recovery_writes) = recovery::recover(
+        let mut recovery = recovery::recover(
             c,
             self.http,
             &cluster.nodes,
@@ -148,20 +148,13 @@ impl Cycle<'_> {
         phases.insert("recovery", t.elapsed().as_millis() as u64);
         // Recovery writes acknowledged are acknowledged writes: they must be
         // on every live node like the burst's. Counts stay the burst's.
-        let all: Vec<WriteResult> = injected
-            .burst
-            .results
-            .iter()
-            .chain(&recovery_writes)
-            .cloned()
-            .collect();
-        let results = &all;
+        let recovery_writes = &recovery.writes_detail;
 
         let t = Instant::now();
         // The cycle's figures are the burst's; acknowledged recovery writes
         // are checked apart (`recovery.lost`), but converged on alike.
         let acked: Vec<&str> = ids_with(&injected.burst.results, Outcome::Ok);
-        let recovery_acked: Vec<&str> = ids_with(&recovery_writes, Outcome::Ok);
+        let recovery_acked: Vec<&str> = ids_with(recovery_writes, Outcome::Ok);
         let acked_set: HashSet<&str> = acked.iter().chain(&recovery_acked).copied().collect();
         let issued: HashSet<&str> = ids
             .iter()
@@ -185,8 +178,6 @@ impl Cycle<'_> {
         )
         .await?;
         phases.insert("converge", t.elapsed().as_millis() as u64);
-        let mut recovery = recovery;
-        recovery.writes_detail = recovery_writes.clone();
         recovery.lost = recovery_acked
             .iter()
             .filter(|id| {
@@ -239,8 +230,11 @@ impl Cycle<'_> {
             .flatten()
             .map(String::as_str)
             .collect();
-        let refused_but_present: Vec<String> = results
+        let refused_but_present: Vec<String> = injected
+            .burst
+            .results
             .iter()
+            .chain(&recovery.writes_detail)
             .filter(|r| matches!(r.outcome, Outcome::QuorumNotMet | Outcome::Fail))
             .filter(|r| present.contains(r.id.as_str()))
             .map(|r| r.id.clone())

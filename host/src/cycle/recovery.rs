@@ -59,8 +59,9 @@ impl RecoveryRecord {
     }
 }
 
-/// Run the window from `healed`. Returns the record and every write
-/// made, whose acknowledged ids join the cycle's durability check. Ids are
+/// Run the window from `healed`. The record keeps every write made
+/// (`writes_detail`), whose acknowledged ids join the cycle's durability
+/// check. Ids are
 /// numbered from `first_id`, after the burst's; `started` is the burst's
 /// start, the origin of write offsets.
 pub async fn recover(
@@ -71,7 +72,7 @@ pub async fn recover(
     cycle: u32,
     first_id: u32,
     at: At,
-) -> (RecoveryRecord, Vec<WriteResult>) {
+) -> RecoveryRecord {
     let At { started, healed } = at;
     let writer = Writer::new(campaign, namespace, cycle);
     let primary = campaign.file.system.primary;
@@ -91,7 +92,6 @@ pub async fn recover(
         lost: Vec::new(),
         writes_detail: Vec::new(),
     };
-    let mut writes = Vec::new();
     let mut turn = 0usize;
     while record.acked < wanted {
         let now = Instant::now();
@@ -127,7 +127,7 @@ pub async fn recover(
             Ok(a) => (a.outcome, a.status),
             Err(_) => (Outcome::Indeterminate, None),
         };
-        writes.push(WriteResult {
+        record.writes_detail.push(WriteResult {
             id,
             outcome,
             status,
@@ -151,5 +151,5 @@ pub async fn recover(
         turn += 1;
         tokio::time::sleep(RETRY.min(until.saturating_duration_since(Instant::now()))).await;
     }
-    (record, writes)
+    record
 }
