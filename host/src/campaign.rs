@@ -71,6 +71,29 @@ pub struct CampaignFile {
     pub leader: Option<LeaderProbe>,
     #[serde(default)]
     pub probes: Probes,
+    /// Composed fault classes: `[[class]] name = "...", faults = [...]`.
+    #[serde(default)]
+    pub class: Vec<ClassSpec>,
+}
+
+/// A composed fault class as written: several fault plugins that run
+/// concurrently in one cycle, each with its own grants and parameters
+/// (keyed by plugin name, as for a class of one), their effects on one
+/// timeline.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassSpec {
+    pub name: String,
+    /// Fault plugins, named as anywhere else: a built-in, a path relative
+    /// to the campaign file, or an `oci://` reference.
+    pub faults: Vec<String>,
+}
+
+/// A composed class, validated: its plugins resolved.
+#[derive(Debug)]
+pub struct ComposedClass {
+    pub name: String,
+    pub faults: Vec<crate::plugin::PluginRef>,
 }
 
 /// A per-node role probe: node i leads when the value at `leader_pointer`
@@ -380,6 +403,8 @@ pub struct Campaign {
     pub method: reqwest::Method,
     pub read_method: reqwest::Method,
     pub assertions: Vec<crate::plugin::PluginRef>,
+    /// `[[class]]` entries, in file order.
+    pub classes: Vec<ComposedClass>,
 }
 
 impl Campaign {
@@ -679,15 +704,70 @@ impl Campaign {
             .iter()
             .map(|a| crate::plugin::PluginRef::parse(a, dir, "campaign.assertions"))
             .collect::<anyhow::Result<_>>()?;
+        let classes = composed_classes(&file.class, dir)?;
         Ok(Self {
             path: path.to_path_buf(),
             commands,
             method,
             read_method,
             assertions,
+            classes,
             file,
         })
     }
+}
+
+/// Check `[[class]]` entries: a usable, unique name and at least two
+/// distinct fault plugins (one is a plain class: name it with `--plugin`).
+fn composed_classes(specs: &[ClassSpec], dir: &Path) -> anyhow::Result<Vec<ComposedClass>> {
+    let mut names = std::collections::HashSet::new();
+    let mut classes = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let field = format!("class[{i}]");
+        let name = spec.name.trim();
+        if name.is_empty() {
+            bail!("{field}.name: empty; name the composed class, e.g. \"kill+partition\"");
+        }
+        if name == "none" {
+            bail!("{field}.name: \"none\" is the class without a fault; choose another name");
+        }
+        if let Some(c) = name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "+-_.".contains(*c)))
+        {
+            bail!(
+                "{field}.name: {name:?} has {c:?}; a class name is a directory and part of every write id: use letters, digits and + - _ ."
+            );
+        }
+        if !names.insert(name.to_string()) {
+            bail!("{field}.name: {name:?} names two [[class]] entries; give each its own name");
+        }
+        if spec.faults.len() < 2 {
+            bail!(
+                "{field}.faults: a composed class needs at least two fault plugins, it has {}; a single plugin is a class of its own (--plugin NAME)",
+                spec.faults.len()
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut faults = Vec::new();
+        for (j, text) in spec.faults.iter().enumerate() {
+            if !seen.insert(text.as_str()) {
+                bail!(
+                    "{field}.faults[{j}]: {text:?} is listed twice; a plugin runs once per cycle (its parameters are per plugin, not per mention)"
+                );
+            }
+            faults.push(crate::plugin::PluginRef::parse(
+                text,
+                dir,
+                &format!("{field}.faults[{j}]"),
+            )?);
+        }
+        classes.push(ComposedClass {
+            name: name.to_string(),
+            faults,
+        });
+    }
+    Ok(classes)
 }
 
 /// Fail when `text` uses a placeholder outside `allowed`, or an unclosed one.

@@ -82,12 +82,23 @@ pub struct Summary {
     pub classes: Vec<ClassSummary>,
 }
 
-/// The plugins of a run, sorted into faults and assertions, and the pins of
-/// its OCI references (for `run.json`).
+/// The plugins of a run, sorted into faults and assertions, the fault
+/// classes they make, and the pins of its OCI references (for `run.json`).
 pub struct Plugins {
     pub faults: Vec<Loaded>,
     pub assertions: Vec<Loaded>,
+    /// Each class with its faults (indexes into `faults`): one per fault
+    /// named on the command line (or in `campaign.assertions`), then each
+    /// `[[class]]`; empty for a run with none (the class `none`).
+    pub classes: Vec<ClassDef>,
     pub oci: BTreeMap<String, crate::plugin::oci::Pin>,
+}
+
+/// A fault class: what its cycles are named and which plugins inject.
+#[derive(Clone, Debug)]
+pub struct ClassDef {
+    pub name: String,
+    pub faults: Vec<usize>,
 }
 
 /// Load every plugin, sorting faults from assertions, and authorize each.
@@ -96,43 +107,61 @@ pub struct Plugins {
 pub async fn load_plugins(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Plugins> {
     use crate::plugin::PluginRef;
     let file = &plan.campaign.file;
-    let mut faults = Vec::new();
-    let mut assertions = Vec::new();
-    let sources: Vec<&PluginRef> = plan
+    let composed = &plan.campaign.classes;
+    // Where each source was named: a class of its own (campaign assertions
+    // and --plugin), or only inside [[class]] entries.
+    let sources: Vec<(&PluginRef, bool)> = plan
         .campaign
         .assertions
         .iter()
         .chain(&plan.plugins)
+        .map(|s| (s, true))
+        .chain(
+            composed
+                .iter()
+                .flat_map(|c| c.faults.iter().map(|s| (s, false))),
+        )
         .collect();
     let lock = match &plan.lock {
-        Some(path) if sources.iter().any(|s| matches!(s, PluginRef::Oci(_))) => {
+        Some(path) if sources.iter().any(|(s, _)| matches!(s, PluginRef::Oci(_))) => {
             Some(crate::plugin::lock::Lock::open(path, plan.update_lock)?)
         }
         _ => None,
     };
     let mut resolver = crate::plugin::Resolver::new(lock, plan.args.oci.clone());
-    let mut seen = std::collections::HashSet::new();
+    // Each source's key, by its display (composed classes find their
+    // plugins by it once they are loaded).
+    let mut key_of: std::collections::HashMap<String, String> = Default::default();
+    // Index into `loaded` by key; whether it forms a class of its own.
+    let mut index_of: std::collections::HashMap<String, usize> = Default::default();
     // Grants, pins, params, out dirs and results are keyed by name: two
     // files under one name (a copy, a fault and an assertion) are refused.
     let mut names = crate::plugin::Names::default();
-    let mut loaded = Vec::new();
-    for source in sources {
+    let mut loaded: Vec<(Loaded, String, bool)> = Vec::new();
+    for (source, own_class) in sources {
         let fetched = resolver.fetch(source).await?;
+        key_of.insert(source.to_string(), fetched.key.clone());
         // The same source named twice (a campaign assertion inside a
-        // --plugin-dir) loads once.
-        if !seen.insert(fetched.key.clone()) {
+        // --plugin-dir, a --plugin also in a [[class]]) loads once.
+        if let Some(&i) = index_of.get(&fetched.key) {
+            loaded[i].2 |= own_class;
             continue;
         }
+        index_of.insert(fetched.key.clone(), loaded.len());
         let origin = fetched.origin.clone();
-        loaded.push((runtime.load_bytes(&origin, fetched.bytes).await?, origin));
+        loaded.push((
+            runtime.load_bytes(&origin, fetched.bytes).await?,
+            origin,
+            own_class,
+        ));
     }
+    let mut seen_native = std::collections::HashSet::new();
     for path in &plan.native_plugins {
-        if !seen.insert(
-            std::fs::canonicalize(path)
-                .unwrap_or_else(|_| path.clone())
-                .display()
-                .to_string(),
-        ) {
+        let key = std::fs::canonicalize(path)
+            .unwrap_or_else(|_| path.clone())
+            .display()
+            .to_string();
+        if index_of.contains_key(&key) || !seen_native.insert(key) {
             continue;
         }
         let p = runtime.load_native(path)?;
@@ -141,9 +170,14 @@ pub async fn load_plugins(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Plug
             p.meta.label(),
             path.display()
         );
-        loaded.push((p, path.display().to_string()));
+        loaded.push((p, path.display().to_string(), true));
     }
-    for (mut p, origin) in loaded {
+    let mut faults = Vec::new();
+    let mut assertions = Vec::new();
+    let mut solo = Vec::new();
+    // Index into `faults` of each loaded plugin that is a fault.
+    let mut fault_at: Vec<Option<usize>> = Vec::new();
+    for (mut p, origin, own_class) in loaded {
         let path = Path::new(&origin);
         let name = p.meta.name.clone();
         names.claim(&name, path)?;
@@ -181,10 +215,56 @@ pub async fn load_plugins(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Plug
         p.authorize(grants, params)
             .with_context(|| format!("plugin {}", path.display()))?;
         if p.is_fault() {
+            if own_class {
+                solo.push(faults.len());
+            }
+            fault_at.push(Some(faults.len()));
             faults.push(p);
         } else {
+            fault_at.push(None);
             assertions.push(p);
         }
+    }
+    let mut classes: Vec<ClassDef> = solo
+        .into_iter()
+        .map(|i| ClassDef {
+            name: faults[i].meta.name.clone(),
+            faults: vec![i],
+        })
+        .collect();
+    for (ci, c) in composed.iter().enumerate() {
+        if classes.iter().any(|k| k.name == c.name) {
+            bail!(
+                "campaign {}: class[{ci}].name: {:?} is also the name of a fault plugin run as its own class; rename the composed class",
+                plan.campaign.path.display(),
+                c.name
+            );
+        }
+        let mut members = Vec::new();
+        for (j, source) in c.faults.iter().enumerate() {
+            let at = key_of
+                .get(&source.to_string())
+                .and_then(|k| index_of.get(k))
+                .and_then(|&i| fault_at[i]);
+            let Some(at) = at else {
+                bail!(
+                    "campaign {}: class[{ci}].faults[{j}]: {source} is an assertion plugin, not a fault; list it in campaign.assertions",
+                    plan.campaign.path.display()
+                );
+            };
+            if members.contains(&at) {
+                bail!(
+                    "campaign {}: class[{ci}].faults[{j}]: {source} is {} again; a plugin runs once per cycle",
+                    plan.campaign.path.display(),
+                    faults[at].meta.label()
+                );
+            }
+            members.push(at);
+        }
+        classes.push(ClassDef {
+            name: c.name.clone(),
+            faults: members,
+        });
     }
     // The lock is written only once every plugin passed its checks
     // (names, pins, grants, parameters): a refused run changes nothing.
@@ -192,6 +272,7 @@ pub async fn load_plugins(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Plug
     Ok(Plugins {
         faults,
         assertions,
+        classes,
         oci,
     })
 }
@@ -201,6 +282,7 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
     let Plugins {
         faults,
         assertions,
+        classes,
         oci,
     } = load_plugins(plan, runtime).await?;
     let shas: std::collections::BTreeMap<String, String> = faults
@@ -274,6 +356,7 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
     let result = run_classes(
         plan,
         &faults,
+        &classes,
         &assertions,
         &run_id,
         &network,
@@ -307,9 +390,36 @@ fn close_journal(journal: Arc<Journal>) {
     }
 }
 
+/// A class as its cycles run it.
+struct Class<'a> {
+    name: String,
+    faults: Vec<&'a Loaded>,
+}
+
+impl Class<'_> {
+    fn declares(&self, capability: &str) -> bool {
+        self.faults
+            .iter()
+            .any(|f| f.meta.capabilities.contains(&capability))
+    }
+
+    /// The plugins, as the class summary names them.
+    fn label(&self) -> Option<String> {
+        (!self.faults.is_empty()).then(|| {
+            self.faults
+                .iter()
+                .map(|f| f.meta.label())
+                .collect::<Vec<_>>()
+                .join(" + ")
+        })
+    }
+}
+
+#[allow(clippy::too_many_arguments, reason = "the run's parts, borrowed once")]
 async fn run_classes(
     plan: &Plan,
     faults: &[Loaded],
+    class_defs: &[ClassDef],
     assertions: &[Loaded],
     run_id: &str,
     network: &Network,
@@ -347,15 +457,23 @@ async fn run_classes(
         plan.seed
     );
     let started = Instant::now();
-    let mut classes: Vec<Option<&Loaded>> = if faults.is_empty() {
-        vec![None]
+    let mut classes: Vec<Class> = if class_defs.is_empty() {
+        vec![Class {
+            name: "none".to_string(),
+            faults: Vec::new(),
+        }]
     } else {
-        faults.iter().map(Some).collect()
+        class_defs
+            .iter()
+            .map(|c| Class {
+                name: c.name.clone(),
+                faults: c.faults.iter().map(|&i| &faults[i]).collect(),
+            })
+            .collect()
     };
     if let Some((only, _)) = &plan.only {
-        let name = |f: &Option<&Loaded>| f.map_or("none".to_string(), |f| f.meta.name.clone());
-        let known: Vec<String> = classes.iter().map(name).collect();
-        classes.retain(|f| name(f) == *only);
+        let known: Vec<String> = classes.iter().map(|c| c.name.clone()).collect();
+        classes.retain(|c| c.name == *only);
         if classes.is_empty() {
             bail!(
                 "--class {only}: the run has no such class (it has: {})",
@@ -366,8 +484,8 @@ async fn run_classes(
     let libfaketime = crate::effects::clock::libfaketime();
     // Disk faults need a FUSE layer; refused before any cycle where there
     // can be none.
-    let uses_disk = |f: &Loaded| f.meta.capabilities.contains(&"disk");
-    if let Some(f) = classes.iter().flatten().find(|f| uses_disk(f))
+    let uses_disk = |f: &&&Loaded| f.meta.capabilities.contains(&"disk");
+    if let Some(f) = classes.iter().flat_map(|c| &c.faults).find(uses_disk)
         && let Err(why) = crate::disk::available()
     {
         bail!("plugin {} asks for disk faults: {why}", f.meta.label());
@@ -390,14 +508,14 @@ async fn run_classes(
     }
     let progress = Progress::new(total.saturating_sub(done.len() as u64));
     let mut summaries = Vec::new();
-    for fault in classes {
-        let class = fault.map_or("none".to_string(), |f| f.meta.name.clone());
-        let mut summary = ClassSummary::new(&class, fault.map(|f| f.meta.label()), threshold);
+    for class_def in &classes {
+        let class = class_def.name.clone();
+        let mut summary = ClassSummary::new(&class, class_def.label(), threshold);
         let recorded: Vec<&Tally> = done.iter().filter(|t| t.class == class).collect();
         for t in &recorded {
             summary.add(t)?;
         }
-        let skews = fault.is_some_and(|f| f.meta.capabilities.contains(&"clock"));
+        let skews = class_def.declares("clock");
         if skews && libfaketime.is_none() {
             tracing::warn!(
                 "{class} skews clocks but libfaketime is not installed (Debian: apt-get install libfaketime): its cycles will be reported simulated"
@@ -406,7 +524,7 @@ async fn run_classes(
         let cycle = Cycle {
             campaign: &plan.campaign,
             http: &http,
-            fault,
+            faults: &class_def.faults,
             assertions,
             class: &class,
             run_id,
@@ -415,7 +533,7 @@ async fn run_classes(
             network,
             journal,
             faketime: libfaketime.as_deref().filter(|_| skews),
-            disk: fault.is_some_and(uses_disk),
+            disk: class_def.declares("disk"),
         };
         // This class's cycles still to run, in cycle order: not recorded
         // yet, this shard's, and the one asked for when replaying.

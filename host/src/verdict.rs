@@ -26,8 +26,9 @@ const MAX_NAMED: usize = 10;
 
 /// What a cycle did, as the judge needs it.
 pub struct Facts<'a> {
-    /// A fault plugin ran (the baseline class `none` has none).
-    pub fault: bool,
+    /// The fault plugins that ran (`name@version`): none for the baseline
+    /// class `none`, several for a composed class.
+    pub faults: &'a [String],
     /// Plugin failures: traps, errors, timeouts, figures outside [0, 1].
     pub plugin_errors: &'a [String],
     /// Capability uses the host refused during the fault.
@@ -111,8 +112,8 @@ pub fn judge(f: &Facts) -> Judgement {
     nodes(f, &mut v);
     let tolerated_lost = durability(f, &mut v);
     vacuity(f, &mut v);
-    if f.fault {
-        effects(f.effects, &mut v);
+    if !f.faults.is_empty() {
+        effects(f.faults, f.effects, &mut v);
     }
     for a in f.verdicts {
         let status = match a.outcome {
@@ -338,13 +339,24 @@ fn vacuity(f: &Facts, v: &mut Verdict) {
 }
 
 /// A cycle is effective only when every requested effect took hold while
-/// the burst ran.
-fn effects(effects: &[EffectRecord], v: &mut Verdict) {
+/// the burst ran, and, in a composed class, every plugin asked for one: a
+/// class named "kill+partition" whose partition never happened did not test
+/// what its name says.
+fn effects(faults: &[String], effects: &[EffectRecord], v: &mut Verdict) {
     if effects.is_empty() {
         v.find(
             Status::Ineffective,
             "the fault requested no effect".to_string(),
         );
+    } else if faults.len() > 1 {
+        for plugin in faults {
+            if !effects.iter().any(|e| e.plugin.as_ref() == Some(plugin)) {
+                v.find(
+                    Status::Ineffective,
+                    format!("{plugin} requested no effect (composed class: each plugin must)"),
+                );
+            }
+        }
     }
     for e in effects {
         let what = format!("{} on node {} ({})", e.kind, e.node, e.detail);
@@ -387,6 +399,7 @@ mod tests {
             evidence: "seen".into(),
             during_burst: true,
             finding: None,
+            plugin: None,
         }
     }
 
@@ -410,7 +423,7 @@ mod tests {
 
     /// Everything a passing fault cycle has; each case changes one thing.
     struct Case {
-        fault: bool,
+        faults: Vec<String>,
         plugin_errors: Vec<String>,
         denials: Vec<String>,
         effects: Vec<EffectRecord>,
@@ -426,7 +439,7 @@ mod tests {
 
     fn passing() -> Case {
         Case {
-            fault: true,
+            faults: vec!["p@1".into()],
             plugin_errors: vec![],
             denials: vec![],
             effects: vec![effect("pause", 1)],
@@ -458,7 +471,7 @@ mod tests {
 
     fn judged(c: &Case) -> Judgement {
         judge(&Facts {
-            fault: c.fault,
+            faults: &c.faults,
             plugin_errors: &c.plugin_errors,
             denials: &c.denials,
             effects: &c.effects,
@@ -499,7 +512,7 @@ mod tests {
             (
                 "baseline without a fault",
                 |c| {
-                    c.fault = false;
+                    c.faults.clear();
                     c.effects.clear();
                 },
                 Status::Pass,
@@ -720,6 +733,27 @@ mod tests {
                 },
                 Status::Ineffective,
                 "did not take hold: partition on node 0 (d): link 2->0: nothing held",
+            ),
+            (
+                "one plugin of a composed class requested nothing",
+                |c| {
+                    c.faults = vec!["a@1".into(), "b@1".into()];
+                    c.effects[0].plugin = Some("a@1".into());
+                },
+                Status::Ineffective,
+                "b@1 requested no effect",
+            ),
+            (
+                "every plugin of a composed class had its effect",
+                |c| {
+                    c.faults = vec!["a@1".into(), "b@1".into()];
+                    c.effects[0].plugin = Some("a@1".into());
+                    let mut e = effect("partition", 0);
+                    e.plugin = Some("b@1".into());
+                    c.effects.push(e);
+                },
+                Status::Pass,
+                "",
             ),
             (
                 "an effect after the burst",

@@ -58,3 +58,5 @@ mod scale;
 mod restart;
 // Disk faults through the FUSE layer; power failures; cleanup of mounts.
 mod disk;
+// Composed classes: several fault plugins on one timeline.
+mod composed;

@@ -2,8 +2,9 @@
 //!
 //! [`Cycle::step`] runs, in order:
 //! 1. **start**: fresh data dirs, namespace and free ports; spawn; ready;
-//! 2. **inject**: the burst of writes, and the fault plugin's `inject`
-//!    concurrently with it, asking the host for effects;
+//! 2. **inject**: the burst of writes, and the class's fault plugins'
+//!    `inject` concurrently with it (several in a composed class, on one
+//!    timeline), asking the host for effects;
 //! 3. **heal**: every effect still in force is undone by the host;
 //! 4. **converge**: read every live node back until it holds every
 //!    acknowledged id or `settle_ms` passes ([`converge`]);
@@ -39,6 +40,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+/// The seed a fault plugin's `random` draws from: the cycle's own in a class
+/// of one (so replays of earlier runs hold), and one per plugin name in a
+/// composed class, so two plugins never make the same draws (and pick the
+/// same peer) by construction.
+fn plugin_seed(cycle_seed: u64, plugin: &str, plugins: usize) -> u64 {
+    if plugins <= 1 {
+        cycle_seed
+    } else {
+        crate::run::cycle_seed(cycle_seed, plugin, 0)
+    }
+}
+
 /// Lines of a dead node's log kept in the record.
 const LOG_TAIL_LINES: usize = 8;
 
@@ -46,7 +59,9 @@ const LOG_TAIL_LINES: usize = 8;
 pub struct Cycle<'a> {
     pub campaign: &'a Campaign,
     pub http: &'a reqwest::Client,
-    pub fault: Option<&'a Loaded>,
+    /// The class's fault plugins: none for the class `none`, several for a
+    /// composed class.
+    pub faults: &'a [&'a Loaded],
     pub assertions: &'a [Loaded],
     pub class: &'a str,
     /// Short id of this run, part of every namespace and write id.
@@ -66,8 +81,8 @@ pub struct Cycle<'a> {
 struct Injected {
     burst: workload::Burst,
     effects: Arc<Effects>,
-    /// The fault plugin's failure, if it failed.
-    fault_error: Option<String>,
+    /// The fault plugins' failures.
+    fault_errors: Vec<String>,
     denials: Vec<String>,
     /// When the burst started (the zero of every record's times).
     started: Instant,
@@ -76,7 +91,20 @@ struct Injected {
 impl Cycle<'_> {
     pub async fn step(&self, cycle: u32, seed: u64, dir: &Path) -> anyhow::Result<CycleRecord> {
         let mut phases = BTreeMap::new();
-        let namespace = format!("chaos-{}-{}-c{cycle}", self.run_id, self.class);
+        // A composed class's name may hold `+` or `.`, which a query string
+        // or a key would change: the namespace keeps letters, digits, - and _.
+        let class: String = self
+            .class
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let namespace = format!("chaos-{}-{class}-c{cycle}", self.run_id);
         let t = Instant::now();
         let place = Placement {
             network: self.network,
@@ -117,7 +145,8 @@ impl Cycle<'_> {
             nodes: c.file.system.nodes,
             primary: c.file.system.primary,
             writes: self.writes,
-            params: self.fault.map(|f| f.params().to_vec()).unwrap_or_default(),
+            // Each plugin gets its own in `inject`.
+            params: Vec::new(),
         };
         let ids: Arc<Vec<String>> = Arc::new(
             (0..self.writes)
@@ -193,9 +222,7 @@ impl Cycle<'_> {
         let (verdicts, mut plugin_errors) =
             self.assert(&info, &injected.burst.results, &views).await;
         phases.insert("assert", t.elapsed().as_millis() as u64);
-        if let Some(e) = &injected.fault_error {
-            plugin_errors.insert(0, e.clone());
-        }
+        plugin_errors.splice(0..0, injected.fault_errors.iter().cloned());
         // Taken after the assertions, just before the probes kill peers on
         // purpose: a node that died while the assertions ran is judged too.
         let nodes = node_records(&cluster.nodes, &views, &acked, injected.started);
@@ -255,7 +282,11 @@ impl Cycle<'_> {
             .collect();
 
         let judgement = crate::verdict::judge(&crate::verdict::Facts {
-            fault: self.fault.is_some(),
+            faults: &self
+                .faults
+                .iter()
+                .map(|f| f.meta.label())
+                .collect::<Vec<_>>(),
             plugin_errors: &plugin_errors,
             denials: &injected.denials,
             effects: &effects,
@@ -318,16 +349,26 @@ impl Cycle<'_> {
         };
         let effects = Effects::new(scope, started, progress_rx);
         let deadline = Duration::from_millis(c.file.campaign.plugin_timeout_ms);
-        let fault_call = async {
-            let f = self.fault?;
-            let (result, refused) = f.inject(info, effects.clone(), deadline).await;
-            if result.is_err() {
-                // A plugin that trapped, timed out or failed loses its
-                // leases at once, not when they would have ended.
-                effects.revert_all().await;
-            }
-            Some((result, refused))
-        };
+        let fault_calls = self.faults.iter().map(|f| {
+            let effects = effects.clone();
+            let info = CycleInfo {
+                params: f.params().to_vec(),
+                seed: plugin_seed(info.seed, &f.meta.name, self.faults.len()),
+                ..info.clone()
+            };
+            let call = async move {
+                let (result, refused) = f.inject(&info, effects.clone(), deadline).await;
+                if result.is_err() {
+                    // A plugin that trapped, timed out or failed loses its
+                    // leases at once, not when they would have ended (in a
+                    // composed class, the others' too: the cycle failed).
+                    effects.revert_all().await;
+                }
+                (result, refused)
+            };
+            crate::effects::ASKED_BY.scope(f.meta.label(), call)
+        });
+        let fault_calls = futures::future::join_all(fault_calls);
         let primary = info.primary;
         let target = workload::Target {
             index: primary,
@@ -337,15 +378,17 @@ impl Cycle<'_> {
             cycle: info.cycle,
         };
         let burst = workload::burst(c, self.http, target, progress_tx, started);
-        let (burst, fault) = tokio::join!(burst, fault_call);
-        let (fault_error, denials) = match fault {
-            Some((result, denials)) => (result.err().map(|e| e.to_string()), denials),
-            None => (None, Vec::new()),
-        };
+        let (burst, faults) = tokio::join!(burst, fault_calls);
+        let mut fault_errors = Vec::new();
+        let mut denials = Vec::new();
+        for (result, refused) in faults {
+            fault_errors.extend(result.err().map(|e| e.to_string()));
+            denials.extend(refused);
+        }
         Injected {
             burst,
             effects,
-            fault_error,
+            fault_errors,
             denials,
             started,
         }
@@ -377,7 +420,7 @@ impl Cycle<'_> {
                 .map(|r| r.id.clone())
                 .collect()
         };
-        let observations = Observations {
+        let mut observations = Observations {
             cycle: info.clone(),
             acked: by(&[Outcome::Ok]),
             quorum_not_met: by(&[Outcome::QuorumNotMet]),
@@ -402,6 +445,9 @@ impl Cycle<'_> {
         };
         let deadline = Duration::from_millis(self.campaign.file.campaign.plugin_timeout_ms);
         for a in self.assertions {
+            // Each assertion sees its own parameters (they used to be the
+            // fault's, and its own never reached it).
+            observations.cycle.params = a.params().to_vec();
             match a.check(&observations, deadline).await {
                 Ok(v) => {
                     let ratios = v.figures.iter().filter(|(name, _)| {

@@ -207,7 +207,8 @@ impl Effects {
         }
         if self.lease_open("clock", index) {
             return Err(format!(
-                "node {index}'s clock is already skewed; wait for its lease to end"
+                "node {index}'s clock is already skewed{}; one skew per node at a time: wait for its lease to end",
+                self.holder("clock", index)
             ));
         }
         let during_burst = self.burst_running();
@@ -245,6 +246,7 @@ impl Effects {
                 evidence: why,
                 during_burst,
                 finding: None,
+                plugin: None,
             });
             return Ok(());
         };
@@ -263,6 +265,7 @@ impl Effects {
             evidence: String::new(),
             during_burst,
             finding: None,
+            plugin: None,
         });
         self.remember(slot, |u| u.clock_file = Some(file.clone()));
         set_offset(&file, offset_ms).map_err(|e| format!("writing {}: {e}", file.display()))?;

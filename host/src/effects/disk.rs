@@ -24,7 +24,8 @@ impl Effects {
         // flag the second set.
         if self.lease_open("disk", index) {
             return Err(format!(
-                "node {index} already has a disk fault in force; wait for its lease to end"
+                "node {index} already has a disk fault in force{}; one per node at a time: wait for its lease to end",
+                self.holder("disk", index)
             ));
         }
         let during_burst = self.burst_running();
@@ -62,6 +63,7 @@ impl Effects {
             simulated: false,
             evidence: format!("set on the layer at {}", disk.mountpoint.display()),
             finding: None,
+            plugin: None,
             during_burst,
         });
         self.remember(slot, |u| u.disk = Some((fault, before)));

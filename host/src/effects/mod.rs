@@ -59,6 +59,17 @@ pub struct EffectRecord {
     /// that did not come back: a failed cycle, not an ineffective fault.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finding: Option<String>,
+    /// The plugin that asked for it (`name@version`): a composed class runs
+    /// several on one timeline. Filled in by the host, never by a mechanism.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+}
+
+tokio::task_local! {
+    /// The plugin whose `inject` is running on this task: effects it asks
+    /// for are recorded as its own. A task-local rather than a parameter of
+    /// every effect call: the mechanisms never need to know who asked.
+    pub static ASKED_BY: String;
 }
 
 /// A clock probe: where a node tells its wall clock.
@@ -179,7 +190,10 @@ impl Effects {
         })
     }
 
-    fn push(&self, record: EffectRecord) -> usize {
+    fn push(&self, mut record: EffectRecord) -> usize {
+        if record.plugin.is_none() {
+            record.plugin = ASKED_BY.try_with(Clone::clone).ok();
+        }
         let mut r = self.records.lock().unwrap_or_else(|e| e.into_inner());
         r.push(record);
         r.len() - 1
@@ -269,6 +283,25 @@ impl Effects {
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .any(|r| r.kind == kind && r.node == node && r.end_us.is_none())
+    }
+
+    /// Who holds the open `kind` lease on `node`, for a refusal: in a
+    /// composed class the conflicting request often comes from another
+    /// plugin, and the message must say which.
+    fn holder(&self, kind: &str, node: u32) -> String {
+        let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(r) = records
+            .iter()
+            .find(|r| r.kind == kind && r.node == node && r.end_us.is_none())
+        else {
+            return String::new();
+        };
+        let by = match (&r.plugin, ASKED_BY.try_with(Clone::clone).ok()) {
+            (Some(by), Some(me)) if *by == me => "this plugin".to_string(),
+            (Some(by), _) => by.clone(),
+            (None, _) => "the host".to_string(),
+        };
+        format!(" (by {by}, since {} ms)", r.start_us / 1000)
     }
 
     fn open_leases(&self) -> Vec<usize> {

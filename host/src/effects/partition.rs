@@ -76,6 +76,7 @@ impl Effects {
             evidence,
             during_burst,
             finding: None,
+            plugin: None,
         });
         self.remember(slot, |u| u.cut = Some(generation));
         let probing = Instant::now();

@@ -21,7 +21,8 @@ impl Effects {
         // the second early.
         if self.lease_open("pause", index) {
             return Err(format!(
-                "node {index} is already paused; wait for its lease to end"
+                "node {index} is already paused{}; one pause per node at a time: wait for its lease to end",
+                self.holder("pause", index)
             ));
         }
         let during_burst = self.burst_running();
@@ -54,6 +55,7 @@ impl Effects {
             evidence: format!("pid {} sent SIGSTOP", node.pid()),
             during_burst,
             finding: None,
+            plugin: None,
         });
         self.remember(slot, |u| u.journal = Some(seq));
         let mut state = proc_state(node.pid());

@@ -22,7 +22,8 @@ impl Effects {
         let node = self.node(index)?.clone();
         if self.lease_open("restart", index) {
             return Err(format!(
-                "node {index} is already being restarted; wait for its lease to end"
+                "node {index} is already being restarted{}; wait for its lease to end",
+                self.holder("restart", index)
             ));
         }
         if let Some(status) = node.exit_status() {
@@ -50,6 +51,7 @@ impl Effects {
             simulated: false,
             evidence: format!("pid {old} sent SIGKILL"),
             finding: None,
+            plugin: None,
             during_burst,
         });
         let killed = match tokio::time::timeout(EXIT_DEADLINE, node.kill_and_reap()).await {

@@ -63,6 +63,7 @@ impl Effects {
             evidence,
             during_burst,
             finding: None,
+            plugin: None,
         });
         Ok(())
     }

@@ -179,6 +179,12 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// Run an effect on the cycle's runtime, recorded as this plugin's.
+    fn effect_call<F: std::future::Future>(&self, effect: F) -> F::Output {
+        self.handle
+            .block_on(crate::effects::ASKED_BY.scope(self.label.clone(), effect))
+    }
+
     fn gone(&self) -> bool {
         self.abandoned.load(Ordering::Relaxed)
     }
@@ -256,13 +262,13 @@ extern "C" fn cb_signal(p: *mut c_void, node: u32, sig: i32) -> i32 {
             15 => Signal::SIGTERM,
             other => return Err(format!("signal {other}: only 9 (KILL) and 15 (TERM)")),
         };
-        c.handle.block_on(c.effects.clone().signal(node, sig))
+        c.effect_call(c.effects.clone().signal(node, sig))
     })
 }
 
 extern "C" fn cb_pause(p: *mut c_void, node: u32, ms: u32) -> i32 {
     ctx(p).effect(Capability::Pause, |c| {
-        c.handle.block_on(c.effects.clone().pause(node, ms))
+        c.effect_call(c.effects.clone().pause(node, ms))
     })
 }
 
@@ -271,14 +277,13 @@ extern "C" fn cb_partition(p: *mut c_void, grudge: *const c_char, ms: u32) -> i3
         let text = unsafe { cstr(grudge) };
         let g: Vec<Vec<u32>> = serde_json::from_str(&text)
             .map_err(|e| format!("partition: grudge JSON {text:?}: {e}"))?;
-        c.handle.block_on(c.effects.clone().partition(g, ms))
+        c.effect_call(c.effects.clone().partition(g, ms))
     })
 }
 
 extern "C" fn cb_clock_offset(p: *mut c_void, node: u32, offset: i64, ms: u32) -> i32 {
     ctx(p).effect(Capability::Clock, |c| {
-        c.handle
-            .block_on(c.effects.clone().clock_offset(node, offset, ms))
+        c.effect_call(c.effects.clone().clock_offset(node, offset, ms))
     })
 }
 

@@ -10,6 +10,8 @@
 //!   `Err("contained: ...")` when the sandbox said no, `Ok` if it escaped.
 //!   `open_socket` dials 127.0.0.1 on the `port` parameter.
 //! - `bad_node`: signal node 99.
+//! - `pause_peers`: pause every non-primary node for 3 s, then return.
+//! - `nothing`: ask for no effect and return Ok.
 //! - `pause_twice`: pause node 1 while it is already paused.
 //! - `partition_twice`: a second partition just before the first ends.
 //! - `undeclared_capability`: skew a clock without declaring `clock`.
@@ -138,6 +140,15 @@ impl Fault for Misbehave {
                 }
             }
             "bad_node" => host::kill(99),
+            "pause_peers" => {
+                // Every node but the primary, for 3 s: another plugin of a
+                // composed class that pauses a peer meanwhile must be refused.
+                for n in (0..cycle.nodes).filter(|n| *n != cycle.primary) {
+                    host::pause(n, 3_000)?;
+                }
+                Ok(())
+            }
+            "nothing" => Ok(()),
             "pause_twice" => {
                 host::pause(1, 2_000)?;
                 host::pause(1, 2_000)

@@ -1,0 +1,180 @@
+//! Composed fault classes: `[[class]]` runs several fault plugins in one
+//! cycle, concurrently, each with its own grants and parameters, their
+//! effects on one timeline and each attributed to the plugin that asked.
+
+use crate::util::*;
+use std::path::Path;
+
+/// The correct reference campaign with `[[class]] name = NAME` of `faults`
+/// (plugin files built from source) and `extra` TOML appended.
+fn composed(dir: &Path, name: &str, faults: &[&str], extra: &str) -> std::path::PathBuf {
+    let list: Vec<String> = faults
+        .iter()
+        .map(|f| {
+            let p = if *f == "misbehave" {
+                guest(f)
+            } else {
+                plugin(f)
+            };
+            format!("{:?}", p.to_str().unwrap())
+        })
+        .collect();
+    campaign(dir, false, |t| {
+        format!(
+            "{t}\n{extra}\n[[class]]\nname = {name:?}\nfaults = [{}]\n",
+            list.join(", ")
+        )
+        .replace(
+            "[grants]\n",
+            "[grants]\nmisbehave = [\"pause\", \"partition\", \"signal\", \"restart\"]\n",
+        )
+    })
+}
+
+fn effects_by_plugin(cycle: &serde_json::Value) -> Vec<(String, String, bool)> {
+    cycle["effects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                e["plugin"].as_str().unwrap_or("").to_string(),
+                e["verified"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_kill_and_a_partition_share_one_cycle_each_effect_attributed() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = composed(
+        dir.path(),
+        "kill+partition",
+        &["kill_primary_mid_write", "partition_minority"],
+        "",
+    );
+    let run = run_campaign(dir.path(), &c, &["--cycles", "2", "--writes", "60"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let classes = run.summary()["classes"].as_array().unwrap().clone();
+    // The plugins named only inside [[class]] make no class of their own.
+    assert_eq!(classes.len(), 1, "{classes:?}");
+    assert_eq!(classes[0]["fault"], "kill+partition");
+    let label = classes[0]["plugin"].as_str().unwrap();
+    assert!(
+        label.contains("kill_primary_mid_write@") && label.contains(" + partition_minority@"),
+        "{label}"
+    );
+    for cycle in run.cycles() {
+        assert_eq!(cycle["status"], "pass", "{cycle}");
+        let effects = effects_by_plugin(&cycle);
+        assert!(
+            effects
+                .iter()
+                .any(|(k, p, v)| k == "signal" && p.starts_with("kill_primary_mid_write@") && *v),
+            "{effects:?}"
+        );
+        assert!(
+            effects
+                .iter()
+                .any(|(k, p, v)| k == "partition" && p.starts_with("partition_minority@") && *v),
+            "{effects:?}"
+        );
+        // `+` would turn into a space in the read URL's query string.
+        let ns = cycle["namespace"].as_str().unwrap();
+        assert!(ns.contains("-kill-partition-c"), "{ns}");
+    }
+    assert_nothing_left(dir.path(), run_id(&run.stderr).as_deref());
+}
+
+/// A composed class tests what its name says only when every plugin's
+/// effect happened: the partition alone holding must not make it green.
+#[test]
+fn a_plugin_of_a_composed_class_that_asks_for_nothing_makes_it_ineffective() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = composed(
+        dir.path(),
+        "partition+nothing",
+        &["partition_minority", "misbehave"],
+        "[params.misbehave]\nmode = \"nothing\"\n",
+    );
+    let run = run_campaign(dir.path(), &c, &["--cycles", "1", "--writes", "60"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let cycle = &run.cycles()[0];
+    assert_eq!(cycle["status"], "ineffective", "{cycle}");
+    let reasons = cycle["reasons"].to_string();
+    assert!(
+        reasons.contains("misbehave@") && reasons.contains("requested no effect"),
+        "{reasons}"
+    );
+    // The partition itself held: only the other plugin is missing.
+    assert!(
+        effects_by_plugin(cycle)
+            .iter()
+            .any(|(k, _, v)| k == "partition" && *v)
+    );
+    assert_nothing_left(dir.path(), run_id(&run.stderr).as_deref());
+}
+
+/// One pause per node still holds across plugins: the second plugin's pause
+/// is refused, naming the plugin that holds the node, and the cycle fails.
+#[test]
+fn two_plugins_pausing_one_node_is_refused_naming_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = composed(
+        dir.path(),
+        "pause+pause",
+        &["misbehave", "drop_random_acks"],
+        "[params.misbehave]\nmode = \"pause_peers\"\n",
+    );
+    let run = run_campaign(dir.path(), &c, &["--cycles", "1", "--writes", "80"]);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    let cycle = &run.cycles()[0];
+    assert_ne!(cycle["status"], "pass", "{cycle}");
+    let reasons = cycle["reasons"].to_string();
+    assert!(
+        reasons.contains("drop_random_acks@")
+            && reasons.contains("is already paused (by misbehave@"),
+        "{reasons}"
+    );
+    assert!(stopped_processes_mentioning(dir.path()).is_empty());
+    assert_nothing_left(dir.path(), run_id(&run.stderr).as_deref());
+}
+
+#[test]
+fn bad_composed_classes_are_refused_before_the_run() {
+    let convergence = format!("{:?}", plugin("convergence").to_str().unwrap());
+    let assertion_as_fault =
+        format!("[[class]]\nname = \"x\"\nfaults = [\"partition_minority\", {convergence}]\n");
+    let cases: &[(&str, &str)] = &[
+        (
+            "[[class]]\nname = \"solo\"\nfaults = [\"partition_minority\"]\n",
+            "class[0].faults: a composed class needs at least two fault plugins",
+        ),
+        (
+            "[[class]]\nname = \"a b\"\nfaults = [\"partition_minority\", \"drop_random_acks\"]\n",
+            "class[0].name: \"a b\" has ' '",
+        ),
+        (
+            "[[class]]\nname = \"x\"\nfaults = [\"partition_minority\", \"no_such_plugin\"]\n",
+            "class[0].faults[1]",
+        ),
+        (
+            &assertion_as_fault,
+            "convergence.wasm is an assertion plugin, not a fault",
+        ),
+        (
+            "[[class]]\nname = \"x\"\nfaults = [\"partition_minority\", \"drop_random_acks\"]\n[[class]]\nname = \"x\"\nfaults = [\"partition_minority\", \"drop_random_acks\"]\n",
+            "class[1].name: \"x\" names two [[class]] entries",
+        ),
+    ];
+    for (extra, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let c = campaign(dir.path(), false, |t| format!("{t}\n{extra}"));
+        let run = run_campaign(dir.path(), &c, &["--cycles", "1"]);
+        assert_eq!(run.code, 2, "{extra}: {}", run.stderr);
+        assert!(run.stderr.contains(want), "{extra}: {}", run.stderr);
+        assert!(!run.out.join("cycles.jsonl").exists(), "{extra}");
+    }
+}
