@@ -85,6 +85,14 @@ fn a_kill_and_a_partition_share_one_cycle_each_effect_attributed() {
         let ns = cycle["namespace"].as_str().unwrap();
         assert!(ns.contains("-kill-partition-c"), "{ns}");
     }
+    // The report says whose each effect was.
+    let html = std::fs::read_to_string(run.out.join("report.html")).unwrap();
+    let cycles = run.cycles();
+    let (_, kill, _) = effects_by_plugin(&cycles[0])
+        .into_iter()
+        .find(|(k, _, _)| k == "signal")
+        .unwrap();
+    assert!(html.contains(&format!("{kill}: signal")), "{kill}");
     assert_nothing_left(dir.path(), run_id(&run.stderr).as_deref());
 }
 

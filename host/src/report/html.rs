@@ -257,13 +257,25 @@ fn cycles_table(c: &Class) -> String {
         "<details><summary>cycles</summary><table><tr><th>cycle</th><th class=\"l\">status</th><th>ok</th><th>lost</th><th>bound</th><th class=\"l\">effects</th><th class=\"l\">reasons</th></tr>\n",
     );
     for cy in &c.cycles {
+        let by = |e: &serde_json::Value| e["plugin"].as_str().map(str::to_string);
+        // A composed class's effects come from several plugins: say whose.
+        let plugins: std::collections::BTreeSet<String> = cy["effects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(by)
+            .collect();
         let effects: Vec<String> = cy["effects"]
             .as_array()
             .into_iter()
             .flatten()
             .map(|e| {
                 format!(
-                    "{} {}{}",
+                    "{}{} {}{}",
+                    match by(e) {
+                        Some(p) if plugins.len() > 1 => format!("{p}: "),
+                        _ => String::new(),
+                    },
                     e["kind"].as_str().unwrap_or(""),
                     e["detail"].as_str().unwrap_or(""),
                     if e["verified"] == true {
