@@ -39,6 +39,15 @@ pub const PLACEHOLDERS: &[(&str, &str)] = &[
         "id",
         "the write's unique id, `{namespace}-w<n>` (write templates only)",
     ),
+    (
+        "key",
+        "the register's key, `{namespace}-k<n>` (workload templates only)",
+    ),
+    (
+        "value",
+        "the value a put or cas writes, unique per write (workload templates only)",
+    ),
+    ("expected", "the value a cas expects (workload.cas only)"),
 ];
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +80,8 @@ pub struct CampaignFile {
     pub leader: Option<LeaderProbe>,
     #[serde(default)]
     pub probes: Probes,
+    /// `[workload] kind = "register"`: register clients beside the burst.
+    pub workload: Option<crate::register::Workload>,
 }
 
 /// A per-node role probe: node i leads when the value at `leader_pointer`
@@ -517,6 +528,9 @@ impl Campaign {
         {
             bail!("campaign.tolerate_lost_ratio is {t}: it is a ratio and must lie in [0, 1]");
         }
+        if let Some(w) = &file.workload {
+            w.validate()?;
+        }
         if file.campaign.assertion_fuel == Some(0) {
             bail!(
                 "campaign.assertion_fuel is 0: an assertion could not run at all; give a budget (e.g. 2000000000) or leave it out for the default"
@@ -717,7 +731,7 @@ impl Campaign {
 }
 
 /// Fail when `text` uses a placeholder outside `allowed`, or an unclosed one.
-fn check_template(field: &str, text: &str, allowed: &[&str]) -> anyhow::Result<()> {
+pub(crate) fn check_template(field: &str, text: &str, allowed: &[&str]) -> anyhow::Result<()> {
     let mut rest = text;
     while let Some(open) = rest.find('{') {
         let after = &rest[open + 1..];
@@ -739,13 +753,17 @@ fn check_template(field: &str, text: &str, allowed: &[&str]) -> anyhow::Result<(
     Ok(())
 }
 
-fn http_method(field: &str, m: &str) -> anyhow::Result<reqwest::Method> {
+pub(crate) fn http_method(field: &str, m: &str) -> anyhow::Result<reqwest::Method> {
     reqwest::Method::from_bytes(m.as_bytes())
         .map_err(|_| anyhow::anyhow!("{field} {m:?} is not an HTTP method"))
 }
 
 /// Every pointer of `<section>.base64` must name a string of `<section>.body`.
-fn check_pointers(section: &str, body: &toml::Value, pointers: &[String]) -> anyhow::Result<()> {
+pub(crate) fn check_pointers(
+    section: &str,
+    body: &toml::Value,
+    pointers: &[String],
+) -> anyhow::Result<()> {
     let json = Vars::default().render_json(body);
     for p in pointers {
         match json.pointer(p) {
@@ -761,7 +779,7 @@ fn check_pointers(section: &str, body: &toml::Value, pointers: &[String]) -> any
     Ok(())
 }
 
-fn collect_strings(v: &toml::Value, out: &mut Vec<String>) {
+pub(crate) fn collect_strings(v: &toml::Value, out: &mut Vec<String>) {
     match v {
         toml::Value::String(s) => out.push(s.clone()),
         toml::Value::Array(a) => a.iter().for_each(|v| collect_strings(v, out)),

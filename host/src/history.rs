@@ -187,12 +187,13 @@ pub fn write_op(
 
 /// Process numbers of a cycle's clients: the burst's writers first, then
 /// the recovery writer, then one reader per writer for reads during the
-/// cycle, then one read-back client per node. A Jepsen process has one
+/// cycle, then one read-back client per node, then the register clients. A Jepsen process has one
 /// operation in flight, so concurrent readers are processes of their own.
 #[derive(Clone, Copy, Debug)]
 pub struct Processes {
     pub writers: u32,
     pub readers: u32,
+    pub nodes: u32,
 }
 
 impl Processes {
@@ -204,6 +205,10 @@ impl Processes {
     }
     pub fn read_back(&self, node: u32) -> u32 {
         self.writers + 1 + self.readers + node
+    }
+    /// Register client `c` (`[workload] kind = "register"`).
+    pub fn register(&self, c: u32) -> u32 {
+        self.writers + 1 + self.readers + self.nodes + c
     }
 }
 

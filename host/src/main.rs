@@ -19,6 +19,7 @@ mod net;
 mod plugin;
 mod probes;
 mod procfs;
+mod register;
 mod replay;
 mod report;
 mod roles;

@@ -2,7 +2,7 @@
 //! the cycle on every node, the `history` interface, fuel-bounded checkers,
 //! `export --format edn`, and the reference system's stale reads.
 
-use crate::util::{campaign, chaos, guest, plugin, run_campaign};
+use crate::util::{campaign, guest, plugin, run_campaign};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -68,7 +68,9 @@ fn a_cycle_history_holds_every_operation_and_exports_as_edn() {
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     let cy = &run.cycles()[0];
-    let path = cy["history"].as_str().expect("the record names its history");
+    let path = cy["history"]
+        .as_str()
+        .expect("the record names its history");
     assert!(path.ends_with("history/drop_random_acks/cycle-1/history.jsonl"));
     let ops = ops(Path::new(path));
 
@@ -82,7 +84,10 @@ fn a_cycle_history_holds_every_operation_and_exports_as_edn() {
         if let Some(done) = op["complete_us"].as_u64() {
             assert!(done >= invoke, "{op}");
         } else {
-            assert_eq!(op["status"], "info", "only an unknown op has no completion: {op}");
+            assert_eq!(
+                op["status"], "info",
+                "only an unknown op has no completion: {op}"
+            );
         }
     }
 
@@ -124,7 +129,11 @@ fn a_cycle_history_holds_every_operation_and_exports_as_edn() {
         .filter(|o| o["kind"] == "read" && (9..17).contains(&o["process"].as_u64().unwrap()))
         .collect();
     let nodes: BTreeSet<u64> = during.iter().map(|o| o["node"].as_u64().unwrap()).collect();
-    assert_eq!(nodes, BTreeSet::from([0, 1, 2]), "reads during hit every node");
+    assert_eq!(
+        nodes,
+        BTreeSet::from([0, 1, 2]),
+        "reads during hit every node"
+    );
     let last_ack = burst
         .iter()
         .map(|w| w["start_us"].as_u64().unwrap() + w["latency_us"].as_u64().unwrap())
@@ -142,12 +151,12 @@ fn a_cycle_history_holds_every_operation_and_exports_as_edn() {
         .map(|w| w["id"].as_str().unwrap())
         .collect();
     for node in 0..3u64 {
-        let back: Vec<&Value> = ops
-            .iter()
-            .filter(|o| o["process"] == 17 + node)
-            .collect();
+        let back: Vec<&Value> = ops.iter().filter(|o| o["process"] == 17 + node).collect();
         assert!(!back.is_empty(), "node {node} was read back");
-        assert!(back.iter().all(|o| o["kind"] == "read" && o["node"] == node));
+        assert!(
+            back.iter()
+                .all(|o| o["kind"] == "read" && o["node"] == node)
+        );
         // Converged: its last read-back saw every acknowledged write.
         let seen: BTreeSet<&str> = back.last().unwrap()["seen"]
             .as_array()
@@ -171,10 +180,7 @@ fn a_cycle_history_holds_every_operation_and_exports_as_edn() {
 
     // EDN: two events per op, indexed in time order, every invoke matched
     // by one completion of the same process.
-    let export = chaos(
-        dir.path(),
-        &["export", run.out.to_str().unwrap(), "--format", "edn"],
-    );
+    let export = export(&["export", run.out.to_str().unwrap(), "--format", "edn"]);
     assert_eq!(export.code, 0, "{}", export.stderr);
     let edn_path = Path::new(path).with_file_name("history.edn");
     assert_eq!(export.stdout.trim(), edn_path.to_str().unwrap());
@@ -195,10 +201,15 @@ fn a_cycle_history_holds_every_operation_and_exports_as_edn() {
         assert!(time >= last_time);
         last_time = time;
         let Edn::Int(p) = e[":process"] else { panic!() };
-        let Edn::Keyword(kind) = &e[":type"] else { panic!() };
+        let Edn::Keyword(kind) = &e[":type"] else {
+            panic!()
+        };
         let Edn::Keyword(f) = &e[":f"] else { panic!() };
         if kind == ":invoke" {
-            assert!(open.insert(p, f.clone()).is_none(), "process {p} has one op open");
+            assert!(
+                open.insert(p, f.clone()).is_none(),
+                "process {p} has one op open"
+            );
         } else {
             assert_eq!(open.remove(&p).as_ref(), Some(f), "event {i}");
             if f == ":read" && kind == ":ok" {
@@ -209,9 +220,26 @@ fn a_cycle_history_holds_every_operation_and_exports_as_edn() {
     assert!(open.is_empty());
     let adds_ok = events
         .iter()
-        .filter(|e| e[":type"] == Edn::Keyword(":ok".into()) && e[":f"] == Edn::Keyword(":add".into()))
+        .filter(|e| {
+            e[":type"] == Edn::Keyword(":ok".into()) && e[":f"] == Edn::Keyword(":add".into())
+        })
         .count();
     assert_eq!(adds_ok, ok_writes);
+}
+
+/// `chaos-host ARGS` (no `--out`: export writes beside the histories).
+fn export(args: &[&str]) -> crate::util::Run {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_chaos-host"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    crate::util::Run {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        out: Default::default(),
+    }
 }
 
 /// `export` of a run recorded without histories, or of no run at all: one
@@ -222,13 +250,17 @@ fn export_without_histories_names_the_dir() {
     let old = dir.path().join("old-run");
     std::fs::create_dir_all(&old).unwrap();
     std::fs::write(old.join("cycles.jsonl"), "").unwrap();
-    let run = chaos(dir.path(), &["export", old.to_str().unwrap(), "--format", "edn"]);
+    let run = export(&["export", old.to_str().unwrap(), "--format", "edn"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains(old.to_str().unwrap()), "{}", run.stderr);
     assert!(run.stderr.contains("without histories"), "{}", run.stderr);
-    assert_eq!(std::fs::read_dir(&old).unwrap().count(), 1, "nothing written");
+    assert_eq!(
+        std::fs::read_dir(&old).unwrap().count(),
+        1,
+        "nothing written"
+    );
     let gone = dir.path().join("nowhere");
-    let run = chaos(dir.path(), &["export", gone.to_str().unwrap()]);
+    let run = export(&["export", gone.to_str().unwrap()]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("no such directory"), "{}", run.stderr);
 }
@@ -289,7 +321,10 @@ fn a_checker_out_of_fuel_is_unknown() {
         let ops = ops(Path::new(cy["history"].as_str().unwrap())).len();
         let reason = v["reasons"][0].as_str().unwrap();
         assert!(reason.contains("3000000 instructions"), "{reason}");
-        assert!(reason.contains(&format!("history of {ops} operations")), "{reason}");
+        assert!(
+            reason.contains(&format!("history of {ops} operations")),
+            "{reason}"
+        );
         assert_ne!(cy["status"], "pass", "{cy}");
     }
 
@@ -308,7 +343,12 @@ fn stale_reads(ops: &[Value], node: u64, gap_us: u64) -> usize {
     let acked: Vec<(&str, u64)> = ops
         .iter()
         .filter(|o| o["kind"] == "write" && o["status"] == "ok")
-        .map(|o| (o["value"].as_str().unwrap(), o["complete_us"].as_u64().unwrap()))
+        .map(|o| {
+            (
+                o["value"].as_str().unwrap(),
+                o["complete_us"].as_u64().unwrap(),
+            )
+        })
         .collect();
     ops.iter()
         .filter(|o| o["kind"] == "read" && o["status"] == "ok" && o["node"] == node)
@@ -337,16 +377,15 @@ fn stale_reads_show_in_the_history_not_in_convergence() {
         let c = campaign(dir.path(), false, |t| {
             let t = with_reads(t, 10).replace("concurrency = 8", "concurrency = 4");
             if bug {
-                t.replace("\"--quorum\", \"2\",", "\"--quorum\", \"2\", \"--bug\", \"stale-reads\",")
+                t.replace(
+                    "\"--quorum\", \"2\",",
+                    "\"--quorum\", \"2\", \"--bug\", \"stale-reads\",",
+                )
             } else {
                 t
             }
         });
-        let run = run_campaign(
-            dir.path(),
-            &c,
-            &["--cycles", "1", "--writes", "300"],
-        );
+        let run = run_campaign(dir.path(), &c, &["--cycles", "1", "--writes", "300"]);
         assert_eq!(run.code, 0, "convergence alone passes it: {}", run.stderr);
         let cy = &run.cycles()[0];
         let ops = ops(Path::new(cy["history"].as_str().unwrap()));
@@ -355,7 +394,10 @@ fn stale_reads_show_in_the_history_not_in_convergence() {
     let (buggy, n) = stale(true);
     assert!(buggy > 0, "no stale read in {n} ops");
     let (correct, n) = stale(false);
-    assert_eq!(correct, 0, "{correct} stale reads in {n} ops of the correct system");
+    assert_eq!(
+        correct, 0,
+        "{correct} stale reads in {n} ops of the correct system"
+    );
 }
 
 /// Just enough EDN for Jepsen histories: maps, keywords, strings,
@@ -424,7 +466,10 @@ mod edn {
                     let Edn::Keyword(k) = &kv[0] else {
                         panic!("key {:?}", kv[0])
                     };
-                    assert!(m.insert(k.clone(), kv[1].clone()).is_none(), "duplicate {k}");
+                    assert!(
+                        m.insert(k.clone(), kv[1].clone()).is_none(),
+                        "duplicate {k}"
+                    );
                 }
                 Edn::Map(m)
             }
@@ -483,4 +528,135 @@ mod edn {
             Edn::Set(vec![Edn::Str("a".into()), Edn::Str("b\"c".into())])
         );
     }
+}
+
+/// The reference system in register mode (examples/reference/register.toml)
+/// with one key, `edit` applied; one cycle.
+fn register_run(dir: &Path, edit: impl Fn(String) -> String) -> crate::util::Run {
+    let kv = crate::util::root().join("target/debug/quorum-kv");
+    let c = crate::util::example_campaign(dir, "reference/register.toml", |t| {
+        edit(
+            t.replace("../../target/debug/quorum-kv", kv.to_str().unwrap())
+                .replace("keys = 3", "keys = 1"),
+        )
+    });
+    run_campaign(dir, &c, &["--cycles", "1", "--writes", "20"])
+}
+
+/// Successful cas operations that expected the same value of the same key:
+/// values are unique per write, so in a linearizable register only one of
+/// them can have found it there.
+fn double_cas(ops: &[Value]) -> usize {
+    let mut seen = BTreeSet::new();
+    ops.iter()
+        .filter(|o| o["kind"] == "cas" && o["status"] == "ok")
+        .filter(|o| !seen.insert((o["key"].to_string(), o["expected"].to_string())))
+        .count()
+}
+
+/// Register workload against the reference register mode: puts, gets and
+/// cas recorded with keys, unique values, what each get read and each
+/// result; the correct mode never lets two cas succeed on one expected
+/// value, `--bug lost-update` does (a lost update, in the history itself).
+#[test]
+fn register_workload_records_puts_gets_and_cas() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = register_run(dir.path(), |t| t);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let cy = &run.cycles()[0];
+    let ops = ops(Path::new(cy["history"].as_str().unwrap()));
+    let reg: Vec<&Value> = ops
+        .iter()
+        .filter(|o| ["put", "get", "cas"].contains(&o["kind"].as_str().unwrap()))
+        .collect();
+    let count = |kind: &str, status: &str| {
+        reg.iter()
+            .filter(|o| o["kind"] == kind && o["status"] == status)
+            .count()
+    };
+    assert!(count("put", "ok") > 0 && count("get", "ok") > 0, "{reg:?}");
+    assert!(
+        count("cas", "ok") > 0 && count("cas", "fail") > 0,
+        "contention on one key"
+    );
+    let written: Vec<&str> = reg
+        .iter()
+        .filter(|o| o["kind"] != "get")
+        .map(|o| o["value"].as_str().unwrap())
+        .collect();
+    let unique: BTreeSet<&&str> = written.iter().collect();
+    assert_eq!(unique.len(), written.len(), "values are unique per write");
+    for o in &reg {
+        // Register clients come after the read-back processes (8 writers
+        // capped to 20 writes, 1 recovery, 0 readers, 3 nodes).
+        assert!(o["process"].as_u64().unwrap() >= 12, "{o}");
+        assert!(o["key"].as_str().unwrap().ends_with("-k0"), "{o}");
+        if o["kind"] == "get" && o["status"] == "ok" {
+            if let Some(v) = o["read"].as_str() {
+                assert!(unique.contains(&v), "a get read a value never written: {o}");
+            }
+        }
+    }
+    assert_eq!(double_cas(&ops), 0, "correct mode: {reg:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let run = register_run(dir.path(), |t| {
+        t.replace(
+            "\"--quorum\", \"2\",",
+            "\"--quorum\", \"2\", \"--bug\", \"lost-update\",",
+        )
+    });
+    assert_eq!(run.code, 0, "convergence alone passes it: {}", run.stderr);
+    let ops = ops(Path::new(run.cycles()[0]["history"].as_str().unwrap()));
+    assert!(double_cas(&ops) > 0, "no lost update in {} ops", ops.len());
+}
+
+/// A put template without `{value}`: exit 2 naming the field. A get whose
+/// value pointer matches nothing: each such get is a failed op saying why,
+/// and the cycle is an error naming the cause.
+#[test]
+fn bad_register_templates_and_answers_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = register_run(dir.path(), |t| {
+        t.replace(
+            "body = { value = \"{value}\" }",
+            "body = { value = \"same\" }",
+        )
+    });
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("workload.put: neither url nor body uses {value}"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.out.join("cycles.jsonl").exists());
+
+    let dir = tempfile::tempdir().unwrap();
+    let run = register_run(dir.path(), |t| {
+        t.replace("value_pointer = \"/value\"", "value_pointer = \"/nope\"")
+    });
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    let cy = &run.cycles()[0];
+    assert_eq!(cy["status"], "error", "{cy}");
+    assert!(
+        cy["reasons"]
+            .to_string()
+            .contains("get answer(s) did not parse"),
+        "{cy}"
+    );
+    let ops = ops(Path::new(cy["history"].as_str().unwrap()));
+    let bad: Vec<&Value> = ops
+        .iter()
+        .filter(|o| o["kind"] == "get" && o["status"] == "fail")
+        .collect();
+    assert!(!bad.is_empty());
+    assert!(
+        bad[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("\"/nope\" matches nothing"),
+        "{}",
+        bad[0]
+    );
 }

@@ -32,10 +32,15 @@
 //! its log: nothing is lost and every node converges, but reads during the
 //! cycle miss writes acknowledged before they began.
 //!
+//! Register mode (`register`): `GET /kv/{key}`, `PUT /kv/{key}`,
+//! `POST /kv/{key}/cas`, quorum-replicated like writes; `--bug lost-update`
+//! lets two concurrent cas on one key both succeed.
+//!
 //! Endpoints: `GET /health`, `POST /write`, `POST /replicate`,
 //! `GET /ids?ns=NS`, `GET /log?after=SEQ`, `GET /time`, `GET /whoami`.
 
 mod log;
+mod register;
 mod replication;
 mod server;
 
@@ -75,6 +80,10 @@ pub enum Bug {
     /// but a client reading from it misses writes acknowledged before its
     /// read began.
     StaleReads,
+    /// Register mode: a cas compares under the node's lock but stores
+    /// after releasing it, so concurrent cas on one key both succeed (a
+    /// lost update).
+    LostUpdate,
 }
 
 /// The node `--bug stale-reads` makes serve stale reads.

@@ -32,7 +32,12 @@ struct Inner {
     /// When each id of `by_ns` was appended, in the same order (for
     /// `--bug stale-reads`' lagging view).
     by_ns_at: HashMap<String, Vec<std::time::Instant>>,
+    /// Register mode: each key's value, applied as records are stored.
+    registers: HashMap<String, String>,
 }
+
+/// The namespace of register records (`{"key": K, "value": V}` values).
+pub const REGISTER_NS: &str = "__registers";
 
 pub struct Log {
     inner: Mutex<Inner>,
@@ -50,6 +55,7 @@ impl Log {
             ids: HashSet::new(),
             by_ns: HashMap::new(),
             by_ns_at: HashMap::new(),
+            registers: HashMap::new(),
         };
         for line in BufReader::new(File::open(&path)?).lines() {
             let line = line?;
@@ -111,6 +117,11 @@ impl Log {
         ids[..visible].to_vec()
     }
 
+    /// Register mode: the value `key` holds on this node.
+    pub fn register(&self, key: &str) -> Option<String> {
+        self.lock().registers.get(key).cloned()
+    }
+
     pub fn len(&self) -> usize {
         self.lock().entries.len()
     }
@@ -132,6 +143,12 @@ impl Inner {
     fn remember(&mut self, record: Record) {
         if !self.ids.insert(record.id.clone()) {
             return;
+        }
+        if record.ns == REGISTER_NS
+            && let (Some(k), Some(v)) =
+                (record.value["key"].as_str(), record.value["value"].as_str())
+        {
+            self.registers.insert(k.to_string(), v.to_string());
         }
         self.by_ns
             .entry(record.ns.clone())

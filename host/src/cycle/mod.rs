@@ -140,8 +140,28 @@ impl Cycle<'_> {
             } else {
                 0
             },
+            nodes: c.file.system.nodes,
         };
         let (stop_tx, stop_rx) = watch::channel(false);
+        let registers = async {
+            match c.file.workload.as_ref().filter(|w| w.is_register()) {
+                Some(w) => {
+                    crate::register::run(crate::register::Run {
+                        workload: w,
+                        http: self.http,
+                        nodes: &cluster.nodes,
+                        primary: c.file.system.primary,
+                        namespace,
+                        cycle,
+                        seed,
+                        history: &history,
+                        first_process: processes.register(0),
+                    })
+                    .await
+                }
+                None => Vec::new(),
+            }
+        };
         let readers = async {
             if let Some(ms) = c.file.read.during_ms {
                 during::read_while(
@@ -181,7 +201,8 @@ impl Cycle<'_> {
             let _ = stop_tx.send(true);
             (injected, healed, recovery, t.elapsed())
         };
-        let ((injected, healed, mut recovery, recovery_took), ()) = tokio::join!(phased, readers);
+        let ((injected, healed, mut recovery, recovery_took), (), unparsed) =
+            tokio::join!(phased, readers, registers);
         let effects: Vec<EffectRecord> = injected.effects.records();
         phases.insert("burst", injected.burst.elapsed.as_millis() as u64);
         phases.insert("fault", healed.duration_since(started).as_millis() as u64);
@@ -261,6 +282,14 @@ impl Cycle<'_> {
         phases.insert("assert", t.elapsed().as_millis() as u64);
         if let Some(e) = &injected.fault_error {
             plugin_errors.insert(0, e.clone());
+        }
+        if let Some(first) = unparsed.first() {
+            // The history holds reads whose value is unknown: no checker
+            // can judge it, and the campaign's get template is the suspect.
+            plugin_errors.push(format!(
+                "register workload: {} get answer(s) did not parse, e.g. {first}",
+                unparsed.len()
+            ));
         }
         // Taken after the assertions, just before the probes kill peers on
         // purpose: a node that died while the assertions ran is judged too.

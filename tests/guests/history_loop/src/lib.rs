@@ -47,7 +47,11 @@ impl Assertion for HistoryLoop {
             value: value as f64,
         };
         Verdict {
-            outcome: if ordered { Outcome::Pass } else { Outcome::Fail },
+            outcome: if ordered {
+                Outcome::Pass
+            } else {
+                Outcome::Fail
+            },
             reasons: if ordered {
                 vec![]
             } else {
