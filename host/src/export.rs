@@ -112,18 +112,20 @@ pub fn to_edn(h: &History) -> String {
         .map(|o| o.complete_us.unwrap_or(o.invoke_us))
         .max()
         .unwrap_or(0);
-    // (time, 0 = invoke / 1 = completion, op index): invokes before
-    // completions at the same microsecond, so no op completes before it
-    // starts.
+    // (time, rank, op index). Times are whole µs, so a client's next
+    // invocation can share the µs of its previous completion: at one µs a
+    // completion comes first (rank 0), then invocations (1), then the
+    // completion of an op invoked that same µs (2), so no process has two
+    // ops open and no op completes before it starts.
     let mut events: Vec<(u64, u8, usize)> = Vec::with_capacity(h.ops.len() * 2);
     for (i, op) in h.ops.iter().enumerate() {
-        events.push((op.invoke_us, 0, i));
+        events.push((op.invoke_us, 1, i));
         let done = match (op.status, op.complete_us) {
             (Status::Info, None) => end_us + 1,
             (_, Some(t)) => t.max(op.invoke_us),
             (_, None) => op.invoke_us,
         };
-        events.push((done, 1, i));
+        events.push((done, if done == op.invoke_us { 2 } else { 0 }, i));
     }
     events.sort();
     // A process that invoked an `info` op is retired: its later ops run as
@@ -133,7 +135,7 @@ pub fn to_edn(h: &History) -> String {
     let mut out = String::new();
     for (index, &(time_us, phase, i)) in events.iter().enumerate() {
         let op = &h.ops[i];
-        if phase == 0 {
+        if phase == 1 {
             let g = generation.entry(op.process).or_default();
             process_of[i] = op.process as u64 + *g as u64 * processes as u64;
             // Its completion is unknown: the client's next op is another
@@ -142,7 +144,7 @@ pub fn to_edn(h: &History) -> String {
                 *g += 1;
             }
         }
-        let kind = if phase == 0 {
+        let kind = if phase == 1 {
             "invoke"
         } else {
             match op.status {
@@ -155,12 +157,12 @@ pub fn to_edn(h: &History) -> String {
             out,
             "{{:type :{kind}, :f :{}, :value {}, :process {}, :time {}, :index {index}, :node {}{}}}",
             f(op.kind),
-            value(op, phase == 1),
+            value(op, phase != 1),
             process_of[i],
             time_us * 1000,
             op.node,
             match (&op.error, phase) {
-                (Some(e), 1) => format!(", :error {}", string(e)),
+                (Some(e), 0 | 2) => format!(", :error {}", string(e)),
                 _ => String::new(),
             }
         );
@@ -221,6 +223,33 @@ fn string(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A client's next op invoked in the µs its previous one completed:
+    /// the completion comes first.
+    #[test]
+    fn a_shared_microsecond_keeps_ops_of_a_process_apart() {
+        let mut a = Op::new(0, 0, Kind::Read, 10);
+        a.status = Status::Ok;
+        a.complete_us = Some(20);
+        let mut b = a.clone();
+        b.index = 1;
+        b.invoke_us = 20;
+        b.complete_us = Some(30);
+        let edn = to_edn(&History {
+            ops: vec![a, b],
+            effects: vec![],
+        });
+        let types: Vec<&str> = edn.lines().map(|l| l.split(',').next().unwrap()).collect();
+        assert_eq!(
+            types,
+            [
+                "{:type :invoke",
+                "{:type :ok",
+                "{:type :invoke",
+                "{:type :ok"
+            ]
+        );
+    }
 
     #[test]
     fn an_info_op_completes_last_and_retires_its_process() {

@@ -564,8 +564,8 @@ fn register_workload_records_puts_gets_and_cas() {
     let run = register_run(dir.path(), |t| t);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let cy = &run.cycles()[0];
-    let ops = ops(Path::new(cy["history"].as_str().unwrap()));
-    let reg: Vec<&Value> = ops
+    let all = ops(Path::new(cy["history"].as_str().unwrap()));
+    let reg: Vec<&Value> = all
         .iter()
         .filter(|o| ["put", "get", "cas"].contains(&o["kind"].as_str().unwrap()))
         .collect();
@@ -597,7 +597,7 @@ fn register_workload_records_puts_gets_and_cas() {
             }
         }
     }
-    assert_eq!(double_cas(&ops), 0, "correct mode: {reg:?}");
+    assert_eq!(double_cas(&all), 0, "correct mode: {reg:?}");
 
     let dir = tempfile::tempdir().unwrap();
     let run = register_run(dir.path(), |t| {
@@ -607,8 +607,12 @@ fn register_workload_records_puts_gets_and_cas() {
         )
     });
     assert_eq!(run.code, 0, "convergence alone passes it: {}", run.stderr);
-    let ops = ops(Path::new(run.cycles()[0]["history"].as_str().unwrap()));
-    assert!(double_cas(&ops) > 0, "no lost update in {} ops", ops.len());
+    let buggy = ops(Path::new(run.cycles()[0]["history"].as_str().unwrap()));
+    assert!(
+        double_cas(&buggy) > 0,
+        "no lost update in {} ops",
+        buggy.len()
+    );
 }
 
 /// A put template without `{value}`: exit 2 naming the field. A get whose
