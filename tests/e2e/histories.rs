@@ -460,7 +460,7 @@ mod edn {
             '{' => {
                 *at += 1;
                 let flat = items(c, at, '}');
-                assert!(flat.len() % 2 == 0, "odd map");
+                assert!(flat.len().is_multiple_of(2), "odd map");
                 let mut m = BTreeMap::new();
                 for kv in flat.chunks(2) {
                     let Edn::Keyword(k) = &kv[0] else {
@@ -591,10 +591,11 @@ fn register_workload_records_puts_gets_and_cas() {
         // capped to 20 writes, 1 recovery, 0 readers, 3 nodes).
         assert!(o["process"].as_u64().unwrap() >= 12, "{o}");
         assert!(o["key"].as_str().unwrap().ends_with("-k0"), "{o}");
-        if o["kind"] == "get" && o["status"] == "ok" {
-            if let Some(v) = o["read"].as_str() {
-                assert!(unique.contains(&v), "a get read a value never written: {o}");
-            }
+        if o["kind"] == "get"
+            && o["status"] == "ok"
+            && let Some(v) = o["read"].as_str()
+        {
+            assert!(unique.contains(&v), "a get read a value never written: {o}");
         }
     }
     assert_eq!(double_cas(&all), 0, "correct mode: {reg:?}");
