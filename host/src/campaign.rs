@@ -39,6 +39,15 @@ pub const PLACEHOLDERS: &[(&str, &str)] = &[
         "id",
         "the write's unique id, `{namespace}-w<n>` (write templates only)",
     ),
+    (
+        "key",
+        "the register's key, `{namespace}-k<n>` (workload templates only)",
+    ),
+    (
+        "value",
+        "the value a put or cas writes, unique per write (workload templates only)",
+    ),
+    ("expected", "the value a cas expects (workload.cas only)"),
 ];
 
 #[derive(Debug, Deserialize)]
@@ -74,6 +83,8 @@ pub struct CampaignFile {
     /// Composed fault classes: `[[class]] name = "...", faults = [...]`.
     #[serde(default)]
     pub class: Vec<ClassSpec>,
+    /// `[workload] kind = "register"`: register clients beside the burst.
+    pub workload: Option<crate::register::Workload>,
 }
 
 /// A composed fault class as written: several fault plugins that run
@@ -231,6 +242,10 @@ pub struct Read {
     pub absent_is_empty: bool,
     #[serde(default = "default_read_timeout")]
     pub timeout_ms: u64,
+    /// Reads during the cycle: each client also reads from the nodes in
+    /// turn every `during_ms` while the burst, the fault and the recovery
+    /// run, each read recorded in the history. Unset: no such reads.
+    pub during_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -294,6 +309,10 @@ pub struct Settings {
     /// writes is not failed, and the report says "tolerated". Unset (the
     /// default), any lost acknowledged write fails its cycle.
     pub tolerate_lost_ratio: Option<f64>,
+    /// Fuel (about one wasm instruction each) one assertion call may burn;
+    /// a checker that runs out says `unknown` with the history's size and
+    /// this budget. Unset: 2,000,000,000.
+    pub assertion_fuel: Option<u64>,
 }
 
 impl Default for Burst {
@@ -315,6 +334,7 @@ impl Default for Settings {
             assertions: Vec::new(),
             plugin_timeout_ms: default_plugin_timeout(),
             tolerate_lost_ratio: None,
+            assertion_fuel: None,
         }
     }
 }
@@ -346,6 +366,11 @@ fn default_probe_timeout() -> u64 {
 fn default_write_timeout() -> u64 {
     5_000
 }
+/// Bounds of `read.during_ms`: below 5 ms the readers would compete with
+/// the burst for the host's CPU; above a minute no cycle sees a read.
+const MIN_DURING_MS: u64 = 5;
+const MAX_DURING_MS: u64 = 60_000;
+
 fn default_read_timeout() -> u64 {
     5_000
 }
@@ -527,6 +552,21 @@ impl Campaign {
             && !(0.0..=1.0).contains(&t)
         {
             bail!("campaign.tolerate_lost_ratio is {t}: it is a ratio and must lie in [0, 1]");
+        }
+        if let Some(w) = &file.workload {
+            w.validate()?;
+        }
+        if file.campaign.assertion_fuel == Some(0) {
+            bail!(
+                "campaign.assertion_fuel is 0: an assertion could not run at all; give a budget (e.g. 2000000000) or leave it out for the default"
+            );
+        }
+        if let Some(ms) = file.read.during_ms
+            && !(MIN_DURING_MS..=MAX_DURING_MS).contains(&ms)
+        {
+            bail!(
+                "read.during_ms is {ms}: give the pause between a client's reads during the cycle, {MIN_DURING_MS} to {MAX_DURING_MS} ms (or leave it out for no reads during the cycle)"
+            );
         }
         if file.burst.writes == 0 {
             bail!("burst.writes is 0: a cycle that writes nothing tests nothing; give at least 1");
@@ -771,7 +811,7 @@ fn composed_classes(specs: &[ClassSpec], dir: &Path) -> anyhow::Result<Vec<Compo
 }
 
 /// Fail when `text` uses a placeholder outside `allowed`, or an unclosed one.
-fn check_template(field: &str, text: &str, allowed: &[&str]) -> anyhow::Result<()> {
+pub(crate) fn check_template(field: &str, text: &str, allowed: &[&str]) -> anyhow::Result<()> {
     let mut rest = text;
     while let Some(open) = rest.find('{') {
         let after = &rest[open + 1..];
@@ -793,13 +833,17 @@ fn check_template(field: &str, text: &str, allowed: &[&str]) -> anyhow::Result<(
     Ok(())
 }
 
-fn http_method(field: &str, m: &str) -> anyhow::Result<reqwest::Method> {
+pub(crate) fn http_method(field: &str, m: &str) -> anyhow::Result<reqwest::Method> {
     reqwest::Method::from_bytes(m.as_bytes())
         .map_err(|_| anyhow::anyhow!("{field} {m:?} is not an HTTP method"))
 }
 
 /// Every pointer of `<section>.base64` must name a string of `<section>.body`.
-fn check_pointers(section: &str, body: &toml::Value, pointers: &[String]) -> anyhow::Result<()> {
+pub(crate) fn check_pointers(
+    section: &str,
+    body: &toml::Value,
+    pointers: &[String],
+) -> anyhow::Result<()> {
     let json = Vars::default().render_json(body);
     for p in pointers {
         match json.pointer(p) {
@@ -815,7 +859,7 @@ fn check_pointers(section: &str, body: &toml::Value, pointers: &[String]) -> any
     Ok(())
 }
 
-fn collect_strings(v: &toml::Value, out: &mut Vec<String>) {
+pub(crate) fn collect_strings(v: &toml::Value, out: &mut Vec<String>) {
     match v {
         toml::Value::String(s) => out.push(s.clone()),
         toml::Value::Array(a) => a.iter().for_each(|v| collect_strings(v, out)),

@@ -221,6 +221,9 @@ pub async fn load_plugins(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Plug
             fault_at.push(Some(faults.len()));
             faults.push(p);
         } else {
+            if let Some(fuel) = file.campaign.assertion_fuel {
+                p.set_fuel(fuel);
+            }
             fault_at.push(None);
             assertions.push(p);
         }
@@ -534,6 +537,7 @@ async fn run_classes(
             journal,
             faketime: libfaketime.as_deref().filter(|_| skews),
             disk: class_def.declares("disk"),
+            out: &plan.out,
         };
         // This class's cycles still to run, in cycle order: not recorded
         // yet, this shard's, and the one asked for when replaying.

@@ -310,3 +310,78 @@ pub mod grudge {
             .collect()
     }
 }
+
+/// The history of the cycle an assertion checks: every operation with its
+/// client, node and times, read from the host in chunks. (Since 0.2.0.)
+///
+/// ```no_run
+/// let acked_puts = chaos_sdk::history::ops()
+///     .filter(|op| op.kind == chaos_sdk::history::OpKind::Put)
+///     .filter(|op| op.status == chaos_sdk::history::OpResult::Ok)
+///     .count();
+/// ```
+pub mod history {
+    use crate::assertion_bindings::chaos::plugin::history as raw;
+    pub use raw::{EffectWindow, Op, OpKind, OpResult};
+
+    /// Operations fetched per host call: large enough that the call cost
+    /// vanishes, small enough that a chunk never needs much guest memory.
+    pub const CHUNK: u32 = 1024;
+
+    /// How many operations the cycle's history holds.
+    pub fn len() -> u64 {
+        raw::cycle_ops().len()
+    }
+
+    /// Every operation of the cycle, in index (invoke) order, fetched
+    /// `CHUNK` at a time.
+    pub fn ops() -> Ops {
+        let handle = raw::cycle_ops();
+        let len = handle.len();
+        Ops {
+            handle,
+            len,
+            next: 0,
+            buffer: Vec::new().into_iter(),
+        }
+    }
+
+    /// The cycle's effects, in start order.
+    pub fn effect_windows() -> Vec<EffectWindow> {
+        raw::effect_windows()
+    }
+
+    /// Iterator over a history; see [`ops`].
+    pub struct Ops {
+        handle: raw::Ops,
+        len: u64,
+        next: u64,
+        buffer: std::vec::IntoIter<Op>,
+    }
+
+    impl Iterator for Ops {
+        type Item = Op;
+        fn next(&mut self) -> Option<Op> {
+            if let Some(op) = self.buffer.next() {
+                return Some(op);
+            }
+            if self.next >= self.len {
+                return None;
+            }
+            let chunk = self.handle.chunk(self.next, CHUNK);
+            if chunk.is_empty() {
+                // The host said len was larger than it served: stop rather
+                // than spin.
+                self.next = self.len;
+                return None;
+            }
+            self.next += chunk.len() as u64;
+            self.buffer = chunk.into_iter();
+            self.buffer.next()
+        }
+        fn size_hint(&self) -> (usize, Option<usize>) {
+            let left = (self.len - self.next) as usize + self.buffer.len();
+            (left, Some(left))
+        }
+    }
+}

@@ -60,3 +60,6 @@ mod restart;
 mod disk;
 // Composed classes: several fault plugins on one timeline.
 mod composed;
+// Histories: history.jsonl, reads during the cycle, the history interface,
+// fuel-bounded checkers, EDN export, stale reads.
+mod histories;

@@ -28,10 +28,19 @@
 //! crash loses nothing (the kernel holds the data), a power failure loses
 //! every acknowledged write of the last second on every node.
 //!
+//! `--bug stale-reads` has node 1 serve `/ids` from a view 300 ms behind
+//! its log: nothing is lost and every node converges, but reads during the
+//! cycle miss writes acknowledged before they began.
+//!
+//! Register mode (`register`): `GET /kv/{key}`, `PUT /kv/{key}`,
+//! `POST /kv/{key}/cas`, quorum-replicated like writes; `--bug lost-update`
+//! lets two concurrent cas on one key both succeed.
+//!
 //! Endpoints: `GET /health`, `POST /write`, `POST /replicate`,
 //! `GET /ids?ns=NS`, `GET /log?after=SEQ`, `GET /time`, `GET /whoami`.
 
 mod log;
+mod register;
 mod replication;
 mod server;
 
@@ -66,7 +75,21 @@ pub enum Bug {
     /// Acknowledge after write(), fdatasync in the background every
     /// second: durable against a crash, not against a power failure.
     AckBeforeFsync,
+    /// Node 1 serves `/ids` from a view that lags its log by
+    /// [`STALE_LAG`]: everything is stored and durable, and it converges,
+    /// but a client reading from it misses writes acknowledged before its
+    /// read began.
+    StaleReads,
+    /// Register mode: a cas compares under the node's lock but stores
+    /// after releasing it, so concurrent cas on one key both succeed (a
+    /// lost update).
+    LostUpdate,
 }
+
+/// The node `--bug stale-reads` makes serve stale reads.
+pub const STALE_NODE: u32 = 1;
+/// How far its view lags its log.
+pub const STALE_LAG: Duration = Duration::from_millis(300);
 
 /// How often `--bug ack-before-fsync` syncs its log.
 const BACKGROUND_SYNC: Duration = Duration::from_secs(1);

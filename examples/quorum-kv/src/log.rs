@@ -29,7 +29,15 @@ struct Inner {
     entries: Vec<Entry>,
     ids: HashSet<String>,
     by_ns: HashMap<String, Vec<String>>,
+    /// When each id of `by_ns` was appended, in the same order (for
+    /// `--bug stale-reads`' lagging view).
+    by_ns_at: HashMap<String, Vec<std::time::Instant>>,
+    /// Register mode: each key's value, applied as records are stored.
+    registers: HashMap<String, String>,
 }
+
+/// The namespace of register records (`{"key": K, "value": V}` values).
+pub const REGISTER_NS: &str = "__registers";
 
 pub struct Log {
     inner: Mutex<Inner>,
@@ -46,6 +54,8 @@ impl Log {
             entries: Vec::new(),
             ids: HashSet::new(),
             by_ns: HashMap::new(),
+            by_ns_at: HashMap::new(),
+            registers: HashMap::new(),
         };
         for line in BufReader::new(File::open(&path)?).lines() {
             let line = line?;
@@ -95,6 +105,23 @@ impl Log {
         inner.by_ns.get(ns).cloned().unwrap_or_default()
     }
 
+    /// The ids of `ns` appended at least `lag` ago: a view that lags the
+    /// log (`--bug stale-reads`). Ids are in append order, so it is a
+    /// prefix.
+    pub fn ids_in_lagging(&self, ns: &str, lag: std::time::Duration) -> Vec<String> {
+        let inner = self.lock();
+        let (Some(ids), Some(at)) = (inner.by_ns.get(ns), inner.by_ns_at.get(ns)) else {
+            return Vec::new();
+        };
+        let visible = at.iter().take_while(|t| t.elapsed() >= lag).count();
+        ids[..visible].to_vec()
+    }
+
+    /// Register mode: the value `key` holds on this node.
+    pub fn register(&self, key: &str) -> Option<String> {
+        self.lock().registers.get(key).cloned()
+    }
+
     pub fn len(&self) -> usize {
         self.lock().entries.len()
     }
@@ -117,10 +144,20 @@ impl Inner {
         if !self.ids.insert(record.id.clone()) {
             return;
         }
+        if record.ns == REGISTER_NS
+            && let (Some(k), Some(v)) =
+                (record.value["key"].as_str(), record.value["value"].as_str())
+        {
+            self.registers.insert(k.to_string(), v.to_string());
+        }
         self.by_ns
             .entry(record.ns.clone())
             .or_default()
             .push(record.id.clone());
+        self.by_ns_at
+            .entry(record.ns.clone())
+            .or_default()
+            .push(std::time::Instant::now());
         let seq = self.entries.len() as u64 + 1;
         self.entries.push(Entry { seq, record });
     }

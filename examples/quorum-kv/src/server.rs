@@ -20,7 +20,7 @@ pub struct Inner {
     pub listen: std::net::SocketAddr,
     pub log: Log,
     replicator: Replicator,
-    bug: Option<Bug>,
+    pub bug: Option<Bug>,
     /// Serialises commits: one fdatasync at a time. A replicate request
     /// waiting here is dropped if its sender goes away, which is what makes
     /// an aborted fan-out lose the write (seed 001).
@@ -28,6 +28,11 @@ pub struct Inner {
     /// `--bug stuck-after-quorum-loss`: set by the first write that missed
     /// its quorum.
     stuck: std::sync::atomic::AtomicBool,
+    /// Register mode: held by a put or cas from compare to acknowledgement.
+    pub register_gate: tokio::sync::Mutex<()>,
+    /// Register records are numbered per node and process start.
+    register_seq: std::sync::atomic::AtomicU64,
+    boot: u128,
 }
 
 impl std::ops::Deref for State {
@@ -53,7 +58,24 @@ impl State {
             bug,
             commit_gate: tokio::sync::Mutex::new(()),
             stuck: std::sync::atomic::AtomicBool::new(false),
+            register_gate: tokio::sync::Mutex::new(()),
+            register_seq: std::sync::atomic::AtomicU64::new(0),
+            boot: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
         }))
+    }
+
+    /// A record id no other register record of any node has.
+    pub fn next_register_id(&self) -> String {
+        let n = self
+            .register_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("kv-{}-{}-{n}", self.node, self.boot)
+    }
+
+    pub fn replicator(&self) -> &Replicator {
+        &self.replicator
     }
 
     /// Durably append `record`. Once the gate is held the append completes
@@ -84,6 +106,11 @@ pub fn router(state: State) -> Router {
         .route("/log", get(log))
         .route("/time", get(time))
         .route("/whoami", get(whoami))
+        .route(
+            "/kv/{key}",
+            get(crate::register::get).put(crate::register::put),
+        )
+        .route("/kv/{key}/cas", post(crate::register::cas))
         .with_state(state)
 }
 
@@ -157,7 +184,12 @@ async fn ids(Extract(s): Extract<State>, Query(q): Query<IdsQuery>) -> Json<Valu
     if s.bug == Some(Bug::HangReads) {
         std::future::pending::<()>().await;
     }
-    Json(json!({ "node": s.node, "ns": q.ns, "ids": s.log.ids_in(&q.ns) }))
+    let ids = if s.bug == Some(Bug::StaleReads) && s.node == crate::STALE_NODE {
+        s.log.ids_in_lagging(&q.ns, crate::STALE_LAG)
+    } else {
+        s.log.ids_in(&q.ns)
+    };
+    Json(json!({ "node": s.node, "ns": q.ns, "ids": ids }))
 }
 
 #[derive(Deserialize)]

@@ -1,7 +1,8 @@
 //! `report.html`: one self-contained page (no scripts, no fetches) with,
 //! per fault class, the verdict and figures, a timeline of every write's
-//! latency and outcome over all cycles with the fault windows shaded, and
-//! convergence per node.
+//! latency and outcome over all cycles with the fault windows shaded,
+//! convergence per node, and per cycle a timeline of operations per client
+//! (`ops`).
 
 use super::view::{Class, View, escape};
 use serde_json::Value;
@@ -82,6 +83,7 @@ fn class_section(c: &Class, threshold: f64) -> String {
     s.push_str(&nodes_table(c));
     s.push_str(&probes_table(c));
     s.push_str(&cycles_table(c));
+    s.push_str(&super::ops::timelines(&c.cycles));
     s.push_str("</section>\n");
     s
 }

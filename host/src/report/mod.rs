@@ -4,6 +4,7 @@
 
 mod html;
 mod junit;
+mod ops;
 mod view;
 
 use anyhow::Context;
