@@ -229,7 +229,8 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
                 "plugin {}: it partitions the network, but this campaign runs nodes on plain loopback where traffic cannot be cut; set network.mode = \"proxy\" (no privileges) or \"netns\" (root) in the campaign, or pass --net proxy",
                 f.meta.name
             );
-        }        if f.meta.capabilities.contains(&"link") && plan.net != Mode::Proxy {
+        }
+        if f.meta.capabilities.contains(&"link") && plan.net != Mode::Proxy {
             bail!(
                 "plugin {}: it degrades links, but this campaign runs nodes in {} mode, where link faults are not available ({}); set network.mode = \"proxy\" in the campaign, or pass --net proxy",
                 f.meta.name,

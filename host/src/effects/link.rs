@@ -87,7 +87,10 @@ impl Effects {
                 .join("; ")
         );
         if !unshown.is_empty() {
-            seen.push_str(&format!("; link(s) {} not shown degraded", unshown.join(", ")));
+            seen.push_str(&format!(
+                "; link(s) {} not shown degraded",
+                unshown.join(", ")
+            ));
         }
         let verified = !checks.is_empty() && unshown.is_empty();
         self.update(slot, |r| {

@@ -167,7 +167,8 @@ pub fn judge(m: &Measure, fault: LinkFault, ways: u32) -> LinkCheck {
     if !fault.reset && fault.latency_ms > 0 {
         // What the echo should add: each degraded direction's latency plus
         // its mean jitter.
-        let expected_us = u64::from(ways) * (u64::from(fault.latency_ms) * 1000 + u64::from(fault.jitter_ms) * 500);
+        let expected_us = u64::from(ways)
+            * (u64::from(fault.latency_ms) * 1000 + u64::from(fault.jitter_ms) * 500);
         let mut sorted = m.rtt_us.clone();
         sorted.sort_unstable();
         match sorted.get(sorted.len() / 2) {
@@ -266,7 +267,17 @@ mod tests {
             ..Measure::default()
         };
         assert!(!judge(&m, lossy, 1).shown);
-        assert!(judge(&Measure { lost: 3, ..m.clone() }, lossy, 1).shown);
+        assert!(
+            judge(
+                &Measure {
+                    lost: 3,
+                    ..m.clone()
+                },
+                lossy,
+                1
+            )
+            .shown
+        );
         let capped = LinkFault {
             latency_ms: 0,
             bandwidth: Some(100_000),

@@ -290,7 +290,8 @@ impl Links {
         for (k, &(from, to)) in pairs.iter().enumerate() {
             links[from as usize * self.n + to as usize] = Some(Arc::new(Shaper::new(
                 fault,
-                seed.wrapping_add(k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                seed.wrapping_add(k as u64)
+                    .wrapping_mul(0x9e37_79b9_7f4a_7c15),
             )));
         }
         self.shaping
@@ -395,7 +396,6 @@ impl Links {
         }
         if bulk > 0 {
             let (mut r, mut w) = c.split();
-            let t = Instant::now();
             let send = async {
                 let chunk = vec![0u8; 4096];
                 let mut left = bulk;
@@ -406,19 +406,24 @@ impl Links {
                 }
                 Ok::<_, std::io::Error>(())
             };
+            // Timed from the first bytes back to the last, so neither the
+            // latency nor the bucket's burst allowance (all in the first
+            // read) counts as rate.
             let recv = async {
                 let mut buf = vec![0u8; 16 * 1024];
                 let mut got = 0;
+                let mut first = None;
                 while got < bulk {
                     match r.read(&mut buf).await? {
                         0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
                         n => got += n,
                     }
+                    first.get_or_insert((Instant::now(), got));
                 }
-                Ok(())
+                Ok(first.map(|(at, n)| (got - n) as f64 / at.elapsed().as_secs_f64()))
             };
-            tokio::try_join!(send, recv)?;
-            m.throughput = Some(bulk as f64 / t.elapsed().as_secs_f64());
+            let ((), rate) = tokio::try_join!(send, recv)?;
+            m.throughput = rate.filter(|r| r.is_finite());
         }
         Ok(())
     }

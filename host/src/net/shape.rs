@@ -110,7 +110,10 @@ impl Shaper {
                 0 => Duration::ZERO,
                 j => Duration::from_micros(rng.random_range(0..=u64::from(j) * 1000)),
             };
-            (jitter, self.fault.loss > 0.0 && rng.random_bool(self.fault.loss))
+            (
+                jitter,
+                self.fault.loss > 0.0 && rng.random_bool(self.fault.loss),
+            )
         };
         let mut at = now + Duration::from_millis(self.fault.latency_ms.into()) + jitter;
         if lost {
@@ -200,7 +203,10 @@ mod tests {
             last = at;
         }
         // Jitter is drawn, not constant: the delays spread over the range.
-        assert!(spread.1 - spread.0 > Duration::from_millis(30), "{spread:?}");
+        assert!(
+            spread.1 - spread.0 > Duration::from_millis(30),
+            "{spread:?}"
+        );
         assert!(spread.1 <= Duration::from_millis(151), "{spread:?}");
         assert_eq!(counts.chunks.load(Ordering::Relaxed), 500);
     }

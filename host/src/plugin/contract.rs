@@ -69,12 +69,11 @@ impl LinkFault {
                 self.latency_ms, self.jitter_ms
             ));
         }
-        if self.latency_ms == 0
-            && self.loss == 0.0
-            && self.bandwidth.is_none()
-            && !self.reset
-        {
-            return Err("link: the fault degrades nothing (set latency_ms, loss, bandwidth or reset)".into());
+        if self.latency_ms == 0 && self.loss == 0.0 && self.bandwidth.is_none() && !self.reset {
+            return Err(
+                "link: the fault degrades nothing (set latency_ms, loss, bandwidth or reset)"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -202,9 +201,30 @@ mod tests {
             assert!(e.contains(says), "{e}");
         };
         bad(LinkFault { loss: 1.5, ..ok }, 1000, "not a probability");
-        bad(LinkFault { loss: f64::NAN, ..ok }, 1000, "not a probability");
-        bad(LinkFault { bandwidth: Some(0), ..ok }, 1000, "bandwidth 0");
-        bad(LinkFault { jitter_ms: 300, ..ok }, 1000, "exceeds latency");
+        bad(
+            LinkFault {
+                loss: f64::NAN,
+                ..ok
+            },
+            1000,
+            "not a probability",
+        );
+        bad(
+            LinkFault {
+                bandwidth: Some(0),
+                ..ok
+            },
+            1000,
+            "bandwidth 0",
+        );
+        bad(
+            LinkFault {
+                jitter_ms: 300,
+                ..ok
+            },
+            1000,
+            "exceeds latency",
+        );
         bad(ok, 200, "does not fit");
         let nothing = LinkFault {
             latency_ms: 0,

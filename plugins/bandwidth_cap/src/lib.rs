@@ -1,7 +1,9 @@
 //! `bandwidth_cap`: cap what the primary sends to each peer at
 //! `bytes_per_s` for `ms` once `at` of the burst is issued.
 
-use chaos_sdk::{Capability, CycleInfo, Fault, LinkFault, ParamType, Params, PluginInfo, grudge, host};
+use chaos_sdk::{
+    Capability, CycleInfo, Fault, LinkFault, ParamType, Params, PluginInfo, grudge, host,
+};
 
 struct BandwidthCap;
 
@@ -11,7 +13,12 @@ impl Fault for BandwidthCap {
             .author("chaos-host")
             .describe("cap what the primary sends to each peer at bytes_per_s for `ms` mid-burst")
             .needs(Capability::Link)
-            .param("bytes_per_s", ParamType::Integer, "20000", "bytes per second each link carries")
+            .param(
+                "bytes_per_s",
+                ParamType::Integer,
+                "20000",
+                "bytes per second each link carries",
+            )
             .param("ms", ParamType::Integer, "1500", "how long the fault lasts")
             .param(
                 "at",
@@ -30,7 +37,10 @@ impl Fault for BandwidthCap {
         let ms = cycle.param_u64("ms", 1500).min(u64::from(u32::MAX)) as u32;
         let at = cycle.param_f64("at", 0.3).clamp(0.0, 1.0);
         host::wait_writes((f64::from(cycle.writes) * at).round() as u32);
-        host::info(&format!("capping node {}'s links for {ms} ms", cycle.primary));
+        host::info(&format!(
+            "capping node {}'s links for {ms} ms",
+            cycle.primary
+        ));
         host::link(&grudge::outbound(cycle.primary, cycle.nodes), fault, ms)?;
         host::sleep_ms(ms);
         Ok(())

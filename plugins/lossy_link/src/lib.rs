@@ -2,7 +2,9 @@
 //! probability `loss` for `ms` once `at` of the burst is issued (over TCP a
 //! lost chunk stalls its connection for a retransmit timeout).
 
-use chaos_sdk::{Capability, CycleInfo, Fault, LinkFault, ParamType, Params, PluginInfo, grudge, host};
+use chaos_sdk::{
+    Capability, CycleInfo, Fault, LinkFault, ParamType, Params, PluginInfo, grudge, host,
+};
 
 struct LossyLink;
 
@@ -31,7 +33,10 @@ impl Fault for LossyLink {
         let ms = cycle.param_u64("ms", 1500).min(u64::from(u32::MAX)) as u32;
         let at = cycle.param_f64("at", 0.3).clamp(0.0, 1.0);
         host::wait_writes((f64::from(cycle.writes) * at).round() as u32);
-        host::info(&format!("making lossy node {}'s links for {ms} ms", cycle.primary));
+        host::info(&format!(
+            "making lossy node {}'s links for {ms} ms",
+            cycle.primary
+        ));
         host::link(&grudge::outbound(cycle.primary, cycle.nodes), fault, ms)?;
         host::sleep_ms(ms);
         Ok(())

@@ -3,7 +3,9 @@
 //! issued. Replication slows down; quorum writes must still be either
 //! acknowledged and kept, or refused, never lost.
 
-use chaos_sdk::{Capability, CycleInfo, Fault, LinkFault, ParamType, Params, PluginInfo, grudge, host};
+use chaos_sdk::{
+    Capability, CycleInfo, Fault, LinkFault, ParamType, Params, PluginInfo, grudge, host,
+};
 
 struct SlowLink;
 
@@ -34,7 +36,10 @@ impl Fault for SlowLink {
         let ms = cycle.param_u64("ms", 1500).min(u64::from(u32::MAX)) as u32;
         let at = cycle.param_f64("at", 0.3).clamp(0.0, 1.0);
         host::wait_writes((f64::from(cycle.writes) * at).round() as u32);
-        host::info(&format!("slowing node {}'s links for {ms} ms", cycle.primary));
+        host::info(&format!(
+            "slowing node {}'s links for {ms} ms",
+            cycle.primary
+        ));
         host::link(&grudge::outbound(cycle.primary, cycle.nodes), fault, ms)?;
         host::sleep_ms(ms);
         Ok(())

@@ -1,7 +1,9 @@
 //! Test guest: any link fault, on the primary's outbound links or on the
 //! links between two followers (which the reference system never uses).
 
-use chaos_sdk::{Capability, CycleInfo, Fault, LinkFault, ParamType, Params, PluginInfo, grudge, host};
+use chaos_sdk::{
+    Capability, CycleInfo, Fault, LinkFault, ParamType, Params, PluginInfo, grudge, host,
+};
 
 struct LinkFaultGuest;
 
