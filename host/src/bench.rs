@@ -20,6 +20,11 @@
 //! 5. **Disk layer** (root and /dev/fuse): acknowledged writes per second
 //!    of one reference node on a plain data dir and on the FUSE layer, and
 //!    the fdatasync of a 100-byte append, p50 / p99, on each.
+//! 6. **Link faults** (proxy mode): what one link proxy adds to a one-byte
+//!    round trip with no fault (p50 / p99), and how far the delay and rate
+//!    a link fault gives are from what was asked: a 20 ms latency measured
+//!    by round trips (p50 / p99 error), a 100 kB/s cap measured by bulk
+//!    echoes. `--links-only` runs this part alone.
 
 use crate::campaign::Campaign;
 use crate::effects::{Effects, Scope};
@@ -62,6 +67,9 @@ pub struct BenchArgs {
     /// Measure only the disk layer (part 5).
     #[arg(long)]
     pub disk_only: bool,
+    /// Measure only the link faults (part 6).
+    #[arg(long)]
+    pub links_only: bool,
     /// Also write the figures as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -76,6 +84,24 @@ struct Figures {
     parallel: Vec<Scaling>,
     /// None where the layer cannot be mounted (with the reason printed).
     disk: Option<DiskFigures>,
+    links: Option<LinkFigures>,
+}
+
+#[derive(Serialize, Default)]
+struct LinkFigures {
+    round_trips: usize,
+    /// A one-byte round trip through one link proxy minus the same round
+    /// trip direct, µs (the proxy relays it twice: there and back).
+    proxy_added_us_p50: f64,
+    proxy_added_us_p99: f64,
+    latency_requested_ms: u32,
+    /// |measured delay - requested| per round trip, ms.
+    latency_error_ms_p50: f64,
+    latency_error_ms_p99: f64,
+    bandwidth_requested: u64,
+    /// Measured rate / requested - 1, over each bulk echo.
+    bandwidth_error_p50: f64,
+    bandwidth_error_max: f64,
 }
 
 #[derive(Serialize, Default)]
@@ -189,6 +215,14 @@ async fn measure(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Resul
             ..Figures::default()
         });
     }
+    if args.links_only {
+        eprintln!("bench: link faults");
+        return Ok(Figures {
+            machine: machine(),
+            links: Some(link_faults().await?),
+            ..Figures::default()
+        });
+    }
     if args.disk_only {
         crate::disk::available().map_err(|why| anyhow::anyhow!("bench --disk-only: {why}"))?;
         return Ok(Figures {
@@ -215,6 +249,8 @@ async fn measure(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Resul
             None
         }
     };
+    eprintln!("bench: link faults");
+    let links = Some(link_faults().await?);
     Ok(Figures {
         machine: machine(),
         plugins,
@@ -222,6 +258,105 @@ async fn measure(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Resul
         driver,
         parallel,
         disk,
+        links,
+    })
+}
+
+/// Part 6: a link proxy in front of an echo server, bare and degraded.
+async fn link_faults() -> anyhow::Result<LinkFigures> {
+    use crate::net::proxy::Links;
+    use crate::plugin::LinkFault;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const ROUND_TRIPS: usize = 5000;
+    const LATENCY_MS: u32 = 20;
+    const DELAYED: usize = 100;
+    const RATE: u64 = 100_000;
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let echo_port = echo.local_addr()?.port();
+    let server = tokio::spawn(async move {
+        while let Ok((mut c, _)) = echo.accept().await {
+            tokio::spawn(async move {
+                let _ = c.set_nodelay(true);
+                let (mut r, mut w) = c.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    // Node 0 (nothing listens: only its links' proxies matter) and node 1,
+    // the echo server; link 0->1 is the one measured.
+    let links = Links::start(&[0, echo_port]).await?;
+    let via = links.port(0, 1);
+    let pings = |port: u16, n: usize| async move {
+        let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        c.set_nodelay(true)?;
+        let mut b = [0u8; 1];
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = Instant::now();
+            c.write_all(b"x").await?;
+            c.read_exact(&mut b).await?;
+            out.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        anyhow::Ok(out)
+    };
+    // Interleaved in rounds so drift in machine load hits both alike.
+    let (mut direct, mut proxied) = (Vec::new(), Vec::new());
+    for _ in 0..10 {
+        direct.extend(pings(echo_port, ROUND_TRIPS / 10).await?);
+        proxied.extend(pings(via, ROUND_TRIPS / 10).await?);
+    }
+    let (direct, proxied) = (sorted(direct), sorted(proxied));
+    let base = quantile(&direct, 0.5);
+    let fault = LinkFault {
+        latency_ms: LATENCY_MS,
+        jitter_ms: 0,
+        loss: 0.0,
+        bandwidth: None,
+        reset: false,
+    };
+    let one_way = vec![vec![], vec![0]];
+    links.shape(&one_way, fault, 1);
+    let delayed = pings(via, DELAYED).await?;
+    let error = sorted(
+        delayed
+            .iter()
+            .map(|us| ((us - base) / 1000.0 - f64::from(LATENCY_MS)).abs())
+            .collect(),
+    );
+    links.shape(
+        &one_way,
+        LinkFault {
+            latency_ms: 0,
+            bandwidth: Some(RATE),
+            ..fault
+        },
+        1,
+    );
+    let mut rates = Vec::new();
+    for _ in 0..5 {
+        let m = links
+            .measure(0, 1, 0, (RATE / 4) as usize, Duration::from_secs(5))
+            .await;
+        if let Some(t) = m.throughput {
+            rates.push(t / RATE as f64 - 1.0);
+        }
+    }
+    links.unshape();
+    server.abort();
+    let rates = sorted(rates);
+    Ok(LinkFigures {
+        round_trips: ROUND_TRIPS,
+        proxy_added_us_p50: quantile(&proxied, 0.5) - base,
+        proxy_added_us_p99: quantile(&proxied, 0.99) - quantile(&direct, 0.99),
+        latency_requested_ms: LATENCY_MS,
+        latency_error_ms_p50: quantile(&error, 0.5),
+        latency_error_ms_p99: quantile(&error, 0.99),
+        bandwidth_requested: RATE,
+        bandwidth_error_p50: quantile(&rates, 0.5),
+        bandwidth_error_max: rates
+            .iter()
+            .copied()
+            .fold(0.0, |a: f64, b| if b.abs() > a.abs() { b } else { a }),
     })
 }
 
@@ -846,6 +981,14 @@ fn scaling_table(rows: &[Scaling]) -> String {
 }
 
 fn table(f: &Figures, disk_only: bool) -> String {
+    if let (0, Some(l)) = (f.campaign.cycles, &f.links) {
+        let mut s = format!(
+            "\nchaos-host bench (link faults) on {}\n\n| figure | measured | target |\n|---|---|---|\n",
+            f.machine
+        );
+        link_rows(&mut s, l);
+        return s;
+    }
     if f.campaign.cycles == 0 && !disk_only {
         return format!(
             "\nchaos-host bench (parallel cycles) on {}\n{}",
@@ -930,6 +1073,9 @@ fn table(f: &Figures, disk_only: bool) -> String {
         c.fds_first, c.fds_last, c.fds_max, c.threads_first, c.threads_last, c.threads_max
     ));
     disk_rows(&mut s, f.disk.as_ref());
+    if let Some(l) = &f.links {
+        link_rows(&mut s, l);
+    }
     let phases: Vec<String> = c
         .phase_ms_p50
         .iter()
@@ -938,6 +1084,28 @@ fn table(f: &Figures, disk_only: bool) -> String {
     s.push_str(&format!("\nphase p50, ms: {}\n", phases.join(", ")));
     s.push_str(&scaling_table(&f.parallel));
     s
+}
+
+/// The link faults' rows of the table.
+fn link_rows(s: &mut String, l: &LinkFigures) {
+    let mark = |ok: bool| if ok { "met" } else { "MISSED" };
+    s.push_str(&format!(
+        "| link proxy, no fault: added to a 1-byte round trip, {} round trips (p50 / p99) | {:.1} / {:.1} µs | p99 < 100 µs: {} |\n",
+        l.round_trips,
+        l.proxy_added_us_p50,
+        l.proxy_added_us_p99,
+        mark(l.proxy_added_us_p99 < 100.0)
+    ));
+    s.push_str(&format!(
+        "| link fault latency {} ms: error of the delay given (p50 / p99) | {:.2} / {:.2} ms | - |\n",
+        l.latency_requested_ms, l.latency_error_ms_p50, l.latency_error_ms_p99
+    ));
+    s.push_str(&format!(
+        "| link fault bandwidth {} B/s: measured vs asked (p50 / worst) | {:+.1} / {:+.1} % | - |\n",
+        l.bandwidth_requested,
+        l.bandwidth_error_p50 * 100.0,
+        l.bandwidth_error_max * 100.0
+    ));
 }
 
 /// The disk layer's rows of the table.

@@ -315,6 +315,17 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
                 f.meta.name
             );
         }
+        if f.meta.capabilities.contains(&"link") && plan.net != Mode::Proxy {
+            bail!(
+                "plugin {}: it degrades links, but this campaign runs nodes in {} mode, where link faults are not available ({}); set network.mode = \"proxy\" in the campaign, or pass --net proxy",
+                f.meta.name,
+                plan.net.as_str(),
+                match plan.net {
+                    Mode::Loopback => "plain loopback has no links to degrade",
+                    _ => "the NFQUEUE verdict loop is not built yet",
+                }
+            );
+        }
     }
     let mut shutdown = Shutdown::new()?;
     // Whatever a killed earlier run left behind is undone before we start.

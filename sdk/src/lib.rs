@@ -58,8 +58,8 @@ mod info;
 pub use info::{InfoBuilder, assertion_info, fault_info};
 
 pub use fault_bindings::chaos::plugin::types::{
-    Capability, CycleInfo, DiskFault, Figure, LogLevel, NodeObservation, NodeState, Observations,
-    Outcome, ParamSpec, ParamType, PluginInfo, PluginKind, Signal, Verdict,
+    Capability, CycleInfo, DiskFault, Figure, LinkFault, LogLevel, NodeObservation, NodeState,
+    Observations, Outcome, ParamSpec, ParamType, PluginInfo, PluginKind, Signal, Verdict,
 };
 
 // CONTRACT_VERSION and CONTRACT_SECTION, from the package line of
@@ -183,7 +183,7 @@ pub fn random_peer(cycle: &CycleInfo) -> Option<u32> {
 /// when the capability was not granted or the node does not exist.
 pub mod host {
     use crate::fault_bindings::chaos::plugin::host as raw;
-    use crate::{DiskFault, LogLevel, Signal};
+    use crate::{DiskFault, LinkFault, LogLevel, Signal};
 
     /// Log a line to the campaign log at info level.
     pub fn info(message: &str) {
@@ -275,6 +275,23 @@ pub mod host {
     pub fn slow_io(node: u32, latency_ms: u32, ms: u32) -> Result<(), String> {
         raw::disk(node, DiskFault::SlowIo(latency_ms), ms)
     }
+    /// Degrade the directed links of `grudge` (as for [`partition`]: node
+    /// `i` receives degraded traffic from every node in `grudge[i]`) by
+    /// `fault` for `ms` (needs `link`; refused in loopback mode).
+    pub fn link(grudge: &[Vec<u32>], fault: LinkFault, ms: u32) -> Result<(), String> {
+        raw::link(grudge, fault, ms)
+    }
+    /// A [`LinkFault`] that degrades nothing, to start from with struct
+    /// update syntax: `LinkFault { latency_ms: 200, ..host::no_link_fault() }`.
+    pub fn no_link_fault() -> LinkFault {
+        LinkFault {
+            latency_ms: 0,
+            jitter_ms: 0,
+            loss: 0.0,
+            bandwidth: None,
+            reset: false,
+        }
+    }
 }
 
 /// Grudges for [`host::partition`]: for each node, the nodes whose traffic
@@ -307,6 +324,15 @@ pub mod grudge {
     pub fn one_way(from: u32, to: u32, nodes: u32) -> Vec<Vec<u32>> {
         (0..nodes)
             .map(|i| if i == to { vec![from] } else { vec![] })
+            .collect()
+    }
+
+    /// Every other of `nodes` nodes takes `node`'s traffic: the links
+    /// from `node` to each peer, one direction (for [`crate::host::link`],
+    /// what the node sends).
+    pub fn outbound(node: u32, nodes: u32) -> Vec<Vec<u32>> {
+        (0..nodes)
+            .map(|i| if i == node { vec![] } else { vec![node] })
             .collect()
     }
 }

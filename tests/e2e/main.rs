@@ -14,6 +14,8 @@ mod isolation;
 mod refusals;
 // The four built-in faults in both network modes.
 mod faults;
+// Link faults: latency, loss, bandwidth, reset, with measured evidence.
+mod links;
 // Effects never outlive chaos-host: SIGKILL + cleanup, Ctrl-C, traps.
 mod recovery;
 // Clock skew reaches the node; unappliable skews are simulated.

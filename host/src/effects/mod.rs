@@ -9,10 +9,11 @@
 //! One file per mechanism: [`signal`] (kill/term), [`pause`] (SIGSTOP),
 //! [`partition`] (grudges over the campaign's network), [`clock`]
 //! (libfaketime), [`restart`] (kill, then start again), [`disk`] (the
-//! FUSE layer under a data dir).
+//! FUSE layer under a data dir), [`link`] (degraded links by a grudge).
 
 pub mod clock;
 mod disk;
+mod link;
 mod partition;
 mod pause;
 mod restart;
@@ -32,7 +33,8 @@ use tokio::sync::watch;
 /// One effect as it happened, for the cycle record.
 #[derive(Clone, Debug, Serialize)]
 pub struct EffectRecord {
-    /// "signal", "pause", "partition", "clock", "restart" or "disk".
+    /// "signal", "pause", "partition", "clock", "restart", "disk" or
+    /// "link".
     pub kind: &'static str,
     /// The node it targets (for a partition, the first node of the grudge
     /// that drops traffic).
@@ -123,6 +125,9 @@ struct Undo {
     restart: bool,
     /// A disk fault, with the layer's counts when it started.
     disk: Option<(crate::plugin::DiskFault, crate::disk::Counts)>,
+    /// The network's generation of a link fault, so ending it never lifts
+    /// a later one.
+    link: Option<u64>,
 }
 
 /// What an effect needs from its cycle.
@@ -361,6 +366,10 @@ impl Effects {
                 }
                 None => (String::new(), None),
             },
+            "link" => {
+                let (v, evidence) = self.net.unlink(undo.link).await;
+                (evidence, Some(v))
+            }
             _ => (String::new(), None),
         };
         if let Some(seq) = undo.journal {
@@ -439,6 +448,7 @@ impl Drop for Effects {
                     }
                 }
                 "partition" => self.net.heal_now(),
+                "link" => self.net.unlink_now(),
                 "disk" => {
                     if let Some((fault, before)) = undo.disk {
                         self.end_disk(rec.node, fault, before);

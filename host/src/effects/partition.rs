@@ -19,26 +19,7 @@ use std::time::Instant;
 
 impl Effects {
     pub async fn partition(self: &Arc<Self>, grudge: Grudge, ms: u32) -> Result<(), String> {
-        if grudge.len() > self.nodes.len() {
-            return Err(format!(
-                "partition: the grudge has {} rows but this campaign has {} nodes",
-                grudge.len(),
-                self.nodes.len()
-            ));
-        }
-        for (i, row) in grudge.iter().enumerate() {
-            for &j in row {
-                self.node(j)?;
-                if j as usize == i {
-                    return Err(format!(
-                        "partition: node {i} cannot hold a grudge against itself"
-                    ));
-                }
-            }
-        }
-        if grudge.iter().all(Vec::is_empty) {
-            return Err("partition: the grudge cuts nothing".into());
-        }
+        self.check_grudge("partition", &grudge)?;
         // A new partition replaces the one in force.
         for slot in self.open_leases() {
             if self.records()[slot].kind == "partition" {
@@ -116,6 +97,32 @@ impl Effects {
         });
         // Timed from `start_us`: the probe does not lengthen the lease.
         self.schedule_end(slot, start_us, ms);
+        Ok(())
+    }
+
+    /// The reason `grudge` names no link of this campaign, if it does not
+    /// (`what` is the host function asked).
+    pub(super) fn check_grudge(&self, what: &str, grudge: &Grudge) -> Result<(), String> {
+        if grudge.len() > self.nodes.len() {
+            return Err(format!(
+                "{what}: the grudge has {} rows but this campaign has {} nodes",
+                grudge.len(),
+                self.nodes.len()
+            ));
+        }
+        for (i, row) in grudge.iter().enumerate() {
+            for &j in row {
+                self.node(j)?;
+                if j as usize == i {
+                    return Err(format!(
+                        "{what}: node {i} cannot hold a grudge against itself"
+                    ));
+                }
+            }
+        }
+        if grudge.iter().all(Vec::is_empty) {
+            return Err(format!("{what}: the grudge names no link"));
+        }
         Ok(())
     }
 

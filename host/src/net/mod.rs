@@ -9,9 +9,11 @@
 //!   ([`netns`]); a grudge becomes one nftables ruleset on the bridge.
 
 pub mod bypass;
+mod degrade;
 pub mod netns;
 mod nsthread;
 pub mod proxy;
+pub mod shape;
 
 use crate::journal::Journal;
 use crate::lifecycle::ports;
@@ -316,6 +318,7 @@ impl Network {
             inner,
             cut: Default::default(),
             generations: Default::default(),
+            shaped: Default::default(),
             _lease: lease,
         })
     }
@@ -340,6 +343,9 @@ pub struct CycleNet {
     /// an old lease never lifts a newer partition.
     cut: tokio::sync::Mutex<u64>,
     generations: std::sync::atomic::AtomicU64,
+    /// Generation of the link fault in force (0: none), as `cut` is for
+    /// partitions; numbered from `generations` too.
+    shaped: tokio::sync::Mutex<u64>,
     /// Dropped last (fields drop in order): the ports and namespace set go
     /// back only once the proxies or forwarders above are gone.
     _lease: Lease,

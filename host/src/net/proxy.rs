@@ -11,16 +11,27 @@
 //! Each link counts what it held, so a cut proves itself link by link; the
 //! host's probe connections (known by their source port) are counted,
 //! answered with the link's decision, and closed, never forwarded.
+//!
+//! A link fault ([`Links::shape`]) degrades directed links instead: every
+//! relayed chunk goes through a per-connection delay queue (a reader that
+//! stamps each chunk with its due instant from [`super::shape`], a writer
+//! that sleeps to it), so latency delays without serialising the stream.
+//! A reset link RSTs its open connections (SO_LINGER 0) and every new one
+//! while the fault holds. The host measures a degraded link with an echo
+//! probe: a connection the link itself answers, never forwarded, whose
+//! bytes cross the same delay queues and buckets as the system's.
 
+use super::shape::{Counts, Shaper};
 use super::{CutStats, Grudge, LinkProbe, LinkStats, blocked, cut_links};
+use crate::plugin::LinkFault;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// What one link held while cut.
 #[derive(Default)]
@@ -49,6 +60,51 @@ type Probes = Arc<Mutex<HashMap<(u32, u32, u16), Option<oneshot::Sender<bool>>>>
 /// How long a probe waits for its link to report it.
 const PROBE_DEADLINE: Duration = Duration::from_millis(500);
 
+/// Chunks one direction of a connection may have waiting in its delay
+/// queue; a full queue stops reading, which is TCP's own back-pressure.
+const QUEUE_CHUNKS: usize = 64;
+
+/// The link faults in force: the shaper of directed link i→j at i * n + j.
+#[derive(Default)]
+pub struct Shaping {
+    n: usize,
+    links: Vec<Option<Arc<Shaper>>>,
+}
+
+impl Shaping {
+    fn get(&self, from: u32, to: u32) -> Option<&Arc<Shaper>> {
+        if from as usize >= self.n || to as usize >= self.n {
+            return None;
+        }
+        self.links
+            .get(from as usize * self.n + to as usize)
+            .and_then(Option::as_ref)
+    }
+
+    fn resets(&self, from: u32, to: u32) -> bool {
+        self.get(from, to).is_some_and(|s| s.fault.reset)
+    }
+}
+
+/// Echo probes awaited, by (from, to, the probe's source port).
+type Echoes = Arc<Mutex<std::collections::HashSet<(u32, u32, u16)>>>;
+
+/// What the host's echo probe measured on one degraded link.
+#[derive(Clone, Debug, Default)]
+pub struct Measure {
+    pub from: u32,
+    pub to: u32,
+    /// Round trips of one byte, µs, in order.
+    pub rtt_us: Vec<u64>,
+    /// Bytes/s of a bulk echo, when the link's rate is capped.
+    pub throughput: Option<f64>,
+    /// The link reset the probe's connection.
+    pub reset: bool,
+    /// Chunks of the probe the link lost (stalled).
+    pub lost: u64,
+    pub error: Option<String>,
+}
+
 pub struct Links {
     n: usize,
     /// Proxy port of link i→j at i * n + j.
@@ -58,6 +114,8 @@ pub struct Links {
     /// What link i→j held, at i * n + j.
     held: Vec<Arc<Held>>,
     probes: Probes,
+    shaping: watch::Sender<Arc<Shaping>>,
+    echoes: Echoes,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -75,6 +133,8 @@ impl Links {
             cut: AtomicBool::new(false),
             held: (0..n * n).map(|_| Arc::new(Held::default())).collect(),
             probes: Probes::default(),
+            shaping: watch::channel(Arc::new(Shaping::default())).0,
+            echoes: Echoes::default(),
             tasks: Vec::new(),
         };
         for from in 0..n {
@@ -92,6 +152,8 @@ impl Links {
                     held: links.held[from * n + to].clone(),
                     held_back: links.held[to * n + from].clone(),
                     probes: links.probes.clone(),
+                    shaping: links.shaping.subscribe(),
+                    echoes: links.echoes.clone(),
                 };
                 links.tasks.push(tokio::spawn(link.serve(listener)));
             }
@@ -216,6 +278,157 @@ impl Links {
     }
 }
 
+impl Links {
+    /// Put `fault` in force on the directed links of `grudge` (replacing
+    /// any link fault in force); `seed` drives jitter and loss.
+    pub fn shape(&self, grudge: &Grudge, fault: LinkFault, seed: u64) -> String {
+        let mut links = vec![None; self.n * self.n];
+        let pairs: Vec<(u32, u32)> = cut_links(grudge)
+            .into_iter()
+            .filter(|&(f, t)| (f as usize) < self.n && (t as usize) < self.n)
+            .collect();
+        for (k, &(from, to)) in pairs.iter().enumerate() {
+            links[from as usize * self.n + to as usize] = Some(Arc::new(Shaper::new(
+                fault,
+                seed.wrapping_add(k as u64)
+                    .wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            )));
+        }
+        self.shaping
+            .send_replace(Arc::new(Shaping { n: self.n, links }));
+        format!("proxy: {} directed link(s) degraded", pairs.len())
+    }
+
+    /// Lift the link fault in force; returns each degraded link (from, to)
+    /// with what the system's traffic met there.
+    pub fn unshape(&self) -> Vec<(u32, u32, Arc<Shaper>)> {
+        let old = self.shaping.send_replace(Arc::new(Shaping::default()));
+        let mut out = Vec::new();
+        for from in 0..old.n as u32 {
+            for to in 0..old.n as u32 {
+                if let Some(s) = old.get(from, to) {
+                    out.push((from, to, s.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Measure degraded link `from`→`to` with an echo the link answers
+    /// itself: up to `pings` one-byte round trips (stopping once `budget`
+    /// is spent), then, when `bulk` > 0, the time `bulk` bytes take to
+    /// come back. The echo crosses this link's shaper forward and the
+    /// reverse link's back, as a request and its reply on the system's
+    /// connections do.
+    pub async fn measure(
+        &self,
+        from: u32,
+        to: u32,
+        pings: usize,
+        bulk: usize,
+        budget: Duration,
+    ) -> Measure {
+        let mut m = Measure {
+            from,
+            to,
+            ..Measure::default()
+        };
+        let lost_before = self.probe_lost(from, to);
+        if let Err(e) = self.echo(from, to, pings, bulk, budget, &mut m).await {
+            match e.kind() {
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof => {
+                    m.reset = true
+                }
+                _ => m.error = Some(format!("probe of {from}->{to}: {e}")),
+            }
+        }
+        m.lost = self.probe_lost(from, to) - lost_before;
+        m
+    }
+
+    /// Chunks of the host's probes lost on link `from`→`to` and its
+    /// reverse so far.
+    fn probe_lost(&self, from: u32, to: u32) -> u64 {
+        let shaping = self.shaping.borrow();
+        [shaping.get(from, to), shaping.get(to, from)]
+            .into_iter()
+            .flatten()
+            .map(|s| s.probe.lost.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    async fn echo(
+        &self,
+        from: u32,
+        to: u32,
+        pings: usize,
+        bulk: usize,
+        budget: Duration,
+        m: &mut Measure,
+    ) -> std::io::Result<()> {
+        let started = Instant::now();
+        if from as usize >= self.n || to as usize >= self.n || from == to {
+            return Err(std::io::Error::other(format!("no link {from}->{to}")));
+        }
+        let socket = TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
+        let key = (from, to, socket.local_addr()?.port());
+        self.echoes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key);
+        let port = self.port(from as usize, to as usize);
+        let mut c = socket
+            .connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+            .await?;
+        c.set_nodelay(true)?;
+        let mut b = [0u8; 1];
+        for i in 0..pings {
+            let t = Instant::now();
+            c.write_all(&[i as u8]).await?;
+            c.read_exact(&mut b).await?;
+            let rtt = t.elapsed();
+            m.rtt_us.push(rtt.as_micros() as u64);
+            // Another ping must fit in what is left of the budget.
+            if started.elapsed() + rtt > budget {
+                break;
+            }
+        }
+        if bulk > 0 {
+            let (mut r, mut w) = c.split();
+            let send = async {
+                let chunk = vec![0u8; 4096];
+                let mut left = bulk;
+                while left > 0 {
+                    let k = left.min(chunk.len());
+                    w.write_all(&chunk[..k]).await?;
+                    left -= k;
+                }
+                Ok::<_, std::io::Error>(())
+            };
+            // Timed from the first bytes back to the last, so neither the
+            // latency nor the bucket's burst allowance (all in the first
+            // read) counts as rate.
+            let recv = async {
+                let mut buf = vec![0u8; 16 * 1024];
+                let mut got = 0;
+                let mut first = None;
+                while got < bulk {
+                    match r.read(&mut buf).await? {
+                        0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                        n => got += n,
+                    }
+                    first.get_or_insert((Instant::now(), got));
+                }
+                Ok(first.map(|(at, n)| (got - n) as f64 / at.elapsed().as_secs_f64()))
+            };
+            let ((), rate) = tokio::try_join!(send, recv)?;
+            m.throughput = rate.filter(|r| r.is_finite());
+        }
+        Ok(())
+    }
+}
+
 /// Marks a probe no longer awaited when dropped (the link removes the
 /// entry when it meets the connection; the map dies with the cycle's
 /// links).
@@ -253,6 +466,8 @@ struct Link {
     /// connections (traffic `to` → `from`).
     held_back: Arc<Held>,
     probes: Probes,
+    shaping: watch::Receiver<Arc<Shaping>>,
+    echoes: Echoes,
 }
 
 impl Link {
@@ -263,8 +478,21 @@ impl Link {
             // link for the rest of the cycle.
             let client = match listener.accept().await {
                 Ok((c, peer)) => {
+                    if self.answer_echo(peer, &c) {
+                        let (from, to, shaping) = (self.from, self.to, self.shaping.clone());
+                        conns.spawn(echo(c, from, to, shaping));
+                        continue;
+                    }
                     if self.answer_probe(peer) {
                         continue; // dropped: a probe is never forwarded
+                    }
+                    if let Some(s) = self.shaping.borrow().get(self.from, self.to)
+                        && s.fault.reset
+                    {
+                        // A reset link refuses new connections with a RST.
+                        s.counts.resets.fetch_add(1, Ordering::Relaxed);
+                        let _ = c.set_zero_linger();
+                        continue;
                     }
                     c
                 }
@@ -278,6 +506,7 @@ impl Link {
             let mut grudge = self.grudge.clone();
             let held = self.held.clone();
             let held_back = self.held_back.clone();
+            let shaping = self.shaping.clone();
             conns.spawn(async move {
                 if blocked(&grudge.borrow(), from, to) {
                     held.connections.fetch_add(1, Ordering::Relaxed);
@@ -286,19 +515,53 @@ impl Link {
                 if grudge.wait_for(|g| !blocked(g, from, to)).await.is_err() {
                     return;
                 }
-                let Ok(up) = TcpStream::connect((Ipv4Addr::LOCALHOST, upstream)).await else {
+                let Ok(mut up) = TcpStream::connect((Ipv4Addr::LOCALHOST, upstream)).await else {
                     return; // peer down: the client sees the connection close
                 };
+                let mut client = client;
                 let _ = client.set_nodelay(true);
                 let _ = up.set_nodelay(true);
-                let (cr, cw) = client.into_split();
-                let (ur, uw) = up.into_split();
-                let fwd = pump(cr, uw, from, to, grudge.clone(), held);
-                let back = pump(ur, cw, to, from, grudge, held_back);
-                tokio::join!(fwd, back);
+                let reset = {
+                    let (cr, cw) = client.split();
+                    let (ur, uw) = up.split();
+                    let fwd = pump(cr, uw, (from, to), grudge.clone(), held, shaping.clone());
+                    let back = pump(ur, cw, (to, from), grudge, held_back, shaping.clone());
+                    let mut watch = shaping;
+                    tokio::select! {
+                        _ = async { tokio::join!(fwd, back) } => None,
+                        // A link fault with `reset` RSTs this connection.
+                        Ok(s) = watch.wait_for(|s| s.resets(from, to)) => s.get(from, to).cloned(),
+                    }
+                };
+                // The halves are dropped: the sockets close with a RST.
+                if let Some(s) = reset {
+                    s.counts.resets.fetch_add(1, Ordering::Relaxed);
+                    let _ = client.set_zero_linger();
+                    let _ = up.set_zero_linger();
+                }
             });
             while conns.try_join_next().is_some() {}
         }
+    }
+
+    /// If `peer` is one of the host's echo probes of this link, to be
+    /// answered by [`echo`] (or, on a reset link, reset and counted).
+    fn answer_echo(&self, peer: SocketAddr, c: &TcpStream) -> bool {
+        if !self
+            .echoes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(self.from, self.to, peer.port()))
+        {
+            return false;
+        }
+        if let Some(s) = self.shaping.borrow().get(self.from, self.to)
+            && s.fault.reset
+        {
+            s.probe.resets.fetch_add(1, Ordering::Relaxed);
+            let _ = c.set_zero_linger();
+        }
+        true
     }
 
     /// If `peer` is one of the host's probes of this link: count it as
@@ -325,30 +588,119 @@ impl Link {
     }
 }
 
-/// Relay bytes from `r` to `w` (traffic `from` → `to`), holding them while
-/// the grudge cuts that direction.
-async fn pump(
-    mut r: tokio::net::tcp::OwnedReadHalf,
-    mut w: tokio::net::tcp::OwnedWriteHalf,
-    from: u32,
-    to: u32,
-    mut grudge: watch::Receiver<Grudge>,
+/// Serve one of the host's echo probes of link `from`→`to`: what it
+/// sends comes back, through the link's shaper one way and the reverse
+/// link's the other (counted as the probe's, not the system's). A reset
+/// link closed it already (zero linger set, dropped here).
+async fn echo(mut c: TcpStream, from: u32, to: u32, shaping: watch::Receiver<Arc<Shaping>>) {
+    if shaping.borrow().resets(from, to) {
+        return;
+    }
+    let _ = c.set_nodelay(true);
+    let (r, w) = c.split();
+    // Forward through this link's shaper into a loop back through the
+    // reverse link's: two delay queues in series, as a request and its reply.
+    let (tx, mut rx) = mpsc::channel::<(Option<Instant>, Vec<u8>)>(QUEUE_CHUNKS);
+    let fwd = async {
+        shaped_reader(r, (from, to), &shaping, None, &tx, true).await;
+        drop(tx);
+    };
+    let (btx, brx) = mpsc::channel::<(Option<Instant>, Vec<u8>)>(QUEUE_CHUNKS);
+    let turn = async {
+        let mut after = Instant::now();
+        while let Some((due, bytes)) = rx.recv().await {
+            if let Some(d) = due {
+                tokio::time::sleep_until(d.into()).await;
+            }
+            let now = Instant::now();
+            let shaper = shaping.borrow().get(to, from).cloned();
+            let due = shaper.map(|s| {
+                after = s.due(now, bytes.len(), after, Some(&s.probe));
+                after
+            });
+            if btx.send((due, bytes)).await.is_err() {
+                break;
+            }
+        }
+        drop(btx);
+    };
+    tokio::join!(fwd, turn, writer(w, brx));
+}
+
+/// Relay bytes from `r` to `w` (traffic `dir` = (from, to)), holding them
+/// while the grudge cuts that direction and delaying them as the link
+/// fault of that direction says.
+async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    r: R,
+    w: W,
+    dir: (u32, u32),
+    grudge: watch::Receiver<Grudge>,
     held: Arc<Held>,
+    shaping: watch::Receiver<Arc<Shaping>>,
 ) {
-    let mut buf = vec![0u8; 16 * 1024];
+    let (tx, rx) = mpsc::channel(QUEUE_CHUNKS);
+    let read = async {
+        shaped_reader(r, dir, &shaping, Some((grudge, held)), &tx, false).await;
+        drop(tx);
+    };
+    tokio::join!(read, writer(w, rx));
+}
+
+/// Read chunks from `r` and queue each with its due instant (none when
+/// the direction is not degraded), holding while `cut` says so.
+async fn shaped_reader<R: AsyncRead + Unpin>(
+    mut r: R,
+    (from, to): (u32, u32),
+    shaping: &watch::Receiver<Arc<Shaping>>,
+    mut cut: Option<(watch::Receiver<Grudge>, Arc<Held>)>,
+    tx: &mpsc::Sender<(Option<Instant>, Vec<u8>)>,
+    probe: bool,
+) {
+    const MAX: usize = 16 * 1024;
+    let mut buf = vec![0u8; MAX];
+    let mut after = Instant::now();
     loop {
-        let n = match r.read(&mut buf).await {
+        let limit = shaping
+            .borrow()
+            .get(from, to)
+            .map_or(MAX, |s| s.chunk_limit(MAX));
+        let n = match r.read(&mut buf[..limit]).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if blocked(&grudge.borrow(), from, to) {
-            held.chunks.fetch_add(1, Ordering::Relaxed);
-            held.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        if let Some((grudge, held)) = &mut cut {
+            if blocked(&grudge.borrow(), from, to) {
+                held.chunks.fetch_add(1, Ordering::Relaxed);
+                held.bytes.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            if grudge.wait_for(|g| !blocked(g, from, to)).await.is_err() {
+                break;
+            }
         }
-        if grudge.wait_for(|g| !blocked(g, from, to)).await.is_err() {
+        let now = Instant::now();
+        let shaper = shaping.borrow().get(from, to).cloned();
+        let due = shaper.map(|s| {
+            let counts: &Counts = if probe { &s.probe } else { &s.counts };
+            after = s.due(now, n, after, Some(counts));
+            after
+        });
+        if tx.send((due, buf[..n].to_vec())).await.is_err() {
             break;
         }
-        if w.write_all(&buf[..n]).await.is_err() {
+    }
+}
+
+/// Write queued chunks to `w`, each once it is due; shut `w` down when
+/// the queue closes.
+async fn writer<W: AsyncWrite + Unpin>(
+    mut w: W,
+    mut rx: mpsc::Receiver<(Option<Instant>, Vec<u8>)>,
+) {
+    while let Some((due, bytes)) = rx.recv().await {
+        if let Some(d) = due {
+            tokio::time::sleep_until(d.into()).await;
+        }
+        if w.write_all(&bytes).await.is_err() {
             break;
         }
     }

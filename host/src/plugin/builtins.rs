@@ -26,6 +26,7 @@ macro_rules! builtins {
 }
 
 builtins![
+    "bandwidth_cap",
     "clock_skew_peer",
     "convergence",
     "crash_restart",
@@ -33,9 +34,11 @@ builtins![
     "drop_random_acks",
     "fsync_error_peer",
     "kill_primary_mid_write",
+    "lossy_link",
     "partition_minority",
     "power_failure",
     "slow_disk",
+    "slow_link",
 ];
 
 /// The built-in called `name`.

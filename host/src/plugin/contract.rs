@@ -14,6 +14,8 @@ pub enum Capability {
     Restart,
     /// Since 0.2.0.
     Disk,
+    /// Since 0.2.0.
+    Link,
 }
 
 /// What a `disk` lease does to a node's data dir (since 0.2.0).
@@ -24,6 +26,57 @@ pub enum DiskFault {
     DiskFull,
     /// Milliseconds added to every read, write and fsync.
     SlowIo(u32),
+}
+
+/// What a `link` lease does to the directed links of a grudge (since
+/// 0.2.0). Checked by [`LinkFault::check`] before anything is applied.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LinkFault {
+    pub latency_ms: u32,
+    pub jitter_ms: u32,
+    /// Probability in [0, 1].
+    pub loss: f64,
+    /// Bytes per second; `None`: unlimited.
+    pub bandwidth: Option<u64>,
+    pub reset: bool,
+}
+
+impl LinkFault {
+    /// The reason this fault cannot be honoured over a lease of `ms`, if
+    /// any: a fault that degrades nothing, or asks for what no link can
+    /// do, is refused rather than recorded as a no-op.
+    pub fn check(&self, ms: u32) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.loss) || self.loss.is_nan() {
+            return Err(format!(
+                "link: loss {} is not a probability (use a value in [0, 1])",
+                self.loss
+            ));
+        }
+        if self.bandwidth == Some(0) {
+            return Err(
+                "link: bandwidth 0 bytes/s carries nothing, which is a partition (use partition, or a bandwidth of at least 1 byte/s)".into(),
+            );
+        }
+        if self.jitter_ms > self.latency_ms {
+            return Err(format!(
+                "link: jitter {} ms exceeds latency {} ms (a delay cannot be negative; lower jitter_ms to at most latency_ms)",
+                self.jitter_ms, self.latency_ms
+            ));
+        }
+        if self.latency_ms + self.jitter_ms >= ms {
+            return Err(format!(
+                "link: latency {} ms + jitter {} ms does not fit in the {ms} ms lease (no delayed byte would arrive before the heal; lengthen ms)",
+                self.latency_ms, self.jitter_ms
+            ));
+        }
+        if self.latency_ms == 0 && self.loss == 0.0 && self.bandwidth.is_none() && !self.reset {
+            return Err(
+                "link: the fault degrades nothing (set latency_ms, loss, bandwidth or reset)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Which terminating signal `send-signal` asks for.
@@ -131,7 +184,55 @@ impl std::fmt::Display for Version {
 
 #[cfg(test)]
 mod tests {
-    use super::Version;
+    use super::{LinkFault, Version};
+
+    #[test]
+    fn a_link_fault_that_cannot_be_honoured_is_refused_with_the_fix() {
+        let ok = LinkFault {
+            latency_ms: 200,
+            jitter_ms: 20,
+            loss: 0.0,
+            bandwidth: None,
+            reset: false,
+        };
+        ok.check(1000).unwrap();
+        let bad = |f: LinkFault, ms: u32, says: &str| {
+            let e = f.check(ms).unwrap_err();
+            assert!(e.contains(says), "{e}");
+        };
+        bad(LinkFault { loss: 1.5, ..ok }, 1000, "not a probability");
+        bad(
+            LinkFault {
+                loss: f64::NAN,
+                ..ok
+            },
+            1000,
+            "not a probability",
+        );
+        bad(
+            LinkFault {
+                bandwidth: Some(0),
+                ..ok
+            },
+            1000,
+            "bandwidth 0",
+        );
+        bad(
+            LinkFault {
+                jitter_ms: 300,
+                ..ok
+            },
+            1000,
+            "exceeds latency",
+        );
+        bad(ok, 200, "does not fit");
+        let nothing = LinkFault {
+            latency_ms: 0,
+            jitter_ms: 0,
+            ..ok
+        };
+        bad(nothing, 1000, "degrades nothing");
+    }
 
     #[test]
     fn versions_parse_strictly_and_order_numerically() {

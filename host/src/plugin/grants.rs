@@ -13,6 +13,7 @@ pub fn name(c: Capability) -> &'static str {
         Capability::Clock => "clock",
         Capability::Restart => "restart",
         Capability::Disk => "disk",
+        Capability::Link => "link",
     }
 }
 
@@ -24,9 +25,10 @@ pub fn parse(s: &str) -> anyhow::Result<Capability> {
         "clock" => Capability::Clock,
         "restart" => Capability::Restart,
         "disk" => Capability::Disk,
+        "link" => Capability::Link,
         other => {
             bail!(
-                "unknown capability {other:?} (known: signal, pause, partition, clock, restart, disk)"
+                "unknown capability {other:?} (known: signal, pause, partition, clock, restart, disk, link)"
             )
         }
     })

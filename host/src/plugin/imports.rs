@@ -3,7 +3,7 @@
 //! types; each contract version's module in `wit/` implements its generated
 //! `Host` trait by calling these.
 
-use super::contract::{Capability, DiskFault, LogLevel, Signal};
+use super::contract::{Capability, DiskFault, LinkFault, LogLevel, Signal};
 use super::runtime::PluginState;
 use crate::effects::Effects;
 use rand::RngCore;
@@ -150,6 +150,20 @@ impl PluginState {
     ) -> Result<(), String> {
         self.allow(Capability::Disk)?;
         let r = self.effects()?.clone().disk(node, fault, ms).await;
+        self.note(r)
+    }
+
+    pub(super) async fn host_link(
+        &mut self,
+        grudge: Vec<Vec<u32>>,
+        fault: LinkFault,
+        ms: u32,
+    ) -> Result<(), String> {
+        self.allow(Capability::Link)?;
+        // Jitter and loss draw from the cycle's seed, through the plugin's
+        // generator, so a replayed cycle draws the same.
+        let seed = self.host_random();
+        let r = self.effects()?.clone().link(grudge, fault, ms, seed).await;
         self.note(r)
     }
 }

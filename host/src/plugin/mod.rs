@@ -31,7 +31,7 @@ pub mod source;
 mod wasi;
 mod wit;
 
-pub use contract::{Capability, DiskFault, Version};
+pub use contract::{Capability, DiskFault, LinkFault, Version};
 pub use grants::{Grants, parse as grants_parse};
 pub use identity::Names;
 pub use observations::{CycleInfo, NodeObservation, NodeState, Observations};

@@ -4,7 +4,9 @@
 //! conversions lose nothing.
 
 use super::super::contract::Version;
-use super::super::contract::{Capability, DiskFault, Info, LogLevel, ParamSpec, Signal, Verdict};
+use super::super::contract::{
+    Capability, DiskFault, Info, LinkFault, LogLevel, ParamSpec, Signal, Verdict,
+};
 use super::super::history::OpsCursor;
 use super::super::observations::{CycleInfo, NodeState, Observations};
 use super::super::runtime::PluginState;
@@ -164,6 +166,21 @@ impl host::Host for PluginState {
         };
         self.host_disk(node, fault, ms).await
     }
+    async fn link(
+        &mut self,
+        grudge: Vec<Vec<u32>>,
+        fault: types::LinkFault,
+        ms: u32,
+    ) -> Result<(), String> {
+        let fault = LinkFault {
+            latency_ms: fault.latency_ms,
+            jitter_ms: fault.jitter_ms,
+            loss: fault.loss,
+            bandwidth: fault.bandwidth,
+            reset: fault.reset,
+        };
+        self.host_link(grudge, fault, ms).await
+    }
 }
 
 impl From<types::PluginInfo> for Info {
@@ -187,6 +204,7 @@ impl From<types::PluginInfo> for Info {
                     types::Capability::Clock => Capability::Clock,
                     types::Capability::Restart => Capability::Restart,
                     types::Capability::Disk => Capability::Disk,
+                    types::Capability::Link => Capability::Link,
                 })
                 .collect(),
             params: i
