@@ -33,8 +33,10 @@ builtins![
     "drop_random_acks",
     "fsync_error_peer",
     "kill_primary_mid_write",
+    "linearizable",
     "partition_minority",
     "power_failure",
+    "set_full",
     "slow_disk",
 ];
 

@@ -17,6 +17,9 @@ pub struct Spec {
     pub seed: u64,
 }
 
+/// What an operation did: (value, expected, read, status).
+type Result = (Option<String>, Option<String>, Option<String>, Status);
+
 struct Planned {
     process: u32,
     kind: Kind,
@@ -69,9 +72,7 @@ pub fn valid(spec: &Spec) -> History {
     order.sort_by_key(|&i| planned[i].linearize);
     let mut registers: Vec<Option<String>> = vec![None; spec.keys.max(1) as usize];
     let mut written: Vec<Vec<String>> = vec![Vec::new(); spec.keys.max(1) as usize];
-    // (value, expected, read, status) per planned op.
-    let mut results: Vec<(Option<String>, Option<String>, Option<String>, Status)> =
-        vec![(None, None, None, Status::Ok); planned.len()];
+    let mut results: Vec<Result> = vec![(None, None, None, Status::Ok); planned.len()];
     for i in order {
         let p = &planned[i];
         let key = p.key as usize;

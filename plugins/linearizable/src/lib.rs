@@ -30,13 +30,14 @@ use check::Verdict as Found;
 use history::{History, Kind, OpText, Status};
 use wgl::{Budget, Limit};
 
-/// Default `max_steps`: a 100,000-op history of 8 clients needs about 1.5
-/// million; this leaves room for much more concurrency and stays within
-/// seconds.
-const DEFAULT_STEPS: &str = "20000000";
-/// Default `max_states`: 16 bytes each, 16 MiB of memo (32 while the table
-/// grows), well inside the plugin's 64 MiB.
-const DEFAULT_STATES: &str = "1000000";
+/// The default budget. `max_steps`: a 100,000-op history of 8 clients
+/// needs about a million; this leaves room for more concurrency and stays
+/// within seconds. `max_states`: 16 bytes each, 16 MiB of memo (about 40
+/// while the table grows), inside the plugin's 64 MiB.
+pub const DEFAULT_BUDGET: Budget = Budget {
+    max_steps: 20_000_000,
+    max_states: 1_000_000,
+};
 
 #[cfg_attr(
     not(target_arch = "wasm32"),
@@ -52,13 +53,13 @@ impl Assertion for Linearizable {
             .param(
                 "max_steps",
                 ParamType::Integer,
-                DEFAULT_STEPS,
+                &DEFAULT_BUDGET.max_steps.to_string(),
                 "search steps over the whole history before answering unknown",
             )
             .param(
                 "max_states",
                 ParamType::Integer,
-                DEFAULT_STATES,
+                &DEFAULT_BUDGET.max_states.to_string(),
                 "memoised search states per key (16 bytes each) before answering unknown",
             )
             .build()
@@ -66,8 +67,11 @@ impl Assertion for Linearizable {
 
     fn check(obs: Observations) -> Verdict {
         let budget = Budget {
-            max_steps: obs.cycle.param_u64("max_steps", 20_000_000),
-            max_states: obs.cycle.param_u64("max_states", 1_000_000) as usize,
+            max_steps: obs.cycle.param_u64("max_steps", DEFAULT_BUDGET.max_steps),
+            max_states: obs
+                .cycle
+                .param_u64("max_states", DEFAULT_BUDGET.max_states as u64)
+                as usize,
         };
         let history = read_history();
         judge(&history, &budget)
