@@ -151,3 +151,42 @@ pub fn with_phantom_read(history: &History, seed: u64) -> Option<History> {
     mutated.ops[pick].read = mutated.intern(Some("never-written"));
     Some(mutated)
 }
+
+/// A copy of `history` made invalid by a stale read: one `ok` get near the
+/// end, which read the value of a write `w` acknowledged before it began,
+/// reads instead the value of an older write acknowledged before `w` began.
+/// None when the history has no such get.
+pub fn with_stale_read(history: &History, seed: u64) -> Option<History> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let ops = &history.ops;
+    // Acknowledged writes by value.
+    let mut writer = std::collections::HashMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        if op.kind != Kind::Get && op.status == Status::Ok {
+            writer.insert(op.value, i);
+        }
+    }
+    let done = |i: usize| ops[i].complete_us.unwrap_or(u64::MAX);
+    let candidates: Vec<(usize, usize)> = (ops.len() - ops.len().div_ceil(10).min(ops.len())
+        ..ops.len())
+        .filter(|&g| ops[g].kind == Kind::Get && ops[g].status == Status::Ok)
+        .filter_map(|g| {
+            let &w = writer.get(&ops[g].read)?;
+            if done(w) >= ops[g].invoke_us {
+                return None;
+            }
+            // The latest acknowledged write of the key done before w began.
+            let older = (0..w).rev().find(|&u| {
+                ops[u].key == ops[g].key
+                    && ops[u].kind != Kind::Get
+                    && ops[u].status == Status::Ok
+                    && done(u) < ops[w].invoke_us
+            })?;
+            Some((g, older))
+        })
+        .collect();
+    let &(g, older) = candidates.get(rng.usize(0..candidates.len().max(1)))?;
+    let mut mutated = history.clone();
+    mutated.ops[g].read = history.ops[older].value;
+    Some(mutated)
+}

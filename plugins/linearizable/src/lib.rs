@@ -32,11 +32,12 @@ use wgl::{Budget, Limit};
 
 /// The default budget. `max_steps`: a 100,000-op history of 8 clients
 /// needs about a million; this leaves room for more concurrency and stays
-/// within seconds. `max_states`: 16 bytes each, 16 MiB of memo (about 40
-/// while the table grows), inside the plugin's 64 MiB.
+/// within seconds. `max_states`: 16 bytes each, 17 MiB of hash table
+/// (26 MiB while it grows), which leaves the history and the search's
+/// lists room inside the plugin's 64 MiB.
 pub const DEFAULT_BUDGET: Budget = Budget {
     max_steps: 20_000_000,
-    max_states: 1_000_000,
+    max_states: 500_000,
 };
 
 #[cfg_attr(

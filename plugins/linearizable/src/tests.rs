@@ -182,6 +182,20 @@ fn generated_histories_pass_and_their_mutants_fail() {
         };
         // The phantom read alone is the smallest counterexample.
         assert_eq!(counterexample.len(), 1, "seed {seed}");
+        let stale = generate::with_stale_read(&h, seed).expect("a get to make stale");
+        let changed = (0..h.ops.len())
+            .find(|&i| h.ops[i].read != stale.ops[i].read)
+            .expect("one read changed");
+        let Verdict::NotLinearizable { counterexample, .. } = check::check(&stale, &BUDGET).verdict
+        else {
+            panic!("seed {seed}: stale read judged linearizable");
+        };
+        // The stale get, the write it read and the newer one it missed
+        // (and the writers a cas among them expected), no more.
+        assert!(counterexample.contains(&changed), "seed {seed}");
+        let sub: Vec<_> = counterexample.iter().map(|&p| &stale.ops[p]).collect();
+        assert!(sub.len() <= 8, "seed {seed}: {} ops", sub.len());
+        assert!(!brute::linearizable(&sub), "seed {seed}");
     }
 }
 
