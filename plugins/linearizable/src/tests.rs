@@ -144,7 +144,15 @@ fn the_same_histories_made_valid_pass() {
         (1, Get, "k", None, None, Some("a"), Ok, 500, Some(510)),
         (1, Get, "k", None, None, None, Ok, 0, Some(1)),
     ]);
-    for h in [stale, cas, info] {
+    // A timed-out cas whose expected value never held took no effect (its
+    // value is expected by another timed-out cas, so it is searched).
+    let info_cas = history(&[
+        (0, Put, "k", Some("a"), None, None, Ok, 0, Some(10)),
+        (1, Cas, "k", Some("w"), Some("z"), None, Info, 20, None),
+        (2, Cas, "k", Some("q"), Some("w"), None, Info, 21, None),
+        (0, Get, "k", None, None, Some("a"), Ok, 30, Some(40)),
+    ]);
+    for h in [stale, cas, info, info_cas] {
         assert_eq!(check::check(&h, &BUDGET).verdict, Verdict::Linearizable);
         assert_eq!(judge(&h, &BUDGET).outcome, Outcome::Pass);
     }
