@@ -579,6 +579,7 @@ async fn driver_vs_wrk(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow:
             ids,
             namespace: "bench-driver",
             cycle: 1,
+            history: None,
         };
         let cpu0 = own_cpu_us();
         let burst = workload::burst(&campaign, &http, target, tx, Instant::now()).await;
@@ -694,6 +695,7 @@ async fn disk_layer(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Re
                 ids,
                 namespace: "bench-disk",
                 cycle: 1,
+                history: None,
             };
             let burst = workload::burst(&campaign, &http, target, tx, Instant::now()).await;
             let _ = node.kill().await;

@@ -208,6 +208,10 @@ pub struct Read {
     pub absent_is_empty: bool,
     #[serde(default = "default_read_timeout")]
     pub timeout_ms: u64,
+    /// Reads during the cycle: each client also reads from the nodes in
+    /// turn every `during_ms` while the burst, the fault and the recovery
+    /// run, each read recorded in the history. Unset: no such reads.
+    pub during_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -271,6 +275,10 @@ pub struct Settings {
     /// writes is not failed, and the report says "tolerated". Unset (the
     /// default), any lost acknowledged write fails its cycle.
     pub tolerate_lost_ratio: Option<f64>,
+    /// Fuel (about one wasm instruction each) one assertion call may burn;
+    /// a checker that runs out says `unknown` with the history's size and
+    /// this budget. Unset: 2,000,000,000.
+    pub assertion_fuel: Option<u64>,
 }
 
 impl Default for Burst {
@@ -292,6 +300,7 @@ impl Default for Settings {
             assertions: Vec::new(),
             plugin_timeout_ms: default_plugin_timeout(),
             tolerate_lost_ratio: None,
+            assertion_fuel: None,
         }
     }
 }
@@ -323,6 +332,11 @@ fn default_probe_timeout() -> u64 {
 fn default_write_timeout() -> u64 {
     5_000
 }
+/// Bounds of `read.during_ms`: below 5 ms the readers would compete with
+/// the burst for the host's CPU; above a minute no cycle sees a read.
+const MIN_DURING_MS: u64 = 5;
+const MAX_DURING_MS: u64 = 60_000;
+
 fn default_read_timeout() -> u64 {
     5_000
 }
@@ -502,6 +516,18 @@ impl Campaign {
             && !(0.0..=1.0).contains(&t)
         {
             bail!("campaign.tolerate_lost_ratio is {t}: it is a ratio and must lie in [0, 1]");
+        }
+        if file.campaign.assertion_fuel == Some(0) {
+            bail!(
+                "campaign.assertion_fuel is 0: an assertion could not run at all; give a budget (e.g. 2000000000) or leave it out for the default"
+            );
+        }
+        if let Some(ms) = file.read.during_ms
+            && !(MIN_DURING_MS..=MAX_DURING_MS).contains(&ms)
+        {
+            bail!(
+                "read.during_ms is {ms}: give the pause between a client's reads during the cycle, {MIN_DURING_MS} to {MAX_DURING_MS} ms (or leave it out for no reads during the cycle)"
+            );
         }
         if file.burst.writes == 0 {
             bail!("burst.writes is 0: a cycle that writes nothing tests nothing; give at least 1");

@@ -9,6 +9,8 @@ mod cli;
 mod cycle;
 mod disk;
 mod effects;
+mod export;
+mod history;
 mod journal;
 mod lifecycle;
 mod merge;
@@ -121,6 +123,12 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
                 std::iter::once("quorum-kv".to_string()).chain(args),
             )?;
             quorum_kv::serve(args).await?;
+            Ok(true)
+        }
+        Command::Export(args) => {
+            for f in export::export(&args.dir, args.format)? {
+                println!("{}", f.display());
+            }
             Ok(true)
         }
         Command::Bench(args) => {

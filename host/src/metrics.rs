@@ -169,6 +169,9 @@ pub struct CycleRecord {
     pub evidence: Option<String>,
     /// Every write, in issue order (for timelines and replay).
     pub writes_detail: Vec<WriteResult>,
+    /// The cycle's `history.jsonl` (every operation), under the out dir.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<String>,
 }
 
 /// What a class summary needs of one cycle: built from a [`CycleRecord`] as

@@ -183,6 +183,9 @@ pub async fn load_plugins(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Plug
         if p.is_fault() {
             faults.push(p);
         } else {
+            if let Some(fuel) = file.campaign.assertion_fuel {
+                p.set_fuel(fuel);
+            }
             assertions.push(p);
         }
     }
@@ -416,6 +419,7 @@ async fn run_classes(
             journal,
             faketime: libfaketime.as_deref().filter(|_| skews),
             disk: fault.is_some_and(uses_disk),
+            out: &plan.out,
         };
         // This class's cycles still to run, in cycle order: not recorded
         // yet, this shard's, and the one asked for when replaying.

@@ -80,6 +80,8 @@ pub struct Target<'a> {
     pub ids: Arc<Vec<String>>,
     pub namespace: &'a str,
     pub cycle: u32,
+    /// Where each write is recorded as an operation (process = worker).
+    pub history: Option<Arc<crate::history::Recorder>>,
 }
 
 /// Run the burst: one write per id through `target.port`, `concurrency` at
@@ -98,6 +100,7 @@ pub async fn burst(
         ids,
         namespace,
         cycle,
+        history,
     } = target;
     let next = Arc::new(AtomicU32::new(0));
     let progress = Arc::new(progress);
@@ -105,9 +108,10 @@ pub async fn burst(
     let writer = Writer::new(campaign, namespace, cycle);
     let bodies: Arc<std::sync::Mutex<Vec<(u16, String)>>> = Arc::default();
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..concurrency {
+    for process in 0..concurrency {
         let (http, next, ids, progress) =
             (http.clone(), next.clone(), ids.clone(), progress.clone());
+        let history = history.clone();
         let writer = writer.clone();
         let bodies = bodies.clone();
         workers.spawn(async move {
@@ -125,13 +129,25 @@ pub async fn burst(
                         b.push((status, body));
                     }
                 }
-                out.push(WriteResult {
+                let result = WriteResult {
                     id: id.clone(),
                     outcome: answer.outcome,
                     status: answer.status,
                     start_us: t0.duration_since(started).as_micros() as u64,
                     latency_us: t0.elapsed().as_micros() as u64,
-                });
+                };
+                if let Some(h) = &history {
+                    h.push(crate::history::write_op(
+                        process,
+                        index,
+                        id,
+                        result.outcome,
+                        result.status,
+                        result.start_us,
+                        result.latency_us,
+                    ));
+                }
+                out.push(result);
             }
             out
         });
@@ -280,6 +296,37 @@ pub enum ReadError {
     /// campaign (or the system) is wrong, and no figure can be trusted.
     #[error("{0}")]
     Garbage(String),
+}
+
+/// [`read_ids`], recorded in `history` as a `read` by `process`: `ok` with
+/// the ids seen, or `fail` with why (a read changes nothing, so an
+/// unanswered one is a failure, not an unknown).
+pub async fn read_recorded(
+    campaign: &Campaign,
+    http: &reqwest::Client,
+    index: u32,
+    port: u16,
+    namespace: &str,
+    cycle: u32,
+    (history, process): (&crate::history::Recorder, u32),
+) -> Result<Vec<String>, ReadError> {
+    use crate::history::{Kind, Op, Status};
+    let invoked = Instant::now();
+    let read = read_ids(campaign, http, index, port, namespace, cycle).await;
+    let mut op = Op::new(process, index, Kind::Read, history.us(invoked));
+    op.complete_us = Some(history.us(Instant::now()));
+    match &read {
+        Ok(ids) => {
+            op.status = Status::Ok;
+            op.seen = ids.clone();
+        }
+        Err(e) => {
+            op.status = Status::Fail;
+            op.error = Some(e.to_string());
+        }
+    }
+    history.push(op);
+    read
 }
 
 /// Read back the ids node `port` holds in this cycle's namespace.

@@ -58,3 +58,6 @@ mod scale;
 mod restart;
 // Disk faults through the FUSE layer; power failures; cleanup of mounts.
 mod disk;
+// Histories: history.jsonl, reads during the cycle, the history interface,
+// fuel-bounded checkers, EDN export, stale reads.
+mod histories;

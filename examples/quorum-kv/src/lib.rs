@@ -28,6 +28,10 @@
 //! crash loses nothing (the kernel holds the data), a power failure loses
 //! every acknowledged write of the last second on every node.
 //!
+//! `--bug stale-reads` has node 1 serve `/ids` from a view 300 ms behind
+//! its log: nothing is lost and every node converges, but reads during the
+//! cycle miss writes acknowledged before they began.
+//!
 //! Endpoints: `GET /health`, `POST /write`, `POST /replicate`,
 //! `GET /ids?ns=NS`, `GET /log?after=SEQ`, `GET /time`, `GET /whoami`.
 
@@ -66,7 +70,17 @@ pub enum Bug {
     /// Acknowledge after write(), fdatasync in the background every
     /// second: durable against a crash, not against a power failure.
     AckBeforeFsync,
+    /// Node 1 serves `/ids` from a view that lags its log by
+    /// [`STALE_LAG`]: everything is stored and durable, and it converges,
+    /// but a client reading from it misses writes acknowledged before its
+    /// read began.
+    StaleReads,
 }
+
+/// The node `--bug stale-reads` makes serve stale reads.
+pub const STALE_NODE: u32 = 1;
+/// How far its view lags its log.
+pub const STALE_LAG: Duration = Duration::from_millis(300);
 
 /// How often `--bug ack-before-fsync` syncs its log.
 const BACKGROUND_SYNC: Duration = Duration::from_secs(1);

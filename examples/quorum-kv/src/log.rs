@@ -29,6 +29,9 @@ struct Inner {
     entries: Vec<Entry>,
     ids: HashSet<String>,
     by_ns: HashMap<String, Vec<String>>,
+    /// When each id of `by_ns` was appended, in the same order (for
+    /// `--bug stale-reads`' lagging view).
+    by_ns_at: HashMap<String, Vec<std::time::Instant>>,
 }
 
 pub struct Log {
@@ -46,6 +49,7 @@ impl Log {
             entries: Vec::new(),
             ids: HashSet::new(),
             by_ns: HashMap::new(),
+            by_ns_at: HashMap::new(),
         };
         for line in BufReader::new(File::open(&path)?).lines() {
             let line = line?;
@@ -95,6 +99,18 @@ impl Log {
         inner.by_ns.get(ns).cloned().unwrap_or_default()
     }
 
+    /// The ids of `ns` appended at least `lag` ago: a view that lags the
+    /// log (`--bug stale-reads`). Ids are in append order, so it is a
+    /// prefix.
+    pub fn ids_in_lagging(&self, ns: &str, lag: std::time::Duration) -> Vec<String> {
+        let inner = self.lock();
+        let (Some(ids), Some(at)) = (inner.by_ns.get(ns), inner.by_ns_at.get(ns)) else {
+            return Vec::new();
+        };
+        let visible = at.iter().take_while(|t| t.elapsed() >= lag).count();
+        ids[..visible].to_vec()
+    }
+
     pub fn len(&self) -> usize {
         self.lock().entries.len()
     }
@@ -121,6 +137,10 @@ impl Inner {
             .entry(record.ns.clone())
             .or_default()
             .push(record.id.clone());
+        self.by_ns_at
+            .entry(record.ns.clone())
+            .or_default()
+            .push(std::time::Instant::now());
         let seq = self.entries.len() as u64 + 1;
         self.entries.push(Entry { seq, record });
     }

@@ -157,7 +157,12 @@ async fn ids(Extract(s): Extract<State>, Query(q): Query<IdsQuery>) -> Json<Valu
     if s.bug == Some(Bug::HangReads) {
         std::future::pending::<()>().await;
     }
-    Json(json!({ "node": s.node, "ns": q.ns, "ids": s.log.ids_in(&q.ns) }))
+    let ids = if s.bug == Some(Bug::StaleReads) && s.node == crate::STALE_NODE {
+        s.log.ids_in_lagging(&q.ns, crate::STALE_LAG)
+    } else {
+        s.log.ids_in(&q.ns)
+    };
+    Json(json!({ "node": s.node, "ns": q.ns, "ids": ids }))
 }
 
 #[derive(Deserialize)]

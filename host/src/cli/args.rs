@@ -56,6 +56,17 @@ pub enum Command {
     /// Create a plugin crate, ready to build with
     /// `cargo build --release --target wasm32-wasip2`.
     NewPlugin(NewPluginArgs),
+    /// Export the histories of an --out dir: `--format edn` writes each
+    /// cycle's history as Jepsen EDN (history.edn beside history.jsonl).
+    Export(ExportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The --out directory of a run.
+    pub dir: PathBuf,
+    #[arg(long, value_enum, default_value = "edn")]
+    pub format: crate::export::Format,
 }
 
 #[derive(Args, Debug)]

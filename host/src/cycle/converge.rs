@@ -43,6 +43,9 @@ pub struct Want<'a> {
     /// node's `converged_ms`.
     pub healed: Instant,
     pub deadline: Duration,
+    /// Where each read-back is recorded (a `read`, process per node).
+    pub history: &'a crate::history::Recorder,
+    pub processes: crate::history::Processes,
 }
 
 /// Read the nodes back until they hold every acknowledged id or the
@@ -61,13 +64,15 @@ pub async fn converge(nodes: &[Arc<Node>], want: &Want<'_>) -> anyhow::Result<Ve
         }
         let reads = futures::future::join_all(pending.iter().map(|&i| {
             let n = &nodes[i];
-            workload::read_ids(
+            let process = want.processes.read_back(n.index);
+            workload::read_recorded(
                 want.campaign,
                 want.http,
                 n.index,
                 n.port,
                 want.namespace,
                 want.cycle,
+                (want.history, process),
             )
         }))
         .await;

@@ -19,10 +19,12 @@
 //! cycle with a reason and the campaign goes on.
 
 mod converge;
+mod during;
 pub mod recovery;
 
 use crate::campaign::Campaign;
 use crate::effects::{EffectRecord, Effects, Scope};
+use crate::history::{EffectWindow, History, Processes, Recorder};
 use crate::journal::Journal;
 use crate::lifecycle::{Cluster, Node, Placement};
 use crate::metrics::{Counts, CycleRecord, Latency, NodeRecord, check_unit, ratio};
@@ -60,6 +62,9 @@ pub struct Cycle<'a> {
     pub faketime: Option<&'a Path>,
     /// Mount a disk layer under each data dir (the fault declares `disk`).
     pub disk: bool,
+    /// The run's out dir: each cycle's history goes to
+    /// `history/<class>/cycle-<n>/history.jsonl` under it.
+    pub out: &'a Path,
 }
 
 /// What the burst and the fault left behind.
@@ -124,28 +129,63 @@ impl Cycle<'_> {
                 .map(|i| format!("{namespace}-w{i}"))
                 .collect(),
         );
-        let injected = self.inject(cluster, &info, ids.clone(), namespace).await;
-        self.heal(&injected.effects).await;
-        let healed = Instant::now();
+        // The zero of every time in the cycle: the burst starts now.
+        let started = Instant::now();
+        let history = Arc::new(Recorder::new(started));
+        let writers = c.file.burst.concurrency.min(self.writes.max(1));
+        let processes = Processes {
+            writers,
+            readers: if c.file.read.during_ms.is_some() {
+                writers
+            } else {
+                0
+            },
+        };
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let readers = async {
+            if let Some(ms) = c.file.read.during_ms {
+                during::read_while(
+                    c,
+                    self.http,
+                    &cluster.nodes,
+                    (namespace, cycle),
+                    (&history, processes),
+                    Duration::from_millis(ms),
+                    stop_rx,
+                )
+                .await;
+            }
+        };
+        let phased = async {
+            let injected = self
+                .inject(cluster, &info, ids.clone(), namespace, (started, &history))
+                .await;
+            self.heal(&injected.effects).await;
+            let healed = Instant::now();
+            let t = Instant::now();
+            let recovery = recovery::recover(
+                c,
+                self.http,
+                &cluster.nodes,
+                namespace,
+                cycle,
+                self.writes,
+                recovery::At {
+                    started: injected.started,
+                    healed,
+                    history: &history,
+                    process: processes.recovery(),
+                },
+            )
+            .await;
+            let _ = stop_tx.send(true);
+            (injected, healed, recovery, t.elapsed())
+        };
+        let ((injected, healed, mut recovery, recovery_took), ()) = tokio::join!(phased, readers);
         let effects: Vec<EffectRecord> = injected.effects.records();
         phases.insert("burst", injected.burst.elapsed.as_millis() as u64);
-        phases.insert("fault", injected.started.elapsed().as_millis() as u64);
-
-        let t = Instant::now();
-        let mut recovery = recovery::recover(
-            c,
-            self.http,
-            &cluster.nodes,
-            namespace,
-            cycle,
-            self.writes,
-            recovery::At {
-                started: injected.started,
-                healed,
-            },
-        )
-        .await;
-        phases.insert("recovery", t.elapsed().as_millis() as u64);
+        phases.insert("fault", healed.duration_since(started).as_millis() as u64);
+        phases.insert("recovery", recovery_took.as_millis() as u64);
         // Recovery writes acknowledged are acknowledged writes: they must be
         // on every live node like the burst's. Counts stay the burst's.
         let recovery_writes = &recovery.writes_detail;
@@ -174,6 +214,8 @@ impl Cycle<'_> {
                 // `settle_ms` from the heal for the burst's writes, and from
                 // its acknowledgement for the last recovery write.
                 deadline: self.settle + Duration::from_millis(recovery.last_ack_ms.unwrap_or(0)),
+                history: &history,
+                processes,
             },
         )
         .await?;
@@ -189,9 +231,33 @@ impl Cycle<'_> {
             .map(|id| id.to_string())
             .collect();
 
+        let history = Arc::new(
+            history.finish(
+                effects
+                    .iter()
+                    .map(|e| EffectWindow {
+                        kind: e.kind.to_string(),
+                        node: e.node,
+                        start_us: e.start_us,
+                        end_us: e.end_us,
+                    })
+                    .collect(),
+            ),
+        );
+        let history_path = self
+            .out
+            .join("history")
+            .join(self.class)
+            .join(format!("cycle-{cycle}"));
+        std::fs::create_dir_all(&history_path)
+            .with_context(|| format!("creating {}", history_path.display()))?;
+        let history_path = history_path.join(crate::history::FILE);
+        crate::history::write_jsonl(&history_path, &history)?;
+
         let t = Instant::now();
-        let (verdicts, mut plugin_errors) =
-            self.assert(&info, &injected.burst.results, &views).await;
+        let (verdicts, mut plugin_errors) = self
+            .assert(&info, &injected.burst.results, &views, &history)
+            .await;
         phases.insert("assert", t.elapsed().as_millis() as u64);
         if let Some(e) = &injected.fault_error {
             plugin_errors.insert(0, e.clone());
@@ -293,6 +359,7 @@ impl Cycle<'_> {
             phases_ms: BTreeMap::new(),
             evidence: None,
             writes_detail: injected.burst.results,
+            history: Some(history_path.display().to_string()),
         })
     }
 
@@ -303,10 +370,10 @@ impl Cycle<'_> {
         info: &CycleInfo,
         ids: Arc<Vec<String>>,
         namespace: &str,
+        (started, history): (Instant, &Arc<Recorder>),
     ) -> Injected {
         let c = self.campaign;
         let (progress_tx, progress_rx) = watch::channel(Progress::default());
-        let started = Instant::now();
         let scope = Scope {
             nodes: cluster.nodes.clone(),
             disks: cluster.disks.clone(),
@@ -335,6 +402,7 @@ impl Cycle<'_> {
             ids,
             namespace,
             cycle: info.cycle,
+            history: Some(history.clone()),
         };
         let burst = workload::burst(c, self.http, target, progress_tx, started);
         let (burst, fault) = tokio::join!(burst, fault_call);
@@ -364,6 +432,7 @@ impl Cycle<'_> {
         info: &CycleInfo,
         results: &[WriteResult],
         views: &[NodeView],
+        history: &Arc<History>,
     ) -> (Vec<AssertionVerdict>, Vec<String>) {
         let mut verdicts = Vec::new();
         let mut errors = Vec::new();
@@ -399,6 +468,7 @@ impl Cycle<'_> {
                 })
                 .collect(),
             threshold: self.campaign.file.campaign.threshold,
+            history: history.clone(),
         };
         let deadline = Duration::from_millis(self.campaign.file.campaign.plugin_timeout_ms);
         for a in self.assertions {

@@ -23,9 +23,12 @@ const RETRY: Duration = Duration::from_millis(20);
 
 /// The window's clocks: the burst's start (origin of write offsets) and the
 /// heal (origin of the window).
-pub struct At {
+pub struct At<'a> {
     pub started: Instant,
     pub healed: Instant,
+    /// Where each write is recorded, as `process`.
+    pub history: &'a crate::history::Recorder,
+    pub process: u32,
 }
 
 /// What the recovery window found.
@@ -71,9 +74,14 @@ pub async fn recover(
     namespace: &str,
     cycle: u32,
     first_id: u32,
-    at: At,
+    at: At<'_>,
 ) -> RecoveryRecord {
-    let At { started, healed } = at;
+    let At {
+        started,
+        healed,
+        history,
+        process,
+    } = at;
     let writer = Writer::new(campaign, namespace, cycle);
     let primary = campaign.file.system.primary;
     let wanted = campaign.file.recovery.writes;
@@ -127,13 +135,23 @@ pub async fn recover(
             Ok(a) => (a.outcome, a.status),
             Err(_) => (Outcome::Indeterminate, None),
         };
-        record.writes_detail.push(WriteResult {
+        let result = WriteResult {
             id,
             outcome,
             status,
             start_us: issued.duration_since(started).as_micros() as u64,
             latency_us: issued.elapsed().as_micros() as u64,
-        });
+        };
+        history.push(crate::history::write_op(
+            process,
+            node.index,
+            &result.id,
+            outcome,
+            status,
+            result.start_us,
+            result.latency_us,
+        ));
+        record.writes_detail.push(result);
         if outcome == Outcome::Ok {
             record.acked += 1;
             let ms = healed.elapsed().as_millis() as u64;

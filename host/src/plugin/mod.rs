@@ -18,6 +18,7 @@
 pub mod builtins;
 mod contract;
 mod grants;
+mod history;
 mod identity;
 mod imports;
 mod limits;

@@ -48,4 +48,7 @@ pub struct Observations {
     pub indeterminate: Vec<String>,
     pub nodes: Vec<NodeObservation>,
     pub threshold: f64,
+    /// Every operation of the cycle, read by 0.2 assertions in chunks
+    /// through the `history` interface (0.1 plugins never see it).
+    pub history: std::sync::Arc<crate::history::History>,
 }

@@ -136,6 +136,9 @@ pub struct Loaded {
     params: Vec<(String, String)>,
     pre: Pre,
     engine: Engine,
+    /// Fuel one call may burn ([`FUEL_PER_CALL`] unless the campaign sets
+    /// `campaign.assertion_fuel`).
+    fuel: u64,
 }
 
 /// Store data of one plugin instance.
@@ -151,6 +154,15 @@ pub struct PluginState {
     pub(super) log_lines: u32,
     /// Capability uses the host refused during this call.
     pub(super) denials: Vec<String>,
+    /// The history an assertion call reads (`history` interface).
+    pub(super) history: Option<Arc<crate::history::History>>,
+}
+
+impl PluginState {
+    /// The store's resource table (the `history` interface's handles).
+    pub(super) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
 }
 
 impl WasiView for PluginState {
@@ -277,6 +289,7 @@ impl Runtime {
             params: vec![],
             pre,
             engine: self.engine.clone(),
+            fuel: FUEL_PER_CALL,
         };
         let info = loaded.describe().await?;
         check_name(path, &info.name)?;
@@ -368,6 +381,7 @@ impl Runtime {
             params: vec![],
             pre: Pre::Native(Arc::new(lib)),
             engine: self.engine.clone(),
+            fuel: FUEL_PER_CALL,
         };
         loaded.params = resolve_params(&loaded.meta, vec![])?;
         Ok(loaded)
@@ -396,6 +410,11 @@ impl Loaded {
         }
     }
 
+    /// Set the fuel one call may burn (`campaign.assertion_fuel`).
+    pub fn set_fuel(&mut self, fuel: u64) {
+        self.fuel = fuel;
+    }
+
     pub fn params(&self) -> &[(String, String)] {
         &self.params
     }
@@ -419,10 +438,11 @@ impl Loaded {
             rng: ChaCha8Rng::seed_from_u64(seed),
             log_lines: 0,
             denials: vec![],
+            history: None,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        store.set_fuel(FUEL_PER_CALL)?;
+        store.set_fuel(self.fuel)?;
         store.fuel_async_yield_interval(Some(FUEL_YIELD))?;
         // Checked at every tick rather than counted in ticks, so a ticker
         // starved of CPU makes the check late, never early or lost.
@@ -522,6 +542,7 @@ impl Loaded {
         let mut store = self
             .store(observations.cycle.seed, None, deadline)
             .map_err(|e| trap(label.clone(), "check", e))?;
+        store.data_mut().history = Some(observations.history.clone());
         let call = pre.check(&mut store, observations);
         match tokio::time::timeout(deadline + BACKSTOP_GRACE, call).await {
             Ok(Ok(Ok(v))) => Ok(AssertionVerdict {
@@ -541,6 +562,24 @@ impl Loaded {
                 phase: "check",
                 reason,
             }),
+            // A checker over its budget has not judged: `unknown`, with
+            // what it was given, and the campaign goes on (Knossos and
+            // porcupine run out of memory on large histories instead).
+            Ok(Err(e)) if matches!(e.downcast_ref(), Some(wasmtime::Trap::OutOfFuel)) => {
+                Ok(AssertionVerdict {
+                    plugin: label,
+                    outcome: "unknown",
+                    reasons: vec![format!(
+                        "out of fuel: the budget of {} instructions (campaign.assertion_fuel) ran out checking a history of {} operations; raise the budget to judge this cycle",
+                        self.fuel,
+                        observations.history.ops.len()
+                    )],
+                    figures: vec![
+                        ("history_ops".into(), observations.history.ops.len() as f64),
+                        ("fuel_budget".into(), self.fuel as f64),
+                    ],
+                })
+            }
             Ok(Err(e)) => Err(trap(label, "check", e)),
             Err(_) => Err(PluginError::Timeout {
                 plugin: label,

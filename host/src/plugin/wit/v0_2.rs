@@ -5,6 +5,7 @@
 
 use super::super::contract::Version;
 use super::super::contract::{Capability, DiskFault, Info, LogLevel, ParamSpec, Signal, Verdict};
+use super::super::history::OpsCursor;
 use super::super::observations::{CycleInfo, NodeState, Observations};
 use super::super::runtime::PluginState;
 use wasmtime::Store;
@@ -34,15 +35,18 @@ mod assertion {
         with: {
             "chaos:plugin/types": super::fault::chaos::plugin::types,
             "chaos:plugin/host": super::fault::chaos::plugin::host,
+            "chaos:plugin/history.ops": super::super::super::history::OpsCursor,
         },
     });
 }
 
+use assertion::chaos::plugin::history;
 use fault::chaos::plugin::{host, types};
 
 pub fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
     host::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
-    types::add_to_linker::<_, HasSelf<_>>(linker, |s| s)
+    types::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    history::add_to_linker::<_, HasSelf<_>>(linker, |s| s)
 }
 
 pub enum Pre {
@@ -256,5 +260,86 @@ impl From<&Observations> for types::Observations {
                 .collect(),
             threshold: o.threshold,
         }
+    }
+}
+
+// The history interface (since 0.2.0): one table entry per `cycle-ops`
+// call, pointing at the cycle's shared history.
+impl history::Host for PluginState {
+    async fn cycle_ops(&mut self) -> wasmtime::component::Resource<OpsCursor> {
+        let cursor = OpsCursor {
+            history: self.history.clone().unwrap_or_default(),
+        };
+        self.table()
+            .push(cursor)
+            .expect("a plugin's resource table holds far fewer than 2^32 handles")
+    }
+    async fn effect_windows(&mut self) -> Vec<history::EffectWindow> {
+        let Some(h) = &self.history else {
+            return vec![];
+        };
+        h.effects
+            .iter()
+            .map(|e| history::EffectWindow {
+                kind: e.kind.clone(),
+                node: e.node,
+                start_us: e.start_us,
+                end_us: e.end_us,
+            })
+            .collect()
+    }
+}
+
+impl history::HostOps for PluginState {
+    async fn len(&mut self, ops: wasmtime::component::Resource<OpsCursor>) -> u64 {
+        self.table()
+            .get(&ops)
+            .map_or(0, |c| c.history.ops.len() as u64)
+    }
+    async fn chunk(
+        &mut self,
+        ops: wasmtime::component::Resource<OpsCursor>,
+        start: u64,
+        max: u32,
+    ) -> Vec<history::Op> {
+        let Ok(cursor) = self.table().get(&ops) else {
+            return vec![];
+        };
+        cursor.chunk(start, max).iter().map(op).collect()
+    }
+    async fn drop(
+        &mut self,
+        ops: wasmtime::component::Resource<OpsCursor>,
+    ) -> wasmtime::Result<()> {
+        self.table().delete(ops)?;
+        Ok(())
+    }
+}
+
+fn op(o: &crate::history::Op) -> history::Op {
+    use crate::history::{Kind, Status};
+    history::Op {
+        index: o.index,
+        process: o.process,
+        node: o.node,
+        kind: match o.kind {
+            Kind::Write => history::OpKind::Write,
+            Kind::Read => history::OpKind::Read,
+            Kind::Put => history::OpKind::Put,
+            Kind::Get => history::OpKind::Get,
+            Kind::Cas => history::OpKind::Cas,
+        },
+        key: o.key.clone(),
+        value: o.value.clone(),
+        expected: o.expected.clone(),
+        read: o.read.clone(),
+        seen: o.seen.clone(),
+        status: match o.status {
+            Status::Ok => history::OpResult::Ok,
+            Status::Fail => history::OpResult::Fail,
+            Status::Info => history::OpResult::Info,
+        },
+        invoke_us: o.invoke_us,
+        complete_us: o.complete_us,
     }
 }
