@@ -20,6 +20,11 @@
 //! 5. **Disk layer** (root and /dev/fuse): acknowledged writes per second
 //!    of one reference node on a plain data dir and on the FUSE layer, and
 //!    the fdatasync of a 100-byte append, p50 / p99, on each.
+//! 6. **Checkers** (`--checkers DIR` runs it alone; it needs no reference
+//!    system): the built-in `linearizable` on the register histories the
+//!    checker's native bench generates and writes to DIR (10k and 100k ops,
+//!    5 to 50 clients, 1 to 100 keys, valid and with one stale read),
+//!    through the host: ops/s, verdict and the plugin's linear memory.
 
 use crate::campaign::Campaign;
 use crate::effects::{Effects, Scope};
@@ -62,6 +67,11 @@ pub struct BenchArgs {
     /// Measure only the disk layer (part 5).
     #[arg(long)]
     pub disk_only: bool,
+    /// Measure only the checkers (part 6): the built-in `linearizable` on
+    /// every `*.jsonl` history in DIR (written by `cargo run --release -p
+    /// linearizable --example bench -- --write DIR`).
+    #[arg(long, value_name = "DIR")]
+    pub checkers: Option<PathBuf>,
     /// Also write the figures as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -153,6 +163,10 @@ struct Driver {
 }
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if let Some(dir) = &args.checkers {
+        print!("{}", crate::bench_checkers::run(dir).await?);
+        return Ok(());
+    }
     let root = std::env::current_dir()?;
     for need in [
         "examples/reference/campaign.toml",
