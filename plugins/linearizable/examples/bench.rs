@@ -3,16 +3,25 @@
 //! with one stale read near its end, then with one read of a value never
 //! written; prints ops/s, the checker's peak heap and the verdict.
 //!
-//! `cargo run --release -p linearizable --example bench [OPS CLIENTS KEYS]`
+//! `cargo run --release -p linearizable --example bench [--write DIR] [OPS
+//! CLIENTS KEYS]`
+//!
+//! `--write DIR` also writes each valid and stale-read history to
+//! `DIR/<ops>-<clients>c-<keys>k-<label>.jsonl` in the host's
+//! `history.jsonl` format, for `chaos-host bench --checkers DIR` (the same
+//! checks inside the sandbox).
 //!
 //! The peak is counted by a wrapper around the system allocator, reset
 //! before each check: a crate for that would add a dependency for twenty
 //! lines, and none resets per run as this needs.
 
+use linearizable::DEFAULT_BUDGET;
 use linearizable::check::{self, Verdict};
 use linearizable::generate::{self, Spec};
-use linearizable::{DEFAULT_BUDGET, history::History};
+use linearizable::history::{History, Kind, Status};
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -68,10 +77,71 @@ fn run(label: &str, spec: &Spec, history: &History) {
     );
 }
 
+/// `history` as the host's `history.jsonl`: one JSON object per line (the
+/// generated keys and values are plain ASCII, so Rust's `{:?}` quoting is
+/// JSON's).
+fn write_jsonl(history: &History, path: &Path) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for op in &history.ops {
+        let kind = match op.kind {
+            Kind::Put => "put",
+            Kind::Get => "get",
+            Kind::Cas => "cas",
+        };
+        let status = match op.status {
+            Status::Ok => "ok",
+            Status::Fail => "fail",
+            Status::Info => "info",
+        };
+        write!(
+            out,
+            "{{\"index\":{},\"process\":{},\"node\":{},\"kind\":\"{kind}\",\"key\":{:?}",
+            op.index,
+            op.process,
+            op.node,
+            history.key_name(op.key)
+        )?;
+        let field = |name: &str, v| history.value_name(v).map(|v| format!(",\"{name}\":{v:?}"));
+        let fields = match op.kind {
+            Kind::Put => [field("value", op.value), None],
+            Kind::Get => [field("read", op.read), None],
+            Kind::Cas => [field("value", op.value), field("expected", op.expected)],
+        };
+        for f in fields.into_iter().flatten() {
+            out.write_all(f.as_bytes())?;
+        }
+        write!(
+            out,
+            ",\"status\":\"{status}\",\"invoke_us\":{}",
+            op.invoke_us
+        )?;
+        if let Some(c) = op.complete_us {
+            write!(out, ",\"complete_us\":{c}")?;
+        }
+        out.write_all(b"}\n")?;
+    }
+    out.flush()
+}
+
 fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .map(|a| a.parse().expect("usage: bench [OPS CLIENTS KEYS]"))
+    let mut raw: Vec<String> = std::env::args().skip(1).collect();
+    let mut write: Option<PathBuf> = None;
+    if let Some(i) = raw.iter().position(|a| a == "--write") {
+        let dir = raw
+            .get(i + 1)
+            .expect("usage: bench [--write DIR] [OPS CLIENTS KEYS]");
+        write = Some(PathBuf::from(dir));
+        raw.drain(i..=i + 1);
+    }
+    if let Some(dir) = &write {
+        std::fs::create_dir_all(dir).expect("creating the --write directory");
+    }
+    let args: Vec<usize> = raw
+        .iter()
+        .map(|a| {
+            a.parse()
+                .expect("usage: bench [--write DIR] [OPS CLIENTS KEYS]")
+        })
         .collect();
     let shapes: Vec<(usize, u32, u32)> = match args[..] {
         [ops, clients, keys] => vec![(ops, clients as u32, keys as u32)],
@@ -100,9 +170,17 @@ fn main() {
             seed: 15,
         };
         let history = generate::valid(&spec);
+        let save = |label: &str, h: &History| {
+            if let Some(dir) = &write {
+                let path = dir.join(format!("{ops:06}-{clients:02}c-{keys:03}k-{label}.jsonl"));
+                write_jsonl(h, &path).expect("writing a history");
+            }
+        };
         run("valid", &spec, &history);
+        save("valid", &history);
         if let Some(mutant) = generate::with_stale_read(&history, 15) {
             run("stale", &spec, &mutant);
+            save("stale", &mutant);
         }
         if let Some(mutant) = generate::with_phantom_read(&history, 15) {
             drop(history);
