@@ -230,7 +230,7 @@ fn over_budget_is_unknown_with_size_and_budget() {
     let verdict = judge(&h, &tight);
     assert_eq!(verdict.outcome, Outcome::Unknown);
     assert!(
-        verdict.reasons[0].contains("5000 operations over 2 keys")
+        verdict.reasons[0].contains("5000 operations over 2 key(s)")
             && verdict.reasons[0].contains("max_steps = 1000"),
         "{:?}",
         verdict.reasons
