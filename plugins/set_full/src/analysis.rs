@@ -7,8 +7,9 @@
 //! - *judging reads* are the `ok` reads served by nodes that promise
 //!   read-your-writes (`stale_nodes`): every node, or only the primary
 //!   when followers may lag by design;
-//! - *stale*: a judging read that began after a write's acknowledgement and
-//!   did not return its id;
+//! - *stale*: a judging read that began after a write's acknowledgement
+//!   (plus the grace `stale_grace_ms`, the replication lag the system is
+//!   allowed) and did not return its id;
 //! - *lost*: a known id that no judging read returned after some point: a
 //!   judging read began after the later of its acknowledgement and the end
 //!   of the last judging read that returned it (Jepsen's "lost", read on the
@@ -108,6 +109,8 @@ pub struct Findings {
 /// The analysis in progress.
 pub struct SetFull {
     stale_nodes: StaleNodes,
+    /// A read is stale only when it began more than this after the ack.
+    grace_us: u64,
     ids: Vec<Id>,
     by_name: HashMap<String, u32>,
     /// Acknowledged ids in arrival order: (ack time, id).
@@ -119,9 +122,10 @@ pub struct SetFull {
 }
 
 impl SetFull {
-    pub fn new(stale_nodes: StaleNodes) -> Self {
+    pub fn new(stale_nodes: StaleNodes, grace_us: u64) -> Self {
         Self {
             stale_nodes,
+            grace_us,
             ids: Vec::new(),
             by_name: HashMap::new(),
             acks: Vec::new(),
@@ -183,10 +187,9 @@ impl SetFull {
         self.judging.push(at);
         // Writes acknowledged before this read began were all invoked
         // before it, so they are in `acks` already.
-        let mut missing = self
-            .acks
-            .iter()
-            .filter(|&&(acked, i)| acked < at.invoke_us && !returned[i as usize]);
+        let mut missing = self.acks.iter().filter(|&&(acked, i)| {
+            acked.saturating_add(self.grace_us) < at.invoke_us && !returned[i as usize]
+        });
         if let Some(&(acked, i)) = missing.next() {
             let id = &self.ids[i as usize];
             self.findings.stale.push(Stale {

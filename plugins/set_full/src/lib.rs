@@ -3,8 +3,8 @@
 //! and after it). For every id: when reads first and last returned it; fail
 //! on ids lost (acknowledged or seen, then missing from every later read)
 //! and on stale reads (a read that began after a write was acknowledged and
-//! missed it, on a node that promises read-your-writes: parameter
-//! `stale_nodes`); figures for never-read ids and the latency to
+//! missed it, on a node that promises read-your-writes: parameters
+//! `stale_nodes` and `stale_grace_ms`); figures for never-read ids and the latency to
 //! visibility. Unknown when the history holds no read to judge by.
 //!
 //! The analysis (`analysis`) is plain Rust, tested natively
@@ -39,6 +39,12 @@ impl Assertion for Checker {
                 "all",
                 "nodes whose reads must return every write acknowledged before they began: \"all\" or \"primary\"",
             )
+            .param(
+                "stale_grace_ms",
+                ParamType::Integer,
+                "0",
+                "replication lag allowed: a read is stale only when it began more than this after the write's acknowledgement",
+            )
             .build()
     }
 
@@ -48,7 +54,11 @@ impl Assertion for Checker {
             Ok(nodes) => nodes,
             Err(verdict) => return verdict,
         };
-        let mut set = SetFull::new(stale_nodes);
+        let grace_us = obs
+            .cycle
+            .param_u64("stale_grace_ms", 0)
+            .saturating_mul(1000);
+        let mut set = SetFull::new(stale_nodes, grace_us);
         for op in chaos_sdk::history::ops() {
             let status = match op.status {
                 OpResult::Ok => Status::Ok,

@@ -15,7 +15,11 @@ use Op::{R, W};
 use Status::{Info, Ok};
 
 fn run(stale_nodes: StaleNodes, ops: &[Op<'_>]) -> Findings {
-    let mut set = SetFull::new(stale_nodes);
+    run_with_grace(stale_nodes, 0, ops)
+}
+
+fn run_with_grace(stale_nodes: StaleNodes, grace_us: u64, ops: &[Op<'_>]) -> Findings {
+    let mut set = SetFull::new(stale_nodes, grace_us);
     for (index, op) in ops.iter().enumerate() {
         let index = index as u64;
         match *op {
@@ -76,6 +80,11 @@ fn stale_read_on_a_node_that_promises_read_your_writes() {
     // Node 1 is a follower, allowed to lag: only the primary's reads judge.
     let v = judge(run(StaleNodes::Only(0), &ops));
     assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+    // Or every node may lag 20 us: op 2 began exactly 20 us after the ack.
+    let v = judge(run_with_grace(StaleNodes::All, 20, &ops));
+    assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+    let v = judge(run_with_grace(StaleNodes::All, 19, &ops));
+    assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
 }
 
 #[test]
