@@ -25,6 +25,11 @@
 //!    a link fault gives are from what was asked: a 20 ms latency measured
 //!    by round trips (p50 / p99 error), a 100 kB/s cap measured by bulk
 //!    echoes. `--links-only` runs this part alone.
+//! 7. **Checkers** (`--checkers DIR` runs it alone; it needs no reference
+//!    system): the built-in `linearizable` on the register histories the
+//!    checker's native bench generates and writes to DIR (10k and 100k ops,
+//!    5 to 50 clients, 1 to 100 keys, valid and with one stale read),
+//!    through the host: ops/s, verdict and the plugin's linear memory.
 
 use crate::campaign::Campaign;
 use crate::effects::{Effects, Scope};
@@ -70,6 +75,11 @@ pub struct BenchArgs {
     /// Measure only the link faults (part 6).
     #[arg(long)]
     pub links_only: bool,
+    /// Measure only the checkers (part 7): the built-in `linearizable` on
+    /// every `*.jsonl` history in DIR (written by `cargo run --release -p
+    /// linearizable --example bench -- --write DIR`).
+    #[arg(long, value_name = "DIR")]
+    pub checkers: Option<PathBuf>,
     /// Also write the figures as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -179,6 +189,10 @@ struct Driver {
 }
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if let Some(dir) = &args.checkers {
+        print!("{}", crate::bench_checkers::run(dir).await?);
+        return Ok(());
+    }
     let root = std::env::current_dir()?;
     for need in [
         "examples/reference/campaign.toml",

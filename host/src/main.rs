@@ -4,6 +4,7 @@
 //! 2 on a usage or harness error (printed as one chained line).
 
 mod bench;
+mod bench_checkers;
 mod campaign;
 mod cli;
 mod cycle;

@@ -65,3 +65,5 @@ mod composed;
 // Histories: history.jsonl, reads during the cycle, the history interface,
 // fuel-bounded checkers, EDN export, stale reads.
 mod histories;
+// The built-in checkers (set_full, linearizable) on real cycles.
+mod checkers;

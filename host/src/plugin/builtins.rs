@@ -34,9 +34,11 @@ builtins![
     "drop_random_acks",
     "fsync_error_peer",
     "kill_primary_mid_write",
+    "linearizable",
     "lossy_link",
     "partition_minority",
     "power_failure",
+    "set_full",
     "slow_disk",
     "slow_link",
 ];

@@ -543,7 +543,16 @@ impl Loaded {
             .store(observations.cycle.seed, None, deadline)
             .map_err(|e| trap(label.clone(), "check", e))?;
         store.data_mut().history = Some(observations.history.clone());
-        let call = pre.check(&mut store, observations);
+        // The cycle carries the fault's parameters; an assertion reads its
+        // own (`[params.<assertion>]`), as `describe()` declared them.
+        let own = Observations {
+            cycle: CycleInfo {
+                params: self.params.clone(),
+                ..observations.cycle.clone()
+            },
+            ..observations.clone()
+        };
+        let call = pre.check(&mut store, &own);
         match tokio::time::timeout(deadline + BACKSTOP_GRACE, call).await {
             Ok(Ok(Ok(v))) => Ok(AssertionVerdict {
                 plugin: label,
