@@ -123,6 +123,10 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             quorum_kv::serve(args).await?;
             Ok(true)
         }
+        Command::ClockPatch { pids } => {
+            effects::vdso::helper_main(&pids);
+            Ok(true)
+        }
         Command::Bench(args) => {
             bench::run(&args).await?;
             Ok(true)

@@ -12,6 +12,7 @@
 //! FUSE layer under a data dir).
 
 pub mod clock;
+pub mod vdso;
 mod disk;
 mod partition;
 mod pause;
