@@ -275,6 +275,11 @@ pub mod host {
     pub fn slow_io(node: u32, latency_ms: u32, ms: u32) -> Result<(), String> {
         raw::disk(node, DiskFault::SlowIo(latency_ms), ms)
     }
+    /// Let node `node`'s wall clock run `ppm` millionths fast (slow when
+    /// negative) for `ms`; its monotonic clock is untouched (needs `clock`).
+    pub fn clock_drift(node: u32, ppm: i32, ms: u32) -> Result<(), String> {
+        raw::clock_drift(node, ppm, ms)
+    }
 }
 
 /// Grudges for [`host::partition`]: for each node, the nodes whose traffic

@@ -502,6 +502,11 @@ pub fn helper_main(pids: &[i32]) {
 /// Patch `pids` through the helper process (see the module doc for why a
 /// separate process): each pid's page, or why not.
 pub fn patch_via_helper(pids: &[i32]) -> Vec<(i32, Result<u64, String>)> {
+    // Unit tests have no `clock-patch` command in their binary and no
+    // reaper to confuse: they patch in-process.
+    if cfg!(test) {
+        return pids.iter().map(|&p| (p, patch(p))).collect();
+    }
     let fail = |e: String| pids.iter().map(|&p| (p, Err(e.clone()))).collect();
     let exe = match std::env::current_exe() {
         Ok(e) => e,

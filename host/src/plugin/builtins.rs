@@ -26,6 +26,7 @@ macro_rules! builtins {
 }
 
 builtins![
+    "clock_drift_peer",
     "clock_skew_peer",
     "convergence",
     "crash_restart",
