@@ -214,7 +214,12 @@ impl Effects {
 
     /// Let node `index`'s wall clock run `ppm` millionths fast (slow when
     /// negative) for `ms`.
-    pub async fn clock_drift(self: &Arc<Self>, index: u32, ppm: i32, ms: u32) -> Result<(), String> {
+    pub async fn clock_drift(
+        self: &Arc<Self>,
+        index: u32,
+        ppm: i32,
+        ms: u32,
+    ) -> Result<(), String> {
         if ppm == 0 {
             return Err("clock-drift: ppm 0 is no drift; ask for a rate, e.g. 200000 (the clock runs 20 % fast)".into());
         }
@@ -240,7 +245,13 @@ impl Effects {
         });
     }
 
-    async fn skew(self: &Arc<Self>, index: u32, step_ms: i64, ppm: i64, ms: u32) -> Result<(), String> {
+    async fn skew(
+        self: &Arc<Self>,
+        index: u32,
+        step_ms: i64,
+        ppm: i64,
+        ms: u32,
+    ) -> Result<(), String> {
         let node = self.node(index)?.clone();
         if !node.alive() {
             return Err(format!(
@@ -258,7 +269,13 @@ impl Effects {
             format!("clock drift {ppm:+} ppm for {ms} ms")
         };
         let Some(setup) = self.clock.as_ref() else {
-            self.simulated_skew(index, detail, ms, "the host set up no clock mechanism for this class (it does not declare `clock`)".into());
+            self.simulated_skew(
+                index,
+                detail,
+                ms,
+                "the host set up no clock mechanism for this class (it does not declare `clock`)"
+                    .into(),
+            );
             return Ok(());
         };
         if let Some(why) = &setup.fallback {
@@ -381,9 +398,13 @@ impl Effects {
         let pgid = node.pid().as_raw();
         let label = format!("fallback: libfaketime ({refused})");
         let why = match (setup, &file) {
-            (None, _) | (_, None) => Some(format!("{label}: libfaketime is not installed (Debian: apt-get install libfaketime)")),
+            (None, _) | (_, None) => Some(format!(
+                "{label}: libfaketime is not installed (Debian: apt-get install libfaketime)"
+            )),
             (Some(c), Some(_)) => match unloaded_member(pgid) {
-                Err(()) => Some(format!("node {index}'s process group {pgid} has no live process to skew")),
+                Err(()) => Some(format!(
+                    "node {index}'s process group {pgid} has no live process to skew"
+                )),
                 Ok(Some(pid)) if pid == pgid => Some(format!(
                     "{label}: libfaketime is not loaded in node {index} (pid {pid}): a static binary, or one that bypasses libc's clock, cannot be skewed"
                 )),
@@ -425,7 +446,11 @@ impl Effects {
 
     /// End a clock lease: measure a drift, put the clock back. The
     /// evidence, and for a drift whether the probe showed its rate.
-    pub(super) async fn end_clock(&self, undo: &mut super::Undo, node: u32) -> (String, Option<bool>) {
+    pub(super) async fn end_clock(
+        &self,
+        undo: &mut super::Undo,
+        node: u32,
+    ) -> (String, Option<bool>) {
         if let Some((watch, _)) = &undo.clock_watch {
             watch.abort();
         }
@@ -439,11 +464,16 @@ impl Effects {
         if let Some((_, late)) = &undo.clock_watch {
             let n = late.load(std::sync::atomic::Ordering::Relaxed);
             if n > 0 {
-                evidence.push_str(&format!("{}{n} process(es) patched during the lease", if evidence.is_empty() { "" } else { "; " }));
+                evidence.push_str(&format!(
+                    "{}{n} process(es) patched during the lease",
+                    if evidence.is_empty() { "" } else { "; " }
+                ));
             }
         }
         let reset = if let Some(pgid) = undo.clock_group {
-            let r = tokio::task::spawn_blocking(move || apply_to_group(pgid, vdso::Skew::default())).await;
+            let r =
+                tokio::task::spawn_blocking(move || apply_to_group(pgid, vdso::Skew::default()))
+                    .await;
             match r {
                 Ok(r) if r.failed.is_empty() => self.reset_probe(node).await,
                 Ok(r) => format!("offset reset, except: {}", r.failed.join("; ")),
@@ -463,7 +493,12 @@ impl Effects {
 
     /// The probe's offset against the drift's expected one (ppm times the
     /// time since it started).
-    async fn measure_drift(&self, node: u32, ppm: i64, since: tokio::time::Instant) -> (bool, String) {
+    async fn measure_drift(
+        &self,
+        node: u32,
+        ppm: i64,
+        since: tokio::time::Instant,
+    ) -> (bool, String) {
         let elapsed = since.elapsed().as_millis() as i64;
         let expected = elapsed * ppm / 1_000_000;
         match self.probe_offset(node).await {
@@ -471,12 +506,21 @@ impl Effects {
             Some(Err(e)) => (false, e),
             Some(Ok((seen, rtt))) => {
                 let slack = PROBE_TOLERANCE_MS + rtt + self.clock_probe_resolution_ms();
-                let rate = if elapsed > 0 { seen * 1_000_000 / elapsed } else { 0 };
+                let rate = if elapsed > 0 {
+                    seen * 1_000_000 / elapsed
+                } else {
+                    0
+                };
                 let figures = format!(
                     "drift: node clock probe {seen:+} ms after {elapsed} ms, expected {expected:+} ms (measured {rate:+} ppm, asked {ppm:+} ppm; rtt {rtt} ms)"
                 );
                 if expected.abs() <= slack {
-                    return (false, format!("{figures}: within the probe's {slack} ms tolerance, so the probe cannot tell it from none"));
+                    return (
+                        false,
+                        format!(
+                            "{figures}: within the probe's {slack} ms tolerance, so the probe cannot tell it from none"
+                        ),
+                    );
                 }
                 ((seen - expected).abs() <= slack, figures)
             }
@@ -591,22 +635,37 @@ mod tests {
             out.borrow_mut().read_line(&mut l).unwrap();
             l.trim().parse::<i64>().unwrap() - host_now_ms()
         };
-        let skew = vdso::Skew { step_ns: 7_200_000_000_000, ppm: 0, t0_ns: 0 };
+        let skew = vdso::Skew {
+            step_ns: 7_200_000_000_000,
+            ppm: 0,
+            t0_ns: 0,
+        };
         let a = apply_to_group(pgid, skew);
         assert_eq!((a.set.len(), a.newly, a.failed.len()), (1, 1, 0));
         // The shell execs python: a fresh vDSO, unpatched until the
         // lease's watch passes again.
         writeln!(stdin, "go").unwrap();
         let exe = format!("/proc/{pgid}/exe");
-        while !std::fs::read_link(&exe).unwrap().to_string_lossy().contains("python") {
+        while !std::fs::read_link(&exe)
+            .unwrap()
+            .to_string_lossy()
+            .contains("python")
+        {
             std::thread::yield_now();
         }
         let a = apply_to_group(pgid, skew);
-        assert_eq!((a.set.len(), a.newly), (1, 1), "the exec'd process is patched again");
+        assert_eq!(
+            (a.set.len(), a.newly),
+            (1, 1),
+            "the exec'd process is patched again"
+        );
         let off = ask(&mut stdin, "time");
         assert!((off - 7_200_000).abs() < 200, "exec'd: {off}");
         let off = ask(&mut stdin, "fork");
-        assert!((off - 7_200_000).abs() < 200, "forked child inherits: {off}");
+        assert!(
+            (off - 7_200_000).abs() < 200,
+            "forked child inherits: {off}"
+        );
         let a = apply_to_group(pgid, vdso::Skew::default());
         assert_eq!((a.set.len(), a.newly), (1, 0));
         assert!(ask(&mut stdin, "time").abs() < 200, "reset");

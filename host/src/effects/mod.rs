@@ -12,12 +12,12 @@
 //! FUSE layer under a data dir).
 
 pub mod clock;
-pub mod vdso;
 mod disk;
 mod partition;
 mod pause;
 mod restart;
 mod signal;
+pub mod vdso;
 
 use crate::journal::Journal;
 use crate::lifecycle::Node;

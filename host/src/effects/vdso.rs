@@ -204,9 +204,8 @@ pub fn refusal() -> Option<String> {
         return Some("ptrace refused by CHAOS_CLOCK_PTRACE=off".into());
     }
     let yama = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").ok()?;
-    (yama.trim() == "3").then(|| {
-        "ptrace refused: kernel.yama.ptrace_scope is 3 (no attach at all)".to_string()
-    })
+    (yama.trim() == "3")
+        .then(|| "ptrace refused: kernel.yama.ptrace_scope is 3 (no attach at all)".to_string())
 }
 
 /// The `[vdso]` mapping of `pid`: (start, end).
@@ -216,10 +215,14 @@ fn vdso_range(pid: i32) -> Result<(u64, u64), String> {
     let line = maps
         .lines()
         .find(|l| l.ends_with("[vdso]"))
-        .ok_or_else(|| format!("pid {pid} has no vDSO mapped (a static binary built without one?)"))?;
+        .ok_or_else(|| {
+            format!("pid {pid} has no vDSO mapped (a static binary built without one?)")
+        })?;
     let range = line.split_whitespace().next().unwrap_or_default();
     let (a, b) = range.split_once('-').unwrap_or_default();
-    let parse = |s: &str| u64::from_str_radix(s, 16).map_err(|e| format!("/proc/{pid}/maps: {range:?}: {e}"));
+    let parse = |s: &str| {
+        u64::from_str_radix(s, 16).map_err(|e| format!("/proc/{pid}/maps: {range:?}: {e}"))
+    };
     Ok((parse(a)?, parse(b)?))
 }
 
@@ -260,7 +263,11 @@ impl Vdso {
             // The vDSO is linked at 0 and mapped whole at `start`.
             entries.push((start + addr, target));
         }
-        Ok(Self { start, image, entries })
+        Ok(Self {
+            start,
+            image,
+            entries,
+        })
     }
 
     /// The injected page the entries already jump to (a forked child
@@ -319,7 +326,9 @@ impl Stopped {
     /// Seize and stop every thread of `pid` (again until no new one shows:
     /// a stopped thread spawns none).
     fn attach(pid: i32) -> Result<Self, String> {
-        let mut me = Self { threads: Vec::new() };
+        let mut me = Self {
+            threads: Vec::new(),
+        };
         loop {
             let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
                 .map_err(|e| format!("listing pid {pid}'s threads: {e}"))?;
@@ -385,7 +394,8 @@ impl Stopped {
                 ptrace::step(tid, None).map_err(|e| format!("PTRACE_SINGLESTEP {tid}: {e}"))?;
                 match waitpid(tid, Some(WaitPidFlag::__WALL)) {
                     Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => {
-                        let r = ptrace::getregs(tid).map_err(|e| format!("PTRACE_GETREGS {tid}: {e}"))?;
+                        let r = ptrace::getregs(tid)
+                            .map_err(|e| format!("PTRACE_GETREGS {tid}: {e}"))?;
                         if r.rip == at + 2 {
                             return Ok(r.rax);
                         }
@@ -394,13 +404,18 @@ impl Stopped {
                     // detach, step again.
                     Ok(WaitStatus::Stopped(_, sig)) => self.pending(tid, sig),
                     Ok(WaitStatus::PtraceEvent(..)) => {}
-                    Ok(other) => return Err(format!("thread {tid} during the injected syscall: {other:?}")),
+                    Ok(other) => {
+                        return Err(format!(
+                            "thread {tid} during the injected syscall: {other:?}"
+                        ));
+                    }
                     Err(e) => return Err(format!("waiting for thread {tid}: {e}")),
                 }
             }
             Err(format!("thread {tid} did not run the injected syscall"))
         })();
-        ptrace::setregs(tid, saved).map_err(|e| format!("restoring thread {tid}'s registers: {e}"))?;
+        ptrace::setregs(tid, saved)
+            .map_err(|e| format!("restoring thread {tid}'s registers: {e}"))?;
         result
     }
 
@@ -464,7 +479,10 @@ pub fn patch(pid: i32) -> Result<u64, String> {
     let tid = stopped.threads[0].0;
     let page = stopped.syscall(tid, at, MMAP, [0, PAGE, prot, flags, u64::MAX, 0])?;
     if page > u64::MAX - 4095 {
-        return Err(format!("mmap in pid {pid} failed: errno {}", page.wrapping_neg()));
+        return Err(format!(
+            "mmap in pid {pid} failed: errno {}",
+            page.wrapping_neg()
+        ));
     }
     // The page is read+exec for the process; /proc/PID/mem writes past
     // that (as a debugger's breakpoints do).
@@ -531,7 +549,9 @@ pub fn patch_via_helper(pids: &[i32]) -> Vec<(i32, Result<u64, String>)> {
     let text = String::from_utf8_lossy(&out.stdout);
     pids.iter()
         .map(|&p| {
-            let line = text.lines().find(|l| l.split(' ').next() == Some(&p.to_string()));
+            let line = text
+                .lines()
+                .find(|l| l.split(' ').next() == Some(&p.to_string()));
             let got = match line.map(|l| l.splitn(3, ' ').collect::<Vec<_>>()) {
                 Some(v) if v.len() == 3 && v[1] == "ok" => {
                     u64::from_str_radix(v[2].trim_start_matches("0x"), 16)
@@ -598,17 +618,38 @@ mod tests {
         // Patched at zero: no change.
         let (w, _) = read();
         assert!((w - now_ms()).abs() < 100, "unskewed {w} vs {}", now_ms());
-        write_skew(pid, page, Skew { step_ns: -3_600_000_000_000, ppm: 0, t0_ns: 0 }).unwrap();
+        write_skew(
+            pid,
+            page,
+            Skew {
+                step_ns: -3_600_000_000_000,
+                ppm: 0,
+                t0_ns: 0,
+            },
+        )
+        .unwrap();
         let (w, m) = read();
         let off = w - now_ms();
         assert!((off + 3_600_000).abs() < 100, "offset {off}");
         assert!(m >= m0 && m - m0 < 5000, "monotonic moved: {m0} -> {m}");
         // Drift: 0.5 s per s from now.
-        write_skew(pid, page, Skew { step_ns: 0, ppm: 500_000, t0_ns: monotonic_ns() }).unwrap();
+        write_skew(
+            pid,
+            page,
+            Skew {
+                step_ns: 0,
+                ppm: 500_000,
+                t0_ns: monotonic_ns(),
+            },
+        )
+        .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(400));
         let (w, _) = read();
         let off = w - now_ms();
-        assert!((150..300).contains(&off), "drift offset {off} after 400 ms at 500000 ppm");
+        assert!(
+            (150..300).contains(&off),
+            "drift offset {off} after 400 ms at 500000 ppm"
+        );
         write_skew(pid, page, Skew::default()).unwrap();
         let (w, _) = read();
         assert!((w - now_ms()).abs() < 100);

@@ -68,7 +68,11 @@ impl Cluster {
         );
         let clock = place.skews.then(|| ClockSetup {
             files: (0..sys.nodes)
-                .map(|i| place.faketime.map(|_| dir.join(format!("node-{i}.faketime"))))
+                .map(|i| {
+                    place
+                        .faketime
+                        .map(|_| dir.join(format!("node-{i}.faketime")))
+                })
                 .collect(),
             fallback: crate::effects::vdso::refusal(),
             probe: campaign.file.clock.probe_url.as_ref().map(|u| ClockProbe {
