@@ -62,6 +62,9 @@ pub struct BenchArgs {
     /// Measure only the disk layer (part 5).
     #[arg(long)]
     pub disk_only: bool,
+    /// Measure only clock skews through the vDSO.
+    #[arg(long)]
+    pub skews_only: bool,
     /// Also write the figures as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -76,6 +79,21 @@ struct Figures {
     parallel: Vec<Scaling>,
     /// None where the layer cannot be mounted (with the reason printed).
     disk: Option<DiskFigures>,
+    /// None where vDSO patching is refused (with the reason printed).
+    skews: Option<SkewFigures>,
+}
+
+/// Clock skews through the vDSO on the reference system: how far the
+/// node's probe is from the requested offset, and how long the lease held
+/// against its request.
+#[derive(Serialize, Default)]
+struct SkewFigures {
+    skews: usize,
+    offset_ms: i64,
+    probe_error_ms_p50: f64,
+    probe_error_ms_p99: f64,
+    lease_error_ms_p50: f64,
+    lease_error_ms_p99: f64,
 }
 
 #[derive(Serialize, Default)]
@@ -172,7 +190,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let result = measure(args, &root, &scratch).await;
     let _ = std::fs::remove_dir_all(&scratch);
     let figures = result?;
-    print!("{}", table(&figures, args.disk_only));
+    print!("{}", table(&figures, args.disk_only || args.skews_only));
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&figures)?)
             .with_context(|| format!("writing {}", path.display()))?;
@@ -186,6 +204,17 @@ async fn measure(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Resul
         return Ok(Figures {
             machine: machine(),
             parallel: parallel_scaling(args, root, scratch).await?,
+            ..Figures::default()
+        });
+    }
+    if args.skews_only {
+        let why = crate::effects::vdso::refusal();
+        if let Some(why) = why {
+            bail!("bench --skews-only: {why}");
+        }
+        return Ok(Figures {
+            machine: machine(),
+            skews: Some(clock_skews(root, scratch).await?),
             ..Figures::default()
         });
     }
@@ -215,6 +244,16 @@ async fn measure(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Resul
             None
         }
     };
+    let skews = match crate::effects::vdso::refusal() {
+        None => {
+            eprintln!("bench: clock skews through the vDSO");
+            Some(clock_skews(root, scratch).await?)
+        }
+        Some(why) => {
+            eprintln!("bench: clock skews not measured: {why}");
+            None
+        }
+    };
     Ok(Figures {
         machine: machine(),
         plugins,
@@ -222,6 +261,7 @@ async fn measure(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Resul
         driver,
         parallel,
         disk,
+        skews,
     })
 }
 
@@ -502,6 +542,69 @@ async fn campaign_run(
         threads_first: first.2,
         threads_last: last.2,
         threads_max: max_of(&|s| s.2 as f64) as u64,
+    })
+}
+
+/// 20 cycles of clock_skew_peer (-45 s for 500 ms) on the reference system:
+/// each skew's probe reading against the requested offset (the probe's own
+/// round trip included), and its lease's hold against the request.
+async fn clock_skews(root: &Path, scratch: &Path) -> anyhow::Result<SkewFigures> {
+    const OFFSET_MS: i64 = -45_000;
+    let out = scratch.join("skews");
+    let status = tokio::process::Command::new(std::env::current_exe()?)
+        .arg("run")
+        .arg("--campaign")
+        .arg(root.join("examples/reference/campaign.toml"))
+        .args(["--cycles", "20", "--writes", "60"])
+        .arg("--plugin")
+        .arg(root.join("plugins/clock_skew_peer.wasm"))
+        .args(["--param", &format!("clock_skew_peer.offset_ms={OFFSET_MS}")])
+        .arg("--out")
+        .arg(&out)
+        .env("CHAOS_LOG", "warn")
+        .env("RUST_BACKTRACE", "0")
+        .env("CHAOS_STATE_DIR", scratch.join("skew-state"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .status()
+        .await
+        .context("starting chaos-host run")?;
+    if !status.success() {
+        bail!("bench clock skews exited with {status}: the reference system should pass");
+    }
+    let text = std::fs::read_to_string(out.join("cycles.jsonl"))?;
+    let (mut probe, mut lease) = (Vec::new(), Vec::new());
+    for line in text.lines() {
+        let r: Value = serde_json::from_str(line)?;
+        for e in r["effects"].as_array().into_iter().flatten() {
+            let ev = e["evidence"].as_str().unwrap_or_default();
+            // "...; node clock probe: -45001 ms from the host's (rtt 1 ms, ..."
+            let seen = ev
+                .split("node clock probe: ")
+                .nth(1)
+                .and_then(|r| r.split(' ').next())
+                .and_then(|n| n.parse::<i64>().ok());
+            if let Some(seen) = seen {
+                probe.push((seen - OFFSET_MS).abs() as f64);
+            }
+            if let (Some(req), Some(start), Some(end)) = (
+                e["requested_ms"].as_f64(),
+                e["start_us"].as_f64(),
+                e["undone_us"].as_f64(),
+            ) {
+                lease.push(((end - start) / 1e3 - req).abs());
+            }
+        }
+    }
+    let (probe, lease) = (sorted(probe), sorted(lease));
+    Ok(SkewFigures {
+        skews: probe.len(),
+        offset_ms: OFFSET_MS,
+        probe_error_ms_p50: quantile(&probe, 0.5),
+        probe_error_ms_p99: quantile(&probe, 0.99),
+        lease_error_ms_p50: quantile(&lease, 0.5),
+        lease_error_ms_p99: quantile(&lease, 0.99),
     })
 }
 
@@ -858,7 +961,10 @@ fn table(f: &Figures, disk_only: bool) -> String {
     let mut s = format!("\nchaos-host bench on {}\n\n", f.machine);
     s.push_str("| figure | measured | target |\n|---|---|---|\n");
     if disk_only {
-        disk_rows(&mut s, f.disk.as_ref());
+        if f.disk.is_some() {
+            disk_rows(&mut s, f.disk.as_ref());
+        }
+        skew_rows(&mut s, f.skews.as_ref(), f.disk.is_none());
         return s;
     }
     s.push_str(&format!(
@@ -928,6 +1034,7 @@ fn table(f: &Figures, disk_only: bool) -> String {
         c.fds_first, c.fds_last, c.fds_max, c.threads_first, c.threads_last, c.threads_max
     ));
     disk_rows(&mut s, f.disk.as_ref());
+    skew_rows(&mut s, f.skews.as_ref(), true);
     let phases: Vec<String> = c
         .phase_ms_p50
         .iter()
@@ -936,6 +1043,25 @@ fn table(f: &Figures, disk_only: bool) -> String {
     s.push_str(&format!("\nphase p50, ms: {}\n", phases.join(", ")));
     s.push_str(&scaling_table(&f.parallel));
     s
+}
+
+/// The clock skew rows of the table (`say_none`: a row when not measured).
+fn skew_rows(s: &mut String, skews: Option<&SkewFigures>, say_none: bool) {
+    let mark = |ok: bool| if ok { "met" } else { "MISSED" };
+    match skews {
+        Some(k) => s.push_str(&format!(
+            "| clock skew {:+} ms via the vDSO, {} skews: node probe vs requested (p50 / p99) | {:.0} / {:.0} ms | within the probe tolerance 250 ms: {} |\n| clock skew lease held vs requested 500 ms (p50 / p99) | {:.2} / {:.2} ms | - |\n",
+            k.offset_ms,
+            k.skews,
+            k.probe_error_ms_p50,
+            k.probe_error_ms_p99,
+            mark(k.probe_error_ms_p99 < 250.0),
+            k.lease_error_ms_p50,
+            k.lease_error_ms_p99
+        )),
+        None if say_none => s.push_str("| clock skew | not measured (vDSO patching refused) | - |\n"),
+        None => {}
+    }
 }
 
 /// The disk layer's rows of the table.
