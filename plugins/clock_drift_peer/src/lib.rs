@@ -35,7 +35,9 @@ impl Fault for ClockDriftPeer {
         let ppm = match cycle.param("ppm") {
             None => 500_000,
             Some(v) => v.parse::<i32>().map_err(|e| {
-                format!("clock_drift_peer: ppm {v:?}: {e} (a whole number of millionths, e.g. 500000)")
+                format!(
+                    "clock_drift_peer: ppm {v:?}: {e} (a whole number of millionths, e.g. 500000)"
+                )
             })?,
         };
         let ms = cycle.param_u64("ms", 2000).min(u64::from(u32::MAX)) as u32;
