@@ -152,7 +152,13 @@ fn the_libfaketime_fallback_breaks_the_python_node_and_is_never_green() {
         "libfaketime is not installed: apt-get install libfaketime (scripts/install-deps.sh)"
     );
     let dir = tempfile::tempdir().unwrap();
-    let c = sleeper_campaign(dir.path(), |t| t);
+    // A node that refuses every write never recovers: a short recovery
+    // deadline, and at = 0 (a refused write is no progress to wait for),
+    // keep the test at seconds.
+    let c = sleeper_campaign(dir.path(), |t| {
+        format!("{t}\n[recovery]\nwrites = 1\ndeadline_ms = 1000\n")
+            .replace("offset_ms = -60000", "offset_ms = -60000\nat = 0.0")
+    });
     let p = plugin("clock_skew_peer");
     let run = chaos_env(
         dir.path(),
@@ -162,12 +168,16 @@ fn the_libfaketime_fallback_breaks_the_python_node_and_is_never_green() {
             c.to_str().unwrap(),
             "--plugin",
             p.to_str().unwrap(),
+            "--cycles",
+            "1",
         ],
         &[("CHAOS_CLOCK_PTRACE", "off")],
     );
     assert_ne!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     for c in run.cycles() {
         assert_ne!(c["status"], "pass", "{c}");
+        // The node's sleeps broke (EINVAL): its writes were refused.
+        assert!(c["reasons"].to_string().contains("ticker stopped"), "{c}");
         let e = &c["effects"][0];
         assert_eq!(e["simulated"], true, "{e}");
         assert!(
