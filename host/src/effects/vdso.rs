@@ -316,12 +316,14 @@ pub fn write_skew(pid: i32, page: u64, skew: Skew) -> Result<(), String> {
 }
 
 /// The threads of one process, stopped under ptrace; detached on drop.
+#[cfg(target_arch = "x86_64")]
 struct Stopped {
     /// Each thread and the signal to hand back when it is let go (one that
     /// arrived while it was held).
     threads: Vec<(Pid, Option<Signal>)>,
 }
 
+#[cfg(target_arch = "x86_64")]
 impl Stopped {
     /// Seize and stop every thread of `pid` (again until no new one shows:
     /// a stopped thread spawns none).
@@ -453,6 +455,7 @@ impl Stopped {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 impl Drop for Stopped {
     fn drop(&mut self) {
         for (tid, sig) in &self.threads {
@@ -461,8 +464,15 @@ impl Drop for Stopped {
     }
 }
 
+/// Elsewhere the injected code (x86_64 machine code) cannot run.
+#[cfg(not(target_arch = "x86_64"))]
+pub fn patch(_pid: i32) -> Result<u64, String> {
+    Err(refusal().unwrap_or_default())
+}
+
 /// Patch process `pid` (ptrace; run in the helper process): its page, with
 /// the skew at zero. A process already patched is left as it is.
+#[cfg(target_arch = "x86_64")]
 pub fn patch(pid: i32) -> Result<u64, String> {
     let mut stopped = Stopped::attach(pid)?;
     let mem = open_mem(pid, true)?;
