@@ -294,6 +294,9 @@ impl Effects {
         let during_burst = self.burst_running();
         let start_us = self.now_us();
         let pgid = node.pid().as_raw();
+        // The drift's zero: t0 (the node's monotonic clock) and the host's
+        // instant for measuring it, taken together.
+        let since = tokio::time::Instant::now();
         let skew = vdso::Skew {
             step_ns: step_ms.saturating_mul(1_000_000),
             ppm,
@@ -350,7 +353,7 @@ impl Effects {
         self.remember(slot, |u| {
             u.clock_group = Some(pgid);
             u.clock_watch = Some((watch.abort_handle(), late));
-            u.clock_drift = (ppm != 0).then_some((ppm, tokio::time::Instant::now()));
+            u.clock_drift = (ppm != 0).then_some((ppm, since));
         });
         let mut evidence = format!(
             "vDSO patched in {} process(es) of group {pgid} ({} newly)",
