@@ -2,7 +2,7 @@
 # System packages chaos-host uses for its fault mechanisms (Debian/Ubuntu):
 #   iproute2  network namespaces and veth (network.mode = "netns")
 #   nftables  partitions in netns mode
-#   libfaketime  clock skew (clock_skew_peer)
+#   libfaketime  clock skew fallback where ptrace is refused (clock_skew_peer)
 #   fuse3  the disk layer's FUSE support (/dev/fuse, fusermount3; chaos-host
 #          mounts directly as root, fusermount3 unmounts by hand)
 # With --test, also what the test suite needs:

@@ -80,6 +80,9 @@ pub struct BenchArgs {
     /// linearizable --example bench -- --write DIR`).
     #[arg(long, value_name = "DIR")]
     pub checkers: Option<PathBuf>,
+    /// Measure only clock skews through the vDSO.
+    #[arg(long)]
+    pub skews_only: bool,
     /// Also write the figures as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -95,6 +98,21 @@ struct Figures {
     /// None where the layer cannot be mounted (with the reason printed).
     disk: Option<DiskFigures>,
     links: Option<LinkFigures>,
+    /// None where vDSO patching is refused (with the reason printed).
+    skews: Option<SkewFigures>,
+}
+
+/// Clock skews through the vDSO on the reference system: how far the
+/// node's probe is from the requested offset, and how long the lease held
+/// against its request.
+#[derive(Serialize, Default)]
+struct SkewFigures {
+    skews: usize,
+    offset_ms: i64,
+    probe_error_ms_p50: f64,
+    probe_error_ms_p99: f64,
+    lease_error_ms_p50: f64,
+    lease_error_ms_p99: f64,
 }
 
 #[derive(Serialize, Default)]
@@ -212,7 +230,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let result = measure(args, &root, &scratch).await;
     let _ = std::fs::remove_dir_all(&scratch);
     let figures = result?;
-    print!("{}", table(&figures, args.disk_only));
+    print!("{}", table(&figures, args.disk_only || args.skews_only));
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&figures)?)
             .with_context(|| format!("writing {}", path.display()))?;
@@ -234,6 +252,17 @@ async fn measure(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Resul
         return Ok(Figures {
             machine: machine(),
             links: Some(link_faults().await?),
+            ..Figures::default()
+        });
+    }
+    if args.skews_only {
+        let why = crate::effects::vdso::refusal();
+        if let Some(why) = why {
+            bail!("bench --skews-only: {why}");
+        }
+        return Ok(Figures {
+            machine: machine(),
+            skews: Some(clock_skews(root, scratch).await?),
             ..Figures::default()
         });
     }
@@ -265,6 +294,16 @@ async fn measure(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Resul
     };
     eprintln!("bench: link faults");
     let links = Some(link_faults().await?);
+    let skews = match crate::effects::vdso::refusal() {
+        None => {
+            eprintln!("bench: clock skews through the vDSO");
+            Some(clock_skews(root, scratch).await?)
+        }
+        Some(why) => {
+            eprintln!("bench: clock skews not measured: {why}");
+            None
+        }
+    };
     Ok(Figures {
         machine: machine(),
         plugins,
@@ -273,6 +312,7 @@ async fn measure(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Resul
         parallel,
         disk,
         links,
+        skews,
     })
 }
 
@@ -654,6 +694,69 @@ async fn campaign_run(
     })
 }
 
+/// 20 cycles of clock_skew_peer (-45 s for 500 ms) on the reference system:
+/// each skew's probe reading against the requested offset (the probe's own
+/// round trip included), and its lease's hold against the request.
+async fn clock_skews(root: &Path, scratch: &Path) -> anyhow::Result<SkewFigures> {
+    const OFFSET_MS: i64 = -45_000;
+    let out = scratch.join("skews");
+    let status = tokio::process::Command::new(std::env::current_exe()?)
+        .arg("run")
+        .arg("--campaign")
+        .arg(root.join("examples/reference/campaign.toml"))
+        .args(["--cycles", "20", "--writes", "60"])
+        .arg("--plugin")
+        .arg(root.join("plugins/clock_skew_peer.wasm"))
+        .args(["--param", &format!("clock_skew_peer.offset_ms={OFFSET_MS}")])
+        .arg("--out")
+        .arg(&out)
+        .env("CHAOS_LOG", "warn")
+        .env("RUST_BACKTRACE", "0")
+        .env("CHAOS_STATE_DIR", scratch.join("skew-state"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .status()
+        .await
+        .context("starting chaos-host run")?;
+    if !status.success() {
+        bail!("bench clock skews exited with {status}: the reference system should pass");
+    }
+    let text = std::fs::read_to_string(out.join("cycles.jsonl"))?;
+    let (mut probe, mut lease) = (Vec::new(), Vec::new());
+    for line in text.lines() {
+        let r: Value = serde_json::from_str(line)?;
+        for e in r["effects"].as_array().into_iter().flatten() {
+            let ev = e["evidence"].as_str().unwrap_or_default();
+            // "...; node clock probe: -45001 ms from the host's (rtt 1 ms, ..."
+            let seen = ev
+                .split("node clock probe: ")
+                .nth(1)
+                .and_then(|r| r.split(' ').next())
+                .and_then(|n| n.parse::<i64>().ok());
+            if let Some(seen) = seen {
+                probe.push((seen - OFFSET_MS).abs() as f64);
+            }
+            if let (Some(req), Some(start), Some(end)) = (
+                e["requested_ms"].as_f64(),
+                e["start_us"].as_f64(),
+                e["undone_us"].as_f64(),
+            ) {
+                lease.push(((end - start) / 1e3 - req).abs());
+            }
+        }
+    }
+    let (probe, lease) = (sorted(probe), sorted(lease));
+    Ok(SkewFigures {
+        skews: probe.len(),
+        offset_ms: OFFSET_MS,
+        probe_error_ms_p50: quantile(&probe, 0.5),
+        probe_error_ms_p99: quantile(&probe, 0.99),
+        lease_error_ms_p50: quantile(&lease, 0.5),
+        lease_error_ms_p99: quantile(&lease, 0.99),
+    })
+}
+
 /// The reference campaign (a pause and a partition class, 100 writes per
 /// cycle) as a child `chaos-host run` at each `--parallel` of [`PARALLEL`]:
 /// cycles per minute of the child's wall time.
@@ -1017,7 +1120,10 @@ fn table(f: &Figures, disk_only: bool) -> String {
     let mut s = format!("\nchaos-host bench on {}\n\n", f.machine);
     s.push_str("| figure | measured | target |\n|---|---|---|\n");
     if disk_only {
-        disk_rows(&mut s, f.disk.as_ref());
+        if f.disk.is_some() {
+            disk_rows(&mut s, f.disk.as_ref());
+        }
+        skew_rows(&mut s, f.skews.as_ref(), f.disk.is_none());
         return s;
     }
     s.push_str(&format!(
@@ -1090,6 +1196,7 @@ fn table(f: &Figures, disk_only: bool) -> String {
     if let Some(l) = &f.links {
         link_rows(&mut s, l);
     }
+    skew_rows(&mut s, f.skews.as_ref(), true);
     let phases: Vec<String> = c
         .phase_ms_p50
         .iter()
@@ -1120,6 +1227,25 @@ fn link_rows(s: &mut String, l: &LinkFigures) {
         l.bandwidth_error_p50 * 100.0,
         l.bandwidth_error_max * 100.0
     ));
+}
+
+/// The clock skew rows of the table (`say_none`: a row when not measured).
+fn skew_rows(s: &mut String, skews: Option<&SkewFigures>, say_none: bool) {
+    let mark = |ok: bool| if ok { "met" } else { "MISSED" };
+    match skews {
+        Some(k) => s.push_str(&format!(
+            "| clock skew {:+} ms via the vDSO, {} skews: node probe vs requested (p50 / p99) | {:.0} / {:.0} ms | within the probe tolerance 250 ms: {} |\n| clock skew lease held vs requested 500 ms (p50 / p99) | {:.2} / {:.2} ms | - |\n",
+            k.offset_ms,
+            k.skews,
+            k.probe_error_ms_p50,
+            k.probe_error_ms_p99,
+            mark(k.probe_error_ms_p99 < 250.0),
+            k.lease_error_ms_p50,
+            k.lease_error_ms_p99
+        )),
+        None if say_none => s.push_str("| clock skew | not measured (vDSO patching refused) | - |\n"),
+        None => {}
+    }
 }
 
 /// The disk layer's rows of the table.

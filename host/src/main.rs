@@ -133,6 +133,10 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             }
             Ok(true)
         }
+        Command::ClockPatch { pids } => {
+            effects::vdso::helper_main(&pids);
+            Ok(true)
+        }
         Command::Bench(args) => {
             bench::run(&args).await?;
             Ok(true)

@@ -496,6 +496,7 @@ async fn run_classes(
         }
     }
     let libfaketime = crate::effects::clock::libfaketime();
+    let ptrace_refused = crate::effects::vdso::refusal();
     // Disk faults need a FUSE layer; refused before any cycle where there
     // can be none.
     let uses_disk = |f: &&&Loaded| f.meta.capabilities.contains(&"disk");
@@ -530,10 +531,15 @@ async fn run_classes(
             summary.add(t)?;
         }
         let skews = class_def.declares("clock");
-        if skews && libfaketime.is_none() {
-            tracing::warn!(
-                "{class} skews clocks but libfaketime is not installed (Debian: apt-get install libfaketime): its cycles will be reported simulated"
-            );
+        if let (true, Some(why)) = (skews, &ptrace_refused) {
+            match libfaketime {
+                Some(_) => tracing::warn!(
+                    "{class} skews clocks but {why}: falling back to libfaketime, its skews recorded simulated"
+                ),
+                None => tracing::warn!(
+                    "{class} skews clocks but {why}, and libfaketime (the fallback) is not installed (Debian: apt-get install libfaketime): its cycles will be reported simulated"
+                ),
+            }
         }
         let cycle = Cycle {
             campaign: &plan.campaign,
@@ -546,7 +552,10 @@ async fn run_classes(
             settle: plan.settle,
             network,
             journal,
-            faketime: libfaketime.as_deref().filter(|_| skews),
+            skews,
+            faketime: libfaketime
+                .as_deref()
+                .filter(|_| skews && ptrace_refused.is_some()),
             disk: class_def.declares("disk"),
             out: &plan.out,
         };

@@ -292,6 +292,11 @@ pub mod host {
             reset: false,
         }
     }
+    /// Let node `node`'s wall clock run `ppm` millionths fast (slow when
+    /// negative) for `ms`; its monotonic clock is untouched (needs `clock`).
+    pub fn clock_drift(node: u32, ppm: i32, ms: u32) -> Result<(), String> {
+        raw::clock_drift(node, ppm, ms)
+    }
 }
 
 /// Grudges for [`host::partition`]: for each node, the nodes whose traffic

@@ -7,6 +7,16 @@ use crate::util::*;
 const INSTALL: &str = "apt-get install etcd-server (scripts/install-deps.sh --systems)";
 
 fn run_etcd(dir: &std::path::Path, faults: &[&str], cycles: &str, extra: &[&str]) -> Run {
+    run_etcd_env(dir, faults, cycles, extra, &[])
+}
+
+fn run_etcd_env(
+    dir: &std::path::Path,
+    faults: &[&str],
+    cycles: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Run {
     require("etcd", INSTALL);
     let c = example_campaign(dir, "etcd/campaign.toml", |t| t);
     let plugins = plugin_paths(faults);
@@ -15,7 +25,9 @@ fn run_etcd(dir: &std::path::Path, faults: &[&str], cycles: &str, extra: &[&str]
     for p in &plugins {
         args.extend(["--plugin", p.as_str()]);
     }
-    run_campaign(dir, &c, &args)
+    let mut all = vec!["run", "--campaign", c.to_str().unwrap()];
+    all.extend_from_slice(&args);
+    chaos_env(dir, &all, env)
 }
 
 #[test]
@@ -124,22 +136,70 @@ fn etcd_refuses_the_proxy_network_naming_the_peer_port() {
 }
 
 #[test]
-fn etcd_clock_skew_is_reported_ineffective_not_passed() {
-    // Go reads the clock through the vDSO, past libfaketime: the node's own
-    // `Date` header shows no offset, so the class must not pass.
+fn etcd_clock_skew_is_effective() {
+    // Go reads the clock through the vDSO, past libc (libfaketime never
+    // reached it: ineffective 10 of 10); the vDSO redirect does, and the
+    // node's own `Date` header moves by the offset.
     let dir = tempfile::tempdir().unwrap();
     let run = run_etcd(dir.path(), &["clock_skew_peer"], "2", &[]);
+    assert_eq!(
+        run.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    for c in run.cycles() {
+        assert_eq!(c["status"], "pass", "{c}");
+        let e = &c["effects"][0];
+        assert_eq!(e["verified"], true, "{e}");
+        let ev = e["evidence"].as_str().unwrap();
+        assert!(ev.contains("vDSO patched in"), "{e}");
+        let seen: i64 = ev
+            .split("node clock probe: ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no probe figure in {ev}"));
+        let asked: i64 = e["detail"]
+            .as_str()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        // A Date header has whole seconds.
+        assert!((seen - asked).abs() <= 1500, "{e}");
+    }
+}
+
+#[test]
+fn etcd_clock_skew_under_the_libfaketime_fallback_is_not_passed() {
+    // With ptrace refused, the labelled fallback: Go ignores libfaketime.
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_etcd_env(
+        dir.path(),
+        &["clock_skew_peer"],
+        "1",
+        &[],
+        &[("CHAOS_CLOCK_PTRACE", "off")],
+    );
     assert_eq!(
         run.code, 1,
         "stdout:\n{}\nstderr:\n{}",
         run.stdout, run.stderr
     );
     for c in run.cycles() {
-        assert_eq!(c["status"], "ineffective", "{c}");
+        assert_ne!(c["status"], "pass", "{c}");
         let e = &c["effects"][0];
-        assert_eq!(e["verified"], false, "{e}");
+        assert_eq!(
+            (&e["verified"], &e["simulated"]),
+            (&false.into(), &true.into()),
+            "{e}"
+        );
         assert!(
-            e["evidence"].as_str().unwrap().contains("node clock probe"),
+            e["evidence"]
+                .as_str()
+                .unwrap()
+                .contains("fallback: libfaketime"),
             "{e}"
         );
     }

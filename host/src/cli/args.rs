@@ -41,6 +41,10 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Patch the vDSO clock of these pids (the ptrace helper of a clock
+    /// skew, run by chaos-host itself; see effects/vdso.rs).
+    #[command(hide = true)]
+    ClockPatch { pids: Vec<i32> },
     /// Rerun one recorded cycle exactly (its seed, parameters and plugins,
     /// which must not have changed) and print its verdict beside the
     /// recorded one. Exit 0 when the verdict is reproduced, 1 when not.

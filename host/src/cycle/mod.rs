@@ -73,7 +73,10 @@ pub struct Cycle<'a> {
     pub settle: Duration,
     pub network: &'a Network,
     pub journal: &'a Arc<Journal>,
-    /// libfaketime, preloaded into nodes when the fault skews clocks.
+    /// The fault skews clocks (vDSO patching, see effects/vdso.rs).
+    pub skews: bool,
+    /// libfaketime, preloaded into nodes when the fault skews clocks and
+    /// ptrace is refused (the labelled fallback).
     pub faketime: Option<&'a Path>,
     /// Mount a disk layer under each data dir (the fault declares `disk`).
     pub disk: bool,
@@ -114,6 +117,7 @@ impl Cycle<'_> {
         let place = Placement {
             network: self.network,
             journal: self.journal,
+            skews: self.skews,
             faketime: self.faketime,
             disk: self.disk,
         };

@@ -1,20 +1,29 @@
-//! Clock skew with libfaketime.
+//! Clock skew and drift, as leases on a node's wall clock.
 //!
-//! When the fault under test needs the `clock` capability, every node is
-//! started with libfaketime preloaded and pointed at its own timestamp file
-//! (`+0` at start). A skew rewrites that file (atomically, by rename);
-//! `FAKETIME_NO_CACHE` makes the node read it on every clock call, so the
-//! offset changes mid-run. Monotonic clocks are left alone
-//! (`DONT_FAKE_MONOTONIC`), as a real wall-clock step would.
+//! The mechanism is the vDSO redirected ([`vdso`]): at the skew, every
+//! process of the node's group is patched (once) and its offset slot set;
+//! during the lease the group is polled for processes that appeared since
+//! (exec'd children are patched, forked ones inherit the patch and get the
+//! offset written again); at the end every slot is set back to zero (the
+//! patch stays; a node started again has none). A skew shows at once and is
+//! verified through the campaign's `[clock]` probe; a drift (ppm) is
+//! measured by the probe at the lease end against ppm * elapsed.
 //!
-//! Proof: the library must be mapped in every process of the node's group
-//! (a static binary or one that bypasses libc cannot be skewed), and the
-//! node's own clock, read through the campaign's `[clock]` probe, must show
-//! the offset. A mapped library alone proves nothing (Go reads the clock
-//! through the vDSO, past libc): without a probe, or with a process that
-//! lacks the library, the effect is recorded `simulated`, never verified.
+//! The host journals no entry of its own for a skew: the patched processes
+//! are the node's process group, which lifecycle journals and starts with
+//! PR_SET_PDEATHSIG=SIGKILL, so a SIGKILLed engine leaves none running.
+//!
+//! Fallback where ptrace is refused ([`vdso::refusal`]): nodes are started
+//! with libfaketime preloaded and a timestamp file each, the skew rewrites
+//! the file, and the effect is recorded `simulated` with the reason
+//! ("fallback: libfaketime (...)"), since the library changes the node
+//! beyond its clock (absolute sleeps fail in Python under
+//! `DONT_FAKE_MONOTONIC`) and Go ignores it. Drift has no fallback.
+//!
+//! A skew without a probe, or that the probe cannot tell from none, is not
+//! verified: the cycle is `ineffective`, never green.
 
-use super::{EffectRecord, Effects};
+use super::{EffectRecord, Effects, vdso};
 use crate::campaign::Vars;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -146,8 +155,9 @@ impl Effects {
         Some(got.map(|node_ms| (node_ms - (before + after) / 2, after - before)))
     }
 
-    /// Probe the node until its clock shows `offset_ms` (libfaketime may
-    /// take a moment to reread its file), or the deadline passes.
+    /// Probe the node until its clock shows `offset_ms` (a server may cache
+    /// its clock reading, libfaketime rereads its file), or the deadline
+    /// passes.
     async fn confirm_offset(
         &self,
         index: u32,
@@ -199,6 +209,50 @@ impl Effects {
         offset_ms: i64,
         ms: u32,
     ) -> Result<(), String> {
+        self.skew(index, offset_ms, 0, ms).await
+    }
+
+    /// Let node `index`'s wall clock run `ppm` millionths fast (slow when
+    /// negative) for `ms`.
+    pub async fn clock_drift(
+        self: &Arc<Self>,
+        index: u32,
+        ppm: i32,
+        ms: u32,
+    ) -> Result<(), String> {
+        if ppm == 0 {
+            return Err("clock-drift: ppm 0 is no drift; ask for a rate, e.g. 200000 (the clock runs 20 % fast)".into());
+        }
+        self.skew(index, 0, ppm as i64, ms).await
+    }
+
+    /// A record of a skew that could not be applied, with the reason.
+    fn simulated_skew(&self, index: u32, detail: String, ms: u32, why: String) {
+        let start_us = self.now_us();
+        self.push(EffectRecord {
+            kind: "clock",
+            node: index,
+            detail,
+            requested_ms: Some(ms as u64),
+            start_us,
+            end_us: Some(start_us),
+            undone_us: None,
+            verified: false,
+            simulated: true,
+            evidence: why,
+            during_burst: self.burst_running(),
+            finding: None,
+            plugin: None,
+        });
+    }
+
+    async fn skew(
+        self: &Arc<Self>,
+        index: u32,
+        step_ms: i64,
+        ppm: i64,
+        ms: u32,
+    ) -> Result<(), String> {
         let node = self.node(index)?.clone();
         if !node.alive() {
             return Err(format!(
@@ -207,51 +261,68 @@ impl Effects {
         }
         if self.lease_open("clock", index) {
             return Err(format!(
-                "node {index}'s clock is already skewed{}; one skew per node at a time: wait for its lease to end",
+                "node {index}'s clock is already skewed or drifting{}; one clock lease per node at a time: wait for its lease to end",
                 self.holder("clock", index)
             ));
         }
-        let during_burst = self.burst_running();
-        let start_us = self.now_us();
-        let detail = format!("clock {offset_ms:+} ms for {ms} ms");
-        let setup = self.clock.as_ref();
-        let file = setup.and_then(|c| c.files.get(index as usize).cloned().flatten());
-        let pgid = node.pid().as_raw();
-        let why = match (setup, &file) {
-            (None, _) | (_, None) => Some("the host has no clock mechanism here: libfaketime is not installed (Debian: apt-get install libfaketime)".to_string()),
-            (Some(c), Some(_)) => match unloaded_member(pgid) {
-                Err(()) => Some(format!("node {index}'s process group {pgid} has no live process to skew")),
-                Ok(Some(pid)) if pid == pgid => Some(format!(
-                    "libfaketime is not loaded in node {index} (pid {pid}): a static binary, or one that bypasses libc's clock, cannot be skewed"
-                )),
-                Ok(Some(pid)) => Some(format!(
-                    "libfaketime is not loaded in node {index}'s pid {pid} (process group {pgid}): that process's clock cannot be skewed (a static binary, or one started without the environment)"
-                )),
-                Ok(None) if c.probe.is_none() => Some(NO_PROBE.to_string()),
-                Ok(None) => None,
-            },
+        let detail = if ppm == 0 {
+            format!("clock {step_ms:+} ms for {ms} ms")
+        } else {
+            format!("clock drift {ppm:+} ppm for {ms} ms")
         };
-        let (Some(file), None) = (file, why.as_ref()) else {
-            let why = why.unwrap_or_default();
-            self.push(EffectRecord {
-                kind: "clock",
-                node: index,
+        let Some(setup) = self.clock.as_ref() else {
+            self.simulated_skew(
+                index,
                 detail,
-                requested_ms: Some(ms as u64),
-                start_us,
-                end_us: Some(start_us),
-                undone_us: None,
-                verified: false,
-                simulated: true,
-                evidence: why,
-                during_burst,
-                finding: None,
-                plugin: None,
-            });
+                ms,
+                "the host set up no clock mechanism for this class (it does not declare `clock`)"
+                    .into(),
+            );
             return Ok(());
         };
-        // Recorded before the file is written and before any await, so a
-        // cancelled call still leaves a lease the host resets.
+        if let Some(why) = &setup.fallback {
+            if ppm != 0 {
+                let why = format!("drift needs vDSO patching: {why}");
+                self.simulated_skew(index, detail, ms, why);
+                return Ok(());
+            }
+            return self.faketime_offset(index, step_ms, ms, why).await;
+        }
+        if setup.probe.is_none() {
+            // Nobody would see it: recorded, not applied.
+            self.simulated_skew(index, detail, ms, NO_PROBE.to_string());
+            return Ok(());
+        }
+        let during_burst = self.burst_running();
+        let start_us = self.now_us();
+        let pgid = node.pid().as_raw();
+        // The drift's zero: t0 (the node's monotonic clock) and the host's
+        // instant for measuring it, taken together.
+        let since = tokio::time::Instant::now();
+        let skew = vdso::Skew {
+            step_ns: step_ms.saturating_mul(1_000_000),
+            ppm,
+            t0_ns: vdso::monotonic_ns(),
+        };
+        // The patch itself (ptrace) runs in the helper; the offset is one
+        // write per process.
+        let applied = tokio::task::spawn_blocking(move || apply_to_group(pgid, skew))
+            .await
+            .map_err(|e| format!("patching node {index}'s clock: {e}"))?;
+        if applied.set.is_empty() {
+            let why = if applied.failed.is_empty() {
+                format!("node {index}'s process group {pgid} has no live process to skew")
+            } else {
+                format!(
+                    "vDSO not patched in node {index} (process group {pgid}): {}",
+                    applied.failed.join("; ")
+                )
+            };
+            self.simulated_skew(index, detail, ms, why);
+            return Ok(());
+        }
+        // Recorded before any further await, so a cancelled call still
+        // leaves a lease the host resets.
         let slot = self.push(EffectRecord {
             kind: "clock",
             node: index,
@@ -267,9 +338,44 @@ impl Effects {
             finding: None,
             plugin: None,
         });
-        self.remember(slot, |u| u.clock_file = Some(file.clone()));
-        set_offset(&file, offset_ms).map_err(|e| format!("writing {}: {e}", file.display()))?;
-        let (verified, evidence) = self.confirm_offset(index, offset_ms, node.pid()).await;
+        // Processes that appear during the lease (exec'd children) are
+        // patched too; forked ones get the current offset written again.
+        let late = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let watch = {
+            let late = late.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(GROUP_POLL).await;
+                    let r = tokio::task::spawn_blocking(move || apply_to_group(pgid, skew)).await;
+                    if let Ok(r) = r {
+                        late.fetch_add(r.newly, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            })
+        };
+        self.remember(slot, |u| {
+            u.clock_group = Some(pgid);
+            u.clock_watch = Some((watch.abort_handle(), late));
+            u.clock_drift = (ppm != 0).then_some((ppm, since));
+        });
+        let mut evidence = format!(
+            "vDSO patched in {} process(es) of group {pgid} ({} newly)",
+            applied.set.len(),
+            applied.newly
+        );
+        if !applied.failed.is_empty() {
+            evidence.push_str(&format!("; not patched: {}", applied.failed.join("; ")));
+        }
+        let verified = if ppm != 0 {
+            // A drift shows only as time passes: measured at the lease end.
+            evidence.push_str("; drift measured at the lease end");
+            applied.failed.is_empty()
+        } else {
+            let (ok, seen) = self.confirm_offset(index, step_ms, node.pid()).await;
+            evidence.push_str("; ");
+            evidence.push_str(&seen);
+            ok && applied.failed.is_empty()
+        };
         self.update(slot, |r| {
             r.verified = verified;
             r.evidence = evidence;
@@ -278,18 +384,159 @@ impl Effects {
         Ok(())
     }
 
-    /// Put node's clock back (lease end).
-    pub(super) async fn reset_clock(&self, file: Option<PathBuf>, node: u32) -> String {
-        let Some(file) = file else {
-            return String::new();
+    /// The labelled fallback where ptrace is refused: libfaketime, preloaded
+    /// at spawn. Recorded `simulated` even when the probe shows the offset:
+    /// the library changes the node beyond its clock (Python's absolute
+    /// sleeps fail under it) and misses Go entirely.
+    async fn faketime_offset(
+        self: &Arc<Self>,
+        index: u32,
+        offset_ms: i64,
+        ms: u32,
+        refused: &str,
+    ) -> Result<(), String> {
+        let node = self.node(index)?.clone();
+        let during_burst = self.burst_running();
+        let start_us = self.now_us();
+        let detail = format!("clock {offset_ms:+} ms for {ms} ms");
+        let setup = self.clock.as_ref();
+        let file = setup.and_then(|c| c.files.get(index as usize).cloned().flatten());
+        let pgid = node.pid().as_raw();
+        let label = format!("fallback: libfaketime ({refused})");
+        let why = match (setup, &file) {
+            (None, _) | (_, None) => Some(format!(
+                "{label}: libfaketime is not installed (Debian: apt-get install libfaketime)"
+            )),
+            (Some(c), Some(_)) => match unloaded_member(pgid) {
+                Err(()) => Some(format!(
+                    "node {index}'s process group {pgid} has no live process to skew"
+                )),
+                Ok(Some(pid)) if pid == pgid => Some(format!(
+                    "{label}: libfaketime is not loaded in node {index} (pid {pid}): a static binary, or one that bypasses libc's clock, cannot be skewed"
+                )),
+                Ok(Some(pid)) => Some(format!(
+                    "{label}: libfaketime is not loaded in node {index}'s pid {pid} (process group {pgid}): that process's clock cannot be skewed (a static binary, or one started without the environment)"
+                )),
+                Ok(None) if c.probe.is_none() => Some(format!("{label}; {NO_PROBE}")),
+                Ok(None) => None,
+            },
         };
-        if let Err(e) = set_offset(&file, 0) {
-            return format!("resetting {}: {e}", file.display());
+        let (Some(file), None) = (file, why.as_ref()) else {
+            self.simulated_skew(index, detail, ms, why.unwrap_or_default());
+            return Ok(());
+        };
+        let slot = self.push(EffectRecord {
+            kind: "clock",
+            node: index,
+            detail,
+            requested_ms: Some(ms as u64),
+            start_us,
+            end_us: None,
+            undone_us: None,
+            verified: false,
+            simulated: true,
+            evidence: String::new(),
+            during_burst,
+            finding: None,
+            plugin: None,
+        });
+        self.remember(slot, |u| u.clock_file = Some(file.clone()));
+        set_offset(&file, offset_ms).map_err(|e| format!("writing {}: {e}", file.display()))?;
+        let (verified, evidence) = self.confirm_offset(index, offset_ms, node.pid()).await;
+        self.update(slot, |r| {
+            r.verified = verified;
+            r.evidence = format!("{label}; {evidence}");
+        });
+        self.schedule_end(slot, start_us, ms);
+        Ok(())
+    }
+
+    /// End a clock lease: measure a drift, put the clock back. The
+    /// evidence, and for a drift whether the probe showed its rate.
+    pub(super) async fn end_clock(
+        &self,
+        undo: &mut super::Undo,
+        node: u32,
+    ) -> (String, Option<bool>) {
+        if let Some((watch, _)) = &undo.clock_watch {
+            watch.abort();
         }
+        let mut evidence = String::new();
+        let mut verified = None;
+        if let Some((ppm, since)) = undo.clock_drift {
+            let (ok, seen) = self.measure_drift(node, ppm, since).await;
+            evidence = seen;
+            verified = Some(ok);
+        }
+        if let Some((_, late)) = &undo.clock_watch {
+            let n = late.load(std::sync::atomic::Ordering::Relaxed);
+            if n > 0 {
+                evidence.push_str(&format!(
+                    "{}{n} process(es) patched during the lease",
+                    if evidence.is_empty() { "" } else { "; " }
+                ));
+            }
+        }
+        let reset = if let Some(pgid) = undo.clock_group {
+            let r =
+                tokio::task::spawn_blocking(move || apply_to_group(pgid, vdso::Skew::default()))
+                    .await;
+            match r {
+                Ok(r) if r.failed.is_empty() => self.reset_probe(node).await,
+                Ok(r) => format!("offset reset, except: {}", r.failed.join("; ")),
+                Err(e) => format!("resetting the offset: {e}"),
+            }
+        } else {
+            self.reset_clock(undo.clock_file.take(), node).await
+        };
+        if !reset.is_empty() {
+            if !evidence.is_empty() {
+                evidence.push_str("; ");
+            }
+            evidence.push_str(&reset);
+        }
+        (evidence, verified)
+    }
+
+    /// The probe's offset against the drift's expected one (ppm times the
+    /// time since it started).
+    async fn measure_drift(
+        &self,
+        node: u32,
+        ppm: i64,
+        since: tokio::time::Instant,
+    ) -> (bool, String) {
+        let elapsed = since.elapsed().as_millis() as i64;
+        let expected = elapsed * ppm / 1_000_000;
         match self.probe_offset(node).await {
-            // A server that caches its Date header until the cached second
-            // has passed (hyper does) keeps showing the skewed time after a
-            // backward jump: say so rather than suggest the reset failed.
+            None => (false, NO_PROBE.to_string()),
+            Some(Err(e)) => (false, e),
+            Some(Ok((seen, rtt))) => {
+                let slack = PROBE_TOLERANCE_MS + rtt + self.clock_probe_resolution_ms();
+                let rate = if elapsed > 0 {
+                    seen * 1_000_000 / elapsed
+                } else {
+                    0
+                };
+                let figures = format!(
+                    "drift: node clock probe {seen:+} ms after {elapsed} ms, expected {expected:+} ms (measured {rate:+} ppm, asked {ppm:+} ppm; rtt {rtt} ms)"
+                );
+                if expected.abs() <= slack {
+                    return (
+                        false,
+                        format!(
+                            "{figures}: within the probe's {slack} ms tolerance, so the probe cannot tell it from none"
+                        ),
+                    );
+                }
+                ((seen - expected).abs() <= slack, figures)
+            }
+        }
+    }
+
+    /// After a reset, what the probe shows.
+    async fn reset_probe(&self, node: u32) -> String {
+        match self.probe_offset(node).await {
             Some(Ok((seen, _))) if self.clock_probe_resolution_ms() > 0 => format!(
                 "offset reset; probe {seen:+} ms (a server may keep its cached Date header until the skewed second passes)"
             ),
@@ -298,11 +545,140 @@ impl Effects {
             None => "offset reset".into(),
         }
     }
+
+    /// Put node's clock back (lease end of the libfaketime fallback).
+    pub(super) async fn reset_clock(&self, file: Option<PathBuf>, node: u32) -> String {
+        let Some(file) = file else {
+            return String::new();
+        };
+        if let Err(e) = set_offset(&file, 0) {
+            return format!("resetting {}: {e}", file.display());
+        }
+        self.reset_probe(node).await
+    }
+}
+
+/// How often a clock lease looks for new processes in the node's group.
+const GROUP_POLL: Duration = Duration::from_millis(50);
+
+/// What setting a skew on a process group did.
+#[derive(Default)]
+pub(super) struct Applied {
+    /// Pids whose offset is now the asked one.
+    pub set: Vec<i32>,
+    /// How many of them were patched now (the rest already were).
+    pub newly: usize,
+    /// Pids that could not be patched, with the reason.
+    pub failed: Vec<String>,
+}
+
+/// Set `skew` in every live process of group `pgid`, patching those not
+/// patched yet (blocking: reads /proc, runs the ptrace helper).
+pub(super) fn apply_to_group(pgid: i32, skew: vdso::Skew) -> Applied {
+    let mut out = Applied::default();
+    let members: Vec<i32> = crate::procfs::group_members(pgid)
+        .into_iter()
+        .filter(|&p| {
+            crate::procfs::stat(nix::unistd::Pid::from_raw(p)).is_some_and(|s| s.state != 'Z')
+        })
+        .collect();
+    let mut fresh = Vec::new();
+    for pid in members {
+        match vdso::patched_page(pid) {
+            Ok(Some(page)) => match vdso::write_skew(pid, page, skew) {
+                Ok(()) => out.set.push(pid),
+                Err(e) => out.failed.push(format!("pid {pid}: {e}")),
+            },
+            Ok(None) if skew == vdso::Skew::default() => {} // nothing to reset
+            Ok(None) => fresh.push(pid),
+            // Exited meanwhile: nothing left to skew.
+            Err(_) if !std::path::Path::new(&format!("/proc/{pid}")).exists() => {}
+            Err(e) => out.failed.push(format!("pid {pid}: {e}")),
+        }
+    }
+    if fresh.is_empty() {
+        return out;
+    }
+    for (pid, got) in vdso::patch_via_helper(&fresh) {
+        match got.and_then(|page| vdso::write_skew(pid, page, skew)) {
+            Ok(()) => {
+                out.set.push(pid);
+                out.newly += 1;
+            }
+            Err(_) if !std::path::Path::new(&format!("/proc/{pid}")).exists() => {}
+            Err(e) => out.failed.push(format!("pid {pid}: {e}")),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_is_skewed_whole_and_processes_exec_d_or_forked_later_are_covered() {
+        use std::io::{BufRead, BufReader, Write};
+        use std::os::unix::process::CommandExt;
+        if vdso::refusal().is_some() {
+            return;
+        }
+        // A shell that execs python on the first line it reads; python
+        // prints its wall clock for each line, and a forked child's too.
+        let py = "import os,sys,time\nfor l in sys.stdin:\n    if l.strip()=='fork':\n        pid=os.fork()\n        if pid==0:\n            print(int(time.time()*1000),flush=True); os._exit(0)\n        os.waitpid(pid,0)\n    else:\n        print(int(time.time()*1000),flush=True)";
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", &format!("read x; exec python3 -u -c \"{py}\"")])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = child.id() as i32;
+        let mut stdin = child.stdin.take().unwrap();
+        let out = std::cell::RefCell::new(BufReader::new(child.stdout.take().unwrap()));
+        let ask = |stdin: &mut std::process::ChildStdin, line: &str| {
+            writeln!(stdin, "{line}").unwrap();
+            let mut l = String::new();
+            out.borrow_mut().read_line(&mut l).unwrap();
+            l.trim().parse::<i64>().unwrap() - host_now_ms()
+        };
+        let skew = vdso::Skew {
+            step_ns: 7_200_000_000_000,
+            ppm: 0,
+            t0_ns: 0,
+        };
+        let a = apply_to_group(pgid, skew);
+        assert_eq!((a.set.len(), a.newly, a.failed.len()), (1, 1, 0));
+        // The shell execs python: a fresh vDSO, unpatched until the
+        // lease's watch passes again.
+        writeln!(stdin, "go").unwrap();
+        let exe = format!("/proc/{pgid}/exe");
+        while !std::fs::read_link(&exe)
+            .unwrap()
+            .to_string_lossy()
+            .contains("python")
+        {
+            std::thread::yield_now();
+        }
+        let a = apply_to_group(pgid, skew);
+        assert_eq!(
+            (a.set.len(), a.newly),
+            (1, 1),
+            "the exec'd process is patched again"
+        );
+        let off = ask(&mut stdin, "time");
+        assert!((off - 7_200_000).abs() < 200, "exec'd: {off}");
+        let off = ask(&mut stdin, "fork");
+        assert!(
+            (off - 7_200_000).abs() < 200,
+            "forked child inherits: {off}"
+        );
+        let a = apply_to_group(pgid, vdso::Skew::default());
+        assert_eq!((a.set.len(), a.newly), (1, 0));
+        assert!(ask(&mut stdin, "time").abs() < 200, "reset");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
 
     #[test]
     fn offsets_are_written_in_libfaketime_format() {

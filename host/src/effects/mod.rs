@@ -8,8 +8,9 @@
 //!
 //! One file per mechanism: [`signal`] (kill/term), [`pause`] (SIGSTOP),
 //! [`partition`] (grudges over the campaign's network), [`clock`]
-//! (libfaketime), [`restart`] (kill, then start again), [`disk`] (the
-//! FUSE layer under a data dir), [`link`] (degraded links by a grudge).
+//! (the vDSO redirected, [`vdso`]; libfaketime as the fallback),
+//! [`restart`] (kill, then start again), [`disk`] (the FUSE layer under a
+//! data dir), [`link`] (degraded links by a grudge).
 
 pub mod clock;
 mod disk;
@@ -18,6 +19,7 @@ mod partition;
 mod pause;
 mod restart;
 mod signal;
+pub mod vdso;
 
 use crate::journal::Journal;
 use crate::lifecycle::Node;
@@ -83,10 +85,14 @@ pub struct ClockProbe {
     pub header: Option<String>,
 }
 
-/// The clock plumbing of one cycle: each node's libfaketime timestamp file.
+/// The clock plumbing of one cycle: vDSO patching, or each node's
+/// libfaketime timestamp file where ptrace is refused.
 #[derive(Clone, Debug)]
 pub struct ClockSetup {
+    /// libfaketime files (the fallback), when nodes were started with it.
     pub files: Vec<Option<PathBuf>>,
+    /// Why vDSO patching is not used here, if it is not.
+    pub fallback: Option<String>,
     pub probe: Option<ClockProbe>,
 }
 
@@ -119,8 +125,17 @@ struct Undo {
     /// The network's generation of a partition, so ending it never lifts a
     /// later one.
     cut: Option<u64>,
-    /// The libfaketime file of a clock skew.
+    /// The libfaketime file of a clock skew (the fallback).
     clock_file: Option<PathBuf>,
+    /// The process group whose vDSO a clock lease patched.
+    clock_group: Option<i32>,
+    /// The lease's watch for new processes, and how many it patched.
+    clock_watch: Option<(
+        tokio::task::AbortHandle,
+        Arc<std::sync::atomic::AtomicUsize>,
+    )>,
+    /// A drift's rate (ppm) and start, measured at the lease end.
+    clock_drift: Option<(i64, tokio::time::Instant)>,
     /// A restart whose kill took hold: start the node again.
     restart: bool,
     /// A disk fault, with the layer's counts when it started.
@@ -343,14 +358,14 @@ impl Effects {
             return;
         }
         let _done = EndingGuard(&self.ending);
-        let undo = self.take_undo(slot);
+        let mut undo = self.take_undo(slot);
         let (evidence, verified) = match rec.kind {
             "pause" => (pause::resume(&self.nodes[rec.node as usize]), None),
             "partition" => {
                 let (v, evidence) = self.net.heal(undo.cut).await.verdict();
                 (evidence, Some(v))
             }
-            "clock" => (self.reset_clock(undo.clock_file, rec.node).await, None),
+            "clock" => self.end_clock(&mut undo, rec.node).await,
             "restart" if undo.restart => {
                 let (evidence, back) = self.start_again(slot, rec.node).await;
                 (evidence, Some(back))
@@ -445,6 +460,12 @@ impl Drop for Effects {
                 "clock" => {
                     if let Some(f) = &undo.clock_file {
                         let _ = clock::set_offset(f, 0);
+                    }
+                    if let Some((watch, _)) = &undo.clock_watch {
+                        watch.abort();
+                    }
+                    if let Some(pgid) = undo.clock_group {
+                        clock::apply_to_group(pgid, vdso::Skew::default());
                     }
                 }
                 "partition" => self.net.heal_now(),

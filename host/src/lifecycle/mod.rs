@@ -38,7 +38,9 @@ const PORT_RELEASE_DEADLINE: Duration = Duration::from_secs(5);
 pub struct Placement<'a> {
     pub network: &'a Network,
     pub journal: &'a Arc<Journal>,
-    /// libfaketime, when the fault under test skews clocks.
+    /// The fault under test skews clocks.
+    pub skews: bool,
+    /// libfaketime, when it skews clocks and ptrace is refused.
     pub faketime: Option<&'a Path>,
     /// Mount a disk layer over each data dir (the fault declares `disk`).
     pub disk: bool,
@@ -64,10 +66,15 @@ impl Cluster {
                 .cycle(sys.nodes as usize, campaign.uses_peer_port())
                 .await?,
         );
-        let clock = place.faketime.map(|_| ClockSetup {
+        let clock = place.skews.then(|| ClockSetup {
             files: (0..sys.nodes)
-                .map(|i| Some(dir.join(format!("node-{i}.faketime"))))
+                .map(|i| {
+                    place
+                        .faketime
+                        .map(|_| dir.join(format!("node-{i}.faketime")))
+                })
                 .collect(),
+            fallback: crate::effects::vdso::refusal(),
             probe: campaign.file.clock.probe_url.as_ref().map(|u| ClockProbe {
                 url: u.clone(),
                 pointer: campaign.file.clock.probe_pointer.clone(),

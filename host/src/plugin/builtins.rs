@@ -27,6 +27,7 @@ macro_rules! builtins {
 
 builtins![
     "bandwidth_cap",
+    "clock_drift_peer",
     "clock_skew_peer",
     "convergence",
     "crash_restart",

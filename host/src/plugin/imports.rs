@@ -136,6 +136,18 @@ impl PluginState {
         self.note(r)
     }
 
+    pub(super) async fn host_clock_drift(
+        &mut self,
+        node: u32,
+        ppm: i32,
+        ms: u32,
+    ) -> Result<(), String> {
+        self.allow(Capability::Clock)?;
+        let effects = self.effects()?.clone();
+        let r = effects.clock_drift(node, ppm, ms).await;
+        self.note(r)
+    }
+
     pub(super) async fn host_restart(&mut self, node: u32, down_ms: u32) -> Result<(), String> {
         self.allow(Capability::Restart)?;
         let r = self.effects()?.clone().restart(node, down_ms).await;

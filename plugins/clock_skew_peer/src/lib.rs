@@ -1,7 +1,8 @@
 //! `clock_skew_peer`: shift a peer's wall clock (chosen with the host's
 //! seeded randomness) by `offset_ms` for `ms` mid-burst. The host applies it
-//! with libfaketime and checks the node's own clock; where the target cannot
-//! be skewed the cycle is reported simulated, never passed.
+//! by redirecting the node's vDSO clock (libfaketime where ptrace is
+//! refused, recorded simulated) and checks the node's own clock; where the
+//! target cannot be skewed the cycle is reported simulated, never passed.
 
 use chaos_sdk::{Capability, CycleInfo, Fault, ParamType, Params, PluginInfo, host};
 

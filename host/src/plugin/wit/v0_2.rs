@@ -181,6 +181,10 @@ impl host::Host for PluginState {
         };
         self.host_link(grudge, fault, ms).await
     }
+
+    async fn clock_drift(&mut self, node: u32, ppm: i32, ms: u32) -> Result<(), String> {
+        self.host_clock_drift(node, ppm, ms).await
+    }
 }
 
 impl From<types::PluginInfo> for Info {
