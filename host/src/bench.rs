@@ -575,7 +575,7 @@ async fn driver_vs_wrk(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow:
         let (tx, _rx) = tokio::sync::watch::channel(Progress::default());
         let target = workload::Target {
             index: 0,
-            port,
+            port: ([127, 0, 0, 1], port).into(),
             ids,
             namespace: "bench-driver",
             cycle: 1,
@@ -690,7 +690,7 @@ async fn disk_layer(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Re
             let (tx, _rx) = tokio::sync::watch::channel(Progress::default());
             let target = workload::Target {
                 index: 0,
-                port,
+                port: ([127, 0, 0, 1], port).into(),
                 ids,
                 namespace: "bench-disk",
                 cycle: 1,

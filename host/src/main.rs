@@ -16,6 +16,7 @@ mod metrics;
 mod net;
 mod plugin;
 mod probes;
+mod remote;
 mod procfs;
 mod replay;
 mod report;

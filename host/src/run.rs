@@ -48,6 +48,9 @@ pub struct Plan {
     pub seed: u64,
     pub out: PathBuf,
     pub net: crate::net::Mode,
+    /// The remote hosts the nodes go on (`[hosts]`, `--hosts`), checked
+    /// but not yet connected.
+    pub hosts: Option<crate::remote::Layout>,
     /// Cycles of a class run at once.
     pub parallel: u32,
     /// Only this shard's cycles, when sharded.
@@ -231,6 +234,28 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
             );
         }
     }
+    // Remote hosts are reached, and checked for the system under test,
+    // before anything is written: an unreachable host is one error.
+    let hosts = match &plan.hosts {
+        Some(layout) => {
+            if let Some(f) = faults.iter().find(|f| f.meta.capabilities.contains(&"disk")) {
+                bail!(
+                    "plugin {}: it asks for disk faults, which chaos-host does not carry out on remote hosts ([hosts]); run this class with local nodes (drop [hosts] / --hosts)",
+                    f.meta.label()
+                );
+            }
+            let programs: Vec<PathBuf> = plan
+                .campaign
+                .commands
+                .iter()
+                .map(|(p, _)| p.clone())
+                .collect();
+            Some(Arc::new(
+                crate::remote::Hosts::connect(layout, &programs).await?,
+            ))
+        }
+        None => None,
+    };
     let mut shutdown = Shutdown::new()?;
     // Whatever a killed earlier run left behind is undone before we start.
     let state = journal::state_dir();
@@ -262,6 +287,7 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
         &run_id,
         journal.clone(),
         plan.parallel as usize,
+        hosts,
     )
     .await
     {
@@ -414,7 +440,10 @@ async fn run_classes(
             settle: plan.settle,
             network,
             journal,
-            faketime: libfaketime.as_deref().filter(|_| skews),
+            // Remote nodes get no libfaketime: their skews are simulated.
+            faketime: libfaketime
+                .as_deref()
+                .filter(|_| skews && plan.hosts.is_none()),
             disk: fault.is_some_and(uses_disk),
         };
         // This class's cycles still to run, in cycle order: not recorded

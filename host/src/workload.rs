@@ -75,7 +75,7 @@ const BODY_EXCERPT: usize = 200;
 pub struct Target<'a> {
     /// The node writes go through, and its port.
     pub index: u32,
-    pub port: u16,
+    pub port: std::net::SocketAddr,
     /// One unique id per write, in issue order.
     pub ids: Arc<Vec<String>>,
     pub namespace: &'a str,
@@ -193,8 +193,14 @@ impl Writer {
     }
 
     /// Write `id` through node `index` at `port`.
-    pub async fn write(&self, http: &reqwest::Client, index: u32, port: u16, id: &str) -> Answer {
-        let vars = Vars::client(port, index)
+    pub async fn write(
+        &self,
+        http: &reqwest::Client,
+        index: u32,
+        at: std::net::SocketAddr,
+        id: &str,
+    ) -> Answer {
+        let vars = Vars::client(at, index)
             .with("id", id)
             .with("namespace", self.namespace.as_str())
             .with("cycle", self.cycle.as_str());
@@ -287,12 +293,12 @@ pub async fn read_ids(
     campaign: &Campaign,
     http: &reqwest::Client,
     index: u32,
-    port: u16,
+    at: std::net::SocketAddr,
     namespace: &str,
     cycle: u32,
 ) -> Result<Vec<String>, ReadError> {
     let r = &campaign.file.read;
-    let vars = Vars::client(port, index)
+    let vars = Vars::client(at, index)
         .with("namespace", namespace)
         .with("cycle", cycle.to_string());
     let url = vars.render(&r.url);

@@ -58,3 +58,5 @@ mod scale;
 mod restart;
 // Disk faults through the FUSE layer; power failures; cleanup of mounts.
 mod disk;
+// Nodes on remote hosts over SSH: sshd in network namespaces.
+mod remote;

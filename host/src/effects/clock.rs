@@ -108,7 +108,7 @@ impl Effects {
     async fn probe_offset(&self, index: u32) -> Option<Result<(i64, i64), String>> {
         let probe = self.clock.as_ref()?.probe.as_ref()?;
         let node = &self.nodes[index as usize];
-        let url = Vars::client(node.port, index).render(&probe.url);
+        let url = Vars::client(node.client, index).render(&probe.url);
         let before = host_now_ms();
         let got = async {
             let resp = self
@@ -216,7 +216,12 @@ impl Effects {
         let setup = self.clock.as_ref();
         let file = setup.and_then(|c| c.files.get(index as usize).cloned().flatten());
         let pgid = node.pid().as_raw();
+        let remote = node.remote_host().map(|host| format!(
+            "node {index} runs on remote host {}: chaos-host does not skew clocks on remote hosts (libfaketime's offset file would live there), so this skew is only recorded",
+            host.spec.name
+        ));
         let why = match (setup, &file) {
+            _ if remote.is_some() => remote,
             (None, _) | (_, None) => Some("the host has no clock mechanism here: libfaketime is not installed (Debian: apt-get install libfaketime)".to_string()),
             (Some(c), Some(_)) => match unloaded_member(pgid) {
                 Err(()) => Some(format!("node {index}'s process group {pgid} has no live process to skew")),
