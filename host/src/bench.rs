@@ -62,6 +62,14 @@ pub struct BenchArgs {
     /// Measure only the disk layer (part 5).
     #[arg(long)]
     pub disk_only: bool,
+    /// Only the SSH part: the reference campaign with nodes local and on
+    /// the hosts FILE lists (`[[host]]` tables, as for `run --hosts`):
+    /// spawn, effect and teardown per cycle, side by side.
+    #[arg(long, value_name = "FILE")]
+    pub ssh_hosts: Option<PathBuf>,
+    /// Cycles per fault class of each run in the SSH part.
+    #[arg(long, default_value_t = 5)]
+    pub ssh_cycles: u32,
     /// Also write the figures as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -169,6 +177,21 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     let scratch = std::env::temp_dir().join(format!("chaos-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
+    if let Some(hosts) = &args.ssh_hosts {
+        let rows = crate::remote::bench::measure(&root, &scratch, hosts, args.ssh_cycles).await;
+        let _ = std::fs::remove_dir_all(&scratch);
+        let rows = rows?;
+        print!(
+            "\nchaos-host bench (nodes on SSH hosts vs local) on {}\n{}",
+            machine(),
+            crate::remote::bench::table(&rows)
+        );
+        if let Some(path) = &args.json {
+            std::fs::write(path, serde_json::to_vec_pretty(&rows)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        return Ok(());
+    }
     let result = measure(args, &root, &scratch).await;
     let _ = std::fs::remove_dir_all(&scratch);
     let figures = result?;

@@ -59,6 +59,9 @@ pub enum RemoteUndo {
     Stopped { pid: i32, start: u64 },
     /// An nftables table there, as "family name".
     Nft { table: String },
+    /// The local SSH ControlMaster to the host (it daemonizes, so it
+    /// would outlive a SIGKILLed chaos-host): closed by its socket.
+    Master { socket: String },
 }
 
 #[derive(Serialize, Deserialize)]

@@ -238,7 +238,10 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
     // before anything is written: an unreachable host is one error.
     let hosts = match &plan.hosts {
         Some(layout) => {
-            if let Some(f) = faults.iter().find(|f| f.meta.capabilities.contains(&"disk")) {
+            if let Some(f) = faults
+                .iter()
+                .find(|f| f.meta.capabilities.contains(&"disk"))
+            {
                 bail!(
                     "plugin {}: it asks for disk faults, which chaos-host does not carry out on remote hosts ([hosts]); run this class with local nodes (drop [hosts] / --hosts)",
                     f.meta.label()
@@ -281,6 +284,12 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
         splitmix(plan.seed ^ std::process::id() as u64 ^ now_nanos()) & 0xff_ffff
     );
     let journal = Arc::new(Journal::create(&state, &run_id)?);
+    // The masters daemonize: journaled so a SIGKILLed run's are closed too.
+    let mut masters = Vec::new();
+    for h in hosts.iter().flat_map(|h| &h.hosts) {
+        masters.push(journal.record(h.master_entry())?);
+    }
+    let closes_masters = hosts.clone();
     let network = match Network::create(
         plan.net,
         plan.campaign.file.system.nodes,
@@ -309,6 +318,14 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
     .await;
     network.destroy().await;
     drop(network);
+    // The last holder of the hosts: dropping them closes the masters (if
+    // something still holds them, closing the journal closes them).
+    if let Some(Ok(hosts)) = closes_masters.map(Arc::try_unwrap) {
+        drop(hosts);
+        for seq in masters {
+            journal.done(seq);
+        }
+    }
     close_journal(journal);
     // Reports of whatever ran, even when interrupted.
     if plan.out.join("cycles.jsonl").exists()

@@ -160,7 +160,14 @@ impl Rig {
     /// nftables tables of chaos-host in host `k`'s namespace.
     fn tables(&self, k: usize) -> String {
         let out = Command::new("ip")
-            .args(["netns", "exec", &self.hosts[k].netns, "nft", "list", "tables"])
+            .args([
+                "netns",
+                "exec",
+                &self.hosts[k].netns,
+                "nft",
+                "list",
+                "tables",
+            ])
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout)
@@ -374,7 +381,10 @@ fn sigkill_mid_partition_then_cleanup_leaves_nothing_on_any_host() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("deleted nftables table inet chaos_host_"), "{text}");
+    assert!(
+        text.contains("deleted nftables table inet chaos_host_"),
+        "{text}"
+    );
     assert!(text.contains("killed process group"), "{text}");
     for k in 0..3 {
         assert_eq!(rig.tables(k), "", "host {k}: {text}");
@@ -423,7 +433,10 @@ fn a_host_that_drops_mid_run_fails_the_cycle() {
         if text.contains("\"what\":\"stopped\"") {
             break;
         }
-        assert!(child.try_wait().unwrap().is_none(), "ended before the pause");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ended before the pause"
+        );
         assert!(Instant::now() < until, "no pause within 60 s");
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -361,15 +361,15 @@ impl Launch {
             ))
         });
         let mut cmd = match (&self.remote, &pid_file) {
-            (Some((host, dir)), Some(pid_file)) => Command::from(host.command(
-                &crate::remote::Host::launch_script(
+            (Some((host, dir)), Some(pid_file)) => {
+                Command::from(host.command(&crate::remote::Host::launch_script(
                     &self.program,
                     &self.args,
                     &self.env,
                     dir,
                     pid_file,
-                ),
-            )),
+                )))
+            }
             _ => {
                 let mut cmd = Command::new(&self.program);
                 cmd.args(&self.args)

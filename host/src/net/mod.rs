@@ -242,7 +242,6 @@ impl Network {
         }
     }
 
-
     /// `n` free ports no running cycle holds, reserved until the returned
     /// lease is dropped.
     fn reserve(&self, n: usize) -> anyhow::Result<Lease> {
@@ -327,7 +326,9 @@ impl Network {
                 Inner::Remote(crate::remote::nft::RemoteNet::new(
                     hosts.clone(),
                     format!("chaos_host_{}_{n}", self.run_id),
-                    self.journal.clone().expect("a campaign network has a journal"),
+                    self.journal
+                        .clone()
+                        .expect("a campaign network has a journal"),
                 ))
             }
         };
@@ -341,9 +342,7 @@ impl Network {
             ),
             // Each node listens on its host's address; chaos-host and peers
             // dial it there.
-            Inner::Remote(r) => place(&|i| r.hosts.of(i).ip.to_string(), &direct, &|_, j| {
-                ports[j]
-            }),
+            Inner::Remote(r) => place(&|i| r.hosts.of(i).ip.to_string(), &direct, &|_, j| ports[j]),
         };
         Ok(CycleNet {
             addrs,

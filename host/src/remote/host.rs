@@ -80,6 +80,17 @@ impl Host {
         Ok(())
     }
 
+    /// The journal entry that closes this host's master should chaos-host
+    /// die without closing it.
+    pub fn master_entry(&self) -> crate::journal::Entry {
+        crate::journal::Entry::Remote {
+            host: self.spec.clone(),
+            undo: crate::journal::RemoteUndo::Master {
+                socket: self.session.control_socket().to_string_lossy().into_owned(),
+            },
+        }
+    }
+
     /// `ssh` over this host's master running `script` in the remote shell.
     pub fn command(&self, script: &str) -> Command {
         let mut cmd = Command::new("ssh");

@@ -18,6 +18,7 @@
 //! cleanup` and the next run reach the host again (a plain `ssh`, no
 //! master) and kill the recorded groups and delete the recorded tables.
 
+pub mod bench;
 mod host;
 pub mod nft;
 

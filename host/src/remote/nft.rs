@@ -260,7 +260,20 @@ fn counters(text: &str) -> Vec<((u32, u32), u64)> {
 
 /// Undo a journaled remote entry over a plain `ssh` (no master).
 pub fn undo(spec: &super::HostSpec, undo: &RemoteUndo) -> Result<Option<String>, String> {
+    if let RemoteUndo::Master { socket } = undo {
+        if !std::path::Path::new(socket).exists() {
+            return Ok(None);
+        }
+        let mut cmd = std::process::Command::new("ssh");
+        cmd.args(["-S", socket, "-O", "exit", "none"]);
+        host::output(spec, cmd)?;
+        return Ok(Some(format!(
+            "closed the SSH master connection to host {}",
+            spec.name
+        )));
+    }
     let script = match undo {
+        RemoteUndo::Master { .. } => unreachable!("handled above"),
         RemoteUndo::Group { pgid, start } => format!(
             "s=$(sed 's/.*) //' /proc/{pgid}/stat 2>/dev/null | cut -d' ' -f20); \
              if [ -n \"$s\" ] && [ \"$s\" != {start} ]; then exit 0; fi; \
@@ -271,7 +284,9 @@ pub fn undo(spec: &super::HostSpec, undo: &RemoteUndo) -> Result<Option<String>,
              if [ \"$s\" = {start} ]; then kill -CONT {pid} && echo continued; fi"
         ),
         RemoteUndo::Nft { table } => {
-            format!("if nft list table {table} >/dev/null 2>&1; then nft delete table {table} && echo deleted; fi")
+            format!(
+                "if nft list table {table} >/dev/null 2>&1; then nft delete table {table} && echo deleted; fi"
+            )
         }
     };
     let out = host::output(spec, host::direct(spec, &script))?;
@@ -285,6 +300,7 @@ pub fn undo(spec: &super::HostSpec, undo: &RemoteUndo) -> Result<Option<String>,
         RemoteUndo::Nft { table } => {
             format!("deleted nftables table {table} on host {}", spec.name)
         }
+        RemoteUndo::Master { .. } => unreachable!("handled above"),
     }))
 }
 
