@@ -270,8 +270,9 @@ impl Hosts {
     }
 }
 
-/// Quote `s` as one word for a POSIX shell. Hand-written (three lines):
-/// the crate that does it for `openssh` is private to it.
+/// Quote `s` as one word for a POSIX shell, always in single quotes.
+/// Hand-written (one line): the `shell-escape` crate `openssh` uses would
+/// do too, but leaves safe words bare, and scripts here quote every path.
 pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }

@@ -19,10 +19,13 @@ pub struct RemoteNet {
     /// This cycle's table name, the same on every host.
     table: String,
     journal: Arc<Journal>,
-    /// The hosts holding the table (host index, journal seq) and the cut
-    /// links, while a cut is in force.
-    installed: Mutex<Option<(Vec<(usize, u64)>, Vec<(u32, u32)>)>>,
+    /// The cut in force, if any.
+    installed: Mutex<Option<Installed>>,
 }
+
+/// The hosts holding the table (host index, journal seq) and the cut
+/// links (from, to).
+type Installed = (Vec<(usize, u64)>, Vec<(u32, u32)>);
 
 impl RemoteNet {
     pub fn new(hosts: Arc<Hosts>, table: String, journal: Arc<Journal>) -> Self {
