@@ -10,6 +10,8 @@
 #   python3   runs tests/systems/threaded_kv.py (small-backlog store)
 #   docker-registry  a real OCI registry (CNCF distribution) for the OCI
 #                plugin tests (tests/e2e/oci.rs)
+#   openssh-server, openssh-client  sshd "hosts" in network namespaces for
+#                the remote-host tests (tests/e2e/remote.rs)
 #   the real systems below (--systems)
 # With --systems, the real systems under test of examples/:
 #   etcd-server  etcd 3.4 (examples/etcd)
@@ -32,6 +34,8 @@ if $test; then
     # tests/systems/threaded_kv.py, the small-backlog store
     command -v python3 >/dev/null || missing+=(python3)
     [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
+    [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+    command -v ssh >/dev/null || missing+=(openssh-client)
 fi
 if $systems; then
     command -v etcd >/dev/null || missing+=(etcd-server)

@@ -83,6 +83,14 @@ pub struct BenchArgs {
     /// Measure only clock skews through the vDSO.
     #[arg(long)]
     pub skews_only: bool,
+    /// Only the SSH part: the reference campaign with nodes local and on
+    /// the hosts FILE lists (`[[host]]` tables, as for `run --hosts`):
+    /// spawn, effect and teardown per cycle, side by side.
+    #[arg(long, value_name = "FILE")]
+    pub ssh_hosts: Option<PathBuf>,
+    /// Cycles per fault class of each run in the SSH part.
+    #[arg(long, default_value_t = 5)]
+    pub ssh_cycles: u32,
     /// Also write the figures as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -227,6 +235,21 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     let scratch = std::env::temp_dir().join(format!("chaos-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
+    if let Some(hosts) = &args.ssh_hosts {
+        let rows = crate::remote::bench::measure(&root, &scratch, hosts, args.ssh_cycles).await;
+        let _ = std::fs::remove_dir_all(&scratch);
+        let rows = rows?;
+        print!(
+            "\nchaos-host bench (nodes on SSH hosts vs local) on {}\n{}",
+            machine(),
+            crate::remote::bench::table(&rows)
+        );
+        if let Some(path) = &args.json {
+            std::fs::write(path, serde_json::to_vec_pretty(&rows)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        return Ok(());
+    }
     let result = measure(args, &root, &scratch).await;
     let _ = std::fs::remove_dir_all(&scratch);
     let figures = result?;
@@ -827,7 +850,7 @@ async fn driver_vs_wrk(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow:
         let (tx, _rx) = tokio::sync::watch::channel(Progress::default());
         let target = workload::Target {
             index: 0,
-            port,
+            port: ([127, 0, 0, 1], port).into(),
             ids,
             namespace: "bench-driver",
             cycle: 1,
@@ -943,7 +966,7 @@ async fn disk_layer(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Re
             let (tx, _rx) = tokio::sync::watch::channel(Progress::default());
             let target = workload::Target {
                 index: 0,
-                port,
+                port: ([127, 0, 0, 1], port).into(),
                 ids,
                 namespace: "bench-disk",
                 cycle: 1,

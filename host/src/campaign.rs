@@ -85,6 +85,8 @@ pub struct CampaignFile {
     pub class: Vec<ClassSpec>,
     /// `[workload] kind = "register"`: register clients beside the burst.
     pub workload: Option<crate::register::Workload>,
+    /// Remote hosts to place the nodes on (see [`crate::remote`]).
+    pub hosts: Option<crate::remote::HostsSection>,
 }
 
 /// A composed fault class as written: several fault plugins that run
@@ -442,7 +444,22 @@ impl Campaign {
                 "system.peer_url: peers talk on {{peer_port}}, which network.mode = \"proxy\" does not carry (members that identify each other by URL, like etcd's, reject proxied addresses); use \"netns\" (root) to partition this system, or \"loopback\""
             );
         }
-        if mode != crate::net::Mode::Netns {
+        if mode == crate::net::Mode::Ssh {
+            // chaos-host reaches remote nodes at their hosts' addresses.
+            let f = &self.file;
+            for (field, url) in [
+                ("ready.url", &f.ready.url),
+                ("write.url", &f.write.url),
+                ("read.url", &f.read.url),
+            ] {
+                if !url.contains("{host}") {
+                    bail!(
+                        "{field}: the nodes run on remote hosts ([hosts]), but the URL has no {{host}} placeholder for the host's address (e.g. \"http://{{host}}:{{port}}/health\")"
+                    );
+                }
+            }
+        }
+        if !matches!(mode, crate::net::Mode::Netns | crate::net::Mode::Ssh) {
             return Ok(());
         }
         for (field, command) in s.each_command() {
@@ -876,11 +893,12 @@ pub struct Vars<'a> {
 
 impl<'a> Vars<'a> {
     /// What every client URL (ready, write, read, clock probe) is rendered
-    /// with: chaos-host reaches node `index` at 127.0.0.1:`port`.
-    pub fn client(port: u16, index: u32) -> Self {
+    /// with: chaos-host reaches node `index` at `at` (127.0.0.1:`port`, or
+    /// a remote host's address).
+    pub fn client(at: std::net::SocketAddr, index: u32) -> Self {
         Vars::default()
-            .with("port", port.to_string())
-            .with("host", "127.0.0.1")
+            .with("port", at.port().to_string())
+            .with("host", at.ip().to_string())
             .with("index", index.to_string())
     }
 
@@ -1230,7 +1248,7 @@ ids_pointer = "/ids"
 
     #[test]
     fn client_vars_point_at_loopback() {
-        let v = Vars::client(8080, 2);
+        let v = Vars::client(([127, 0, 0, 1], 8080).into(), 2);
         assert_eq!(
             v.render("http://{host}:{port}/n/{index}"),
             "http://127.0.0.1:8080/n/2"

@@ -42,6 +42,26 @@ pub enum Entry {
     Mount { path: String },
     /// Entry `of` was undone.
     Done { of: u64 },
+    /// Something done on a remote host (`[hosts]`): undone over SSH.
+    Remote {
+        host: crate::remote::HostSpec,
+        undo: RemoteUndo,
+    },
+}
+
+/// What to undo on a remote host.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "what", rename_all = "snake_case")]
+pub enum RemoteUndo {
+    /// A node's process group there (leader's start time in clock ticks).
+    Group { pgid: i32, start: u64 },
+    /// A process stopped there with SIGSTOP.
+    Stopped { pid: i32, start: u64 },
+    /// An nftables table there, as "family name".
+    Nft { table: String },
+    /// The local SSH ControlMaster to the host (it daemonizes, so it
+    /// would outlive a SIGKILLed chaos-host): closed by its socket.
+    Master { socket: String },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -394,6 +414,7 @@ pub fn try_undo(entry: &Entry) -> Result<Option<String>, String> {
             }
         }
         Entry::Mount { path } => crate::disk::undo_mount(path)?,
+        Entry::Remote { host, undo } => crate::remote::nft::undo(host, undo)?,
         Entry::Netns { name } => match command("ip", &["netns", "delete", name]) {
             Ok(()) => Some(format!("deleted network namespace {name}")),
             Err(e) if netns_exists(name) => return Err(e),

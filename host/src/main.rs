@@ -21,6 +21,7 @@ mod plugin;
 mod probes;
 mod procfs;
 mod register;
+mod remote;
 mod replay;
 mod report;
 mod roles;

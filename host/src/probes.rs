@@ -96,7 +96,7 @@ pub async fn quorum(
             down.push(n.index);
         }
         let outcome = writer
-            .write(http, primary.index, primary.port, &id)
+            .write(http, primary.index, primary.client, &id)
             .await
             .outcome;
         ProbeWrite {
@@ -118,7 +118,7 @@ pub async fn quorum(
         campaign,
         http,
         primary.index,
-        primary.port,
+        primary.client,
         namespace,
         cycle,
     )

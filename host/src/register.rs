@@ -300,7 +300,7 @@ async fn one(
         op.expected = expected.clone();
     }
     let cycle = r.cycle.to_string();
-    let vars = Vars::client(node.port, node.index)
+    let vars = Vars::client(node.client, node.index)
         .with("namespace", r.namespace)
         .with("cycle", cycle.as_str())
         .with("key", key.as_str())

@@ -40,7 +40,7 @@ pub async fn leader(
 }
 
 async fn ask(probe: &LeaderProbe, http: &reqwest::Client, node: &Node) -> Option<View> {
-    let vars = Vars::client(node.port, node.index);
+    let vars = Vars::client(node.client, node.index);
     let method = reqwest::Method::from_bytes(probe.method.as_bytes()).ok()?;
     let mut req = http
         .request(method, vars.render(&probe.url))

@@ -48,6 +48,9 @@ pub struct Plan {
     pub seed: u64,
     pub out: PathBuf,
     pub net: crate::net::Mode,
+    /// The remote hosts the nodes go on (`[hosts]`, `--hosts`), checked
+    /// but not yet connected.
+    pub hosts: Option<crate::remote::Layout>,
     /// Cycles of a class run at once.
     pub parallel: u32,
     /// Only this shard's cycles, when sharded.
@@ -327,6 +330,31 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
             );
         }
     }
+    // Remote hosts are reached, and checked for the system under test,
+    // before anything is written: an unreachable host is one error.
+    let hosts = match &plan.hosts {
+        Some(layout) => {
+            if let Some(f) = faults
+                .iter()
+                .find(|f| f.meta.capabilities.contains(&"disk"))
+            {
+                bail!(
+                    "plugin {}: it asks for disk faults, which chaos-host does not carry out on remote hosts ([hosts]); run this class with local nodes (drop [hosts] / --hosts)",
+                    f.meta.label()
+                );
+            }
+            let programs: Vec<PathBuf> = plan
+                .campaign
+                .commands
+                .iter()
+                .map(|(p, _)| p.clone())
+                .collect();
+            Some(Arc::new(
+                crate::remote::Hosts::connect(layout, &programs).await?,
+            ))
+        }
+        None => None,
+    };
     let mut shutdown = Shutdown::new()?;
     // Whatever a killed earlier run left behind is undone before we start.
     let state = journal::state_dir();
@@ -352,12 +380,19 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
         splitmix(plan.seed ^ std::process::id() as u64 ^ now_nanos()) & 0xff_ffff
     );
     let journal = Arc::new(Journal::create(&state, &run_id)?);
+    // The masters daemonize: journaled so a SIGKILLed run's are closed too.
+    let mut masters = Vec::new();
+    for h in hosts.iter().flat_map(|h| &h.hosts) {
+        masters.push(journal.record(h.master_entry())?);
+    }
+    let closes_masters = hosts.clone();
     let network = match Network::create(
         plan.net,
         plan.campaign.file.system.nodes,
         &run_id,
         journal.clone(),
         plan.parallel as usize,
+        hosts,
     )
     .await
     {
@@ -380,6 +415,14 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
     .await;
     network.destroy().await;
     drop(network);
+    // The last holder of the hosts: dropping them closes the masters (if
+    // something still holds them, closing the journal closes them).
+    if let Some(Ok(hosts)) = closes_masters.map(Arc::try_unwrap) {
+        drop(hosts);
+        for seq in masters {
+            journal.done(seq);
+        }
+    }
     close_journal(journal);
     // Reports of whatever ran, even when interrupted.
     if plan.out.join("cycles.jsonl").exists()
@@ -553,9 +596,10 @@ async fn run_classes(
             network,
             journal,
             skews,
+            // Remote nodes get no libfaketime: their skews are simulated.
             faketime: libfaketime
                 .as_deref()
-                .filter(|_| skews && ptrace_refused.is_some()),
+                .filter(|_| skews && ptrace_refused.is_some() && plan.hosts.is_none()),
             disk: class_def.declares("disk"),
             out: &plan.out,
         };

@@ -75,7 +75,7 @@ const BODY_EXCERPT: usize = 200;
 pub struct Target<'a> {
     /// The node writes go through, and its port.
     pub index: u32,
-    pub port: u16,
+    pub port: std::net::SocketAddr,
     /// One unique id per write, in issue order.
     pub ids: Arc<Vec<String>>,
     pub namespace: &'a str,
@@ -209,8 +209,14 @@ impl Writer {
     }
 
     /// Write `id` through node `index` at `port`.
-    pub async fn write(&self, http: &reqwest::Client, index: u32, port: u16, id: &str) -> Answer {
-        let vars = Vars::client(port, index)
+    pub async fn write(
+        &self,
+        http: &reqwest::Client,
+        index: u32,
+        at: std::net::SocketAddr,
+        id: &str,
+    ) -> Answer {
+        let vars = Vars::client(at, index)
             .with("id", id)
             .with("namespace", self.namespace.as_str())
             .with("cycle", self.cycle.as_str());
@@ -305,14 +311,14 @@ pub async fn read_recorded(
     campaign: &Campaign,
     http: &reqwest::Client,
     index: u32,
-    port: u16,
+    at: std::net::SocketAddr,
     namespace: &str,
     cycle: u32,
     (history, process): (&crate::history::Recorder, u32),
 ) -> Result<Vec<String>, ReadError> {
     use crate::history::{Kind, Op, Status};
     let invoked = Instant::now();
-    let read = read_ids(campaign, http, index, port, namespace, cycle).await;
+    let read = read_ids(campaign, http, index, at, namespace, cycle).await;
     let mut op = Op::new(process, index, Kind::Read, history.us(invoked));
     op.complete_us = Some(history.us(Instant::now()));
     match &read {
@@ -334,12 +340,12 @@ pub async fn read_ids(
     campaign: &Campaign,
     http: &reqwest::Client,
     index: u32,
-    port: u16,
+    at: std::net::SocketAddr,
     namespace: &str,
     cycle: u32,
 ) -> Result<Vec<String>, ReadError> {
     let r = &campaign.file.read;
-    let vars = Vars::client(port, index)
+    let vars = Vars::client(at, index)
         .with("namespace", namespace)
         .with("cycle", cycle.to_string());
     let url = vars.render(&r.url);

@@ -67,3 +67,5 @@ mod composed;
 mod histories;
 // The built-in checkers (set_full, linearizable) on real cycles.
 mod checkers;
+// Nodes on remote hosts over SSH: sshd in network namespaces.
+mod remote;

@@ -165,6 +165,11 @@ pub struct RunArgs {
     /// root).
     #[arg(long, value_enum)]
     pub net: Option<crate::net::Mode>,
+    /// Place the nodes on the remote hosts FILE lists (`[[host]]` tables,
+    /// as under `[hosts]` in a campaign; overrides the campaign's), over SSH.
+    #[arg(long, value_name = "FILE")]
+    #[serde(default)]
+    pub hosts: Option<PathBuf>,
     /// Accept OCI tags that moved since chaos.lock pinned them, and record
     /// their new digests (review the new artifacts first).
     #[arg(long)]

@@ -178,7 +178,30 @@ impl RunArgs {
             .seed
             .or(campaign.file.campaign.seed)
             .unwrap_or_else(|| crate::run::splitmix(crate::run::now_nanos()));
-        let net = self.net.unwrap_or(campaign.file.network.mode);
+        let hosts = match (&self.hosts, &campaign.file.hosts) {
+            (Some(file), _) => Some(crate::remote::Layout::new(
+                &crate::remote::read_file(file)?,
+                file,
+                campaign.file.system.nodes,
+            )?),
+            (None, Some(section)) => Some(crate::remote::Layout::new(
+                section,
+                &campaign.path,
+                campaign.file.system.nodes,
+            )?),
+            (None, None) => None,
+        };
+        let net = match (self.net, &hosts) {
+            (None | Some(crate::net::Mode::Ssh), Some(_)) => crate::net::Mode::Ssh,
+            (Some(m), Some(_)) => bail!(
+                "--net {}: the nodes are placed on remote hosts ([hosts] or --hosts), whose network is the hosts'; drop --net",
+                m.as_str()
+            ),
+            (Some(crate::net::Mode::Ssh), None) => bail!(
+                "--net ssh: no hosts to place the nodes on; list them under [hosts] in the campaign or pass --hosts FILE"
+            ),
+            (m, None) => m.unwrap_or(campaign.file.network.mode),
+        };
         campaign.check_mode(net).with_context(|| {
             format!(
                 "campaign {} in network mode {}",
@@ -195,6 +218,7 @@ impl RunArgs {
             parallel: Some(parallel),
             campaign_sha256: Some(sha256),
             campaign: self.campaign.as_deref().map(absolute),
+            hosts: self.hosts.as_deref().map(absolute),
             plugin: plugins.iter().map(PluginRef::saved).collect(),
             native_plugin: self.native_plugin.iter().map(|p| absolute(p)).collect(),
             plugin_dir: Vec::new(),
@@ -211,6 +235,7 @@ impl RunArgs {
             resume: false,
             only: None,
             net,
+            hosts,
             campaign,
             plugins,
             lock: Some(lock),

@@ -69,7 +69,7 @@ pub async fn converge(nodes: &[Arc<Node>], want: &Want<'_>) -> anyhow::Result<Ve
                 want.campaign,
                 want.http,
                 n.index,
-                n.port,
+                n.client,
                 want.namespace,
                 want.cycle,
                 (want.history, process),

@@ -50,7 +50,7 @@ pub async fn read_while(
                     campaign,
                     http,
                     node.index,
-                    node.port,
+                    node.client,
                     namespace,
                     cycle,
                     (history, processes.reader(r)),

@@ -472,7 +472,7 @@ impl Cycle<'_> {
         let primary = info.primary;
         let target = workload::Target {
             index: primary,
-            port: cluster.nodes[primary as usize].port,
+            port: cluster.nodes[primary as usize].client,
             ids,
             namespace,
             cycle: info.cycle,
@@ -610,7 +610,7 @@ fn node_records(
                 node: node.index,
                 port: node.port,
                 alive: exit.is_none(),
-                exit: exit.map(|e| Node::describe_exit(e.status)),
+                exit: exit.map(|e| e.describe()),
                 died_at_ms: exit.map(|e| signed_ms(e.at, started)),
                 restarts,
                 restarted_at_ms: (restarts > 0).then(|| signed_ms(since, started)),

@@ -128,7 +128,7 @@ pub async fn recover(
         // stuck in an election must leave time for the next try.
         let answer = tokio::time::timeout(
             until.saturating_duration_since(issued).min(per_try),
-            writer.write(http, node.index, node.port, &id),
+            writer.write(http, node.index, node.client, &id),
         )
         .await;
         let (outcome, status) = match &answer {

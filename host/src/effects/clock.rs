@@ -117,7 +117,7 @@ impl Effects {
     async fn probe_offset(&self, index: u32) -> Option<Result<(i64, i64), String>> {
         let probe = self.clock.as_ref()?.probe.as_ref()?;
         let node = &self.nodes[index as usize];
-        let url = Vars::client(node.port, index).render(&probe.url);
+        let url = Vars::client(node.client, index).render(&probe.url);
         let before = host_now_ms();
         let got = async {
             let resp = self
@@ -270,6 +270,14 @@ impl Effects {
         } else {
             format!("clock drift {ppm:+} ppm for {ms} ms")
         };
+        if let Some(host) = node.remote_host() {
+            let why = format!(
+                "node {index} runs on remote host {}: chaos-host does not patch clocks on remote hosts (the ptrace helper would have to run there), so this skew is only recorded",
+                host.spec.name
+            );
+            self.simulated_skew(index, detail, ms, why);
+            return Ok(());
+        }
         let Some(setup) = self.clock.as_ref() else {
             self.simulated_skew(
                 index,

@@ -1,8 +1,7 @@
 //! Pauses: SIGSTOP for a lease, SIGCONT when it ends. Verified by the
 //! process state `T` in /proc while the lease holds.
 
-use super::{EffectRecord, Effects, proc_state};
-use crate::journal::{Entry, start_time};
+use super::{EffectRecord, Effects};
 use crate::lifecycle::Node;
 use nix::sys::signal::Signal;
 use std::sync::Arc;
@@ -30,10 +29,7 @@ impl Effects {
         // `chaos-host cleanup`) continues the process.
         let seq = self
             .journal
-            .record(Entry::Stopped {
-                pid: node.pid().as_raw(),
-                start: start_time(node.pid()).unwrap_or(0),
-            })
+            .record(node.stopped_entry())
             .map_err(|e| format!("{e:#}"))?;
         let start_us = self.now_us();
         if let Err(e) = node.signal(Signal::SIGSTOP) {
@@ -58,11 +54,11 @@ impl Effects {
             plugin: None,
         });
         self.remember(slot, |u| u.journal = Some(seq));
-        let mut state = proc_state(node.pid());
+        let mut state = node.state();
         let until = tokio::time::Instant::now() + STATE_DEADLINE;
         while state != Some('T') && tokio::time::Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(1)).await;
-            state = proc_state(node.pid());
+            state = node.state();
         }
         let evidence = format!(
             "pid {} state {} after SIGSTOP",
@@ -83,7 +79,7 @@ pub(super) fn resume(node: &Node) -> String {
     match node.signal(Signal::SIGCONT) {
         Ok(()) => format!(
             "SIGCONT; state {} after",
-            proc_state(node.pid()).map_or("gone".to_string(), |c| c.to_string())
+            node.state().map_or("gone".to_string(), |c| c.to_string())
         ),
         Err(e) => format!("SIGCONT failed: {e}"),
     }

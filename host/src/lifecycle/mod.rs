@@ -181,7 +181,8 @@ impl Cluster {
                 .with_context(|| format!("creating {}", file.display()))?;
             extra_env = crate::effects::clock::env(lib, file);
         }
-        let ready_url = Vars::client(addr.client_port, i as u32)
+        let client = net.client_addr(i);
+        let ready_url = Vars::client(client, i as u32)
             .with("namespace", namespace)
             .with("cycle", cycle.to_string())
             .render(&campaign.file.ready.url);
@@ -196,6 +197,8 @@ impl Cluster {
                 env: extra_env,
                 journal: place.journal.clone(),
                 ready_url,
+                client,
+                remote: net.remote_host(i).map(|h| (h, data_dir.clone())),
             },
         )
     }

@@ -20,10 +20,17 @@ use std::time::{Duration, Instant};
 use tokio::process::Command;
 use tokio::sync::watch;
 
+/// How long a remote node's ssh session has to end after its group was
+/// killed before the session itself is killed.
+const REMOTE_REAP_DEADLINE: Duration = Duration::from_secs(3);
+
 pub struct Node {
     pub index: u32,
     /// Where chaos-host reaches the node on loopback.
     pub port: u16,
+    /// Where chaos-host reaches the node: 127.0.0.1:`port`, or the remote
+    /// host's address.
+    pub client: std::net::SocketAddr,
     pub log_path: PathBuf,
     /// How to start the node (again).
     launch: Launch,
@@ -42,19 +49,26 @@ struct Launch {
     /// The readiness probe and its deadline (`[ready]`).
     ready_url: String,
     ready_deadline: Duration,
+    /// The remote host the node runs on, and its data dir there.
+    remote: Option<(Arc<crate::remote::Host>, PathBuf)>,
 }
 
 /// One process of the node.
 #[derive(Clone)]
 struct Process {
-    /// Leads its process group.
+    /// Leads its process group (on a remote host: the remote one).
     pid: Pid,
+    /// The local process the reaper waits for: `pid` itself, or the `ssh`
+    /// session the remote node runs under.
+    local: Pid,
     started: Instant,
     /// Set once by the process's reaper task, the moment the leader exits:
     /// the exit is seen (and timed) whoever asked for it, so a node that
     /// dies unasked is a finding with its time, not a silent gap.
     exit: watch::Receiver<Option<Exit>>,
     journal_seq: Option<u64>,
+    /// The remote leader's start time (clock ticks), 0 for local nodes.
+    remote_start: u64,
     /// 0 for the cycle's first process, n after the n-th restart.
     generation: u32,
 }
@@ -64,6 +78,19 @@ struct Process {
 pub struct Exit {
     pub status: ExitStatus,
     pub at: Instant,
+    /// A remote node's SSH session ended without its status (host
+    /// unreachable, sshd stopped): the node is lost to chaos-host.
+    pub ssh_lost: bool,
+}
+
+impl Exit {
+    pub fn describe(&self) -> String {
+        if self.ssh_lost {
+            "lost: its SSH session ended without an exit status (the host dropped, or its sshd stopped)".into()
+        } else {
+            Node::describe_exit(self.status)
+        }
+    }
 }
 
 /// How to start one node.
@@ -79,6 +106,9 @@ pub struct Spawn<'a> {
     pub journal: Arc<Journal>,
     /// The rendered `ready.url`.
     pub ready_url: String,
+    pub client: std::net::SocketAddr,
+    /// The remote host to run on, and the node's data dir there.
+    pub remote: Option<(Arc<crate::remote::Host>, PathBuf)>,
 }
 
 impl Node {
@@ -104,6 +134,7 @@ impl Node {
             netns,
             ready_url: s.ready_url,
             ready_deadline: Duration::from_millis(campaign.file.ready.deadline_ms),
+            remote: s.remote,
         };
         let log = std::fs::File::create(s.log_path)
             .with_context(|| format!("creating {}", s.log_path.display()))?;
@@ -111,6 +142,7 @@ impl Node {
         Ok(Self {
             index,
             port: s.port,
+            client: s.client,
             log_path: s.log_path.to_path_buf(),
             launch,
             process: Mutex::new(process),
@@ -182,6 +214,22 @@ impl Node {
     /// then the group is only signalled while it still has members.
     pub fn signal(&self, sig: Signal) -> nix::Result<()> {
         let p = self.process();
+        if let Some((host, _)) = &self.launch.remote {
+            // The local ssh session ends when the remote group's leader
+            // does; past that, the group is gone with it (no members
+            // outlive a SIGKILL of the group, the only signal sent then).
+            if p.exit.borrow().is_some() {
+                return Err(nix::errno::Errno::ESRCH);
+            }
+            return host.killpg(p.pid.as_raw(), sig).map_err(|e| {
+                tracing::warn!("node {}: {e}", self.index);
+                if e.contains("No such process") {
+                    nix::errno::Errno::ESRCH
+                } else {
+                    nix::errno::Errno::EHOSTUNREACH
+                }
+            });
+        }
         let reaped = p.exit.borrow().is_some();
         if reaped && group_members(p.pid.as_raw()).is_empty() {
             return Err(nix::errno::Errno::ESRCH);
@@ -213,13 +261,59 @@ impl Node {
         Ok(exit.expect("waited for Some").status)
     }
 
+    /// The scheduler state letter of the node's leader (R, S, T, ...),
+    /// read where it runs.
+    pub fn state(&self) -> Option<char> {
+        match &self.launch.remote {
+            Some((host, _)) => host.state(self.pid().as_raw()),
+            None => crate::effects::proc_state(self.pid()),
+        }
+    }
+
+    /// The remote host the node runs on, if any.
+    pub fn remote_host(&self) -> Option<&Arc<crate::remote::Host>> {
+        self.launch.remote.as_ref().map(|(h, _)| h)
+    }
+
+    /// The journal entry that continues the leader should chaos-host die
+    /// while it is stopped.
+    pub fn stopped_entry(&self) -> Entry {
+        let pid = self.pid();
+        match &self.launch.remote {
+            Some((host, _)) => Entry::Remote {
+                host: host.spec.clone(),
+                undo: crate::journal::RemoteUndo::Stopped {
+                    pid: pid.as_raw(),
+                    start: self.process().remote_start,
+                },
+            },
+            None => Entry::Stopped {
+                pid: pid.as_raw(),
+                start: start_time(pid).unwrap_or(0),
+            },
+        }
+    }
+
     /// SIGKILL the process group and reap the leader.
     pub async fn kill_and_reap(&self) {
         // ESRCH means the group is already gone; nothing else can fail here.
-        let _ = self.signal(Signal::SIGKILL);
+        let sent = self.signal(Signal::SIGKILL);
+        if self.launch.remote.is_some() {
+            // A session whose host dropped may never end on its own.
+            if tokio::time::timeout(REMOTE_REAP_DEADLINE, self.reap())
+                .await
+                .is_err()
+            {
+                let _ = killpg(self.process().local, Signal::SIGKILL);
+            }
+        }
         let _ = self.reap().await;
         // The leader is reaped; members of its group died with the SIGKILL.
-        if let Some(seq) = self.process().journal_seq {
+        // A remote group chaos-host could not reach stays journaled, for
+        // `cleanup`.
+        if sent != Err(nix::errno::Errno::EHOSTUNREACH)
+            && let Some(seq) = self.process().journal_seq
+        {
             self.journal.done(seq);
         }
     }
@@ -260,10 +354,30 @@ impl Launch {
         journal: &Journal,
         generation: u32,
     ) -> anyhow::Result<Process> {
-        let mut cmd = Command::new(&self.program);
-        cmd.args(&self.args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
+        let pid_file = self.remote.as_ref().map(|(_, dir)| {
+            dir.with_file_name(format!(
+                "{}.{generation}.pid",
+                dir.file_name().unwrap_or_default().to_string_lossy()
+            ))
+        });
+        let mut cmd = match (&self.remote, &pid_file) {
+            (Some((host, dir)), Some(pid_file)) => {
+                Command::from(host.command(&crate::remote::Host::launch_script(
+                    &self.program,
+                    &self.args,
+                    &self.env,
+                    dir,
+                    pid_file,
+                )))
+            }
+            _ => {
+                let mut cmd = Command::new(&self.program);
+                cmd.args(&self.args)
+                    .envs(self.env.iter().map(|(k, v)| (k, v)));
+                cmd
+            }
+        };
+        cmd.stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .process_group(0)
@@ -290,15 +404,37 @@ impl Launch {
             )
         })?;
         let started = Instant::now();
-        let pid = Pid::from_raw(child.id().context("spawned node has no pid")? as i32);
+        let local = Pid::from_raw(child.id().context("spawned node has no pid")? as i32);
+        let (pid, remote_start, entry) = match (&self.remote, &pid_file) {
+            (Some((host, _)), Some(pid_file)) => {
+                let read = tokio::task::block_in_place(|| host.read_pid(pid_file));
+                let (pid, start) = match read {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = child.start_kill();
+                        anyhow::bail!("node {index} on host {}: starting it: {e}", host.spec.name);
+                    }
+                };
+                let entry = Entry::Remote {
+                    host: host.spec.clone(),
+                    undo: crate::journal::RemoteUndo::Group { pgid: pid, start },
+                };
+                (Pid::from_raw(pid), start, entry)
+            }
+            _ => (
+                local,
+                0,
+                Entry::Group {
+                    pgid: local.as_raw(),
+                    start: start_time(local).unwrap_or(0),
+                },
+            ),
+        };
         // Journaled right after spawn (the pid is not known before); until
-        // then pdeathsig covers a chaos-host that dies.
-        let journal_seq = journal
-            .record(Entry::Group {
-                pgid: pid.as_raw(),
-                start: start_time(pid).unwrap_or(0),
-            })
-            .ok();
+        // then pdeathsig covers a chaos-host that dies (locally; a remote
+        // node lives on until `cleanup` or the next run kills its group).
+        let journal_seq = journal.record(entry).ok();
+        let remote = self.remote.is_some();
         // The reaper owns the child: it waits for the exit and stamps it.
         // Dropping the task (runtime shut down) drops the child, which
         // kills it (`kill_on_drop`).
@@ -311,13 +447,25 @@ impl Launch {
                     ExitStatus::from_raw(0xff00)
                 }
             };
+            // Over ssh the remote shell reports a signal death as 128 + n;
+            // 255 is ssh's own failure.
+            let (status, ssh_lost) = match status.code() {
+                Some(255) if remote => (status, true),
+                Some(c) if remote && (129..=192).contains(&c) => {
+                    (ExitStatus::from_raw(c - 128), false)
+                }
+                _ => (status, false),
+            };
             tx.send_replace(Some(Exit {
                 status,
                 at: Instant::now(),
+                ssh_lost,
             }));
         });
         Ok(Process {
             pid,
+            local,
+            remote_start,
             started,
             exit,
             journal_seq,

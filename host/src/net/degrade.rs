@@ -47,6 +47,9 @@ impl CycleNet {
                 "link: nodes run on plain loopback, where links cannot be degraded; set network.mode = \"proxy\" (no privileges) in the campaign, or pass --net proxy".to_string(),
             ),
             Inner::Proxy(links) => Ok(links.shape(grudge, fault, seed)),
+            Inner::Remote(_) => Err(
+                "link: link faults are not available on remote hosts (the link proxies run on the control node); run the nodes locally with network.mode = \"proxy\"".to_string(),
+            ),
             Inner::Netns { .. } => Err(
                 "link: link faults are not available in netns mode yet (the NFQUEUE verdict loop is not built); set network.mode = \"proxy\" in the campaign, or pass --net proxy".to_string(),
             ),

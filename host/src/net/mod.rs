@@ -32,6 +32,8 @@ pub enum Mode {
     Loopback,
     Proxy,
     Netns,
+    /// Nodes on remote hosts (`[hosts]`); partitions as nftables on them.
+    Ssh,
 }
 
 impl Mode {
@@ -40,6 +42,7 @@ impl Mode {
             Mode::Loopback => "loopback",
             Mode::Proxy => "proxy",
             Mode::Netns => "netns",
+            Mode::Ssh => "ssh",
         }
     }
 }
@@ -101,6 +104,10 @@ pub struct Peer {
 /// uses, so a partition in one cycle never touches another.
 pub struct Network {
     kind: Kind,
+    /// Names each remote cycle's nftables table.
+    run_id: String,
+    journal: Option<Arc<Journal>>,
+    tables: std::sync::atomic::AtomicU64,
     /// Listen ports handed to cycles still running. Ports are chosen free,
     /// but a node binds its port only once spawned, so without this a cycle
     /// starting meanwhile could be handed the same port.
@@ -111,6 +118,7 @@ enum Kind {
     Loopback,
     Proxy,
     Netns(Arc<Pool>),
+    Remote(Arc<crate::remote::Hosts>),
 }
 
 /// The namespace sets of a `netns` campaign: one per cycle running at once,
@@ -184,11 +192,24 @@ impl Network {
         run_id: &str,
         journal: Arc<Journal>,
         slots: usize,
+        hosts: Option<Arc<crate::remote::Hosts>>,
     ) -> anyhow::Result<Self> {
-        let kind = match mode {
-            Mode::Loopback => Kind::Loopback,
-            Mode::Proxy => Kind::Proxy,
-            Mode::Netns => {
+        let for_network = journal.clone();
+        let plain = |kind| Network {
+            kind,
+            run_id: run_id.to_string(),
+            journal: Some(for_network.clone()),
+            tables: Default::default(),
+            in_use: Default::default(),
+        };
+        let kind = match (mode, hosts) {
+            (_, Some(hosts)) => Kind::Remote(hosts),
+            (Mode::Ssh, None) => {
+                anyhow::bail!("network mode ssh: no hosts to place the nodes on ([hosts])")
+            }
+            (Mode::Loopback, None) => Kind::Loopback,
+            (Mode::Proxy, None) => Kind::Proxy,
+            (Mode::Netns, None) => {
                 let pool = Arc::new(Pool {
                     nodes,
                     run_id: run_id.to_string(),
@@ -196,10 +217,7 @@ impl Network {
                     free: Default::default(),
                     all: Default::default(),
                 });
-                let network = Network {
-                    kind: Kind::Netns(pool.clone()),
-                    in_use: Default::default(),
-                };
+                let network = plain(Kind::Netns(pool.clone()));
                 for _ in 0..slots.max(1) {
                     // On failure `network` is dropped, and with it (through
                     // Namespaces' Drop) every set made so far.
@@ -212,16 +230,16 @@ impl Network {
                 return Ok(network);
             }
         };
-        Ok(Network {
-            kind,
-            in_use: Default::default(),
-        })
+        Ok(plain(kind))
     }
 
     /// Plain loopback, for measurements outside a campaign.
     pub fn loopback() -> Self {
         Network {
             kind: Kind::Loopback,
+            run_id: String::new(),
+            journal: None,
+            tables: Default::default(),
             in_use: Default::default(),
         }
     }
@@ -303,6 +321,18 @@ impl Network {
                     ns,
                 }
             }
+            Kind::Remote(hosts) => {
+                let n = self
+                    .tables
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Inner::Remote(crate::remote::nft::RemoteNet::new(
+                    hosts.clone(),
+                    format!("chaos_host_{}_{n}", self.run_id),
+                    self.journal
+                        .clone()
+                        .expect("a campaign network has a journal"),
+                ))
+            }
         };
         let addrs = match &inner {
             Inner::Loopback => place(&loopback, &direct, &|_, j| ports[j]),
@@ -312,6 +342,9 @@ impl Network {
                 &|i| forwarders.port(i),
                 &|_, j| ports[j],
             ),
+            // Each node listens on its host's address; chaos-host and peers
+            // dial it there.
+            Inner::Remote(r) => place(&|i| r.hosts.of(i).ip.to_string(), &direct, &|_, j| ports[j]),
         };
         Ok(CycleNet {
             addrs,
@@ -359,6 +392,7 @@ enum Inner {
         /// Kept for the cycle: dropping it stops the forwarders.
         forwarders: netns::Forwarders,
     },
+    Remote(crate::remote::nft::RemoteNet),
 }
 
 /// What a partition did, read when it is healed.
@@ -432,6 +466,24 @@ impl CycleNet {
             Inner::Loopback => Mode::Loopback,
             Inner::Proxy(_) => Mode::Proxy,
             Inner::Netns { .. } => Mode::Netns,
+            Inner::Remote(_) => Mode::Ssh,
+        }
+    }
+
+    /// The remote host node `i` runs on, if any.
+    pub fn remote_host(&self, i: usize) -> Option<Arc<crate::remote::Host>> {
+        match &self.inner {
+            Inner::Remote(r) => Some(r.hosts.of(i).clone()),
+            _ => None,
+        }
+    }
+
+    /// Where chaos-host reaches node `i`'s client port.
+    pub fn client_addr(&self, i: usize) -> SocketAddr {
+        let a = &self.addrs[i];
+        match &self.inner {
+            Inner::Remote(r) => SocketAddr::new(r.hosts.of(i).ip, a.client_port),
+            _ => SocketAddr::from(([127, 0, 0, 1], a.client_port)),
         }
     }
 
@@ -453,6 +505,7 @@ impl CycleNet {
             ),
             Inner::Proxy(links) => Ok(links.cut(grudge)),
             Inner::Netns { ns, .. } => ns.cut(grudge).await,
+            Inner::Remote(r) => r.cut(grudge, &self.addrs).await,
         };
         let generation = self
             .generations
@@ -494,6 +547,7 @@ impl CycleNet {
                     .collect::<Vec<_>>();
                 ns.probe(&targets).await
             }
+            Inner::Remote(r) => r.probe(&links, &self.addrs).await,
         }
     }
 
@@ -515,6 +569,7 @@ impl CycleNet {
             Inner::Loopback => CutStats::default(),
             Inner::Proxy(links) => links.heal(),
             Inner::Netns { ns, .. } => ns.heal().await,
+            Inner::Remote(r) => r.heal().await,
         }
     }
 
@@ -526,6 +581,7 @@ impl CycleNet {
                 links.heal();
             }
             Inner::Netns { ns, .. } => ns.heal_now(),
+            Inner::Remote(r) => r.heal_now(),
         }
     }
 
@@ -539,6 +595,12 @@ impl CycleNet {
             }
             match &self.inner {
                 Inner::Netns { ns, .. } => ns.wait_free(i, port, deadline).await?,
+                Inner::Remote(r) => {
+                    let host = r.hosts.of(i).clone();
+                    tokio::task::spawn_blocking(move || host.wait_free(port, deadline))
+                        .await?
+                        .map_err(anyhow::Error::msg)?
+                }
                 _ => ports::wait_free(port, deadline).await?,
             }
         }

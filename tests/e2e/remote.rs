@@ -1,0 +1,464 @@
+//! Nodes on remote hosts over SSH. Each "host" is a network namespace on a
+//! bridge running Debian's sshd on its own 192.0.2.x address, with a host
+//! key and a client key made for the test; namespaces share the filesystem,
+//! so the reference binary is at the same path on every host.
+
+use crate::util::*;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// N sshd hosts, torn down (every process in their namespaces killed,
+/// namespaces and bridge deleted) when dropped, test passed or not.
+struct Rig {
+    dir: tempfile::TempDir,
+    bridge: String,
+    hosts: Vec<RigHost>,
+}
+
+struct RigHost {
+    netns: String,
+    addr: String,
+    sshd: Option<Child>,
+}
+
+fn sh(cmd: &str) {
+    let st = Command::new("sh").arg("-c").arg(cmd).status().unwrap();
+    assert!(st.success(), "`{cmd}` failed");
+}
+
+impl Rig {
+    /// `n` hosts in subnet slot `slot` (192.0.2.16*slot/28), so tests running
+    /// at once never share an address.
+    fn new(slot: u8, n: usize) -> Rig {
+        require("sshd", "scripts/install-deps.sh --test (openssh-server)");
+        require("ssh", "scripts/install-deps.sh --test (openssh-client)");
+        let dir = tempfile::tempdir().unwrap();
+        let tag = format!("{}{slot}", std::process::id() % 100_000);
+        let mut rig = Rig {
+            dir,
+            bridge: format!("chrb{tag}"),
+            hosts: Vec::new(),
+        };
+        let d = rig.dir.path().to_path_buf();
+        for key in ["host_key", "id"] {
+            sh(&format!(
+                "ssh-keygen -q -t ed25519 -N '' -f {}",
+                d.join(key).display()
+            ));
+        }
+        std::fs::copy(d.join("id.pub"), d.join("authorized_keys")).unwrap();
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let base = 16 * slot;
+        sh(&format!(
+            "ip link add {b} type bridge && ip addr add 192.0.2.{}/28 dev {b} && ip link set {b} up",
+            base + 1,
+            b = rig.bridge
+        ));
+        let host_pub = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
+        let mut known = String::new();
+        for k in 0..n {
+            let ns = format!("chrig-{tag}-{k}");
+            let addr = format!("192.0.2.{}", base + 2 + k as u8);
+            let veth = format!("chrv{tag}{k}");
+            sh(&format!("ip netns add {ns}"));
+            rig.hosts.push(RigHost {
+                netns: ns.clone(),
+                addr: addr.clone(),
+                sshd: None,
+            });
+            sh(&format!(
+                "ip link add {veth} type veth peer name eth0 netns {ns} && ip link set {veth} master {b} up && ip -n {ns} addr add {addr}/28 dev eth0 && ip -n {ns} link set eth0 up && ip -n {ns} link set lo up",
+                b = rig.bridge
+            ));
+            let config = d.join(format!("sshd-{k}.conf"));
+            std::fs::write(
+                &config,
+                format!(
+                    "ListenAddress {addr}\nHostKey {hk}\nAuthorizedKeysFile {ak}\nPidFile none\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nMaxSessions 100\nMaxStartups 100\n",
+                    hk = d.join("host_key").display(),
+                    ak = d.join("authorized_keys").display()
+                ),
+            )
+            .unwrap();
+            let log = std::fs::File::create(d.join(format!("sshd-{k}.log"))).unwrap();
+            let child = Command::new("ip")
+                .args(["netns", "exec", &ns, "/usr/sbin/sshd", "-D", "-e", "-f"])
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            rig.hosts[k].sshd = Some(child);
+            known.push_str(&format!("{addr} {host_pub}"));
+        }
+        std::fs::write(d.join("known_hosts"), known).unwrap();
+        for h in &rig.hosts {
+            // Ready when sshd accepts connections (its own deadline, no
+            // fixed sleep).
+            let until = Instant::now() + Duration::from_secs(10);
+            while TcpStream::connect((h.addr.as_str(), 22)).is_err() {
+                assert!(Instant::now() < until, "sshd on {} never listened", h.addr);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        rig
+    }
+
+    fn key(&self) -> PathBuf {
+        self.dir.path().join("id")
+    }
+
+    /// A `--hosts` file listing every host (round robin placement), with
+    /// `extra` TOML appended.
+    fn hosts_file(&self, extra: &str) -> PathBuf {
+        let mut text = String::new();
+        for (k, h) in self.hosts.iter().enumerate() {
+            text.push_str(&format!(
+                "[[host]]\nname = \"h{k}\"\naddress = \"{}\"\nkey = \"{}\"\nknown_hosts = \"{}\"\n\n",
+                h.addr,
+                self.key().display(),
+                self.dir.path().join("known_hosts").display()
+            ));
+        }
+        text.push_str(extra);
+        let path = self.dir.path().join("hosts.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Pids of every process in host `k`'s namespace.
+    fn pids(&self, k: usize) -> Vec<u32> {
+        let out = Command::new("ip")
+            .args(["netns", "pids", &self.hosts[k].netns])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+
+    /// The host drops off the network: its sshd and every session it
+    /// serves die (the nodes it runs live on).
+    fn kill_sshd(&mut self, k: usize) {
+        for pid in self.pids(k) {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim() == "sshd" {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        if let Some(mut c) = self.hosts[k].sshd.take() {
+            let _ = c.wait();
+        }
+    }
+
+    /// nftables tables of chaos-host in host `k`'s namespace.
+    fn tables(&self, k: usize) -> String {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.hosts[k].netns,
+                "nft",
+                "list",
+                "tables",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("chaos_host"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        for k in 0..self.hosts.len() {
+            for pid in self.pids(k) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            if let Some(mut c) = self.hosts[k].sshd.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            let _ = Command::new("ip")
+                .args(["netns", "delete", &self.hosts[k].netns])
+                .status();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "delete", &self.bridge])
+            .status();
+    }
+}
+
+/// The reference campaign with client URLs at `{host}` (the node's host
+/// address) and `edit` applied.
+fn remote_campaign(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
+    campaign(dir, false, |t| {
+        edit(t.replace("http://127.0.0.1:{port}", "http://{host}:{port}"))
+    })
+}
+
+fn status_of(c: &serde_json::Value) -> &str {
+    c["status"].as_str().unwrap_or("?")
+}
+
+/// The reference campaign with the four original built-in faults, nodes on
+/// three sshd hosts: the three faults the hosts carry out pass with their
+/// effects verified there (a partition by nftables counters on the hosts);
+/// the clock skew, which is not carried out remotely, is recorded simulated
+/// and never passes.
+#[test]
+fn reference_campaign_on_three_ssh_hosts() {
+    let rig = Rig::new(1, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let c = remote_campaign(dir.path(), |t| t);
+    let hosts = rig.hosts_file("");
+    let plugins = plugin_paths(&[
+        "kill_primary_mid_write",
+        "partition_minority",
+        "drop_random_acks",
+        "clock_skew_peer",
+    ]);
+    let mut args = vec![
+        "run",
+        "--campaign",
+        c.to_str().unwrap(),
+        "--hosts",
+        hosts.to_str().unwrap(),
+        "--cycles",
+        "2",
+        "--writes",
+        "40",
+        "--settle-ms",
+        "300",
+    ];
+    for p in &plugins {
+        args.extend(["--plugin", p.as_str()]);
+    }
+    let run = chaos(dir.path(), &args);
+    let cycles = run.cycles();
+    assert_eq!(cycles.len(), 8, "{}", run.stderr);
+    for c in &cycles {
+        let class = c["class"].as_str().unwrap();
+        let effects = c["effects"].as_array().cloned().unwrap_or_default();
+        if class == "clock_skew_peer" {
+            assert_ne!(status_of(c), "pass", "{c}");
+            assert!(
+                effects.iter().any(|e| e["simulated"] == true
+                    && e["evidence"]
+                        .as_str()
+                        .unwrap()
+                        .contains("does not skew clocks on remote hosts")),
+                "{c}"
+            );
+            continue;
+        }
+        assert_eq!(status_of(c), "pass", "{class}: {c}\n{}", run.stderr);
+        assert!(effects.iter().all(|e| e["verified"] == true), "{c}");
+        if class == "partition_minority" {
+            let ev = effects[0]["evidence"].as_str().unwrap();
+            assert!(ev.contains("nftables table inet chaos_host_"), "{ev}");
+        }
+    }
+    assert_ne!(run.code, 0, "a simulated class is not green");
+    for k in 0..3 {
+        assert_eq!(rig.tables(k), "", "host {k}");
+    }
+    assert!(journals(dir.path()).is_empty());
+}
+
+/// A host nothing answers on is one error before the run, naming the host
+/// and the fix; nothing is written.
+#[test]
+fn unreachable_host_is_refused_before_the_run() {
+    let rig = Rig::new(2, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let c = remote_campaign(dir.path(), |t| t);
+    // A second host at an address of the rig where no sshd listens.
+    let hosts = rig.hosts_file(&format!(
+        "[[host]]\nname = \"ghost\"\naddress = \"{}\"\nport = 2222\nkey = \"{}\"\n",
+        rig.hosts[0].addr,
+        rig.key().display()
+    ));
+    let k = plugin("kill_primary_mid_write");
+    let run = chaos(
+        dir.path(),
+        &[
+            "run",
+            "--campaign",
+            c.to_str().unwrap(),
+            "--hosts",
+            hosts.to_str().unwrap(),
+            "--plugin",
+            k.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "host ghost (root@{}:2222): cannot open an SSH connection",
+            rig.hosts[0].addr
+        )) && run.stderr.contains("Connection refused"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.out.join("cycles.jsonl").exists());
+    assert!(journals(dir.path()).is_empty());
+}
+
+/// chaos-host SIGKILLed while a partition holds on the hosts leaves node
+/// groups and nftables tables there; `chaos-host cleanup` reaches every host
+/// over SSH and removes them all.
+#[test]
+fn sigkill_mid_partition_then_cleanup_leaves_nothing_on_any_host() {
+    let rig = Rig::new(3, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let c = remote_campaign(dir.path(), |t| {
+        t.replace(
+            "[params.partition_minority]\nms = 500",
+            "[params.partition_minority]\nms = 60000",
+        )
+    });
+    let hosts = rig.hosts_file("");
+    let p = plugin("partition_minority");
+    let mut child = spawn_chaos(
+        dir.path(),
+        &[
+            "run",
+            "--campaign",
+            c.to_str().unwrap(),
+            "--hosts",
+            hosts.to_str().unwrap(),
+            "--plugin",
+            p.to_str().unwrap(),
+            "--cycles",
+            "1",
+            "--out",
+            dir.path().join("out").to_str().unwrap(),
+        ],
+        "chaos.log",
+    );
+    // Mid-partition: the journal holds a table on a host.
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text: String = journals(dir.path())
+            .iter()
+            .map(|j| std::fs::read_to_string(dir.path().join("state").join(j)).unwrap_or_default())
+            .collect();
+        if text.contains("\"what\":\"nft\"") && (0..3).any(|k| !rig.tables(k).is_empty()) {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "chaos-host ended before partitioning: {}",
+            std::fs::read_to_string(dir.path().join("chaos.log")).unwrap()
+        );
+        assert!(Instant::now() < until, "no partition within 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !processes_mentioning(dir.path()).is_empty(),
+        "the remote nodes outlive a SIGKILLed chaos-host (else cleanup proves nothing)"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_chaos-host"))
+        .arg("cleanup")
+        .env("RUST_BACKTRACE", "0")
+        .env("CHAOS_STATE_DIR", dir.path().join("state"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("deleted nftables table inet chaos_host_"),
+        "{text}"
+    );
+    assert!(text.contains("killed process group"), "{text}");
+    for k in 0..3 {
+        assert_eq!(rig.tables(k), "", "host {k}: {text}");
+    }
+    assert_nothing_left(dir.path(), None);
+}
+
+/// A host whose sshd dies mid-run (the host drops off): the cycle is not
+/// green, the record says the node was lost, and chaos-host ends on its own.
+#[test]
+fn a_host_that_drops_mid_run_fails_the_cycle() {
+    let mut rig = Rig::new(4, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let c = remote_campaign(dir.path(), |t| {
+        t.replace(
+            "[params.drop_random_acks]\nms = 500",
+            "[params.drop_random_acks]\nms = 1500",
+        )
+    });
+    let hosts = rig.hosts_file("");
+    let p = plugin("drop_random_acks");
+    let mut child = spawn_chaos(
+        dir.path(),
+        &[
+            "run",
+            "--campaign",
+            c.to_str().unwrap(),
+            "--hosts",
+            hosts.to_str().unwrap(),
+            "--plugin",
+            p.to_str().unwrap(),
+            "--cycles",
+            "1",
+            "--out",
+            dir.path().join("out").to_str().unwrap(),
+        ],
+        "chaos.log",
+    );
+    // Mid-run: a node is paused (journaled before the SIGSTOP).
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text: String = journals(dir.path())
+            .iter()
+            .map(|j| std::fs::read_to_string(dir.path().join("state").join(j)).unwrap_or_default())
+            .collect();
+        if text.contains("\"what\":\"stopped\"") {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ended before the pause"
+        );
+        assert!(Instant::now() < until, "no pause within 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    rig.kill_sshd(2);
+    let status = child.wait().unwrap();
+    let log = std::fs::read_to_string(dir.path().join("chaos.log")).unwrap();
+    assert_ne!(status.code(), Some(0), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+    let cycles: Vec<serde_json::Value> =
+        std::fs::read_to_string(dir.path().join("out/cycles.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    if let Some(c) = cycles.first() {
+        assert_ne!(status_of(c), "pass", "{c}");
+        assert!(c.to_string().contains("SSH session ended"), "{c}");
+    } else {
+        assert!(log.contains("host h2"), "{log}");
+    }
+    drop(rig);
+    // With the dropped host's processes gone, nothing else is left.
+    let left = processes_mentioning(dir.path());
+    assert!(left.is_empty(), "{left:?}");
+}
