@@ -178,6 +178,19 @@ fn a_cycle_history_holds_every_operation_and_exports_as_edn() {
         cy["effects"].as_array().unwrap().len() as f64
     );
 
+    // report.html draws the cycle's ops, one bar each, and its windows.
+    let html = std::fs::read_to_string(run.out.join("report.html")).unwrap();
+    assert_eq!(html.matches("class=\"op-timeline\"").count(), 1);
+    assert_eq!(
+        html.matches("<rect class=\"op").count()
+            - html.matches("<rect class=\"op-fault-window\"").count(),
+        ops.len()
+    );
+    assert_eq!(
+        html.matches("class=\"op-fault-window\"").count(),
+        cy["effects"].as_array().unwrap().len()
+    );
+
     // EDN: two events per op, indexed in time order, every invoke matched
     // by one completion of the same process.
     let export = export(&["export", run.out.to_str().unwrap(), "--format", "edn"]);
