@@ -678,3 +678,38 @@ fn bad_register_templates_and_answers_are_named() {
         bad[0]
     );
 }
+
+/// etcd's register workload through the JSON gateway (put, linearizable
+/// range, txn cas; base64 keys and values): every kind of op comes back
+/// with decoded values, and no two cas succeed on one expected value.
+#[test]
+fn etcd_register_workload_through_the_json_gateway() {
+    crate::util::require(
+        "etcd",
+        "apt-get install etcd-server (scripts/install-deps.sh --systems)",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let c = crate::util::example_campaign(dir.path(), "etcd/register.toml", |t| t);
+    let run = run_campaign(dir.path(), &c, &["--cycles", "1", "--writes", "20"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let cy = &run.cycles()[0];
+    let all = ops(Path::new(cy["history"].as_str().unwrap()));
+    for kind in ["put", "get", "cas"] {
+        assert!(
+            all.iter().any(|o| o["kind"] == kind && o["status"] == "ok"),
+            "no ok {kind}"
+        );
+    }
+    assert!(
+        all.iter()
+            .any(|o| o["kind"] == "cas" && o["status"] == "fail")
+    );
+    let prefix = cy["namespace"].as_str().unwrap();
+    assert!(
+        all.iter()
+            .filter_map(|o| o["read"].as_str())
+            .all(|v| v.starts_with(prefix)),
+        "gets decode values written this cycle"
+    );
+    assert_eq!(double_cas(&all), 0);
+}
