@@ -550,10 +550,20 @@ fn register_run(dir: &Path, edit: impl Fn(String) -> String) -> crate::util::Run
     let c = crate::util::example_campaign(dir, "reference/register.toml", |t| {
         edit(
             t.replace("../../target/debug/quorum-kv", kv.to_str().unwrap())
-                .replace("keys = 3", "keys = 1"),
+                .replace("keys = 3", "keys = 1")
+                .replace("clients = 4", "clients = 6")
+                .replace("ops = 200", "ops = 600"),
         )
     });
-    run_campaign(dir, &c, &["--cycles", "1", "--writes", "20"])
+    run_campaign(dir, &c, &["--cycles", "2", "--writes", "20"])
+}
+
+/// Every op of every cycle of `run`.
+fn all_ops(run: &crate::util::Run) -> Vec<Value> {
+    run.cycles()
+        .iter()
+        .flat_map(|cy| ops(Path::new(cy["history"].as_str().unwrap())))
+        .collect()
 }
 
 /// Successful cas operations that expected the same value of the same key:
@@ -571,13 +581,14 @@ fn double_cas(ops: &[Value]) -> usize {
 /// cas recorded with keys, unique values, what each get read and each
 /// result; the correct mode never lets two cas succeed on one expected
 /// value, `--bug lost-update` does (a lost update, in the history itself).
+/// Two cycles of 600 ops on one key, so that concurrent cas on one value
+/// are common enough to be seen.
 #[test]
 fn register_workload_records_puts_gets_and_cas() {
     let dir = tempfile::tempdir().unwrap();
     let run = register_run(dir.path(), |t| t);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let cy = &run.cycles()[0];
-    let all = ops(Path::new(cy["history"].as_str().unwrap()));
+    let all = all_ops(&run);
     let reg: Vec<&Value> = all
         .iter()
         .filter(|o| ["put", "get", "cas"].contains(&o["kind"].as_str().unwrap()))
@@ -600,8 +611,8 @@ fn register_workload_records_puts_gets_and_cas() {
     let unique: BTreeSet<&&str> = written.iter().collect();
     assert_eq!(unique.len(), written.len(), "values are unique per write");
     for o in &reg {
-        // Register clients come after the read-back processes (8 writers
-        // capped to 20 writes, 1 recovery, 0 readers, 3 nodes).
+        // Register clients come after the read-back processes (8 writers,
+        // 1 recovery, 0 readers, 3 nodes).
         assert!(o["process"].as_u64().unwrap() >= 12, "{o}");
         assert!(o["key"].as_str().unwrap().ends_with("-k0"), "{o}");
         if o["kind"] == "get"
@@ -621,7 +632,7 @@ fn register_workload_records_puts_gets_and_cas() {
         )
     });
     assert_eq!(run.code, 0, "convergence alone passes it: {}", run.stderr);
-    let buggy = ops(Path::new(run.cycles()[0]["history"].as_str().unwrap()));
+    let buggy = all_ops(&run);
     assert!(
         double_cas(&buggy) > 0,
         "no lost update in {} ops",
