@@ -381,8 +381,10 @@ fn stale_reads(ops: &[Value], node: u64, gap_us: u64) -> usize {
 
 /// `--bug stale-reads`: node 1 serves reads 300 ms behind its log. The
 /// cycle passes on convergence (nothing is lost), but its history shows
-/// reads on node 1 that began 50 ms or more after a write was acknowledged
-/// and missed it; the correct system's history has none.
+/// reads on node 1 that began 150 ms or more after a write was
+/// acknowledged and missed it; the correct system's history has none (its
+/// replicas lag by milliseconds; tens under a loaded CI machine, hence the
+/// margin).
 #[test]
 fn stale_reads_show_in_the_history_not_in_convergence() {
     let stale = |bug: bool| {
@@ -402,7 +404,7 @@ fn stale_reads_show_in_the_history_not_in_convergence() {
         assert_eq!(run.code, 0, "convergence alone passes it: {}", run.stderr);
         let cy = &run.cycles()[0];
         let ops = ops(Path::new(cy["history"].as_str().unwrap()));
-        (stale_reads(&ops, 1, 50_000), ops.len())
+        (stale_reads(&ops, 1, 150_000), ops.len())
     };
     let (buggy, n) = stale(true);
     assert!(buggy > 0, "no stale read in {n} ops");
