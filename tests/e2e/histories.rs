@@ -178,6 +178,19 @@ fn a_cycle_history_holds_every_operation_and_exports_as_edn() {
         cy["effects"].as_array().unwrap().len() as f64
     );
 
+    // report.html draws the cycle's ops, one bar each, and its windows.
+    let html = std::fs::read_to_string(run.out.join("report.html")).unwrap();
+    assert_eq!(html.matches("class=\"op-timeline\"").count(), 1);
+    assert_eq!(
+        html.matches("<rect class=\"op").count()
+            - html.matches("<rect class=\"op-fault-window\"").count(),
+        ops.len()
+    );
+    assert_eq!(
+        html.matches("class=\"op-fault-window\"").count(),
+        cy["effects"].as_array().unwrap().len()
+    );
+
     // EDN: two events per op, indexed in time order, every invoke matched
     // by one completion of the same process.
     let export = export(&["export", run.out.to_str().unwrap(), "--format", "edn"]);
@@ -368,8 +381,10 @@ fn stale_reads(ops: &[Value], node: u64, gap_us: u64) -> usize {
 
 /// `--bug stale-reads`: node 1 serves reads 300 ms behind its log. The
 /// cycle passes on convergence (nothing is lost), but its history shows
-/// reads on node 1 that began 50 ms or more after a write was acknowledged
-/// and missed it; the correct system's history has none.
+/// reads on node 1 that began 150 ms or more after a write was
+/// acknowledged and missed it; the correct system's history has none (its
+/// replicas lag by milliseconds; tens under a loaded CI machine, hence the
+/// margin).
 #[test]
 fn stale_reads_show_in_the_history_not_in_convergence() {
     let stale = |bug: bool| {
@@ -389,7 +404,7 @@ fn stale_reads_show_in_the_history_not_in_convergence() {
         assert_eq!(run.code, 0, "convergence alone passes it: {}", run.stderr);
         let cy = &run.cycles()[0];
         let ops = ops(Path::new(cy["history"].as_str().unwrap()));
-        (stale_reads(&ops, 1, 50_000), ops.len())
+        (stale_reads(&ops, 1, 150_000), ops.len())
     };
     let (buggy, n) = stale(true);
     assert!(buggy > 0, "no stale read in {n} ops");
@@ -537,10 +552,20 @@ fn register_run(dir: &Path, edit: impl Fn(String) -> String) -> crate::util::Run
     let c = crate::util::example_campaign(dir, "reference/register.toml", |t| {
         edit(
             t.replace("../../target/debug/quorum-kv", kv.to_str().unwrap())
-                .replace("keys = 3", "keys = 1"),
+                .replace("keys = 3", "keys = 1")
+                .replace("clients = 4", "clients = 6")
+                .replace("ops = 200", "ops = 600"),
         )
     });
-    run_campaign(dir, &c, &["--cycles", "1", "--writes", "20"])
+    run_campaign(dir, &c, &["--cycles", "2", "--writes", "20"])
+}
+
+/// Every op of every cycle of `run`.
+fn all_ops(run: &crate::util::Run) -> Vec<Value> {
+    run.cycles()
+        .iter()
+        .flat_map(|cy| ops(Path::new(cy["history"].as_str().unwrap())))
+        .collect()
 }
 
 /// Successful cas operations that expected the same value of the same key:
@@ -558,13 +583,14 @@ fn double_cas(ops: &[Value]) -> usize {
 /// cas recorded with keys, unique values, what each get read and each
 /// result; the correct mode never lets two cas succeed on one expected
 /// value, `--bug lost-update` does (a lost update, in the history itself).
+/// Two cycles of 600 ops on one key, so that concurrent cas on one value
+/// are common enough to be seen.
 #[test]
 fn register_workload_records_puts_gets_and_cas() {
     let dir = tempfile::tempdir().unwrap();
     let run = register_run(dir.path(), |t| t);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let cy = &run.cycles()[0];
-    let all = ops(Path::new(cy["history"].as_str().unwrap()));
+    let all = all_ops(&run);
     let reg: Vec<&Value> = all
         .iter()
         .filter(|o| ["put", "get", "cas"].contains(&o["kind"].as_str().unwrap()))
@@ -587,8 +613,8 @@ fn register_workload_records_puts_gets_and_cas() {
     let unique: BTreeSet<&&str> = written.iter().collect();
     assert_eq!(unique.len(), written.len(), "values are unique per write");
     for o in &reg {
-        // Register clients come after the read-back processes (8 writers
-        // capped to 20 writes, 1 recovery, 0 readers, 3 nodes).
+        // Register clients come after the read-back processes (8 writers,
+        // 1 recovery, 0 readers, 3 nodes).
         assert!(o["process"].as_u64().unwrap() >= 12, "{o}");
         assert!(o["key"].as_str().unwrap().ends_with("-k0"), "{o}");
         if o["kind"] == "get"
@@ -608,7 +634,7 @@ fn register_workload_records_puts_gets_and_cas() {
         )
     });
     assert_eq!(run.code, 0, "convergence alone passes it: {}", run.stderr);
-    let buggy = ops(Path::new(run.cycles()[0]["history"].as_str().unwrap()));
+    let buggy = all_ops(&run);
     assert!(
         double_cas(&buggy) > 0,
         "no lost update in {} ops",
@@ -664,4 +690,39 @@ fn bad_register_templates_and_answers_are_named() {
         "{}",
         bad[0]
     );
+}
+
+/// etcd's register workload through the JSON gateway (put, linearizable
+/// range, txn cas; base64 keys and values): every kind of op comes back
+/// with decoded values, and no two cas succeed on one expected value.
+#[test]
+fn etcd_register_workload_through_the_json_gateway() {
+    crate::util::require(
+        "etcd",
+        "apt-get install etcd-server (scripts/install-deps.sh --systems)",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let c = crate::util::example_campaign(dir.path(), "etcd/register.toml", |t| t);
+    let run = run_campaign(dir.path(), &c, &["--cycles", "1", "--writes", "20"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let cy = &run.cycles()[0];
+    let all = ops(Path::new(cy["history"].as_str().unwrap()));
+    for kind in ["put", "get", "cas"] {
+        assert!(
+            all.iter().any(|o| o["kind"] == kind && o["status"] == "ok"),
+            "no ok {kind}"
+        );
+    }
+    assert!(
+        all.iter()
+            .any(|o| o["kind"] == "cas" && o["status"] == "fail")
+    );
+    let prefix = cy["namespace"].as_str().unwrap();
+    assert!(
+        all.iter()
+            .filter_map(|o| o["read"].as_str())
+            .all(|v| v.starts_with(prefix)),
+        "gets decode values written this cycle"
+    );
+    assert_eq!(double_cas(&all), 0);
 }

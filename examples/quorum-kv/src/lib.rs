@@ -80,9 +80,9 @@ pub enum Bug {
     /// but a client reading from it misses writes acknowledged before its
     /// read began.
     StaleReads,
-    /// Register mode: a cas compares under the node's lock but stores
-    /// after releasing it, so concurrent cas on one key both succeed (a
-    /// lost update).
+    /// Register mode: a cas compares against the value read when its
+    /// request arrived, not once it holds the node's lock, so concurrent
+    /// cas on one key both succeed (a lost update).
     LostUpdate,
 }
 

@@ -6,10 +6,10 @@
 //!
 //! Correct: every put and cas on a node runs under one lock from its
 //! compare to its acknowledgement, so operations sent to one node are
-//! linearizable. `--bug lost-update`: a cas compares under the lock but
-//! appends after releasing it (a read-modify-write on a stale read), so two
-//! concurrent cas with the same expected value both succeed and one update
-//! is lost.
+//! linearizable. `--bug lost-update`: a cas reads the value when its
+//! request arrives, before it waits for the lock, and compares against that
+//! (a read-modify-write on a stale read), so two concurrent cas with the
+//! same expected value both succeed and one update is lost.
 
 use crate::Bug;
 use crate::log::{REGISTER_NS, Record};
@@ -52,22 +52,20 @@ pub async fn cas(
     Path(key): Path<String>,
     Json(c): Json<Cas>,
 ) -> (StatusCode, Json<Value>) {
-    let gate = s.register_gate.lock().await;
-    let current = s.log.register(&key);
+    // The defect: the value is read when the request arrives, before the
+    // lock, and not read again once it is held: a read-modify-write on a
+    // stale read. Every cas queued behind another on the same key compares
+    // against the value from before it.
+    let stale = (s.bug == Some(Bug::LostUpdate)).then(|| s.log.register(&key));
+    let _gate = s.register_gate.lock().await;
+    let current = stale.unwrap_or_else(|| s.log.register(&key));
     if current.as_deref() != Some(c.expected.as_str()) {
         return (
             StatusCode::CONFLICT,
             Json(json!({ "key": key, "value": current, "expected": c.expected })),
         );
     }
-    if s.bug == Some(Bug::LostUpdate) {
-        // The defect: the compare's lock is gone before the write lands.
-        drop(gate);
-        return store(&s, &key, &c.new).await;
-    }
-    let answer = store(&s, &key, &c.new).await;
-    drop(gate);
-    answer
+    store(&s, &key, &c.new).await
 }
 
 /// Append `key = value` and replicate it like a write.

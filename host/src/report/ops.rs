@@ -95,7 +95,7 @@ fn svg(h: &history::History, named: &BTreeSet<u64>) -> String {
             x(e.end_us.unwrap_or(end as u64) as f64),
         );
         s.push_str(&format!(
-            r##"<rect class="fault-window" x="{a:.1}" y="{PAD}" width="{:.1}" height="{:.1}" fill="#e53935" fill-opacity="0.12"><title>{} on node {}</title></rect>
+            r##"<rect class="op-fault-window" x="{a:.1}" y="{PAD}" width="{:.1}" height="{:.1}" fill="#e53935" fill-opacity="0.12"><title>{} on node {}</title></rect>
 "##,
             (b - a).max(2.0),
             lanes * LANE,
