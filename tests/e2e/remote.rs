@@ -51,6 +51,25 @@ impl Rig {
         std::fs::copy(d.join("id.pub"), d.join("authorized_keys")).unwrap();
         std::fs::create_dir_all("/run/sshd").unwrap();
         let base = 16 * slot;
+        // The rig's bridge lives in the root namespace: never let its /28
+        // shadow an address this machine already has (here eth0 holds
+        // 192.0.2.2/24, its gateway 192.0.2.1).
+        let taken = std::process::Command::new("ip")
+            .args(["-4", "-o", "addr"])
+            .output()
+            .unwrap();
+        for word in String::from_utf8_lossy(&taken.stdout).split_whitespace() {
+            if let Some(last) = word
+                .strip_prefix("192.0.2.")
+                .and_then(|r| r.split('/').next())
+                .and_then(|o| o.parse::<u8>().ok())
+            {
+                assert!(
+                    !(base..base + 16).contains(&last),
+                    "192.0.2.{last} is already on this machine, inside the rig's subnet 192.0.2.{base}/28; pick another slot"
+                );
+            }
+        }
         sh(&format!(
             "ip link add {b} type bridge && ip addr add 192.0.2.{}/28 dev {b} && ip link set {b} up",
             base + 1,
