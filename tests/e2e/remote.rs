@@ -278,7 +278,7 @@ fn reference_campaign_on_three_ssh_hosts() {
                     && e["evidence"]
                         .as_str()
                         .unwrap()
-                        .contains("does not skew clocks on remote hosts")),
+                        .contains("does not patch clocks on remote hosts")),
                 "{c}"
             );
             continue;

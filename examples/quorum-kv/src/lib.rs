@@ -28,9 +28,9 @@
 //! crash loses nothing (the kernel holds the data), a power failure loses
 //! every acknowledged write of the last second on every node.
 //!
-//! `--bug stale-reads` has node 1 serve `/ids` from a view 300 ms behind
-//! its log: nothing is lost and every node converges, but reads during the
-//! cycle miss writes acknowledged before they began.
+//! `--bug stale-reads` has node 1 serve `/ids` and `GET /kv/{key}` from a
+//! view 300 ms behind its log: nothing is lost and every node converges,
+//! but reads during the cycle miss writes acknowledged before they began.
 //!
 //! Register mode (`register`): `GET /kv/{key}`, `PUT /kv/{key}`,
 //! `POST /kv/{key}/cas`, quorum-replicated like writes; `--bug lost-update`

@@ -34,6 +34,9 @@ struct Inner {
     by_ns_at: HashMap<String, Vec<std::time::Instant>>,
     /// Register mode: each key's value, applied as records are stored.
     registers: HashMap<String, String>,
+    /// Register mode: each key's values with when they were applied, for
+    /// `--bug stale-reads`' lagging view of a register.
+    register_at: HashMap<String, Vec<(std::time::Instant, String)>>,
 }
 
 /// The namespace of register records (`{"key": K, "value": V}` values).
@@ -56,6 +59,7 @@ impl Log {
             by_ns: HashMap::new(),
             by_ns_at: HashMap::new(),
             registers: HashMap::new(),
+            register_at: HashMap::new(),
         };
         for line in BufReader::new(File::open(&path)?).lines() {
             let line = line?;
@@ -117,6 +121,18 @@ impl Log {
         ids[..visible].to_vec()
     }
 
+    /// Register mode: the value `key` held `lag` ago (`--bug stale-reads`).
+    pub fn register_lagging(&self, key: &str, lag: std::time::Duration) -> Option<String> {
+        let inner = self.lock();
+        inner
+            .register_at
+            .get(key)?
+            .iter()
+            .rev()
+            .find(|(at, _)| at.elapsed() >= lag)
+            .map(|(_, v)| v.clone())
+    }
+
     /// Register mode: the value `key` holds on this node.
     pub fn register(&self, key: &str) -> Option<String> {
         self.lock().registers.get(key).cloned()
@@ -149,6 +165,10 @@ impl Inner {
                 (record.value["key"].as_str(), record.value["value"].as_str())
         {
             self.registers.insert(k.to_string(), v.to_string());
+            self.register_at
+                .entry(k.to_string())
+                .or_default()
+                .push((std::time::Instant::now(), v.to_string()));
         }
         self.by_ns
             .entry(record.ns.clone())

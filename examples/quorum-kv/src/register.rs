@@ -21,7 +21,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 pub async fn get(Extract(s): Extract<State>, Path(key): Path<String>) -> (StatusCode, Json<Value>) {
-    match s.log.register(&key) {
+    let value = if s.bug == Some(Bug::StaleReads) && s.node == crate::STALE_NODE {
+        s.log.register_lagging(&key, crate::STALE_LAG)
+    } else {
+        s.log.register(&key)
+    };
+    match value {
         Some(v) => (StatusCode::OK, Json(json!({ "key": key, "value": v }))),
         None => (StatusCode::NOT_FOUND, Json(json!({ "key": key }))),
     }
