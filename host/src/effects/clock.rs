@@ -668,11 +668,22 @@ mod tests {
         {
             std::thread::yield_now();
         }
-        let a = apply_to_group(pgid, skew);
+        // `exe` names python a moment before the new image is set up (its
+        // vDSO mapped, its threads stoppable): until then the group has no
+        // process to patch. Ready within a bound, or the test fails.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let a = loop {
+            let a = apply_to_group(pgid, skew);
+            if !a.set.is_empty() || std::time::Instant::now() > until {
+                break a;
+            }
+            std::thread::yield_now();
+        };
         assert_eq!(
             (a.set.len(), a.newly),
             (1, 1),
-            "the exec'd process is patched again"
+            "the exec'd process is patched again: {:?}",
+            a.failed
         );
         let off = ask(&mut stdin, "time");
         assert!((off - 7_200_000).abs() < 200, "exec'd: {off}");
@@ -681,7 +692,16 @@ mod tests {
             (off - 7_200_000).abs() < 200,
             "forked child inherits: {off}"
         );
-        let a = apply_to_group(pgid, vdso::Skew::default());
+        // The forked child printed before it exited: it may still be in the
+        // group for a moment.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let a = loop {
+            let a = apply_to_group(pgid, vdso::Skew::default());
+            if a.set.len() == 1 || std::time::Instant::now() > until {
+                break a;
+            }
+            std::thread::yield_now();
+        };
         assert_eq!((a.set.len(), a.newly), (1, 0));
         assert!(ask(&mut stdin, "time").abs() < 200, "reset");
         child.kill().unwrap();
