@@ -774,6 +774,40 @@ impl Campaign {
     }
 }
 
+/// Why `name` cannot name a class, if it cannot: it is a directory under
+/// the out dir and part of every write id.
+pub fn class_name_problem(name: &str) -> Option<String> {
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "+-_.".contains(*c)))
+    {
+        return Some(format!(
+            "{name:?} has {c:?}; a class name is a directory and part of every write id: use letters, digits and + - _ ."
+        ));
+    }
+    if name.is_empty() || name.starts_with('.') {
+        return Some(format!(
+            "{name:?} is empty or starts with '.'; a class name is a directory under the out dir: start it with a letter or digit"
+        ));
+    }
+    None
+}
+
+/// `class` as it appears in namespaces and write ids: letters, digits, -
+/// and _ (a query string or a key would change `+` or `.`).
+pub fn namespace_part(class: &str) -> String {
+    class
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
 /// Check `[[class]]` entries: a usable, unique name and at least two
 /// distinct fault plugins (one is a plain class: name it with `--plugin`).
 fn composed_classes(specs: &[ClassSpec], dir: &Path) -> anyhow::Result<Vec<ComposedClass>> {
@@ -788,16 +822,13 @@ fn composed_classes(specs: &[ClassSpec], dir: &Path) -> anyhow::Result<Vec<Compo
         if name == "none" {
             bail!("{field}.name: \"none\" is the class without a fault; choose another name");
         }
-        if let Some(c) = name
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || "+-_.".contains(*c)))
-        {
-            bail!(
-                "{field}.name: {name:?} has {c:?}; a class name is a directory and part of every write id: use letters, digits and + - _ ."
-            );
+        if let Some(why) = class_name_problem(name) {
+            bail!("{field}.name: {why}");
         }
-        if !names.insert(name.to_string()) {
-            bail!("{field}.name: {name:?} names two [[class]] entries; give each its own name");
+        if !names.insert(namespace_part(name)) {
+            bail!(
+                "{field}.name: {name:?} names two [[class]] entries (or one that differs only in + . -, which namespaces and ids cannot tell apart); give each its own name"
+            );
         }
         if spec.faults.len() < 2 {
             bail!(

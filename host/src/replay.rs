@@ -15,12 +15,8 @@ use std::path::Path;
 /// Replay; true when the recorded status is reproduced.
 pub async fn replay(args: &ReplayArgs) -> anyhow::Result<bool> {
     let (class, n) = (args.class.as_str(), args.cycle);
-    if class.is_empty()
-        || !class
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-    {
-        bail!("--class {class:?}: not a class name (lowercase letters, digits, '_' and '-')");
+    if let Some(why) = crate::campaign::class_name_problem(class) {
+        bail!("--class {why}");
     }
     let recorded = recorded(&args.dir, class, n)?;
     let mut plan = RunArgs::saved(&args.dir)?;

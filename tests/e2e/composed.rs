@@ -91,6 +91,14 @@ fn a_kill_and_a_partition_share_one_cycle_each_effect_attributed() {
         let ns = cycle["namespace"].as_str().unwrap();
         assert!(ns.contains("-kill-partition-c"), "{ns}");
     }
+    // A composed class's cycle replays like any other.
+    let replay = std::process::Command::new(env!("CARGO_BIN_EXE_chaos-host"))
+        .args(["replay", run.out.to_str().unwrap()])
+        .args(["--class", "kill+partition", "--cycle", "2"])
+        .env("CHAOS_STATE_DIR", dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert!(replay.status.success(), "{replay:?}");
     // The report says whose each effect was.
     let html = std::fs::read_to_string(run.out.join("report.html")).unwrap();
     let cycles = run.cycles();
@@ -175,6 +183,14 @@ fn bad_composed_classes_are_refused_before_the_run() {
         (
             "[[class]]\nname = \"a b\"\nfaults = [\"partition_minority\", \"drop_random_acks\"]\n",
             "class[0].name: \"a b\" has ' '",
+        ),
+        (
+            "[[class]]\nname = \"..\"\nfaults = [\"partition_minority\", \"drop_random_acks\"]\n",
+            "class[0].name: \"..\" is empty or starts with '.'",
+        ),
+        (
+            "[[class]]\nname = \"a+b\"\nfaults = [\"partition_minority\", \"drop_random_acks\"]\n[[class]]\nname = \"a-b\"\nfaults = [\"partition_minority\", \"drop_random_acks\"]\n",
+            "class[1].name: \"a-b\" names two [[class]] entries (or one that differs only in + . -",
         ),
         (
             "[[class]]\nname = \"x\"\nfaults = [\"partition_minority\", \"no_such_plugin\"]\n",

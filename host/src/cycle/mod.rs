@@ -101,17 +101,7 @@ impl Cycle<'_> {
         let mut phases = BTreeMap::new();
         // A composed class's name may hold `+` or `.`, which a query string
         // or a key would change: the namespace keeps letters, digits, - and _.
-        let class: String = self
-            .class
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
+        let class = crate::campaign::namespace_part(self.class);
         let namespace = format!("chaos-{}-{class}-c{cycle}", self.run_id);
         let t = Instant::now();
         let place = Placement {

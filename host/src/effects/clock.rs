@@ -265,6 +265,13 @@ impl Effects {
                 self.holder("clock", index)
             ));
         }
+        // Held until the lease is recorded: patching awaits, and another
+        // plugin's request must not pass the check above meanwhile.
+        let Some(_claim) = self.claim("clock", index) else {
+            return Err(format!(
+                "node {index}'s clock is being skewed by another request right now; one clock lease per node at a time"
+            ));
+        };
         let detail = if ppm == 0 {
             format!("clock {step_ms:+} ms for {ms} ms")
         } else {

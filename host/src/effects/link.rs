@@ -28,6 +28,9 @@ impl Effects {
     ) -> Result<(), String> {
         self.check_grudge("link", &grudge)?;
         fault.check(ms)?;
+        if let Some(why) = self.foreign_lease("link") {
+            return Err(why);
+        }
         // A new link fault replaces the one in force.
         for slot in self.open_leases() {
             if self.records()[slot].kind == "link" {

@@ -115,6 +115,26 @@ pub struct Effects {
     ending: watch::Sender<usize>,
     /// What undoing each open lease needs, by slot.
     undo: Mutex<HashMap<usize, Undo>>,
+    /// Leases being set up (kind, node): claimed before the first await, so
+    /// two concurrent requests (two plugins of a composed class) cannot
+    /// both pass the one-lease-per-node check.
+    claims: Mutex<std::collections::HashSet<(&'static str, u32)>>,
+}
+
+/// A claim on (kind, node) while a lease is set up; released when dropped.
+pub(crate) struct Claim {
+    effects: Arc<Effects>,
+    key: (&'static str, u32),
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.effects
+            .claims
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
+    }
 }
 
 /// What the host needs to undo one lease.
@@ -173,6 +193,7 @@ impl Effects {
             timers: Mutex::new(Vec::new()),
             ending: watch::channel(0).0,
             undo: Mutex::new(HashMap::new()),
+            claims: Mutex::new(Default::default()),
         })
     }
 
@@ -303,6 +324,43 @@ impl Effects {
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .any(|r| r.kind == kind && r.node == node && r.end_us.is_none())
+    }
+
+    /// Claim (kind, node) while a lease is set up; None when another
+    /// request is setting one up right now.
+    pub(crate) fn claim(self: &Arc<Self>, kind: &'static str, node: u32) -> Option<Claim> {
+        let key = (kind, node);
+        let fresh = self
+            .claims
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key);
+        fresh.then(|| Claim {
+            effects: self.clone(),
+            key,
+        })
+    }
+
+    /// An open `kind` lease another plugin holds, described for a refusal:
+    /// partitions and link faults replace the one in force, which must
+    /// never silently cut short another plugin's lease in a composed class.
+    fn foreign_lease(&self, kind: &str) -> Option<String> {
+        let me = ASKED_BY.try_with(Clone::clone).ok()?;
+        let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        records
+            .iter()
+            .find(|r| {
+                r.kind == kind
+                    && r.end_us.is_none()
+                    && r.plugin.as_ref().is_some_and(|p| *p != me)
+            })
+            .map(|r| {
+                format!(
+                    "a {kind} of {} is in force (since {} ms); a new {kind} replaces only the asking plugin's own: two plugins of a composed class may not hold a {kind} at once",
+                    r.plugin.as_deref().unwrap_or("another plugin"),
+                    r.start_us / 1000
+                )
+            })
     }
 
     /// Who holds the open `kind` lease on `node`, for a refusal: in a

@@ -20,6 +20,9 @@ use std::time::Instant;
 impl Effects {
     pub async fn partition(self: &Arc<Self>, grudge: Grudge, ms: u32) -> Result<(), String> {
         self.check_grudge("partition", &grudge)?;
+        if let Some(why) = self.foreign_lease("partition") {
+            return Err(why);
+        }
         // A new partition replaces the one in force.
         for slot in self.open_leases() {
             if self.records()[slot].kind == "partition" {
