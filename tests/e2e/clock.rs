@@ -267,6 +267,7 @@ fn sigkill_of_chaos_host_mid_skew_leaves_no_node_process() {
         t.replace("ms = 800", "ms = 60000\nat = 0.0")
     });
     let p = plugin("clock_skew_peer");
+    let out = dir.path().join("out");
     let mut child = spawn_chaos(
         dir.path(),
         &[
@@ -277,6 +278,9 @@ fn sigkill_of_chaos_host_mid_skew_leaves_no_node_process() {
             p.to_str().unwrap(),
             "--cycles",
             "1",
+            // Inside the test's dir, never the default ./chaos-out.
+            "--out",
+            out.to_str().unwrap(),
         ],
         "stderr.log",
     );
