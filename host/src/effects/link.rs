@@ -28,15 +28,8 @@ impl Effects {
     ) -> Result<(), String> {
         self.check_grudge("link", &grudge)?;
         fault.check(ms)?;
-        if let Some(why) = self.foreign_lease("link") {
-            return Err(why);
-        }
-        // A new link fault replaces the one in force.
-        for slot in self.open_leases() {
-            if self.records()[slot].kind == "link" {
-                self.end_lease(slot).await;
-            }
-        }
+        // A new link fault replaces the one in force (this plugin's only).
+        self.replace_own("link").await?;
         let during_burst = self.burst_running();
         let first = grudge.iter().position(|r| !r.is_empty()).unwrap_or(0) as u32;
         let installed = self.net.link(&grudge, fault, seed).await;

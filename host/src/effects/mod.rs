@@ -341,26 +341,38 @@ impl Effects {
         })
     }
 
-    /// An open `kind` lease another plugin holds, described for a refusal:
-    /// partitions and link faults replace the one in force, which must
-    /// never silently cut short another plugin's lease in a composed class.
-    fn foreign_lease(&self, kind: &str) -> Option<String> {
-        let me = ASKED_BY.try_with(Clone::clone).ok()?;
-        let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
-        records
-            .iter()
-            .find(|r| {
-                r.kind == kind
-                    && r.end_us.is_none()
-                    && r.plugin.as_ref().is_some_and(|p| *p != me)
-            })
-            .map(|r| {
-                format!(
+    /// End the open `kind` leases, for effects where a new one replaces the
+    /// one in force (partitions, link faults); refused when another plugin
+    /// holds it, which must never be cut short silently in a composed class.
+    async fn replace_own(&self, kind: &str) -> Result<(), String> {
+        let me = ASKED_BY.try_with(Clone::clone).ok();
+        let open: Vec<usize> = {
+            let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+            let open = || {
+                records
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.kind == kind && r.end_us.is_none())
+            };
+            if let Some((_, r)) = open().find(|(_, r)| match (&r.plugin, &me) {
+                (Some(by), Some(me)) => by != me,
+                _ => false,
+            }) {
+                return Err(format!(
                     "a {kind} of {} is in force (since {} ms); a new {kind} replaces only the asking plugin's own: two plugins of a composed class may not hold a {kind} at once",
                     r.plugin.as_deref().unwrap_or("another plugin"),
                     r.start_us / 1000
-                )
-            })
+                ));
+            }
+            open()
+                .filter(|(_, r)| r.requested_ms.is_some())
+                .map(|(i, _)| i)
+                .collect()
+        };
+        for slot in open {
+            self.end_lease(slot).await;
+        }
+        Ok(())
     }
 
     /// Who holds the open `kind` lease on `node`, for a refusal: in a

@@ -20,15 +20,8 @@ use std::time::Instant;
 impl Effects {
     pub async fn partition(self: &Arc<Self>, grudge: Grudge, ms: u32) -> Result<(), String> {
         self.check_grudge("partition", &grudge)?;
-        if let Some(why) = self.foreign_lease("partition") {
-            return Err(why);
-        }
-        // A new partition replaces the one in force.
-        for slot in self.open_leases() {
-            if self.records()[slot].kind == "partition" {
-                self.end_lease(slot).await;
-            }
-        }
+        // A new partition replaces the one in force (this plugin's only).
+        self.replace_own("partition").await?;
         let during_burst = self.burst_running();
         let first = grudge.iter().position(|r| !r.is_empty()).unwrap_or(0) as u32;
         let installed = self.net.partition(&grudge).await;
