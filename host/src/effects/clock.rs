@@ -662,8 +662,28 @@ mod tests {
             ppm: 0,
             t0_ns: 0,
         };
-        let a = apply_to_group(pgid, skew);
-        assert_eq!((a.set.len(), a.newly, a.failed.len()), (1, 1, 0));
+        // A process may be between states for a moment (its image being
+        // set up, a child not yet gone): apply until the group is as
+        // `ready` wants it, within a bound, or the assertions below fail.
+        let apply_when = |skew: vdso::Skew, ready: &dyn Fn(&Applied) -> bool| {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let a = apply_to_group(pgid, skew);
+                if ready(&a) || std::time::Instant::now() > until {
+                    break a;
+                }
+                std::thread::yield_now();
+            }
+        };
+        // The shell was just spawned: until the kernel has it set up, the
+        // helper cannot stop it.
+        let a = apply_when(skew, &|a| a.failed.is_empty() && !a.set.is_empty());
+        assert_eq!(
+            (a.set.len(), a.newly, a.failed.len()),
+            (1, 1, 0),
+            "{:?}",
+            a.failed
+        );
         // The shell execs python: a fresh vDSO, unpatched until the
         // lease's watch passes again.
         writeln!(stdin, "go").unwrap();
@@ -677,15 +697,8 @@ mod tests {
         }
         // `exe` names python a moment before the new image is set up (its
         // vDSO mapped, its threads stoppable): until then the group has no
-        // process to patch. Ready within a bound, or the test fails.
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let a = loop {
-            let a = apply_to_group(pgid, skew);
-            if !a.set.is_empty() || std::time::Instant::now() > until {
-                break a;
-            }
-            std::thread::yield_now();
-        };
+        // process to patch.
+        let a = apply_when(skew, &|a| !a.set.is_empty());
         assert_eq!(
             (a.set.len(), a.newly),
             (1, 1),
@@ -701,14 +714,7 @@ mod tests {
         );
         // The forked child printed before it exited: it may still be in the
         // group for a moment.
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let a = loop {
-            let a = apply_to_group(pgid, vdso::Skew::default());
-            if a.set.len() == 1 || std::time::Instant::now() > until {
-                break a;
-            }
-            std::thread::yield_now();
-        };
+        let a = apply_when(vdso::Skew::default(), &|a| a.set.len() == 1);
         assert_eq!((a.set.len(), a.newly), (1, 0));
         assert!(ask(&mut stdin, "time").abs() < 200, "reset");
         child.kill().unwrap();
