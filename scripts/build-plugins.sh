@@ -42,6 +42,7 @@ done
 args=()
 for n in "${names[@]}" "${examples[@]}" "${guests[@]}"; do args+=(-p "$n"); done
 cargo build --locked --release --target wasm32-wasip2 "${args[@]}"
+tdir="${CARGO_TARGET_DIR:-target}"
 # The built-ins are replaced only by the toolchain that built the committed
 # ones (another rustc gives other bytes, not newer plugins), unless asked:
 # CHAOS_UPDATE_BUILTINS=1 rebuilds them with this one.
@@ -53,18 +54,18 @@ if [ -n "$built_with" ] && [ "$built_with" != "$(rustc -V)" ] && [ -z "${CHAOS_U
     echo "build-plugins: host/builtins were built with $built_with, this is $(rustc -V): left as they are (CHAOS_UPDATE_BUILTINS=1 replaces them)" >&2
 fi
 for n in "${names[@]}"; do
-    cp "target/wasm32-wasip2/release/$n.wasm" "plugins/$n.wasm"
+    cp "$tdir/wasm32-wasip2/release/$n.wasm" "plugins/$n.wasm"
     if $update_builtins; then
-        cp "target/wasm32-wasip2/release/$n.wasm" "host/builtins/$n.wasm"
+        cp "$tdir/wasm32-wasip2/release/$n.wasm" "host/builtins/$n.wasm"
     fi
 done
 if $update_builtins; then
     rustc -V > host/builtins/TOOLCHAIN
 fi
 for n in "${examples[@]}"; do
-    cp "target/wasm32-wasip2/release/$n.wasm" "examples/plugins/$n.wasm"
+    cp "$tdir/wasm32-wasip2/release/$n.wasm" "examples/plugins/$n.wasm"
 done
 for n in "${guests[@]}"; do
-    cp "target/wasm32-wasip2/release/$n.wasm" "tests/guests/$n.wasm"
+    cp "$tdir/wasm32-wasip2/release/$n.wasm" "tests/guests/$n.wasm"
 done
 echo "plugins: ${names[*]}; examples: ${examples[*]}; test guests: ${guests[*]}"

@@ -2,6 +2,8 @@
 # System packages chaos-host uses for its fault mechanisms (Debian/Ubuntu):
 #   iproute2  network namespaces and veth (network.mode = "netns")
 #   nftables  partitions in netns mode
+#   iptables  link faults in netns mode (iptables-nft's NFQUEUE and REJECT
+#             targets; this kernel has no nft `queue` expression)
 #   libfaketime  clock skew fallback where ptrace is refused (clock_skew_peer)
 #   fuse3  the disk layer's FUSE support (/dev/fuse, fusermount3; chaos-host
 #          mounts directly as root, fusermount3 unmounts by hand)
@@ -42,6 +44,7 @@ if $systems; then
 fi
 command -v ip >/dev/null || missing+=(iproute2)
 command -v nft >/dev/null || missing+=(nftables)
+command -v iptables-nft-restore >/dev/null || missing+=(iptables)
 command -v fusermount3 >/dev/null || missing+=(fuse3)
 found=""
 for lib in /usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1; do

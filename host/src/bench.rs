@@ -24,7 +24,9 @@
 //!    round trip with no fault (p50 / p99), and how far the delay and rate
 //!    a link fault gives are from what was asked: a 20 ms latency measured
 //!    by round trips (p50 / p99 error), a 100 kB/s cap measured by bulk
-//!    echoes. `--links-only` runs this part alone.
+//!    echoes, and the lease error of 300 ms link leases (applied to lifted).
+//!    As root, the same through netns mode's NFQUEUE verdict loop between
+//!    two namespaces. `--links-only` runs this part alone.
 //! 7. **Checkers** (`--checkers DIR` runs it alone; it needs no reference
 //!    system): the built-in `linearizable` on the register histories the
 //!    checker's native bench generates and writes to DIR (10k and 100k ops,
@@ -123,7 +125,7 @@ struct SkewFigures {
     lease_error_ms_p99: f64,
 }
 
-#[derive(Serialize, Default)]
+#[derive(Serialize)]
 struct LinkFigures {
     round_trips: usize,
     /// A one-byte round trip through one link proxy minus the same round
@@ -138,6 +140,24 @@ struct LinkFigures {
     /// Measured rate / requested - 1, over each bulk echo.
     bandwidth_error_p50: f64,
     bandwidth_error_max: f64,
+    /// |held - requested| of link leases, ms (held: from the fault in
+    /// force to lifted).
+    lease_requested_ms: u64,
+    lease_error_ms_p50: f64,
+    lease_error_ms_p99: f64,
+    /// The same through the NFQUEUE verdict loop (netns mode); `None`
+    /// with the reason when it could not be measured here.
+    netns: Result<NetnsLinkFigures, String>,
+}
+
+#[derive(Serialize, Default)]
+struct NetnsLinkFigures {
+    latency_error_ms_p50: f64,
+    latency_error_ms_p99: f64,
+    bandwidth_error_p50: f64,
+    bandwidth_error_max: f64,
+    lease_error_ms_p50: f64,
+    lease_error_ms_p99: f64,
 }
 
 #[derive(Serialize, Default)]
@@ -340,6 +360,130 @@ async fn measure(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Resul
 }
 
 /// Part 6: a link proxy in front of an echo server, bare and degraded.
+/// Link leases measured per mode, and their length.
+const LEASES: usize = 10;
+const LEASE: Duration = Duration::from_millis(300);
+
+/// |held - [`LEASE`]|, ms.
+fn lease_error_ms(held: Duration) -> f64 {
+    (held.as_secs_f64() - LEASE.as_secs_f64()).abs() * 1e3
+}
+
+/// Part 6 in netns mode: two namespaces, an echo server in node 1's, round
+/// trips from node 0's through the verdict loop degrading link 0->1.
+async fn netns_link_faults(latency_ms: u32, rate: u64) -> anyhow::Result<NetnsLinkFigures> {
+    use crate::net::netns::{Namespaces, node_addr};
+    use crate::net::nfqueue::Degraded;
+    use crate::plugin::LinkFault;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let state = std::env::temp_dir().join(format!("chaos-bench-links-{}", std::process::id()));
+    std::fs::create_dir_all(&state)?;
+    let run = format!("bl{}", std::process::id() % 100_000);
+    let journal = Arc::new(crate::journal::Journal::create(&state, &run)?);
+    let ns = Arc::new(Namespaces::create(2, &run, journal).await?);
+    let figures = async {
+        let listener = ns.socket_in(1).await?;
+        listener.bind(std::net::SocketAddr::from((node_addr(1), 0)))?;
+        let listener = listener.listen(16)?;
+        let echo = listener.local_addr()?;
+        let server = tokio::spawn(async move {
+            while let Ok((mut c, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let _ = c.set_nodelay(true);
+                    let (mut r, mut w) = c.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        let pings = |n: usize| {
+            let ns = ns.clone();
+            async move {
+                let mut c = ns.socket_in(0).await?.connect(echo).await?;
+                c.set_nodelay(true)?;
+                let mut b = [0u8; 1];
+                let mut out = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let t = Instant::now();
+                    c.write_all(b"x").await?;
+                    c.read_exact(&mut b).await?;
+                    out.push(t.elapsed().as_secs_f64() * 1e6);
+                }
+                anyhow::Ok(out)
+            }
+        };
+        let base = quantile(&sorted(pings(500).await?), 0.5);
+        let fault = LinkFault {
+            latency_ms,
+            jitter_ms: 0,
+            loss: 0.0,
+            bandwidth: None,
+            reset: false,
+        };
+        let one_way = vec![vec![], vec![0]];
+        let install = |fault: LinkFault| {
+            let (ns, grudge) = (ns.clone(), one_way.clone());
+            async move {
+                tokio::task::spawn_blocking(move || Degraded::install(&ns, &grudge, fault, 1))
+                    .await?
+                    .map(|(d, _)| d)
+                    .map_err(anyhow::Error::msg)
+            }
+        };
+        let lift = |d: Degraded| async move { tokio::task::spawn_blocking(move || d.lift()).await };
+        let d = install(fault).await?;
+        let delayed = pings(100).await?;
+        lift(d).await?;
+        let error = sorted(
+            delayed
+                .iter()
+                .map(|us| ((us - base) / 1000.0 - f64::from(latency_ms)).abs())
+                .collect(),
+        );
+        let d = install(LinkFault {
+            latency_ms: 0,
+            bandwidth: Some(rate),
+            ..fault
+        })
+        .await?;
+        let mut rates = Vec::new();
+        for _ in 0..5 {
+            let m = d
+                .prober()
+                .measure(&ns, 0, 1, 0, (rate / 4) as usize, Duration::from_secs(5))
+                .await;
+            if let Some(t) = m.throughput {
+                rates.push(t / rate as f64 - 1.0);
+            }
+        }
+        lift(d).await?;
+        let mut lease = Vec::new();
+        for _ in 0..LEASES {
+            let d = install(fault).await?;
+            let held = Instant::now();
+            tokio::time::sleep(LEASE).await;
+            lift(d).await?;
+            lease.push(lease_error_ms(held.elapsed()));
+        }
+        server.abort();
+        let rates = sorted(rates);
+        anyhow::Ok(NetnsLinkFigures {
+            latency_error_ms_p50: quantile(&error, 0.5),
+            latency_error_ms_p99: quantile(&error, 0.99),
+            bandwidth_error_p50: quantile(&rates, 0.5),
+            bandwidth_error_max: rates
+                .iter()
+                .copied()
+                .fold(0.0, |a: f64, b| if b.abs() > a.abs() { b } else { a }),
+            lease_error_ms_p50: quantile(&sorted(lease.clone()), 0.5),
+            lease_error_ms_p99: quantile(&sorted(lease), 0.99),
+        })
+    }
+    .await;
+    ns.destroy().await;
+    let _ = std::fs::remove_dir_all(&state);
+    figures
+}
+
 async fn link_faults() -> anyhow::Result<LinkFigures> {
     use crate::net::proxy::Links;
     use crate::plugin::LinkFault;
@@ -419,9 +563,31 @@ async fn link_faults() -> anyhow::Result<LinkFigures> {
         }
     }
     links.unshape();
+    let mut lease = Vec::new();
+    for _ in 0..LEASES {
+        links.shape(&one_way, fault, 1);
+        let held = Instant::now();
+        tokio::time::sleep(LEASE).await;
+        links.unshape();
+        lease.push(lease_error_ms(held.elapsed()));
+    }
     server.abort();
     let rates = sorted(rates);
+    let netns = if nix::unistd::geteuid().is_root() {
+        match crate::net::nfqueue::preflight() {
+            Ok(()) => netns_link_faults(LATENCY_MS, RATE)
+                .await
+                .map_err(|e| format!("{e:#}")),
+            Err(e) => Err(e),
+        }
+    } else {
+        Err("not root: netns mode needs root".into())
+    };
     Ok(LinkFigures {
+        lease_requested_ms: LEASE.as_millis() as u64,
+        lease_error_ms_p50: quantile(&sorted(lease.clone()), 0.5),
+        lease_error_ms_p99: quantile(&sorted(lease), 0.99),
+        netns,
         round_trips: ROUND_TRIPS,
         proxy_added_us_p50: quantile(&proxied, 0.5) - base,
         proxy_added_us_p99: quantile(&proxied, 0.99) - quantile(&direct, 0.99),
@@ -1250,6 +1416,25 @@ fn link_rows(s: &mut String, l: &LinkFigures) {
         l.bandwidth_error_p50 * 100.0,
         l.bandwidth_error_max * 100.0
     ));
+    s.push_str(&format!(
+        "| link lease {} ms (proxy): error of the time held, {LEASES} leases (p50 / p99) | {:.2} / {:.2} ms | - |\n",
+        l.lease_requested_ms, l.lease_error_ms_p50, l.lease_error_ms_p99
+    ));
+    match &l.netns {
+        Ok(n) => s.push_str(&format!(
+            "| netns (NFQUEUE verdict loop) latency {} ms: error of the delay given (p50 / p99) | {:.2} / {:.2} ms | - |\n| netns bandwidth {} B/s: measured vs asked (p50 / worst) | {:+.1} / {:+.1} % | - |\n| link lease {} ms (netns): error of the time held, {LEASES} leases (p50 / p99) | {:.2} / {:.2} ms | - |\n",
+            l.latency_requested_ms,
+            n.latency_error_ms_p50,
+            n.latency_error_ms_p99,
+            l.bandwidth_requested,
+            n.bandwidth_error_p50 * 100.0,
+            n.bandwidth_error_max * 100.0,
+            l.lease_requested_ms,
+            n.lease_error_ms_p50,
+            n.lease_error_ms_p99
+        )),
+        Err(why) => s.push_str(&format!("| link faults in netns mode | not measured: {why} | - |\n")),
+    }
 }
 
 /// The clock skew rows of the table (`say_none`: a row when not measured).

@@ -318,16 +318,25 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
                 f.meta.name
             );
         }
-        if f.meta.capabilities.contains(&"link") && plan.net != Mode::Proxy {
-            bail!(
-                "plugin {}: it degrades links, but this campaign runs nodes in {} mode, where link faults are not available ({}); set network.mode = \"proxy\" in the campaign, or pass --net proxy",
-                f.meta.name,
-                plan.net.as_str(),
-                match plan.net {
-                    Mode::Loopback => "plain loopback has no links to degrade",
-                    _ => "the NFQUEUE verdict loop is not built yet",
+        if f.meta.capabilities.contains(&"link") {
+            match plan.net {
+                Mode::Proxy => {}
+                Mode::Netns => {
+                    if let Err(e) = crate::net::nfqueue_preflight() {
+                        bail!("plugin {}: it degrades links: {e}", f.meta.name);
+                    }
                 }
-            );
+                _ => bail!(
+                    "plugin {}: it degrades links, but this campaign runs nodes in {} mode, where link faults are not available ({}); set network.mode = \"proxy\" or \"netns\" (root) in the campaign, or pass --net proxy",
+                    f.meta.name,
+                    plan.net.as_str(),
+                    match plan.net {
+                        Mode::Loopback => "plain loopback has no links to degrade",
+                        _ =>
+                            "the link proxies and verdict loops run on the control node, not on remote hosts",
+                    }
+                ),
+            }
         }
     }
     // Remote hosts are reached, and checked for the system under test,

@@ -81,7 +81,7 @@ fn register_cycles_through(
     through: &str,
 ) -> (tempfile::TempDir, i32, Vec<Value>, String) {
     let dir = tempfile::tempdir().unwrap();
-    let kv = crate::util::root().join("target/debug/quorum-kv");
+    let kv = crate::util::bin_dir().join("quorum-kv");
     let c = crate::util::example_campaign(dir.path(), "reference/register.toml", |t| {
         let t = t
             .replace("../../target/debug/quorum-kv", kv.to_str().unwrap())

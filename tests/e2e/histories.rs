@@ -548,7 +548,7 @@ mod edn {
 /// The reference system in register mode (examples/reference/register.toml)
 /// with one key, `edit` applied; one cycle.
 fn register_run(dir: &Path, edit: impl Fn(String) -> String) -> crate::util::Run {
-    let kv = crate::util::root().join("target/debug/quorum-kv");
+    let kv = crate::util::bin_dir().join("quorum-kv");
     let c = crate::util::example_campaign(dir, "reference/register.toml", |t| {
         edit(
             t.replace("../../target/debug/quorum-kv", kv.to_str().unwrap())

@@ -321,7 +321,7 @@ fn two_plugins_with_one_name_are_refused_naming_both_files() {
         "{e}"
     );
     // Native plugins obey the same rule.
-    let lib = root().join("target/debug/libnative_pause.so");
+    let lib = bin_dir().join("libnative_pause.so");
     assert!(lib.exists(), "{} missing: run cargo build", lib.display());
     let copy = dir.path().join("libnative_copy.so");
     std::fs::copy(&lib, &copy).unwrap();

@@ -1,8 +1,8 @@
 //! Issue 14, link faults: latency, loss, bandwidth and reset on the
-//! primary's links in proxy mode, each with its measured evidence; a link
-//! fault the system's traffic never meets is ineffective, one that cannot
-//! be honoured is an error, and one outside proxy mode is refused before
-//! the run.
+//! primary's links in proxy mode (the link proxies) and in netns mode (the
+//! NFQUEUE verdict loop), each with its measured evidence; a link fault the
+//! system's traffic never meets is ineffective, one that cannot be honoured
+//! is an error, and one on plain loopback is refused before the run.
 
 use crate::util::*;
 
@@ -32,17 +32,28 @@ fn effects_of(run: &Run, fault: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn link_faults_in_proxy_mode_show_their_measured_evidence() {
+    link_faults_show_their_measured_evidence("proxy");
+}
+
+#[test]
+fn link_faults_in_netns_mode_show_their_measured_evidence() {
+    link_faults_show_their_measured_evidence("netns");
+}
+
+fn link_faults_show_their_measured_evidence(net: &str) {
     let dir = tempfile::tempdir().unwrap();
     let c = campaign(dir.path(), false, |t| t);
+    // What the mechanism loses: stream chunks (stalled) or packets.
+    let unit = if net == "netns" { "packet" } else { "chunk" };
     let mut args: Vec<String> = [
         "--cycles",
         "1",
         "--writes",
         "60",
         "--settle-ms",
-        "300",
+        "3000",
         "--net",
-        "proxy",
+        net,
         "--param",
         "slow_link.jitter_ms=0",
         "--param",
@@ -67,7 +78,10 @@ fn link_faults_in_proxy_mode_show_their_measured_evidence() {
         let e = &fx[0];
         assert_eq!(e["kind"], "link", "{e}");
         assert_eq!(e["verified"], true, "{e}");
-        assert!(e["detail"].as_str().unwrap().contains("(proxy)"), "{e}");
+        assert!(
+            e["detail"].as_str().unwrap().contains(&format!("({net})")),
+            "{e}"
+        );
         let ev = e["evidence"].as_str().unwrap();
         // The primary's two outbound links, each measured and each met by
         // the system's own traffic.
@@ -86,7 +100,7 @@ fn link_faults_in_proxy_mode_show_their_measured_evidence() {
                 "lossy_link" => {
                     let lost = figure_after(measured, &format!("{link} "));
                     assert!(
-                        lost > 0.0 && measured.contains("probe chunk(s) lost"),
+                        lost > 0.0 && measured.contains(&format!("probe {unit}(s) lost")),
                         "{e}"
                     );
                 }
@@ -109,7 +123,16 @@ fn link_faults_in_proxy_mode_show_their_measured_evidence() {
 }
 
 #[test]
-fn a_link_fault_the_system_traffic_never_meets_is_ineffective() {
+fn a_link_fault_the_system_traffic_never_meets_is_ineffective_proxy() {
+    a_link_fault_the_system_traffic_never_meets_is_ineffective("proxy");
+}
+
+#[test]
+fn a_link_fault_the_system_traffic_never_meets_is_ineffective_netns() {
+    a_link_fault_the_system_traffic_never_meets_is_ineffective("netns");
+}
+
+fn a_link_fault_the_system_traffic_never_meets_is_ineffective(net: &str) {
     let dir = tempfile::tempdir().unwrap();
     // Without catch-up, followers never talk to each other: the link from
     // one follower to the other carries nothing of the system's.
@@ -138,7 +161,7 @@ fn a_link_fault_the_system_traffic_never_meets_is_ineffective() {
             "--settle-ms",
             "300",
             "--net",
-            "proxy",
+            net,
         ],
     );
     assert_ne!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
@@ -193,11 +216,9 @@ fn a_link_fault_that_cannot_be_honoured_is_an_error() {
 }
 
 #[test]
-fn a_link_fault_outside_proxy_mode_is_refused_before_the_run() {
-    for (net, why) in [
-        ("loopback", "plain loopback has no links"),
-        ("netns", "NFQUEUE verdict loop is not built"),
-    ] {
+fn a_link_fault_on_plain_loopback_is_refused_before_the_run() {
+    {
+        let (net, why) = ("loopback", "plain loopback has no links");
         let dir = tempfile::tempdir().unwrap();
         let c = campaign(dir.path(), false, |t| t);
         let p = plugin("slow_link");

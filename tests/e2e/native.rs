@@ -4,7 +4,7 @@
 use crate::util::*;
 
 fn native_lib() -> std::path::PathBuf {
-    let p = root().join("target/debug/libnative_pause.so");
+    let p = bin_dir().join("libnative_pause.so");
     assert!(p.exists(), "{} missing: run cargo build", p.display());
     p
 }

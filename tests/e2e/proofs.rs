@@ -143,7 +143,7 @@ fn clock_skew_reaches_every_process_of_the_node_group() {
     // every member is patched), as libfaketime never managed.
     let dir = tempfile::tempdir().unwrap();
     let c = campaign(dir.path(), false, |t| {
-        let kv = root().join("target/debug/quorum-kv");
+        let kv = bin_dir().join("quorum-kv");
         let start = t.find("command = [").unwrap();
         let end = start + t[start..].find("]\n").unwrap() + 2;
         let command = format!(

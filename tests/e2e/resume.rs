@@ -55,8 +55,11 @@ fn killed_and_resumed(net: &str) {
         "4",
         "--writes",
         "30",
+        // A deadline, not a wait: a converged cycle ends at its first
+        // read. After a netns cut, TCP retransmits (a dropped SYN is sent
+        // again 1 s later) can hold a correct node's catch-up for a while.
         "--settle-ms",
-        "100",
+        "3000",
         "--net",
         net,
         "--out",

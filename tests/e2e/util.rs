@@ -11,6 +11,16 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Where this build's binaries are (chaos-host, quorum-kv, the native
+/// test plugin): beside the chaos-host under test, so a `CARGO_TARGET_DIR`
+/// elsewhere is followed.
+pub fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_chaos-host"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
 pub fn plugin(name: &str) -> PathBuf {
     let p = root().join("plugins").join(format!("{name}.wasm"));
     assert!(
@@ -32,7 +42,7 @@ pub fn plugin_paths(names: &[&str]) -> Vec<String> {
 /// The reference campaign (correct or buggy), rewritten with absolute paths
 /// and `edit` applied, written into `dir`.
 pub fn campaign(dir: &Path, buggy: bool, edit: impl Fn(String) -> String) -> PathBuf {
-    let kv = root().join("target/debug/quorum-kv");
+    let kv = bin_dir().join("quorum-kv");
     assert!(kv.exists(), "{} missing: run cargo build", kv.display());
     let rel = if buggy {
         "reference/campaign-buggy.toml"

@@ -6,7 +6,7 @@ use std::path::Path;
 
 /// The reference node command with `--bug BUG`, as a TOML array.
 fn node_with_bug(bug: &str) -> String {
-    let kv = root().join("target/debug/quorum-kv");
+    let kv = bin_dir().join("quorum-kv");
     format!(
         r#"["{}", "--node", "{{index}}", "--listen", "{{host}}:{{port}}", "--data-dir", "{{data_dir}}", "--peers", "{{peers}}", "--quorum", "2", "--bug", "{bug}"]"#,
         kv.display()

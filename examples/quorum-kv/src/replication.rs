@@ -20,6 +20,10 @@ pub struct Replicator {
 /// How long a detached fan-out keeps retrying a peer that does not answer.
 const RETRY_FOR: Duration = Duration::from_secs(30);
 
+/// How long one catch-up pull may take (its log is small: loopback or a
+/// bridge answers it in milliseconds).
+const CATCH_UP_TIMEOUT: Duration = Duration::from_millis(400);
+
 impl Replicator {
     pub fn new(peers: Vec<String>, quorum: usize, timeout: Duration, bug: Option<Bug>) -> Self {
         Self {
@@ -138,9 +142,14 @@ async fn deliver(client: &reqwest::Client, url: &str, record: &Record, persisten
 }
 
 /// Pull entries this node misses from every peer's log, forever.
+///
+/// Each pull gives up after `CATCH_UP_TIMEOUT`: a pull begun during a
+/// partition in netns mode waits on a dropped SYN whose retransmit comes
+/// 1 s later, and with a long timeout the node would sit out that second
+/// after the heal instead of asking again on its next tick.
 pub async fn catch_up(state: State, peers: Vec<String>, every: Duration) {
     let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
+        .timeout(CATCH_UP_TIMEOUT)
         .build()
         .expect("reqwest client");
     let mut cursors = vec![0u64; peers.len()];

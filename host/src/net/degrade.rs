@@ -5,14 +5,18 @@
 //! Proxy mode shapes in the link proxies ([`super::proxy`],
 //! [`super::shape`]); the shaping lives in the host's own process, so a
 //! killed host leaves nothing behind and there is nothing to journal.
-//! Netns mode (NFQUEUE) is not built yet and is refused with the way out;
-//! loopback has no links to degrade.
+//! Netns mode queues each degraded link's packets to a verdict loop in the
+//! host ([`super::nfqueue`]), which delays, drops and rate-limits them
+//! with the same [`super::shape::Shaper`]; a reset link answers its TCP
+//! packets with RSTs. Loopback has no links to degrade.
 
 use super::proxy::Measure;
-use super::{CycleNet, Grudge, Inner, cut_links};
+use super::{CycleNet, Grudge, Inner, cut_links, nfqueue};
 use crate::plugin::LinkFault;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// What the host's measurement of one degraded link showed.
 #[derive(Clone, Debug)]
@@ -50,9 +54,22 @@ impl CycleNet {
             Inner::Remote(_) => Err(
                 "link: link faults are not available on remote hosts (the link proxies run on the control node); run the nodes locally with network.mode = \"proxy\"".to_string(),
             ),
-            Inner::Netns { .. } => Err(
-                "link: link faults are not available in netns mode yet (the NFQUEUE verdict loop is not built); set network.mode = \"proxy\" in the campaign, or pass --net proxy".to_string(),
-            ),
+            Inner::Netns { ns, degraded, .. } => {
+                let old = degraded.lock().unwrap_or_else(|e| e.into_inner()).take();
+                let ns = ns.clone();
+                let (grudge, fault) = (grudge.clone(), fault);
+                // Commands and a thread start: off the runtime's workers.
+                tokio::task::spawn_blocking(move || {
+                    drop(old); // lifted before the new fault goes in
+                    nfqueue::Degraded::install(&ns, &grudge, fault, seed)
+                })
+                .await
+                .unwrap_or_else(|e| Err(format!("link: installing the fault panicked: {e}")))
+                .map(|(d, evidence)| {
+                    *degraded.lock().unwrap_or_else(|e| e.into_inner()) = Some(d);
+                    evidence
+                })
+            }
         };
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         *current = generation;
@@ -69,9 +86,6 @@ impl CycleNet {
         budget: Duration,
     ) -> Vec<LinkCheck> {
         let current = self.shaped.lock().await;
-        let Inner::Proxy(links) = &self.inner else {
-            return vec![];
-        };
         if *current != generation {
             return vec![];
         }
@@ -86,12 +100,33 @@ impl CycleNet {
         let bulk = fault.bandwidth.map_or(0, |rate| {
             ((rate as f64 * BULK_SECONDS) as usize).clamp(2048, 1 << 20)
         });
-        let measures = futures::future::join_all(
-            pairs
-                .iter()
-                .map(|&(from, to)| links.measure(from, to, pings, bulk, budget)),
-        )
-        .await;
+        let measures = match &self.inner {
+            Inner::Proxy(links) => {
+                futures::future::join_all(
+                    pairs
+                        .iter()
+                        .map(|&(from, to)| links.measure(from, to, pings, bulk, budget)),
+                )
+                .await
+            }
+            Inner::Netns { ns, degraded, .. } => {
+                let Some(probe) = degraded
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                    .map(|d| d.prober())
+                else {
+                    return vec![];
+                };
+                futures::future::join_all(
+                    pairs
+                        .iter()
+                        .map(|&(from, to)| probe.measure(ns, from, to, pings, bulk, budget)),
+                )
+                .await
+            }
+            _ => return vec![],
+        };
         measures
             .into_iter()
             .map(|m| {
@@ -117,18 +152,34 @@ impl CycleNet {
             );
         }
         *current = 0;
-        let Inner::Proxy(links) = &self.inner else {
-            return (false, String::new());
+        // Each degraded link: (from, to, met by the system's traffic, figures).
+        let nfqueue::Lifted { links: met, note } = match &self.inner {
+            Inner::Proxy(links) => nfqueue::Lifted {
+                links: links
+                    .unshape()
+                    .iter()
+                    .map(|(f, t, s)| (*f, *t, s.counts.touched(), s.counts.text()))
+                    .collect(),
+                note: None,
+            },
+            Inner::Netns { degraded, .. } => {
+                let Some(d) = degraded.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+                    return (false, String::new());
+                };
+                match tokio::task::spawn_blocking(move || d.lift()).await {
+                    Ok(l) => l,
+                    Err(e) => return (false, format!("lifting the fault panicked: {e}")),
+                }
+            }
+            _ => return (false, String::new()),
         };
-        let shaped = links.unshape();
-        let touched = shaped.iter().any(|(_, _, s)| s.counts.touched());
+        let touched = met.iter().any(|l| l.2);
         let mut text = format!(
             "lifted; the system's traffic met it on {} of {} link(s): {}",
-            shaped.iter().filter(|(_, _, s)| s.counts.touched()).count(),
-            shaped.len(),
-            shaped
-                .iter()
-                .map(|(f, t, s)| format!("{f}->{t} {}", s.counts.text()))
+            met.iter().filter(|l| l.2).count(),
+            met.len(),
+            met.iter()
+                .map(|(f, t, _, figures)| format!("{f}->{t} {figures}"))
                 .collect::<Vec<_>>()
                 .join("; ")
         );
@@ -137,13 +188,23 @@ impl CycleNet {
                 "; the system's traffic never crossed the degraded links, so the fault did nothing to it",
             );
         }
+        if let Some(n) = note {
+            text.push_str(&format!("; {n}"));
+        }
         (touched, text)
     }
 
     /// Lift the link fault at once, without waiting (cancelled cycles).
     pub fn unlink_now(&self) {
-        if let Inner::Proxy(links) = &self.inner {
-            links.unshape();
+        match &self.inner {
+            Inner::Proxy(links) => {
+                links.unshape();
+            }
+            Inner::Netns { degraded, .. } => {
+                let d = degraded.lock().unwrap_or_else(|e| e.into_inner()).take();
+                drop(d); // lifts
+            }
+            _ => {}
         }
     }
 }
@@ -196,8 +257,9 @@ pub fn judge(m: &Measure, fault: LinkFault, ways: u32) -> LinkCheck {
     if !fault.reset && fault.loss > 0.0 {
         shown &= m.lost > 0;
         parts.push(format!(
-            "{} probe chunk(s) lost over {} ping(s){}",
+            "{} probe {}(s) lost over {} ping(s){}",
             m.lost,
+            if m.packets { "packet" } else { "chunk" },
             m.rtt_us.len(),
             if m.lost > 0 { "" } else { ", NO loss seen" }
         ));
@@ -224,6 +286,64 @@ pub fn judge(m: &Measure, fault: LinkFault, ways: u32) -> LinkCheck {
         shown,
         detail: parts.join(", "),
     }
+}
+
+/// Measure a degraded link over connection `c` (opened at `started`):
+/// up to `pings` one-byte round trips (stopping once `budget` is spent),
+/// then, when `bulk` > 0, the rate at which `bulk` bytes come back.
+pub async fn ping_and_bulk(
+    c: &mut TcpStream,
+    pings: usize,
+    bulk: usize,
+    budget: Duration,
+    started: Instant,
+    m: &mut Measure,
+) -> std::io::Result<()> {
+    c.set_nodelay(true)?;
+    let mut b = [0u8; 1];
+    for i in 0..pings {
+        let t = Instant::now();
+        c.write_all(&[i as u8]).await?;
+        c.read_exact(&mut b).await?;
+        let rtt = t.elapsed();
+        m.rtt_us.push(rtt.as_micros() as u64);
+        // Another ping must fit in what is left of the budget.
+        if started.elapsed() + rtt > budget {
+            break;
+        }
+    }
+    if bulk > 0 {
+        let (mut r, mut w) = c.split();
+        let send = async {
+            let chunk = vec![0u8; 4096];
+            let mut left = bulk;
+            while left > 0 {
+                let k = left.min(chunk.len());
+                w.write_all(&chunk[..k]).await?;
+                left -= k;
+            }
+            Ok::<_, std::io::Error>(())
+        };
+        // Timed from the first bytes back to the last, so neither the
+        // latency nor the bucket's burst allowance (all in the first
+        // read) counts as rate.
+        let recv = async {
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut got = 0;
+            let mut first = None;
+            while got < bulk {
+                match r.read(&mut buf).await? {
+                    0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                    n => got += n,
+                }
+                first.get_or_insert((Instant::now(), got));
+            }
+            Ok(first.map(|(at, n)| (got - n) as f64 / at.elapsed().as_secs_f64()))
+        };
+        let ((), rate) = tokio::try_join!(send, recv)?;
+        m.throughput = rate.filter(|r| r.is_finite());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@
 pub mod bypass;
 mod degrade;
 pub mod netns;
+pub mod nfqueue;
+pub use nfqueue::preflight as nfqueue_preflight;
 mod nsthread;
 pub mod proxy;
 pub mod shape;
@@ -319,6 +321,7 @@ impl Network {
                 Inner::Netns {
                     forwarders: netns::Forwarders::start(ns.clone(), ports).await?,
                     ns,
+                    degraded: Default::default(),
                 }
             }
             Kind::Remote(hosts) => {
@@ -391,6 +394,10 @@ enum Inner {
         ns: Arc<netns::Namespaces>,
         /// Kept for the cycle: dropping it stops the forwarders.
         forwarders: netns::Forwarders,
+        /// The link fault in force (its rules and verdict loops); lifted
+        /// when taken out or dropped, so the namespace set goes back to
+        /// the pool clean.
+        degraded: std::sync::Mutex<Option<nfqueue::Degraded>>,
     },
     Remote(crate::remote::nft::RemoteNet),
 }

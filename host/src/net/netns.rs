@@ -68,7 +68,7 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn nft(netns: &str, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
+pub(super) fn nft(netns: &str, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
     use std::io::Write;
     let mut child = Command::new("ip")
         .args(["netns", "exec", netns, "nft"])
@@ -194,6 +194,28 @@ impl Namespaces {
 
     pub fn node_fd(&self, i: usize) -> BorrowedFd<'_> {
         self.node_files[i].as_fd()
+    }
+
+    /// Node `i`'s namespace name (`chs-<run>-n<i>`).
+    pub fn node_name(&self, i: usize) -> Option<&str> {
+        self.nodes.get(i).map(String::as_str)
+    }
+
+    /// The journal of the run these namespaces belong to.
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.journal
+    }
+
+    /// A TCP socket made inside node `i`'s namespace (where it belongs
+    /// for good: binding, connecting and listening then need no thread).
+    pub async fn socket_in(&self, i: usize) -> std::io::Result<TcpSocket> {
+        match self.node_threads.get(i) {
+            Some(t) => t
+                .run(TcpSocket::new_v4)
+                .await
+                .unwrap_or_else(|| Err(std::io::Error::other("namespace thread is gone"))),
+            None => Err(std::io::Error::other(format!("no namespace for node {i}"))),
+        }
     }
 
     /// Load `grudge` as one ruleset, replacing any earlier one.
@@ -502,16 +524,16 @@ const PROBE_DEADLINE: Duration = Duration::from_millis(300);
 
 /// One rule's match and counter, from `nft -j list table`.
 #[derive(Debug, PartialEq, Eq)]
-struct RuleCounter {
-    saddr: Option<Ipv4Addr>,
-    daddr: Option<Ipv4Addr>,
-    packets: u64,
-    bytes: u64,
+pub(super) struct RuleCounter {
+    pub saddr: Option<Ipv4Addr>,
+    pub daddr: Option<Ipv4Addr>,
+    pub packets: u64,
+    pub bytes: u64,
 }
 
 /// Every rule of an `nft -j` listing with its `ip saddr` / `ip daddr`
 /// matches and counter.
-fn rule_counters(v: &serde_json::Value) -> Vec<RuleCounter> {
+pub(super) fn rule_counters(v: &serde_json::Value) -> Vec<RuleCounter> {
     let items = v.get("nftables").and_then(|a| a.as_array());
     items
         .into_iter()

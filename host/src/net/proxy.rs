@@ -100,8 +100,11 @@ pub struct Measure {
     pub throughput: Option<f64>,
     /// The link reset the probe's connection.
     pub reset: bool,
-    /// Chunks of the probe the link lost (stalled).
+    /// Chunks of the probe the link lost (stalled), or packets the
+    /// verdict loop dropped.
     pub lost: u64,
+    /// `lost` counts packets (netns mode), not chunks.
+    pub packets: bool,
     pub error: Option<String>,
 }
 
@@ -381,51 +384,7 @@ impl Links {
         let mut c = socket
             .connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
             .await?;
-        c.set_nodelay(true)?;
-        let mut b = [0u8; 1];
-        for i in 0..pings {
-            let t = Instant::now();
-            c.write_all(&[i as u8]).await?;
-            c.read_exact(&mut b).await?;
-            let rtt = t.elapsed();
-            m.rtt_us.push(rtt.as_micros() as u64);
-            // Another ping must fit in what is left of the budget.
-            if started.elapsed() + rtt > budget {
-                break;
-            }
-        }
-        if bulk > 0 {
-            let (mut r, mut w) = c.split();
-            let send = async {
-                let chunk = vec![0u8; 4096];
-                let mut left = bulk;
-                while left > 0 {
-                    let k = left.min(chunk.len());
-                    w.write_all(&chunk[..k]).await?;
-                    left -= k;
-                }
-                Ok::<_, std::io::Error>(())
-            };
-            // Timed from the first bytes back to the last, so neither the
-            // latency nor the bucket's burst allowance (all in the first
-            // read) counts as rate.
-            let recv = async {
-                let mut buf = vec![0u8; 16 * 1024];
-                let mut got = 0;
-                let mut first = None;
-                while got < bulk {
-                    match r.read(&mut buf).await? {
-                        0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-                        n => got += n,
-                    }
-                    first.get_or_insert((Instant::now(), got));
-                }
-                Ok(first.map(|(at, n)| (got - n) as f64 / at.elapsed().as_secs_f64()))
-            };
-            let ((), rate) = tokio::try_join!(send, recv)?;
-            m.throughput = rate.filter(|r| r.is_finite());
-        }
-        Ok(())
+        super::degrade::ping_and_bulk(&mut c, pings, bulk, budget, started, m).await
     }
 }
 

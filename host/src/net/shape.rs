@@ -1,5 +1,5 @@
-//! Link shaping for the proxies: when each chunk of a degraded directed
-//! link may be delivered.
+//! Link shaping: when each chunk (proxy mode) or packet (netns mode, the
+//! NFQUEUE verdict loop) of a degraded directed link may be delivered.
 //!
 //! Written by hand rather than taken from a crate: what is needed is a
 //! schedule (an instant per chunk) that the proxy's own writer sleeps to,
@@ -14,10 +14,12 @@
 //! - **Loss**: with probability `loss` a chunk is "lost" and stalls for
 //!   [`LOSS_STALL`] on top, the retransmit timeout a real loss costs a TCP
 //!   sender; everything after it on that stream waits too (head-of-line
-//!   blocking). Lost chunks are counted.
+//!   blocking). A lost packet is dropped instead, and the kernel's TCP
+//!   retransmits it. Lost chunks and packets are counted.
 //! - **Bandwidth**: a token bucket per directed link, shared by all its
 //!   connections, holding at most [`BUCKET_MS`] of the rate: a chunk is due
-//!   once the bucket could pay for it.
+//!   once the bucket could pay for it. The host's probe has a bucket of its
+//!   own at the same rate.
 
 use crate::plugin::LinkFault;
 use rand::{Rng, SeedableRng};
@@ -46,7 +48,14 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// The figures of stream chunks (proxy mode).
     pub fn text(&self) -> String {
+        self.text_of("chunk")
+    }
+
+    /// The figures, counting `unit`s ("chunk" in the proxies, "packet" in
+    /// the NFQUEUE verdict loop).
+    pub fn text_of(&self, unit: &str) -> String {
         let chunks = self.chunks.load(Ordering::Relaxed);
         let mean = self
             .delay_us
@@ -54,7 +63,7 @@ impl Counts {
             .checked_div(chunks)
             .unwrap_or(0);
         format!(
-            "{chunks} chunk(s) ({} bytes) delayed {} µs on average, {} lost, {} connection(s) reset",
+            "{chunks} {unit}(s) ({} bytes) delayed {} µs on average, {} lost, {} connection(s) reset",
             self.bytes.load(Ordering::Relaxed),
             mean,
             self.lost.load(Ordering::Relaxed),
@@ -72,6 +81,10 @@ impl Counts {
 pub struct Shaper {
     pub fault: LinkFault,
     bucket: Option<Mutex<Bucket>>,
+    /// The host's probes pay from a bucket of their own at the same rate:
+    /// sharing the system's, a probe would both steal the system's
+    /// bandwidth during the fault and measure only its share of the cap.
+    probe_bucket: Option<Mutex<Bucket>>,
     rng: Mutex<rand::rngs::SmallRng>,
     /// The system's traffic...
     pub counts: Counts,
@@ -83,6 +96,7 @@ impl Shaper {
     pub fn new(fault: LinkFault, seed: u64) -> Self {
         Self {
             bucket: fault.bandwidth.map(|rate| Mutex::new(Bucket::new(rate))),
+            probe_bucket: fault.bandwidth.map(|rate| Mutex::new(Bucket::new(rate))),
             fault,
             rng: Mutex::new(rand::rngs::SmallRng::seed_from_u64(seed)),
             counts: Counts::default(),
@@ -102,8 +116,37 @@ impl Shaper {
 
     /// When a chunk of `n` bytes read at `now` is due, given when the
     /// previous chunk of its stream was due (`after`). Counts it into
-    /// `counts` when given (the system's traffic, not a probe's).
+    /// `counts` when given (the system's traffic, not a probe's). A lost
+    /// chunk stalls for [`LOSS_STALL`]: bytes inside a stream cannot vanish.
     pub fn due(&self, now: Instant, n: usize, after: Instant, counts: Option<&Counts>) -> Instant {
+        self.decide(now, n, after, counts, Loss::Stall)
+            .expect("a stalled chunk is still delivered")
+    }
+
+    /// When a packet of `n` bytes queued at `now` may go, given when the
+    /// packet queued before it on its link went (`after`); `None` when it
+    /// is lost: the verdict loop drops it and TCP sends it again, as after
+    /// a real loss. A packet that `may_lose` nothing is only delayed.
+    pub fn packet_due(
+        &self,
+        now: Instant,
+        n: usize,
+        after: Instant,
+        counts: &Counts,
+        may_lose: bool,
+    ) -> Option<Instant> {
+        let loss = if may_lose { Loss::Drop } else { Loss::Spare };
+        self.decide(now, n, after, Some(counts), loss)
+    }
+
+    fn decide(
+        &self,
+        now: Instant,
+        n: usize,
+        after: Instant,
+        counts: Option<&Counts>,
+        loss: Loss,
+    ) -> Option<Instant> {
         let (jitter, lost) = {
             let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
             let jitter = match self.fault.jitter_ms {
@@ -115,11 +158,27 @@ impl Shaper {
                 self.fault.loss > 0.0 && rng.random_bool(self.fault.loss),
             )
         };
+        let lost = lost && loss != Loss::Spare;
+        if lost && loss == Loss::Drop {
+            if let Some(c) = counts {
+                c.chunks.fetch_add(1, Ordering::Relaxed);
+                c.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                c.lost.fetch_add(1, Ordering::Relaxed);
+            }
+            // A dropped packet never crosses the link: it pays no tokens.
+            return None;
+        }
         let mut at = now + Duration::from_millis(self.fault.latency_ms.into()) + jitter;
         if lost {
             at += LOSS_STALL;
         }
-        if let Some(b) = &self.bucket {
+        let probe = counts.is_some_and(|c| std::ptr::eq(c, &self.probe));
+        let bucket = if probe {
+            &self.probe_bucket
+        } else {
+            &self.bucket
+        };
+        if let Some(b) = bucket {
             at = at.max(b.lock().unwrap_or_else(|e| e.into_inner()).pay(now, n));
         }
         let at = at.max(after);
@@ -132,8 +191,17 @@ impl Shaper {
                 c.lost.fetch_add(1, Ordering::Relaxed);
             }
         }
-        at
+        Some(at)
     }
+}
+
+/// What a loss does: a proxy's chunk stalls (a stream cannot lose bytes),
+/// a queued packet is dropped, a spared one is not lost at all.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Loss {
+    Stall,
+    Drop,
+    Spare,
 }
 
 /// A token bucket in bytes; the balance may go negative, which is the
@@ -224,6 +292,14 @@ mod tests {
         let counts = Counts::default();
         assert_eq!(s.due(now, 1, now, Some(&counts)), now + LOSS_STALL);
         assert_eq!(counts.lost.load(Ordering::Relaxed), 1);
+        // A packet is dropped instead, counted, and pays nothing.
+        let packets = Counts::default();
+        assert_eq!(s.packet_due(now, 1500, now, &packets, true), None);
+        assert_eq!(packets.lost.load(Ordering::Relaxed), 1);
+        assert_eq!(packets.delay_us.load(Ordering::Relaxed), 0);
+        // A spared one goes, unstalled.
+        assert_eq!(s.packet_due(now, 1500, now, &packets, false), Some(now));
+        assert_eq!(packets.lost.load(Ordering::Relaxed), 1);
         // No loss asked: never stalled.
         let s = Shaper::new(fault(5, 0), 1);
         for _ in 0..100 {
