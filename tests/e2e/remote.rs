@@ -666,3 +666,96 @@ fn a_host_that_drops_mid_run_fails_the_cycle() {
     let left = processes_mentioning(dir.path());
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// The helper a remote clock lease runs on the host (`chaos-host
+/// clock-lease PGID STEP_NS PPM`), driven here as the host drives it over
+/// SSH: it sets the offset in the group and reports, patches a process that
+/// execs during the lease, and on stdin EOF resets the clock and reports
+/// how many it patched late.
+#[test]
+fn the_clock_lease_helper_holds_patches_newcomers_and_resets_on_eof() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::process::CommandExt;
+    if std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").is_ok_and(|s| s.trim() == "3")
+    {
+        panic!("ptrace is refused on this machine (yama scope 3): the helper cannot be tested");
+    }
+    // A shell that execs python on its first line; python prints its wall
+    // clock (ms) for each line after.
+    let py = "import sys,time\nfor l in sys.stdin:\n    print(int(time.time()*1000),flush=True)";
+    let mut node = Command::new("sh")
+        .args(["-c", &format!("read x; exec python3 -u -c \"{py}\"")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pgid = node.id().to_string();
+    // Ready when the shell sleeps in its `read` (before that the kernel may
+    // not let it be stopped yet).
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let exe = std::fs::read_link(format!("/proc/{pgid}/exe")).unwrap_or_default();
+        let stat = std::fs::read_to_string(format!("/proc/{pgid}/stat")).unwrap_or_default();
+        let state = stat.rsplit(") ").next().and_then(|r| r.chars().next());
+        if exe.to_string_lossy().contains("sh") && state == Some('S') {
+            break;
+        }
+        assert!(Instant::now() < until, "the shell never waited in `read`");
+        std::thread::yield_now();
+    }
+    let mut node_in = node.stdin.take().unwrap();
+    let mut node_out = BufReader::new(node.stdout.take().unwrap());
+    let mut offset = |node_in: &mut std::process::ChildStdin| {
+        writeln!(node_in, "t").unwrap();
+        let mut l = String::new();
+        node_out.read_line(&mut l).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        l.trim().parse::<i64>().unwrap() - now
+    };
+    let mut lease = Command::new(env!("CARGO_BIN_EXE_chaos-host"))
+        .args(["clock-lease", &pgid, "-7200000000000", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lease_in = lease.stdin.take().unwrap();
+    let mut lease_out = BufReader::new(lease.stdout.take().unwrap());
+    let mut report = || {
+        let mut l = String::new();
+        lease_out.read_line(&mut l).unwrap();
+        serde_json::from_str::<serde_json::Value>(&l).unwrap_or_else(|e| panic!("{l:?}: {e}"))
+    };
+    let first = report();
+    assert_eq!(first["set"], 1, "{first}");
+    assert_eq!(first["failed"], serde_json::json!([]), "{first}");
+    // The shell execs python: a fresh vDSO, which the lease's watch finds
+    // and patches (polled, within a bound).
+    let until = Instant::now() + Duration::from_secs(10);
+    writeln!(node_in, "exec").unwrap();
+    let mut seen = offset(&mut node_in);
+    while (seen + 7_200_000).abs() > 500 {
+        assert!(
+            Instant::now() < until,
+            "exec'd process never skewed: {seen} ms"
+        );
+        seen = offset(&mut node_in);
+    }
+    drop(lease_in);
+    let end = report();
+    assert!(lease.wait().unwrap().success());
+    // At least the exec into python (python3 may be a shim that execs
+    // again: each new image is patched anew).
+    assert!(end["late"].as_u64().unwrap() >= 1, "{end}");
+    assert_eq!(end["set"], 1, "{end}");
+    let back = offset(&mut node_in);
+    assert!(back.abs() < 500, "reset: {back} ms");
+    eprintln!(
+        "clock-lease: first {first}, exec'd process at {seen:+} ms, end {end}, after reset {back:+} ms"
+    );
+    node.kill().unwrap();
+    node.wait().unwrap();
+}
