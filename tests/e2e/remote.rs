@@ -461,6 +461,7 @@ fn a_remote_skew_refused_there_is_simulated_and_not_green() {
         "{ev}"
     );
     assert_ne!(run.code, 0, "a simulated skew is not green");
+    eprintln!("refused on the host: cycle {}, {ev}", status_of(c));
     assert_no_helper_left(&[helper_path(ev)]);
     assert!(processes_mentioning(dir.path()).is_empty());
     assert!(journals(dir.path()).is_empty());
