@@ -62,6 +62,9 @@ pub enum RemoteUndo {
     /// The local SSH ControlMaster to the host (it daemonizes, so it
     /// would outlive a SIGKILLed chaos-host): closed by its socket.
     Master { socket: String },
+    /// The directory holding the chaos-host binary uploaded there for
+    /// clock leases (`/tmp/chaos-host-RUN-HOST`): removed whole.
+    Dir { path: String },
 }
 
 #[derive(Serialize, Deserialize)]

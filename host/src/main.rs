@@ -138,6 +138,10 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             effects::vdso::helper_main(&pids);
             Ok(true)
         }
+        Command::ClockLease { pgid, step_ns, ppm } => {
+            effects::clock::lease_main(pgid, step_ns, ppm);
+            Ok(true)
+        }
         Command::Bench(args) => {
             bench::run(&args).await?;
             Ok(true)

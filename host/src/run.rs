@@ -395,6 +395,14 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
         masters.push(journal.record(h.master_entry())?);
     }
     let closes_masters = hosts.clone();
+    // A class that skews clocks needs chaos-host's helper on every host.
+    if let Some(h) = &hosts
+        && faults
+            .iter()
+            .any(|f| f.meta.capabilities.contains(&"clock"))
+    {
+        h.install_clock_helpers(&journal).await;
+    }
     let network = match Network::create(
         plan.net,
         plan.campaign.file.system.nodes,
@@ -424,6 +432,9 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
     .await;
     network.destroy().await;
     drop(network);
+    if let Some(h) = &closes_masters {
+        h.remove_clock_helpers(&journal).await;
+    }
     // The last holder of the hosts: dropping them closes the masters (if
     // something still holds them, closing the journal closes them).
     if let Some(Ok(hosts)) = closes_masters.map(Arc::try_unwrap) {
@@ -605,7 +616,8 @@ async fn run_classes(
             network,
             journal,
             skews,
-            // Remote nodes get no libfaketime: their skews are simulated.
+            // Remote nodes get no libfaketime: their skews run on their
+            // hosts (vDSO) or are recorded simulated there.
             faketime: libfaketime
                 .as_deref()
                 .filter(|_| skews && ptrace_refused.is_some() && plan.hosts.is_none()),

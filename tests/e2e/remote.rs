@@ -32,6 +32,11 @@ impl Rig {
     /// `n` hosts in subnet slot `slot` (192.0.2.16*slot/28), so tests running
     /// at once never share an address.
     fn new(slot: u8, n: usize) -> Rig {
+        Rig::with_sshd(slot, n, "")
+    }
+
+    /// [`Rig::new`] with `extra` lines in every sshd's config.
+    fn with_sshd(slot: u8, n: usize, extra: &str) -> Rig {
         require("sshd", "scripts/install-deps.sh --test (openssh-server)");
         require("ssh", "scripts/install-deps.sh --test (openssh-client)");
         let dir = tempfile::tempdir().unwrap();
@@ -95,7 +100,7 @@ impl Rig {
             std::fs::write(
                 &config,
                 format!(
-                    "ListenAddress {addr}\nHostKey {hk}\nAuthorizedKeysFile {ak}\nPidFile none\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nMaxSessions 100\nMaxStartups 100\n",
+                    "ListenAddress {addr}\nHostKey {hk}\nAuthorizedKeysFile {ak}\nPidFile none\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nMaxSessions 100\nMaxStartups 100\n{extra}",
                     hk = d.join("host_key").display(),
                     ak = d.join("authorized_keys").display()
                 ),
@@ -221,10 +226,21 @@ impl Drop for Rig {
 }
 
 /// The reference campaign with client URLs at `{host}` (the node's host
-/// address) and `edit` applied.
+/// address) and `edit` applied. Its nodes are served by the chaos-host
+/// binary under test (`reference-node`, the embedded default's way), so
+/// they are built from this tree whatever else shares the target dir.
 fn remote_campaign(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
-    campaign(dir, false, |t| {
-        edit(t.replace("http://127.0.0.1:{port}", "http://{host}:{port}"))
+    example_campaign(dir, "reference/campaign.toml", |t| {
+        edit(
+            t.replace(
+                "\"../../target/debug/quorum-kv\",",
+                &format!(
+                    "{:?}, \"reference-node\",",
+                    env!("CARGO_BIN_EXE_chaos-host")
+                ),
+            )
+            .replace("http://127.0.0.1:{port}", "http://{host}:{port}"),
+        )
     })
 }
 
@@ -233,10 +249,10 @@ fn status_of(c: &serde_json::Value) -> &str {
 }
 
 /// The reference campaign with the four original built-in faults, nodes on
-/// three sshd hosts: the three faults the hosts carry out pass with their
-/// effects verified there (a partition by nftables counters on the hosts);
-/// the clock skew, which is not carried out remotely, is recorded simulated
-/// and never passes.
+/// three sshd hosts: every fault is carried out on the hosts and passes with
+/// its effect verified there (a partition by nftables counters on the hosts,
+/// a clock skew by the node's own clock, probed over the network, showing
+/// the asked offset); nothing is left on the hosts.
 #[test]
 fn reference_campaign_on_three_ssh_hosts() {
     let rig = Rig::new(1, 3);
@@ -268,32 +284,186 @@ fn reference_campaign_on_three_ssh_hosts() {
     let run = chaos(dir.path(), &args);
     let cycles = run.cycles();
     assert_eq!(cycles.len(), 8, "{}", run.stderr);
+    let mut helpers = Vec::new();
     for c in &cycles {
         let class = c["class"].as_str().unwrap();
         let effects = c["effects"].as_array().cloned().unwrap_or_default();
-        if class == "clock_skew_peer" {
-            assert_ne!(status_of(c), "pass", "{c}");
-            assert!(
-                effects.iter().any(|e| e["simulated"] == true
-                    && e["evidence"]
-                        .as_str()
-                        .unwrap()
-                        .contains("does not patch clocks on remote hosts")),
-                "{c}"
-            );
-            continue;
-        }
         assert_eq!(status_of(c), "pass", "{class}: {c}\n{}", run.stderr);
         assert!(effects.iter().all(|e| e["verified"] == true), "{c}");
+        assert!(effects.iter().all(|e| e["simulated"] == false), "{c}");
         if class == "partition_minority" {
             let ev = effects[0]["evidence"].as_str().unwrap();
             assert!(ev.contains("nftables table inet chaos_host_"), "{ev}");
         }
+        if class == "clock_skew_peer" {
+            let ev = effects[0]["evidence"].as_str().unwrap();
+            // Asked +30000 ms (the campaign's offset_ms).
+            let seen = probe_ms(ev, "node clock probe: ");
+            assert!((seen - 30_000).abs() < 500, "{ev}");
+            assert!(ev.contains("vDSO patched in"), "{ev}");
+            helpers.push(helper_path(ev));
+            eprintln!("clock_skew_peer: asked +30000 ms, {ev}");
+        }
     }
-    assert_ne!(run.code, 0, "a simulated class is not green");
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(!helpers.is_empty());
     for k in 0..3 {
         assert_eq!(rig.tables(k), "", "host {k}");
     }
+    assert_no_helper_left(&helpers);
+    assert!(journals(dir.path()).is_empty());
+}
+
+/// The number after `label` in `evidence` ("... node clock probe: +30004 ms").
+fn probe_ms(evidence: &str, label: &str) -> i64 {
+    evidence
+        .split(label)
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {label:?} in {evidence}"))
+}
+
+/// The uploaded helper a remote clock effect names ("... by PATH: ...",
+/// or "helper PATH: ...").
+fn helper_path(evidence: &str) -> PathBuf {
+    let at = evidence
+        .find("/tmp/chaos-host-")
+        .unwrap_or_else(|| panic!("no helper path in {evidence}"));
+    let rest = &evidence[at..];
+    PathBuf::from(&rest[..rest.find(':').unwrap_or(rest.len())])
+}
+
+/// The helpers and their directories are gone, and no process runs them
+/// (the hosts share this filesystem and process table).
+fn assert_no_helper_left(helpers: &[PathBuf]) {
+    for h in helpers {
+        assert!(
+            h.starts_with("/tmp") && h.ends_with("chaos-host"),
+            "{}",
+            h.display()
+        );
+        assert!(!h.parent().unwrap().exists(), "{} left", h.display());
+    }
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        for h in helpers {
+            assert!(
+                !cmd.contains(h.to_str().unwrap()),
+                "process {:?} still runs the helper: {cmd}",
+                entry.file_name()
+            );
+        }
+    }
+}
+
+/// A campaign with the drift class granted: 500000 ppm (the clock runs
+/// 1.5 times as fast) for 1500 ms.
+fn with_drift(t: String) -> String {
+    t.replace(
+        "clock_skew_peer = [\"clock\"]",
+        "clock_skew_peer = [\"clock\"]\nclock_drift_peer = [\"clock\"]",
+    ) + "\n[params.clock_drift_peer]\nppm = 500000\nms = 1500\n"
+}
+
+/// A clock drift on a node placed on an sshd host runs there: the node's
+/// clock, probed over the network at the lease end, has moved by the rate
+/// times the time elapsed; the helper is removed at the end.
+#[test]
+fn clock_drift_runs_on_the_remote_host() {
+    let rig = Rig::new(5, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let c = remote_campaign(dir.path(), with_drift);
+    let hosts = rig.hosts_file("");
+    let p = plugin("clock_drift_peer");
+    let run = chaos(
+        dir.path(),
+        &[
+            "run",
+            "--campaign",
+            c.to_str().unwrap(),
+            "--hosts",
+            hosts.to_str().unwrap(),
+            "--plugin",
+            p.to_str().unwrap(),
+            "--cycles",
+            "2",
+            "--writes",
+            "40",
+            "--settle-ms",
+            "300",
+        ],
+    );
+    let cycles = run.cycles();
+    assert_eq!(cycles.len(), 2, "{}", run.stderr);
+    let mut helpers = Vec::new();
+    for c in &cycles {
+        assert_eq!(status_of(c), "pass", "{c}\n{}", run.stderr);
+        let e = &c["effects"][0];
+        assert_eq!(e["verified"], true, "{e}");
+        assert_eq!(e["simulated"], false, "{e}");
+        let ev = e["evidence"].as_str().unwrap();
+        // 500000 ppm over ~1.5 s: ~+750 ms.
+        let seen = probe_ms(ev, "node clock probe ");
+        let expected = probe_ms(ev, "expected ");
+        assert!((600..900).contains(&expected), "{ev}");
+        assert!((seen - expected).abs() < 150, "{ev}");
+        assert!(ev.contains("on host h"), "{ev}");
+        helpers.push(helper_path(ev));
+        eprintln!("clock_drift_peer: asked +500000 ppm, {ev}");
+    }
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_no_helper_left(&helpers);
+    assert!(processes_mentioning(dir.path()).is_empty());
+    assert!(journals(dir.path()).is_empty());
+}
+
+/// Hosts whose sessions refuse ptrace (their sshd sets
+/// CHAOS_CLOCK_PTRACE=off for every session, as a host with ptrace locked
+/// down would refuse it): the skew is recorded simulated with that reason,
+/// the cycle is not green, and nothing is left on the hosts.
+#[test]
+fn a_remote_skew_refused_there_is_simulated_and_not_green() {
+    let rig = Rig::with_sshd(6, 3, "SetEnv CHAOS_CLOCK_PTRACE=off\n");
+    let dir = tempfile::tempdir().unwrap();
+    let c = remote_campaign(dir.path(), |t| t);
+    let hosts = rig.hosts_file("");
+    let p = plugin("clock_skew_peer");
+    let run = chaos(
+        dir.path(),
+        &[
+            "run",
+            "--campaign",
+            c.to_str().unwrap(),
+            "--hosts",
+            hosts.to_str().unwrap(),
+            "--plugin",
+            p.to_str().unwrap(),
+            "--cycles",
+            "1",
+            "--writes",
+            "40",
+            "--settle-ms",
+            "300",
+        ],
+    );
+    let cycles = run.cycles();
+    assert_eq!(cycles.len(), 1, "{}", run.stderr);
+    let c = &cycles[0];
+    assert_ne!(status_of(c), "pass", "{c}");
+    let e = &c["effects"][0];
+    assert_eq!(e["simulated"], true, "{e}");
+    assert_eq!(e["verified"], false, "{e}");
+    let ev = e["evidence"].as_str().unwrap();
+    assert!(
+        ev.contains("on remote host h") && ev.contains("ptrace refused by CHAOS_CLOCK_PTRACE=off"),
+        "{ev}"
+    );
+    assert_ne!(run.code, 0, "a simulated skew is not green");
+    eprintln!("refused on the host: cycle {}, {ev}", status_of(c));
+    assert_no_helper_left(&[helper_path(ev)]);
+    assert!(processes_mentioning(dir.path()).is_empty());
     assert!(journals(dir.path()).is_empty());
 }
 
@@ -337,8 +507,8 @@ fn unreachable_host_is_refused_before_the_run() {
 }
 
 /// chaos-host SIGKILLed while a partition holds on the hosts leaves node
-/// groups and nftables tables there; `chaos-host cleanup` reaches every host
-/// over SSH and removes them all.
+/// groups, nftables tables and the uploaded clock helper there; `chaos-host
+/// cleanup` reaches every host over SSH and removes them all.
 #[test]
 fn sigkill_mid_partition_then_cleanup_leaves_nothing_on_any_host() {
     let rig = Rig::new(3, 3);
@@ -351,6 +521,9 @@ fn sigkill_mid_partition_then_cleanup_leaves_nothing_on_any_host() {
     });
     let hosts = rig.hosts_file("");
     let p = plugin("partition_minority");
+    // A class that skews clocks: the helper is uploaded to every host
+    // before the first cycle, and cleanup must remove it too.
+    let clock = plugin("clock_skew_peer");
     let mut child = spawn_chaos(
         dir.path(),
         &[
@@ -361,6 +534,8 @@ fn sigkill_mid_partition_then_cleanup_leaves_nothing_on_any_host() {
             hosts.to_str().unwrap(),
             "--plugin",
             p.to_str().unwrap(),
+            "--plugin",
+            clock.to_str().unwrap(),
             "--cycles",
             "1",
             "--out",
@@ -375,7 +550,10 @@ fn sigkill_mid_partition_then_cleanup_leaves_nothing_on_any_host() {
             .iter()
             .map(|j| std::fs::read_to_string(dir.path().join("state").join(j)).unwrap_or_default())
             .collect();
-        if text.contains("\"what\":\"nft\"") && (0..3).any(|k| !rig.tables(k).is_empty()) {
+        if text.contains("\"what\":\"nft\"")
+            && text.contains("\"what\":\"dir\"")
+            && (0..3).any(|k| !rig.tables(k).is_empty())
+        {
             break;
         }
         assert!(
@@ -405,6 +583,14 @@ fn sigkill_mid_partition_then_cleanup_leaves_nothing_on_any_host() {
         "{text}"
     );
     assert!(text.contains("killed process group"), "{text}");
+    // "removed the uploaded chaos-host /tmp/chaos-host-RUN-h0 on host h0"
+    let removed: Vec<PathBuf> = text
+        .lines()
+        .filter_map(|l| l.split("removed the uploaded chaos-host ").nth(1))
+        .map(|r| PathBuf::from(r.split(' ').next().unwrap()).join("chaos-host"))
+        .collect();
+    assert_eq!(removed.len(), 3, "{text}");
+    assert_no_helper_left(&removed);
     for k in 0..3 {
         assert_eq!(rig.tables(k), "", "host {k}: {text}");
     }
@@ -480,4 +666,97 @@ fn a_host_that_drops_mid_run_fails_the_cycle() {
     // With the dropped host's processes gone, nothing else is left.
     let left = processes_mentioning(dir.path());
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// The helper a remote clock lease runs on the host (`chaos-host
+/// clock-lease PGID STEP_NS PPM`), driven here as the host drives it over
+/// SSH: it sets the offset in the group and reports, patches a process that
+/// execs during the lease, and on stdin EOF resets the clock and reports
+/// how many it patched late.
+#[test]
+fn the_clock_lease_helper_holds_patches_newcomers_and_resets_on_eof() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::process::CommandExt;
+    if std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").is_ok_and(|s| s.trim() == "3")
+    {
+        panic!("ptrace is refused on this machine (yama scope 3): the helper cannot be tested");
+    }
+    // A shell that execs python on its first line; python prints its wall
+    // clock (ms) for each line after.
+    let py = "import sys,time\nfor l in sys.stdin:\n    print(int(time.time()*1000),flush=True)";
+    let mut node = Command::new("sh")
+        .args(["-c", &format!("read x; exec python3 -u -c \"{py}\"")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pgid = node.id().to_string();
+    // Ready when the shell sleeps in its `read` (before that the kernel may
+    // not let it be stopped yet).
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let exe = std::fs::read_link(format!("/proc/{pgid}/exe")).unwrap_or_default();
+        let stat = std::fs::read_to_string(format!("/proc/{pgid}/stat")).unwrap_or_default();
+        let state = stat.rsplit(") ").next().and_then(|r| r.chars().next());
+        if exe.to_string_lossy().contains("sh") && state == Some('S') {
+            break;
+        }
+        assert!(Instant::now() < until, "the shell never waited in `read`");
+        std::thread::yield_now();
+    }
+    let mut node_in = node.stdin.take().unwrap();
+    let mut node_out = BufReader::new(node.stdout.take().unwrap());
+    let mut offset = |node_in: &mut std::process::ChildStdin| {
+        writeln!(node_in, "t").unwrap();
+        let mut l = String::new();
+        node_out.read_line(&mut l).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        l.trim().parse::<i64>().unwrap() - now
+    };
+    let mut lease = Command::new(env!("CARGO_BIN_EXE_chaos-host"))
+        .args(["clock-lease", &pgid, "-7200000000000", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lease_in = lease.stdin.take().unwrap();
+    let mut lease_out = BufReader::new(lease.stdout.take().unwrap());
+    let mut report = || {
+        let mut l = String::new();
+        lease_out.read_line(&mut l).unwrap();
+        serde_json::from_str::<serde_json::Value>(&l).unwrap_or_else(|e| panic!("{l:?}: {e}"))
+    };
+    let first = report();
+    assert_eq!(first["set"], 1, "{first}");
+    assert_eq!(first["failed"], serde_json::json!([]), "{first}");
+    // The shell execs python: a fresh vDSO, which the lease's watch finds
+    // and patches (polled, within a bound).
+    let until = Instant::now() + Duration::from_secs(10);
+    writeln!(node_in, "exec").unwrap();
+    let mut seen = offset(&mut node_in);
+    while (seen + 7_200_000).abs() > 500 {
+        assert!(
+            Instant::now() < until,
+            "exec'd process never skewed: {seen} ms"
+        );
+        seen = offset(&mut node_in);
+    }
+    drop(lease_in);
+    let end = report();
+    assert!(lease.wait().unwrap().success());
+    // At least the exec into python (python3 may be a shim that execs
+    // again: each new image is patched anew).
+    assert!(end["late"].as_u64().unwrap() >= 1, "{end}");
+    assert_eq!(end["set"], 1, "{end}");
+    let back = offset(&mut node_in);
+    assert!(back.abs() < 500, "reset: {back} ms");
+    eprintln!(
+        "clock-lease: first {first}, exec'd process at {seen:+} ms, end {end}, after reset {back:+} ms"
+    );
+    node.kill().unwrap();
+    node.wait().unwrap();
 }

@@ -45,6 +45,12 @@ pub enum Command {
     /// skew, run by chaos-host itself; see effects/vdso.rs).
     #[command(hide = true)]
     ClockPatch { pids: Vec<i32> },
+    /// Hold a clock offset on process group PGID of this machine until
+    /// stdin closes, patching processes that appear meanwhile (a clock
+    /// lease on a remote host, run there by chaos-host over SSH; see
+    /// effects/clock.rs).
+    #[command(hide = true, allow_negative_numbers = true)]
+    ClockLease { pgid: i32, step_ns: i64, ppm: i64 },
     /// Rerun one recorded cycle exactly (its seed, parameters and plugins,
     /// which must not have changed) and print its verdict beside the
     /// recorded one. Exit 0 when the verdict is reproduced, 1 when not.

@@ -22,6 +22,14 @@
 //!
 //! A skew without a probe, or that the probe cannot tell from none, is not
 //! verified: the cycle is `ineffective`, never green.
+//!
+//! A node on a remote host is skewed there, by the same code: chaos-host's
+//! binary, uploaded to the host for the run, runs `clock-lease`
+//! ([`lease_main`]) over SSH, which patches the group, writes the slots,
+//! watches for newcomers and resets at the lease end ([`crate::remote::clock`]).
+//! The probe verifies it over the network. A host where the helper cannot
+//! run, or ptrace is refused, gets the skew recorded `simulated` with the
+//! reason (no libfaketime fallback there).
 
 use super::{EffectRecord, Effects, vdso};
 use crate::campaign::Vars;
@@ -277,14 +285,6 @@ impl Effects {
         } else {
             format!("clock drift {ppm:+} ppm for {ms} ms")
         };
-        if let Some(host) = node.remote_host() {
-            let why = format!(
-                "node {index} runs on remote host {}: chaos-host does not patch clocks on remote hosts (the ptrace helper would have to run there), so this skew is only recorded",
-                host.spec.name
-            );
-            self.simulated_skew(index, detail, ms, why);
-            return Ok(());
-        }
         let Some(setup) = self.clock.as_ref() else {
             self.simulated_skew(
                 index,
@@ -295,6 +295,17 @@ impl Effects {
             );
             return Ok(());
         };
+        if let Some(host) = node.remote_host() {
+            if setup.probe.is_none() {
+                self.simulated_skew(index, detail, ms, NO_PROBE.to_string());
+                return Ok(());
+            }
+            // This machine's ptrace and libfaketime do not matter there.
+            let host = host.clone();
+            return self
+                .remote_skew(&host, index, step_ms, ppm, ms, detail)
+                .await;
+        }
         if let Some(why) = &setup.fallback {
             if ppm != 0 {
                 let why = format!("drift needs vDSO patching: {why}");
@@ -399,6 +410,106 @@ impl Effects {
         Ok(())
     }
 
+    /// A skew of a node on a remote host: the uploaded chaos-host's
+    /// `clock-lease` patches and holds it there (see [`lease_main`]); the
+    /// probe verifies it over the network as for a local node.
+    async fn remote_skew(
+        self: &Arc<Self>,
+        host: &Arc<crate::remote::Host>,
+        index: u32,
+        step_ms: i64,
+        ppm: i64,
+        ms: u32,
+        detail: String,
+    ) -> Result<(), String> {
+        let node = self.node(index)?.clone();
+        let during_burst = self.burst_running();
+        let pgid = node.pid().as_raw();
+        let name = host.spec.name.clone();
+        let step_ns = step_ms.saturating_mul(1_000_000);
+        let (h, journal) = (host.clone(), self.journal.clone());
+        let started = tokio::task::spawn_blocking(move || {
+            let bin = h
+                .clock_helper(&journal)
+                .map_err(|e| format!("no chaos-host helper on the host: {e}"))?;
+            crate::remote::clock::ClockLease::start(&h, &bin, pgid, step_ns, ppm)
+                .map(|(lease, report)| (bin, lease, report))
+        })
+        .await
+        .map_err(|e| format!("skewing node {index}'s clock on host {name}: {e}"))?;
+        let on = format!("node {index} on remote host {name} (process group {pgid})");
+        let (bin, lease, report) = match started {
+            Ok(s) => s,
+            Err(e) => {
+                self.simulated_skew(index, detail, ms, format!("{on}: {e}"));
+                return Ok(());
+            }
+        };
+        // The lease runs from when the helper set the offset there (the
+        // session that started it may have taken a second): its record,
+        // its length and a drift's zero all count from then.
+        let age = Duration::from_nanos(report.t0_age_ns.max(0) as u64);
+        let since = tokio::time::Instant::now()
+            .checked_sub(age)
+            .unwrap_or_else(tokio::time::Instant::now);
+        let start_us = self.now_us().saturating_sub(age.as_micros() as u64);
+        if report.refused.is_some() || report.set == 0 {
+            let on = format!("{on}, helper {bin}");
+            let why = match (&report.refused, report.failed.is_empty()) {
+                (Some(r), _) => format!("{on}: {r}"),
+                (None, true) => format!("{on}: the process group has no live process to skew"),
+                (None, false) => format!("{on}: vDSO not patched: {}", report.failed.join("; ")),
+            };
+            // Nothing set: the lease ends at once (its reset is a no-op).
+            let _ = tokio::task::spawn_blocking(move || lease.end()).await;
+            self.simulated_skew(index, detail, ms, why);
+            return Ok(());
+        }
+        // Recorded before any further await, so a cancelled call still
+        // leaves a lease the host ends.
+        let slot = self.push(EffectRecord {
+            kind: "clock",
+            node: index,
+            detail,
+            requested_ms: Some(ms as u64),
+            start_us,
+            end_us: None,
+            undone_us: None,
+            verified: false,
+            simulated: false,
+            evidence: String::new(),
+            during_burst,
+            finding: None,
+            plugin: None,
+        });
+        self.remember(slot, |u| {
+            u.clock_remote = Some(lease);
+            u.clock_drift = (ppm != 0).then_some((ppm, since));
+        });
+        let mut evidence = format!(
+            "on host {name} by {bin}: vDSO patched in {} process(es) of group {pgid} ({} newly)",
+            report.set, report.newly
+        );
+        if !report.failed.is_empty() {
+            evidence.push_str(&format!("; not patched: {}", report.failed.join("; ")));
+        }
+        let verified = if ppm != 0 {
+            evidence.push_str("; drift measured at the lease end");
+            report.failed.is_empty()
+        } else {
+            let (ok, seen) = self.confirm_offset(index, step_ms, node.pid()).await;
+            evidence.push_str("; ");
+            evidence.push_str(&seen);
+            ok && report.failed.is_empty()
+        };
+        self.update(slot, |r| {
+            r.verified = verified;
+            r.evidence = evidence;
+        });
+        self.schedule_end(slot, start_us, ms);
+        Ok(())
+    }
+
     /// The labelled fallback where ptrace is refused: libfaketime, preloaded
     /// at spawn. Recorded `simulated` even when the probe shows the offset:
     /// the library changes the node beyond its clock (Python's absolute
@@ -492,7 +603,28 @@ impl Effects {
                 ));
             }
         }
-        let reset = if let Some(pgid) = undo.clock_group {
+        let reset = if let Some(lease) = undo.clock_remote.take() {
+            match tokio::task::spawn_blocking(move || lease.end()).await {
+                Ok(Ok(r)) => {
+                    if r.late > 0 {
+                        if !evidence.is_empty() {
+                            evidence.push_str("; ");
+                        }
+                        evidence.push_str(&format!(
+                            "{} process(es) patched on the host during the lease",
+                            r.late
+                        ));
+                    }
+                    if r.failed.is_empty() {
+                        self.reset_probe(node).await
+                    } else {
+                        format!("offset reset, except: {}", r.failed.join("; "))
+                    }
+                }
+                Ok(Err(e)) => format!("resetting the offset: {e}"),
+                Err(e) => format!("resetting the offset: {e}"),
+            }
+        } else if let Some(pgid) = undo.clock_group {
             let r =
                 tokio::task::spawn_blocking(move || apply_to_group(pgid, vdso::Skew::default()))
                     .await;
@@ -625,6 +757,91 @@ pub(super) fn apply_to_group(pgid: i32, skew: vdso::Skew) -> Applied {
         }
     }
     out
+}
+
+/// What the `clock-lease` helper reports, one JSON line at the skew and
+/// one at the reset (the host reads them over SSH).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct LeaseReport {
+    /// Why nothing was tried (ptrace refused on that machine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+    /// Processes whose offset is now the asked one (zero after the reset).
+    pub set: usize,
+    /// How many of them were patched by this call.
+    pub newly: usize,
+    /// Processes that could not be patched or written, with the reason.
+    pub failed: Vec<String>,
+    /// Processes patched by the watch during the lease (final report).
+    #[serde(default)]
+    pub late: usize,
+    /// How long before this line the drift's t0 was taken, ns (the host
+    /// dates the lease from it: starting an SSH session can take a second).
+    #[serde(default)]
+    pub t0_age_ns: i64,
+}
+
+impl From<Applied> for LeaseReport {
+    fn from(a: Applied) -> Self {
+        Self {
+            refused: None,
+            set: a.set.len(),
+            newly: a.newly,
+            failed: a.failed,
+            late: 0,
+            t0_age_ns: 0,
+        }
+    }
+}
+
+fn report_line(r: &LeaseReport) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    // The host waits for whole lines: one write, flushed at once.
+    let _ = writeln!(out, "{}", serde_json::to_string(r).unwrap_or_default());
+    let _ = out.flush();
+}
+
+/// The hidden `clock-lease` command: the lease of a node on a remote host,
+/// run there (the ptrace helper and /proc/PID/mem must be on the node's
+/// machine). Sets the offset in group `pgid` (t0 is this machine's
+/// monotonic clock, which the injected code reads), reports, patches
+/// newcomers every [`GROUP_POLL`] until stdin closes (the host ends the
+/// lease, or its SSH session died), then writes zeros and reports again.
+/// It also ends when the group has no process left (the node was killed).
+pub fn lease_main(pgid: i32, step_ns: i64, ppm: i64) {
+    if let Some(why) = vdso::refusal() {
+        report_line(&LeaseReport {
+            refused: Some(why),
+            ..Default::default()
+        });
+        return;
+    }
+    let skew = vdso::Skew {
+        step_ns,
+        ppm,
+        t0_ns: vdso::monotonic_ns(),
+    };
+    let mut first: LeaseReport = apply_to_group(pgid, skew).into();
+    first.t0_age_ns = vdso::monotonic_ns() - skew.t0_ns;
+    report_line(&first);
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        // Any line or EOF ends the lease.
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        let _ = tx.send(());
+    });
+    let mut late = 0;
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(GROUP_POLL) {
+        if crate::procfs::group_members(pgid).is_empty() {
+            break;
+        }
+        late += apply_to_group(pgid, skew).newly;
+    }
+    let mut end: LeaseReport = apply_to_group(pgid, vdso::Skew::default()).into();
+    end.late = late;
+    report_line(&end);
 }
 
 #[cfg(test)]

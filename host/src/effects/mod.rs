@@ -156,6 +156,8 @@ struct Undo {
     )>,
     /// A drift's rate (ppm) and start, measured at the lease end.
     clock_drift: Option<(i64, tokio::time::Instant)>,
+    /// A clock lease held by the helper on a remote node's host.
+    clock_remote: Option<crate::remote::clock::ClockLease>,
     /// A restart whose kill took hold: start the node again.
     restart: bool,
     /// A disk fault, with the layer's counts when it started.
@@ -536,6 +538,10 @@ impl Drop for Effects {
                     }
                     if let Some(pgid) = undo.clock_group {
                         clock::apply_to_group(pgid, vdso::Skew::default());
+                    }
+                    if let Some(lease) = undo.clock_remote {
+                        // Its stdin closes: the helper resets there.
+                        let _ = lease.end();
                     }
                 }
                 "partition" => self.net.heal_now(),

@@ -8,6 +8,7 @@ use nix::sys::signal::Signal;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// How long opening a connection may take before the host counts as
@@ -19,6 +20,54 @@ pub struct Host {
     pub ip: IpAddr,
     /// Owns the master (closed, and its control socket removed, on drop).
     session: openssh::Session,
+    /// The chaos-host binary uploaded for clock leases, once asked for.
+    helper: Mutex<Option<Helper>>,
+}
+
+/// The outcome of installing the clock helper on a host.
+struct Helper {
+    /// The binary's path there, or why it cannot be used.
+    bin: Result<String, String>,
+    /// The directory made for it and its journal entry, to remove at the end.
+    dir: Option<(String, u64)>,
+}
+
+/// Where uploads go: `/tmp/chaos-host-RUN-HOST`.
+const HELPER_PREFIX: &str = "/tmp/chaos-host-";
+
+/// `path` is a directory chaos-host names for its uploads (the journal's
+/// undo removes nothing else).
+pub fn is_helper_dir(path: &str) -> bool {
+    path.strip_prefix(HELPER_PREFIX).is_some_and(|rest| {
+        !rest.is_empty()
+            && rest
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            && !rest.contains("..")
+    })
+}
+
+/// SHA-256 (hex) and size of a local file, read in chunks (the debug
+/// binary is hundreds of MB).
+fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        h.update(&buf[..n]);
+    }
+    Ok((
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+        size,
+    ))
 }
 
 impl Host {
@@ -52,7 +101,12 @@ impl Host {
                 spec.ssh_hint()
             )
         })?;
-        Ok(Self { spec, ip, session })
+        Ok(Self {
+            spec,
+            ip,
+            session,
+            helper: Mutex::new(None),
+        })
     }
 
     /// Check the host can run these nodes: each program installed, and
@@ -135,6 +189,134 @@ impl Host {
                 deadline.as_millis()
             )
         })
+    }
+
+    /// The path of a chaos-host binary on the host that clock leases can
+    /// run (`clock-lease`), uploaded on the first call of a run (blocking):
+    /// this very binary, to `/tmp/chaos-host-RUN-HOST/chaos-host`
+    /// (journaled first, so `cleanup` removes it), skipped when an
+    /// identical one (SHA-256) is already there. Or why there is none.
+    pub fn clock_helper(&self, journal: &crate::journal::Journal) -> Result<String, String> {
+        let mut state = self.helper.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = &*state {
+            return h.bin.clone();
+        }
+        let mut dir = None;
+        let bin = self.install_helper(journal, &mut dir);
+        *state = Some(Helper {
+            bin: bin.clone(),
+            dir,
+        });
+        bin
+    }
+
+    fn install_helper(
+        &self,
+        journal: &crate::journal::Journal,
+        made: &mut Option<(String, u64)>,
+    ) -> Result<String, String> {
+        let name = &self.spec.name;
+        // The injected code is x86_64 machine code, and the upload is this
+        // binary: both ends must be x86_64.
+        if !cfg!(target_arch = "x86_64") {
+            return Err(format!(
+                "vDSO clock patching is x86_64 only, and this chaos-host is built for {}",
+                std::env::consts::ARCH
+            ));
+        }
+        let arch = self.run("uname -m")?;
+        let arch = arch.trim();
+        if arch != "x86_64" {
+            return Err(format!(
+                "vDSO clock patching is x86_64 only, host {name} is {arch}"
+            ));
+        }
+        // The running image itself: the file at current_exe() may have been
+        // replaced by a rebuild since this process started.
+        let exe = Path::new("/proc/self/exe");
+        let (sha, size) =
+            sha256_file(exe).map_err(|e| format!("reading {} to upload: {e}", exe.display()))?;
+        let run = journal
+            .path()
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // One directory per host (hosts may share a filesystem), of a name
+        // the journal's undo recognises.
+        let host: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let dir = format!("{HELPER_PREFIX}{run}-{host}");
+        let bin = format!("{dir}/chaos-host");
+        let seq = journal
+            .record(crate::journal::Entry::Remote {
+                host: self.spec.clone(),
+                undo: crate::journal::RemoteUndo::Dir { path: dir.clone() },
+            })
+            .map_err(|e| format!("{e:#}"))?;
+        *made = Some((dir.clone(), seq));
+        let (d, b) = (quote(&dir), quote(&bin));
+        let sum = format!("sha256sum < {b} | cut -d' ' -f1");
+        let have = self.run(&format!("if [ -f {b} ]; then {sum}; fi"))?;
+        if have.trim() != sha {
+            let file = std::fs::File::open(exe)
+                .map_err(|e| format!("opening {} to upload: {e}", exe.display()))?;
+            // The session's stdin carries the file: written beside, made
+            // executable, then renamed, so a half upload is never run.
+            let mut cmd = self.command(&format!(
+                "set -e; umask 077; mkdir -p {d}; cat > {b}.part; chmod 755 {b}.part; mv -f {b}.part {b}; {sum}"
+            ));
+            cmd.stdin(file);
+            let got = output(&self.spec, cmd)
+                .map_err(|e| format!("uploading chaos-host ({size} bytes) to {bin}: {e}"))?;
+            if got.trim() != sha {
+                return Err(format!(
+                    "uploading chaos-host ({size} bytes) to {bin}: its SHA-256 there is {:?}, not {sha}",
+                    got.trim()
+                ));
+            }
+        }
+        Ok(bin)
+    }
+
+    /// Remove what [`Host::clock_helper`] uploaded and mark its journal
+    /// entry done (blocking; at the end of the run).
+    pub fn remove_helper(&self, journal: &crate::journal::Journal) -> Result<(), String> {
+        let mut state = self.helper.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((dir, seq)) = state.as_mut().and_then(|h| h.dir.take()) else {
+            return Ok(());
+        };
+        self.run(&format!("rm -rf {}", quote(&dir)))?;
+        journal.done(seq);
+        Ok(())
+    }
+
+    /// Start a clock lease on process group `pgid` there: the uploaded
+    /// helper's `clock-lease`, over the master, its stdin and stdout
+    /// piped (closing stdin ends the lease).
+    pub fn clock_lease(
+        &self,
+        bin: &str,
+        pgid: i32,
+        step_ns: i64,
+        ppm: i64,
+    ) -> Result<std::process::Child, String> {
+        let mut cmd = self.command(&format!(
+            "exec {} clock-lease {pgid} {step_ns} {ppm}",
+            quote(bin)
+        ));
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.spawn()
+            .map_err(|e| format!("host {}: running ssh: {e}", self.spec.name))
     }
 
     /// The script that starts one node process: a new session (its pid is

@@ -8,17 +8,21 @@
 //! the node's process group (started with `setsid`, its pid written to a
 //! file), its data dir (the same path as locally) and every effect: signals,
 //! pause, restart, and partitions as one nftables table per cycle between
-//! host addresses ([`nft`]). Clock skew and disk faults are not carried out
-//! remotely: a clock skew is recorded `simulated` with the reason, a disk
-//! fault refused before the run. Writes, reads and probes go from
-//! chaos-host to the host addresses over the real network.
+//! host addresses ([`nft`]). Clock skew and drift run there too: chaos-host
+//! uploads its own binary once per host per run (journaled, removed at the
+//! end) and runs its `clock-lease` helper over SSH for each lease
+//! ([`crate::effects::clock`]). Disk faults are not carried out remotely:
+//! refused before the run. Writes, reads and probes go from chaos-host to
+//! the host addresses over the real network.
 //!
 //! Everything done on a host is journaled with the host
 //! ([`crate::journal::Entry::Remote`]) before it is done, so `chaos-host
 //! cleanup` and the next run reach the host again (a plain `ssh`, no
-//! master) and kill the recorded groups and delete the recorded tables.
+//! master) and kill the recorded groups, delete the recorded tables and
+//! remove the uploaded binaries.
 
 pub mod bench;
+pub mod clock;
 mod host;
 pub mod nft;
 
@@ -268,6 +272,34 @@ impl Hosts {
     pub fn of(&self, i: usize) -> &Arc<Host> {
         &self.hosts[self.placement[i]]
     }
+
+    /// Upload the clock helper to every host, all at once, before the
+    /// first cycle (a skew then does not wait for the upload). A host where
+    /// it fails keeps the reason, which its skews record.
+    pub async fn install_clock_helpers(&self, journal: &Arc<crate::journal::Journal>) {
+        let runs = self.hosts.iter().map(|h| {
+            let (h, j) = (h.clone(), journal.clone());
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = h.clock_helper(&j) {
+                    tracing::warn!("host {}: no clock helper: {e}", h.spec.name);
+                }
+            })
+        });
+        futures::future::join_all(runs).await;
+    }
+
+    /// Remove the uploaded clock helpers (the run's end).
+    pub async fn remove_clock_helpers(&self, journal: &Arc<crate::journal::Journal>) {
+        let runs = self.hosts.iter().map(|h| {
+            let (h, j) = (h.clone(), journal.clone());
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = h.remove_helper(&j) {
+                    tracing::warn!("host {}: removing the clock helper: {e}", h.spec.name);
+                }
+            })
+        });
+        futures::future::join_all(runs).await;
+    }
 }
 
 /// Quote `s` as one word for a POSIX shell, always in single quotes.
@@ -326,6 +358,21 @@ mod tests {
             e.contains("host db1 key /tmp/c/no-such-key: no such file"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn only_chaos_host_upload_dirs_are_removed_by_the_journal() {
+        assert!(host::is_helper_dir("/tmp/chaos-host-a1b2c3-h0"));
+        for bad in [
+            "/",
+            "/tmp",
+            "/tmp/chaos-host-",
+            "/tmp/chaos-host-x/../../etc",
+            "/tmp/chaos-host-a b",
+            "/home/chaos-host-x",
+        ] {
+            assert!(!host::is_helper_dir(bad), "{bad}");
+        }
     }
 
     #[test]

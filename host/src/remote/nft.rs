@@ -291,6 +291,18 @@ pub fn undo(spec: &super::HostSpec, undo: &RemoteUndo) -> Result<Option<String>,
                 "if nft list table {table} >/dev/null 2>&1; then nft delete table {table} && echo deleted; fi"
             )
         }
+        RemoteUndo::Dir { path } => {
+            // Only a directory of the name chaos-host gives its uploads:
+            // a damaged journal never removes anything else.
+            if !super::host::is_helper_dir(path) {
+                return Err(format!(
+                    "host {}: journal names {path:?} as an uploaded helper directory, which is not one of chaos-host's (/tmp/chaos-host-*); left alone",
+                    spec.name
+                ));
+            }
+            let q = super::quote(path);
+            format!("if [ -e {q} ]; then rm -rf {q} && echo removed; fi")
+        }
     };
     let out = host::output(spec, host::direct(spec, &script))?;
     Ok((!out.trim().is_empty()).then(|| match undo {
@@ -302,6 +314,12 @@ pub fn undo(spec: &super::HostSpec, undo: &RemoteUndo) -> Result<Option<String>,
         }
         RemoteUndo::Nft { table } => {
             format!("deleted nftables table {table} on host {}", spec.name)
+        }
+        RemoteUndo::Dir { path } => {
+            format!(
+                "removed the uploaded chaos-host {path} on host {}",
+                spec.name
+            )
         }
         RemoteUndo::Master { .. } => unreachable!("handled above"),
     }))
