@@ -271,6 +271,7 @@ fn write(shards: &[ShardRun], merged: Vec<ClassRecords>, out: &Path) -> anyhow::
     let mut lines = String::new();
     let mut classes = Vec::new();
     let mut evidence = Vec::new();
+    let mut histories = Vec::new();
     for (class, records) in merged {
         let plugin = first.summary["classes"]
             .as_array()
@@ -293,6 +294,21 @@ fn write(shards: &[ShardRun], merged: Vec<ClassRecords>, out: &Path) -> anyhow::
                 if from.is_dir() {
                     r["evidence"] = Value::String(out.join(&rel).display().to_string());
                     evidence.push((from, out.join(&rel)));
+                }
+            }
+            // So does the history (`history/<class>/cycle-<n>/`): the
+            // merged dir exports and checks like an unsharded one.
+            if let Some(recorded) = r["history"].as_str().map(PathBuf::from) {
+                let rel: PathBuf = {
+                    let tail: Vec<_> = recorded.components().rev().take(4).collect();
+                    tail.into_iter().rev().collect()
+                };
+                let from = shards[k].dir.join(&rel);
+                if rel.starts_with("history") && from.is_file() {
+                    r["history"] = Value::String(out.join(&rel).display().to_string());
+                    if let Some((from, to)) = from.parent().zip(out.join(&rel).parent()) {
+                        histories.push((from.to_path_buf(), to.to_path_buf()));
+                    }
                 }
             }
             lines.push_str(&serde_json::to_string(&r)?);
@@ -352,19 +368,21 @@ fn write(shards: &[ShardRun], merged: Vec<ClassRecords>, out: &Path) -> anyhow::
 
     std::fs::create_dir_all(out)
         .with_context(|| format!("merge: creating --out {}", out.display()))?;
-    let stale = out.join("evidence");
-    if stale.exists() {
-        std::fs::remove_dir_all(&stale)
-            .with_context(|| format!("merge: clearing {}", stale.display()))?;
-    }
-    for (from, to) in &evidence {
-        copy_dir(from, to).with_context(|| {
-            format!(
-                "merge: copying evidence {} to {}",
-                from.display(),
-                to.display()
-            )
-        })?;
+    for (what, copies) in [("evidence", &evidence), ("history", &histories)] {
+        let stale = out.join(what);
+        if stale.exists() {
+            std::fs::remove_dir_all(&stale)
+                .with_context(|| format!("merge: clearing {}", stale.display()))?;
+        }
+        for (from, to) in copies {
+            copy_dir(from, to).with_context(|| {
+                format!(
+                    "merge: copying {what} {} to {}",
+                    from.display(),
+                    to.display()
+                )
+            })?;
+        }
     }
     write_atomic(&out.join("cycles.jsonl"), lines.as_bytes())?;
     write_atomic(&out.join("run.json"), &serde_json::to_vec_pretty(&run)?)?;

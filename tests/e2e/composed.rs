@@ -11,7 +11,7 @@ fn composed(dir: &Path, name: &str, faults: &[&str], extra: &str) -> std::path::
     let list: Vec<String> = faults
         .iter()
         .map(|f| {
-            let p = if *f == "misbehave" {
+            let p = if matches!(*f, "misbehave" | "link_fault") {
                 guest(f)
             } else {
                 plugin(f)
@@ -26,7 +26,7 @@ fn composed(dir: &Path, name: &str, faults: &[&str], extra: &str) -> std::path::
         )
         .replace(
             "[grants]\n",
-            "[grants]\nmisbehave = [\"pause\", \"partition\", \"signal\", \"restart\"]\n",
+            "[grants]\nmisbehave = [\"pause\", \"partition\", \"signal\", \"restart\"]\nlink_fault = [\"link\"]\nslow_link = [\"link\"]\n",
         )
         // drop_random_acks pauses its peer at once and holds it 5 s (see
         // the conflict test).
@@ -167,6 +167,50 @@ fn two_plugins_pausing_one_node_is_refused_naming_the_holder() {
         "{reasons}"
     );
     assert!(stopped_processes_mentioning(dir.path()).is_empty());
+    assert_nothing_left(dir.path(), run_id(&run.stderr).as_deref());
+}
+
+/// A link fault never replaces another plugin's: link_fault degrades the
+/// primary's links from the burst's start for 5 s, slow_link asks for the
+/// same links at 30 % of the burst and is refused, naming link_fault; the
+/// only link lease is link_fault's, and the cycle is not green (a plugin
+/// failed: every lease of the cycle then ends at once).
+#[test]
+fn a_link_fault_of_another_plugin_is_refused_not_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = composed(
+        dir.path(),
+        "held+slow",
+        &["link_fault", "slow_link"],
+        "[params.link_fault]\nat = 0.0\nms = 5000\nlatency_ms = 20\n",
+    );
+    let run = run_campaign(
+        dir.path(),
+        &c,
+        &["--cycles", "1", "--writes", "80", "--net", "proxy"],
+    );
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    let cycle = &run.cycles()[0];
+    assert_ne!(cycle["status"], "pass", "{cycle}");
+    let reasons = cycle["reasons"].to_string();
+    assert!(
+        reasons.contains("slow_link@") && reasons.contains("a link of link_fault@"),
+        "{reasons}"
+    );
+    let links: Vec<_> = cycle["effects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "link")
+        .collect();
+    assert_eq!(links.len(), 1, "only link_fault's lease: {links:?}");
+    assert!(
+        links[0]["plugin"]
+            .as_str()
+            .unwrap()
+            .starts_with("link_fault@"),
+        "{links:?}"
+    );
     assert_nothing_left(dir.path(), run_id(&run.stderr).as_deref());
 }
 

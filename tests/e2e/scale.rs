@@ -269,6 +269,40 @@ fn merged_shards_equal_the_unsharded_run() {
     let report = chaos_plain(d, &["report", out.to_str().unwrap()]);
     assert_eq!(report.code, 0, "{}", report.stderr);
     assert!(out.join("junit.xml").exists());
+    // Histories moved with their records: each one is in the merged dir,
+    // holds what its shard recorded, and exports from there.
+    for r in merged.cycles() {
+        let (k, own) = shard_of(&shards, &r);
+        let h = PathBuf::from(r["history"].as_str().unwrap());
+        assert!(h.starts_with(&out), "{h:?} is not in {out:?}");
+        let original = PathBuf::from(own["history"].as_str().unwrap());
+        assert_eq!(
+            std::fs::read(&h).unwrap(),
+            std::fs::read(&original).unwrap(),
+            "{h:?} differs from shard {k}'s {original:?}"
+        );
+    }
+    let export = chaos_plain(d, &["export", out.to_str().unwrap(), "--format", "edn"]);
+    assert_eq!(export.code, 0, "{}", export.stderr);
+    for r in merged.cycles() {
+        let h = PathBuf::from(r["history"].as_str().unwrap());
+        assert!(h.with_file_name("history.edn").is_file(), "{h:?}");
+    }
+}
+
+/// Which shard of `shards` recorded merged record `r` (by class and
+/// cycle), with the shard's own record.
+fn shard_of(shards: &[Run], r: &Value) -> (usize, Value) {
+    for (k, s) in shards.iter().enumerate() {
+        if let Some(own) = s
+            .cycles()
+            .into_iter()
+            .find(|x| x["class"] == r["class"] && x["cycle"] == r["cycle"])
+        {
+            return (k, own);
+        }
+    }
+    panic!("no shard recorded {r}");
 }
 
 /// Shard `shard` of a `--cycles 3` baseline (no fault) run with `seed`,
