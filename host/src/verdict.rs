@@ -387,19 +387,10 @@ mod tests {
 
     fn effect(kind: &'static str, node: u32) -> EffectRecord {
         EffectRecord {
-            kind,
-            node,
-            detail: "d".into(),
-            requested_ms: Some(500),
-            start_us: 10,
             end_us: Some(20),
             undone_us: Some(21),
             verified: true,
-            simulated: false,
-            evidence: "seen".into(),
-            during_burst: true,
-            finding: None,
-            plugin: None,
+            ..EffectRecord::lease(kind, node, "d".into(), Some(500), 10, true, "seen".into())
         }
     }
 

@@ -238,19 +238,17 @@ impl Effects {
     fn simulated_skew(&self, index: u32, detail: String, ms: u32, why: String) {
         let start_us = self.now_us();
         self.push(EffectRecord {
-            kind: "clock",
-            node: index,
-            detail,
-            requested_ms: Some(ms as u64),
-            start_us,
             end_us: Some(start_us),
-            undone_us: None,
-            verified: false,
             simulated: true,
-            evidence: why,
-            during_burst: self.burst_running(),
-            finding: None,
-            plugin: None,
+            ..EffectRecord::lease(
+                "clock",
+                index,
+                detail,
+                Some(ms as u64),
+                start_us,
+                self.burst_running(),
+                why,
+            )
         });
     }
 
@@ -349,21 +347,15 @@ impl Effects {
         }
         // Recorded before any further await, so a cancelled call still
         // leaves a lease the host resets.
-        let slot = self.push(EffectRecord {
-            kind: "clock",
-            node: index,
+        let slot = self.push(EffectRecord::lease(
+            "clock",
+            index,
             detail,
-            requested_ms: Some(ms as u64),
+            Some(ms as u64),
             start_us,
-            end_us: None,
-            undone_us: None,
-            verified: false,
-            simulated: false,
-            evidence: String::new(),
             during_burst,
-            finding: None,
-            plugin: None,
-        });
+            String::new(),
+        ));
         // Processes that appear during the lease (exec'd children) are
         // patched too; forked ones get the current offset written again.
         let late = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -467,21 +459,15 @@ impl Effects {
         }
         // Recorded before any further await, so a cancelled call still
         // leaves a lease the host ends.
-        let slot = self.push(EffectRecord {
-            kind: "clock",
-            node: index,
+        let slot = self.push(EffectRecord::lease(
+            "clock",
+            index,
             detail,
-            requested_ms: Some(ms as u64),
+            Some(ms as u64),
             start_us,
-            end_us: None,
-            undone_us: None,
-            verified: false,
-            simulated: false,
-            evidence: String::new(),
             during_burst,
-            finding: None,
-            plugin: None,
-        });
+            String::new(),
+        ));
         self.remember(slot, |u| {
             u.clock_remote = Some(lease);
             u.clock_drift = (ppm != 0).then_some((ppm, since));
@@ -552,19 +538,16 @@ impl Effects {
             return Ok(());
         };
         let slot = self.push(EffectRecord {
-            kind: "clock",
-            node: index,
-            detail,
-            requested_ms: Some(ms as u64),
-            start_us,
-            end_us: None,
-            undone_us: None,
-            verified: false,
             simulated: true,
-            evidence: String::new(),
-            during_burst,
-            finding: None,
-            plugin: None,
+            ..EffectRecord::lease(
+                "clock",
+                index,
+                detail,
+                Some(ms as u64),
+                start_us,
+                during_burst,
+                String::new(),
+            )
         });
         self.remember(slot, |u| u.clock_file = Some(file.clone()));
         set_offset(&file, offset_ms).map_err(|e| format!("writing {}: {e}", file.display()))?;

@@ -51,20 +51,17 @@ impl Effects {
             }
         };
         let slot = self.push(EffectRecord {
-            kind: "disk",
-            node: index,
-            detail: format!("{detail} for {ms} ms"),
-            requested_ms: Some(ms as u64),
-            start_us,
-            end_us: None,
-            undone_us: None,
             // Set on the layer; the lease end proves it with the counts.
             verified: true,
-            simulated: false,
-            evidence: format!("set on the layer at {}", disk.mountpoint.display()),
-            finding: None,
-            plugin: None,
-            during_burst,
+            ..EffectRecord::lease(
+                "disk",
+                index,
+                format!("{detail} for {ms} ms"),
+                Some(ms as u64),
+                start_us,
+                during_burst,
+                format!("set on the layer at {}", disk.mountpoint.display()),
+            )
         });
         self.remember(slot, |u| u.disk = Some((fault, before)));
         self.schedule_end(slot, start_us, ms);

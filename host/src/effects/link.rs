@@ -41,26 +41,20 @@ impl Effects {
                 return Err(e);
             }
         };
-        let slot = self.push(EffectRecord {
-            kind: "link",
-            node: first,
-            detail: format!(
+        let slot = self.push(EffectRecord::lease(
+            "link",
+            first,
+            format!(
                 "grudge {} {} for {ms} ms ({})",
                 serde_json::to_string(&grudge).unwrap_or_default(),
                 describe(&fault),
                 self.net.mode().as_str()
             ),
-            requested_ms: Some(ms as u64),
+            Some(ms as u64),
             start_us,
-            end_us: None,
-            undone_us: None,
-            verified: false,
-            simulated: false,
-            evidence,
             during_burst,
-            finding: None,
-            plugin: None,
-        });
+            evidence,
+        ));
         self.remember(slot, |u| u.link = Some(generation));
         let measuring = Instant::now();
         let budget = Duration::from_millis((ms as f64 * PROBE_SHARE) as u64);

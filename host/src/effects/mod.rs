@@ -69,6 +69,38 @@ pub struct EffectRecord {
     pub plugin: Option<String>,
 }
 
+impl EffectRecord {
+    /// An effect just applied: `kind` on `node` from `start_us` (for
+    /// `requested_ms`, when a lease), with what the mechanism said so far;
+    /// not yet ended, undone, verified or simulated, and unattributed (the
+    /// host fills in the plugin). Mechanisms override what they know.
+    pub fn lease(
+        kind: &'static str,
+        node: u32,
+        detail: String,
+        requested_ms: Option<u64>,
+        start_us: u64,
+        during_burst: bool,
+        evidence: String,
+    ) -> Self {
+        Self {
+            kind,
+            node,
+            detail,
+            requested_ms,
+            start_us,
+            end_us: None,
+            undone_us: None,
+            verified: false,
+            simulated: false,
+            evidence,
+            during_burst,
+            finding: None,
+            plugin: None,
+        }
+    }
+}
+
 tokio::task_local! {
     /// The plugin whose `inject` is running on this task: effects it asks
     /// for are recorded as its own. A task-local rather than a parameter of

@@ -36,25 +36,19 @@ impl Effects {
         };
         // Recorded before probing, unverified until the probe and the
         // heal show every link cut, so a cancelled call is still undone.
-        let slot = self.push(EffectRecord {
-            kind: "partition",
-            node: first,
-            detail: format!(
+        let slot = self.push(EffectRecord::lease(
+            "partition",
+            first,
+            format!(
                 "grudge {} for {ms} ms ({})",
                 serde_json::to_string(&grudge).unwrap_or_default(),
                 self.net.mode().as_str()
             ),
-            requested_ms: Some(ms as u64),
+            Some(ms as u64),
             start_us,
-            end_us: None,
-            undone_us: None,
-            verified: false,
-            simulated: false,
-            evidence,
             during_burst,
-            finding: None,
-            plugin: None,
-        });
+            evidence,
+        ));
         self.remember(slot, |u| u.cut = Some(generation));
         let probing = Instant::now();
         let probes = self.net.probe(generation, &grudge).await;

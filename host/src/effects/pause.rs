@@ -38,21 +38,15 @@ impl Effects {
         }
         // Recorded before any await: if the plugin's call is cancelled from
         // here on, the lease still exists and the host still ends it.
-        let slot = self.push(EffectRecord {
-            kind: "pause",
-            node: index,
-            detail: format!("SIGSTOP for {ms} ms"),
-            requested_ms: Some(ms as u64),
+        let slot = self.push(EffectRecord::lease(
+            "pause",
+            index,
+            format!("SIGSTOP for {ms} ms"),
+            Some(ms as u64),
             start_us,
-            end_us: None,
-            undone_us: None,
-            verified: false,
-            simulated: false,
-            evidence: format!("pid {} sent SIGSTOP", node.pid()),
             during_burst,
-            finding: None,
-            plugin: None,
-        });
+            format!("pid {} sent SIGSTOP", node.pid()),
+        ));
         self.remember(slot, |u| u.journal = Some(seq));
         let mut state = node.state();
         let until = tokio::time::Instant::now() + STATE_DEADLINE;

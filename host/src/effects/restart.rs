@@ -39,21 +39,15 @@ impl Effects {
             .map_err(|e| format!("SIGKILL to node {index}: {e}"))?;
         // Recorded before any await: if the plugin's call is cancelled from
         // here on, the lease still exists and the host still starts the node.
-        let slot = self.push(EffectRecord {
-            kind: "restart",
-            node: index,
-            detail: format!("SIGKILL, down {down_ms} ms, start again"),
-            requested_ms: Some(down_ms as u64),
+        let slot = self.push(EffectRecord::lease(
+            "restart",
+            index,
+            format!("SIGKILL, down {down_ms} ms, start again"),
+            Some(down_ms as u64),
             start_us,
-            end_us: None,
-            undone_us: None,
-            verified: false,
-            simulated: false,
-            evidence: format!("pid {old} sent SIGKILL"),
-            finding: None,
-            plugin: None,
             during_burst,
-        });
+            format!("pid {old} sent SIGKILL"),
+        ));
         let killed = match tokio::time::timeout(EXIT_DEADLINE, node.kill_and_reap()).await {
             Ok(()) => node.exit_status(),
             Err(_) => None,

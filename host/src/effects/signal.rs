@@ -51,19 +51,17 @@ impl Effects {
         }
         let end_us = self.now_us();
         self.push(EffectRecord {
-            kind: "signal",
-            node: index,
-            detail: sig.as_str().to_string(),
-            requested_ms: None,
-            start_us,
             end_us: Some(end_us),
-            undone_us: None,
             verified,
-            simulated: false,
-            evidence,
-            during_burst,
-            finding: None,
-            plugin: None,
+            ..EffectRecord::lease(
+                "signal",
+                index,
+                sig.as_str().to_string(),
+                None,
+                start_us,
+                during_burst,
+                evidence,
+            )
         });
         Ok(())
     }
