@@ -254,3 +254,94 @@ fn replacing_partition_is_not_lifted_by_the_old_lease() {
         assert!(!evidence.contains("replaced"), "{second}");
     }
 }
+
+/// Issue 14: a netns link fault (NFQUEUE rules in the sender's namespace,
+/// a verdict loop in chaos-host) outlives a SIGKILLed engine only as its
+/// journaled table, which never black-holes the link (`--queue-bypass`:
+/// with no loop bound, packets pass), and `cleanup` deletes it with the
+/// namespaces.
+#[test]
+fn sigkill_mid_netns_link_fault_leaves_the_link_open_and_cleanup_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let c = campaign(d, false, |t| t);
+    let p = plugin("slow_link");
+    let mut child = spawn_run(
+        d,
+        &c,
+        &[
+            "--plugin",
+            p.to_str().unwrap(),
+            "--allow",
+            "slow_link=link",
+            "--param",
+            "slow_link.ms=30000",
+            "--param",
+            "slow_link.at=0.0",
+            "--net",
+            "netns",
+            "--cycles",
+            "3",
+        ],
+    );
+    let id = wait_for_journal(d, "nft", &mut child);
+    let sender = format!("chs-{id}-n0");
+    // The journal entry comes first: wait for the rules themselves.
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let listed = Command::new("ip")
+            .args([
+                "netns", "exec", &sender, "nft", "list", "table", "ip", "filter",
+            ])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&listed.stdout).contains("queue") {
+            break;
+        }
+        assert!(Instant::now() < until, "no NFQUEUE rule in {sender}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL: the verdict loop dies with it
+    child.wait().unwrap();
+    // The rule is still there, with no loop behind it: a connection from
+    // node 0's namespace to node 1's still completes.
+    let listener = Command::new("ip")
+        .args(["netns", "exec", &format!("chs-{id}-n1"), "python3", "-c"])
+        .arg(
+            "import socket,sys\n\
+             s=socket.socket(); s.bind(('192.0.2.11', 0)); s.listen()\n\
+             print(s.getsockname()[1], flush=True)\n\
+             s.settimeout(10); c,_=s.accept(); c.sendall(b'ok')",
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let port = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(listener.stdout.unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        line.trim().to_string()
+    };
+    let dialled = Command::new("ip")
+        .args(["netns", "exec", &sender, "python3", "-c"])
+        .arg(format!(
+            "import socket; s=socket.create_connection(('192.0.2.11', {port}), timeout=5); print(s.recv(2).decode())"
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&dialled.stdout).trim(),
+        "ok",
+        "the link was black-holed after the engine died: {dialled:?}"
+    );
+    let said = cleanup(d);
+    assert!(
+        said.contains(&format!(
+            "deleted nftables table ip filter in namespace {sender}"
+        )),
+        "{said}"
+    );
+    assert_nothing_left(d, Some(&id));
+}
