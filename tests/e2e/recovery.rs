@@ -305,7 +305,7 @@ fn sigkill_mid_netns_link_fault_leaves_the_link_open_and_cleanup_leaves_nothing(
     child.wait().unwrap();
     // The rule is still there, with no loop behind it: a connection from
     // node 0's namespace to node 1's still completes.
-    let listener = Command::new("ip")
+    let mut listener = Command::new("ip")
         .args(["netns", "exec", &format!("chs-{id}-n1"), "python3", "-c"])
         .arg(
             "import socket,sys\n\
@@ -319,7 +319,7 @@ fn sigkill_mid_netns_link_fault_leaves_the_link_open_and_cleanup_leaves_nothing(
     let port = {
         use std::io::BufRead;
         let mut line = String::new();
-        std::io::BufReader::new(listener.stdout.unwrap())
+        std::io::BufReader::new(listener.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
         line.trim().to_string()
@@ -336,6 +336,7 @@ fn sigkill_mid_netns_link_fault_leaves_the_link_open_and_cleanup_leaves_nothing(
         "ok",
         "the link was black-holed after the engine died: {dialled:?}"
     );
+    listener.wait().unwrap();
     let said = cleanup(d);
     assert!(
         said.contains(&format!(

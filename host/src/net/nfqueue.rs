@@ -275,7 +275,10 @@ impl Degraded {
             if s.seq.is_none() {
                 continue;
             }
-            match resets.then(|| read_rules(&s.netns)).unwrap_or(Ok(Vec::new())) {
+            match resets
+                .then(|| read_rules(&s.netns))
+                .unwrap_or(Ok(Vec::new()))
+            {
                 Ok(rules) => {
                     for r in rules {
                         if let Some(l) = self
