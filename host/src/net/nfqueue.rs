@@ -275,10 +275,12 @@ impl Degraded {
             if s.seq.is_none() {
                 continue;
             }
-            match resets
-                .then(|| read_rules(&s.netns))
-                .unwrap_or(Ok(Vec::new()))
-            {
+            let rules = if resets {
+                read_rules(&s.netns)
+            } else {
+                Ok(Vec::new())
+            };
+            match rules {
                 Ok(rules) => {
                     for r in rules {
                         if let Some(l) = self
