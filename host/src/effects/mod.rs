@@ -100,7 +100,7 @@ pub struct ClockSetup {
 pub struct Effects {
     nodes: Vec<Arc<Node>>,
     /// Each node's disk layer, when the class declares `disk`; else empty.
-    disks: Vec<Arc<crate::disk::Disk>>,
+    disks: Vec<Arc<crate::disk::NodeDisk>>,
     net: Arc<CycleNet>,
     journal: Arc<Journal>,
     http: reqwest::Client,
@@ -170,7 +170,7 @@ struct Undo {
 /// What an effect needs from its cycle.
 pub struct Scope {
     pub nodes: Vec<Arc<Node>>,
-    pub disks: Vec<Arc<crate::disk::Disk>>,
+    pub disks: Vec<Arc<crate::disk::NodeDisk>>,
     pub net: Arc<CycleNet>,
     pub journal: Arc<Journal>,
     pub http: reqwest::Client,
@@ -448,7 +448,7 @@ impl Effects {
             ),
             "disk" => match undo.disk {
                 Some((fault, before)) => {
-                    let (evidence, v) = self.end_disk(rec.node, fault, before);
+                    let (evidence, v) = self.end_disk(rec.node, fault, before).await;
                     (evidence, Some(v))
                 }
                 None => (String::new(), None),
@@ -548,7 +548,7 @@ impl Drop for Effects {
                 "link" => self.net.unlink_now(),
                 "disk" => {
                     if let Some((fault, before)) = undo.disk {
-                        self.end_disk(rec.node, fault, before);
+                        self.end_disk_now(rec.node, fault, before);
                     }
                 }
                 _ => {}

@@ -59,7 +59,7 @@ impl Effects {
             Err(_) => None,
         };
         if killed.is_some() {
-            self.power_cut(index);
+            self.power_cut(index).await;
         }
         let (verified, evidence) = match killed {
             Some(status) => (
