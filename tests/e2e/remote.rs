@@ -818,8 +818,15 @@ fn ack_before_fsync(t: String) -> String {
     )
 }
 
-/// Run `fault` from `campaign` on `rig`'s hosts for `cycles`.
-fn run_remote(dir: &Path, campaign: &Path, rig: &Rig, fault: &str, cycles: &str) -> Run {
+/// Run `fault` from `campaign` on `rig`'s hosts for `cycles` of `writes`.
+fn run_remote(
+    dir: &Path,
+    campaign: &Path,
+    rig: &Rig,
+    fault: &str,
+    cycles: &str,
+    writes: &str,
+) -> Run {
     let hosts = rig.hosts_file("");
     let p = plugin(fault);
     chaos(
@@ -835,7 +842,7 @@ fn run_remote(dir: &Path, campaign: &Path, rig: &Rig, fault: &str, cycles: &str)
             "--cycles",
             cycles,
             "--writes",
-            "60",
+            writes,
             "--settle-ms",
             "2000",
         ],
@@ -875,15 +882,24 @@ fn power_failure_on_ssh_hosts_catches_ack_before_fsync() {
 
     let dir = tempfile::tempdir().unwrap();
     let c = disk_campaign(dir.path(), "power_failure", caps, params, ack_before_fsync);
-    let run = run_remote(dir.path(), &c, &rig, "power_failure", "2");
+    let run = run_remote(dir.path(), &c, &rig, "power_failure", "3", "60");
     let cycles = run.cycles();
-    assert_eq!(cycles.len(), 2, "{}", run.stderr);
+    assert_eq!(cycles.len(), 3, "{}", run.stderr);
     assert_eq!(run.code, 1, "{}", run.stderr);
+    for c in &cycles {
+        for e in c["effects"].as_array().unwrap() {
+            eprintln!(
+                "cycle {} {} node {} {}..{} us: {}",
+                c["cycle"], e["kind"], e["node"], e["start_us"], e["end_us"], e["evidence"]
+            );
+        }
+        eprintln!("cycle {} burst {} ms", c["cycle"], c["phases_ms"]["burst"]);
+    }
     let lost: u64 = cycles
         .iter()
         .map(|c| c["lost_acked"].as_u64().unwrap())
         .sum();
-    assert!(lost > 0, "no acknowledged write lost: {cycles:?}");
+    assert!(lost > 0, "no acknowledged write lost");
     for c in &cycles {
         let disk: Vec<&serde_json::Value> = c["effects"]
             .as_array()
@@ -920,7 +936,7 @@ fn power_failure_on_ssh_hosts_catches_ack_before_fsync() {
 
     let dir = tempfile::tempdir().unwrap();
     let c = disk_campaign(dir.path(), "power_failure", caps, params, |t| t);
-    let run = run_remote(dir.path(), &c, &rig, "power_failure", "2");
+    let run = run_remote(dir.path(), &c, &rig, "power_failure", "2", "60");
     let cycles = run.cycles();
     assert_eq!(cycles.len(), 2, "{}", run.stderr);
     for c in &cycles {
@@ -961,7 +977,7 @@ fn disk_full_on_an_ssh_host_is_verified_by_its_counts() {
         "ms = 300\nat = 0.2",
         |t| t,
     );
-    let run = run_remote(dir.path(), &c, &rig, "disk_full_peer", "2");
+    let run = run_remote(dir.path(), &c, &rig, "disk_full_peer", "2", "60");
     let cycles = run.cycles();
     assert_eq!(cycles.len(), 2, "{}", run.stderr);
     for c in &cycles {
@@ -997,7 +1013,7 @@ fn a_host_without_fuse_refuses_disk_faults_before_the_run() {
         "ms = 300\nat = 0.2",
         |t| t,
     );
-    let run = run_remote(dir.path(), &c, &rig, "disk_full_peer", "1");
+    let run = run_remote(dir.path(), &c, &rig, "disk_full_peer", "1", "60");
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr.contains("asks for disk faults")

@@ -107,6 +107,17 @@ impl Effects {
         let Ok(disk) = self.disk_of(index).cloned() else {
             return (String::new(), false);
         };
+        // A remote kill still under way (a power failure's): its power cut
+        // must come while the fault holds.
+        let kill = self
+            .kills
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&index)
+            .cloned();
+        if let Some(k) = kill {
+            k.await;
+        }
         tokio::task::spawn_blocking(move || judge(&disk, fault, before))
             .await
             .unwrap_or_else(|e| (format!("ending the disk fault: {e}"), false))

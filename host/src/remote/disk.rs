@@ -24,10 +24,20 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
-    Set { fault: DiskFault },
-    Clear { fault: DiskFault },
+    Set {
+        fault: DiskFault,
+    },
+    Clear {
+        fault: DiskFault,
+    },
     Counts,
     PowerCut,
+    /// SIGKILL process group `pgid` (the node's): over this open session
+    /// a kill lands in one round trip, where a new SSH session costs
+    /// hundreds of ms, so a power failure's kills land together.
+    Kill {
+        pgid: i32,
+    },
     Unmount,
 }
 
@@ -99,6 +109,14 @@ pub fn helper_main(backing: &Path, mountpoint: &Path) {
                 },
                 Ok(Request::Counts) => {}
                 Ok(Request::PowerCut) => disk.power_cut(),
+                Ok(Request::Kill { pgid }) => {
+                    let group = nix::unistd::Pid::from_raw(pgid);
+                    if let Err(e) =
+                        nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL)
+                    {
+                        reply.error = Some(format!("SIGKILL to process group {pgid}: {e}"));
+                    }
+                }
                 Ok(Request::Unmount) => {
                     last = true;
                     if let Err(e) = disk.unmount() {
@@ -257,6 +275,11 @@ impl RemoteDisk {
 
     pub fn power_cut(&self) -> Result<(), String> {
         self.call(&Request::PowerCut).map(drop)
+    }
+
+    /// SIGKILL the node's process group `pgid` there, by the helper.
+    pub fn kill(&self, pgid: i32) -> Result<(), String> {
+        self.call(&Request::Kill { pgid }).map(drop)
     }
 
     /// Unmount there and end the session; the journal entry is done once
