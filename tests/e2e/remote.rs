@@ -1003,7 +1003,7 @@ fn a_host_without_fuse_refuses_disk_faults_before_the_run() {
         9,
         2,
         "",
-        "touch /tmp/chaos-test-no-fuse && mount --bind /tmp/chaos-test-no-fuse /dev/fuse",
+        "f=$(mktemp) && mount --bind \"$f\" /dev/fuse && rm \"$f\"",
     );
     let dir = tempfile::tempdir().unwrap();
     let c = disk_campaign(
@@ -1087,8 +1087,35 @@ fn sigkill_with_a_remote_disk_fault_in_force_then_cleanup_leaves_no_mount() {
         .map(|j| std::fs::read_to_string(dir.path().join("state").join(j)).unwrap_or_default())
         .collect();
     assert!(text.contains("\"what\":\"mount\""), "{text}");
+    // The uploaded binary running `disk-layer` (not the ssh clients that
+    // started it).
+    let helper = |cmd: &str| cmd.starts_with("/tmp/chaos-host-") && cmd.contains(" disk-layer ");
+    // The helpers die first, unable to unmount (a helper dies with its
+    // host's OOM killer, say): their mounts stay for the journal's undo.
+    let helpers: Vec<u32> = processes_mentioning(dir.path())
+        .into_iter()
+        .filter(|(_, cmd)| helper(cmd))
+        .map(|(pid, _)| pid)
+        .collect();
+    assert_eq!(helpers.len(), 3, "one helper per node");
+    for pid in helpers {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while processes_mentioning(dir.path())
+        .iter()
+        .any(|(_, cmd)| helper(cmd))
+    {
+        assert!(Instant::now() < until, "helpers outlive SIGKILL");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left: usize = (0..3).map(|k| rig.fuse_mounts(k, dir.path()).len()).sum();
+    assert_eq!(left, 3, "the dead helpers' mounts stay for cleanup");
     let said = Command::new(env!("CARGO_BIN_EXE_chaos-host"))
         .arg("cleanup")
         .env("RUST_BACKTRACE", "0")
@@ -1098,8 +1125,7 @@ fn sigkill_with_a_remote_disk_fault_in_force_then_cleanup_leaves_no_mount() {
     let said = String::from_utf8_lossy(&said.stdout).into_owned();
     eprintln!("cleanup after SIGKILL:\n{said}");
     assert!(said.contains("killed process group"), "{said}");
-    // Each helper detaches its mount when its session ends (stdin EOF);
-    // what one could not, cleanup does.
+    assert_eq!(said.matches("unmounted disk layer").count(), 3, "{said}");
     for k in 0..3 {
         let left = rig.fuse_mounts(k, dir.path());
         assert!(left.is_empty(), "host {k}: mounts left: {left:?}\n{said}");
