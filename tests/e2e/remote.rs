@@ -1134,3 +1134,88 @@ fn sigkill_with_a_remote_disk_fault_in_force_then_cleanup_leaves_no_mount() {
     assert!(left.is_empty(), "{left:?}");
     assert!(journals(dir.path()).is_empty());
 }
+
+/// The `disk-layer` helper a remote node's disk runs on its host, driven
+/// here as chaos-host drives it over SSH (JSON lines on stdin and stdout):
+/// it mounts and reports, holds unsynced data back and drops it at a power
+/// cut, refuses writes with ENOSPC, kills a process group, and unmounts on
+/// stdin EOF, counting each.
+#[test]
+fn the_disk_layer_helper_serves_leases_and_unmounts_on_eof() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::process::CommandExt;
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (backing, mount) = (dir.path().join("b"), dir.path().join("m"));
+    let mut helper = Command::new(env!("CARGO_BIN_EXE_chaos-host"))
+        .arg("disk-layer")
+        .args([&backing, &mount])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = helper.stdin.take().unwrap();
+    let mut out = BufReader::new(helper.stdout.take().unwrap());
+    let mut read = || {
+        let mut l = String::new();
+        out.read_line(&mut l).unwrap();
+        serde_json::from_str::<serde_json::Value>(&l).unwrap_or_else(|e| panic!("{l:?}: {e}"))
+    };
+    let ready = read();
+    assert!(ready.get("error").is_none(), "{ready}");
+    let mut ask = |cmd: &str| {
+        writeln!(input, "{cmd}").unwrap();
+        let r = read();
+        assert!(r.get("error").is_none(), "{cmd}: {r}");
+        r
+    };
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(mount.to_str().unwrap())
+    };
+    assert!(mounted());
+    // A power failure: the fsynced append survives, the other is dropped.
+    ask(r#"{"op":"set","fault":"lose_unsynced"}"#);
+    let log = mount.join("log");
+    let mut f = std::fs::File::create(&log).unwrap();
+    f.write_all(b"synced\n").unwrap();
+    f.sync_data().unwrap();
+    f.write_all(b"lost\n").unwrap();
+    drop(f);
+    assert_eq!(std::fs::read(backing.join("log")).unwrap(), b"synced\n");
+    let r = ask(r#"{"op":"power_cut"}"#);
+    let c = &r["counts"];
+    assert_eq!(
+        (&c["held"], &c["synced"], &c["discarded"], &c["cuts"]),
+        (
+            &serde_json::json!(12),
+            &serde_json::json!(7),
+            &serde_json::json!(5),
+            &serde_json::json!(1)
+        ),
+        "{r}"
+    );
+    assert_eq!(std::fs::read(&log).unwrap(), b"synced\n");
+    let r = ask(r#"{"op":"clear","fault":"lose_unsynced"}"#);
+    assert_eq!(r["released"], 0, "{r}");
+    // A full disk.
+    ask(r#"{"op":"set","fault":"disk_full"}"#);
+    let e = std::fs::write(mount.join("new"), b"x").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
+    let r = ask(r#"{"op":"clear","fault":"disk_full"}"#);
+    assert_eq!(r["counts"]["writes_refused"], 1, "{r}");
+    // The node's kill, sent by the helper.
+    let mut node = Command::new("sleep")
+        .arg("60")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    ask(&format!(r#"{{"op":"kill","pgid":{}}}"#, node.id()));
+    assert_eq!(node.wait().unwrap().signal(), Some(libc::SIGKILL));
+    eprintln!("disk-layer: ready {ready}, last reply {r}");
+    // EOF: the lease's session is gone; the helper unmounts and ends.
+    drop(input);
+    assert!(helper.wait().unwrap().success());
+    assert!(!mounted(), "still mounted after EOF");
+}
