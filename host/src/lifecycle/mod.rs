@@ -122,8 +122,8 @@ impl Cluster {
 
     /// A disk layer over each node's data dir `dir/node-I` (backed by
     /// `dir/node-I.disk`): here, or on the node's host by the uploaded
-    /// helper, all hosts' at once (each costs an SSH session). Layers
-    /// mounted before a failure are unmounted when dropped.
+    /// helper, all at once (each remote one costs an SSH session). On a
+    /// failure the layers already mounted are unmounted.
     async fn mount_disks(
         dir: &Path,
         net: &CycleNet,
