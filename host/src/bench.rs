@@ -1115,7 +1115,7 @@ async fn disk_layer(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Re
             Some(crate::disk::Disk::mount(
                 &dir.join("backing"),
                 &dir.join("data"),
-                journal.clone(),
+                Some(journal.clone()),
             )?)
         } else {
             None

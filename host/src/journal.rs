@@ -63,8 +63,12 @@ pub enum RemoteUndo {
     /// would outlive a SIGKILLed chaos-host): closed by its socket.
     Master { socket: String },
     /// The directory holding the chaos-host binary uploaded there for
-    /// clock leases (`/tmp/chaos-host-RUN-HOST`): removed whole.
+    /// clock leases and disk layers (`/tmp/chaos-host-RUN-HOST`): removed
+    /// whole.
     Dir { path: String },
+    /// A FUSE disk layer the uploaded helper mounted there over a node's
+    /// data dir: detached.
+    Mount { path: String },
 }
 
 #[derive(Serialize, Deserialize)]

@@ -142,6 +142,13 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             effects::clock::lease_main(pgid, step_ns, ppm);
             Ok(true)
         }
+        Command::DiskLayer {
+            backing,
+            mountpoint,
+        } => {
+            remote::disk::helper_main(&backing, &mountpoint);
+            Ok(true)
+        }
         Command::Bench(args) => {
             bench::run(&args).await?;
             Ok(true)

@@ -341,26 +341,29 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
     }
     // Remote hosts are reached, and checked for the system under test,
     // before anything is written: an unreachable host is one error.
+    let disk_fault = faults
+        .iter()
+        .find(|f| f.meta.capabilities.contains(&"disk"));
     let hosts = match &plan.hosts {
         Some(layout) => {
-            if let Some(f) = faults
-                .iter()
-                .find(|f| f.meta.capabilities.contains(&"disk"))
-            {
-                bail!(
-                    "plugin {}: it asks for disk faults, which chaos-host does not carry out on remote hosts ([hosts]); run this class with local nodes (drop [hosts] / --hosts)",
-                    f.meta.label()
-                );
-            }
             let programs: Vec<PathBuf> = plan
                 .campaign
                 .commands
                 .iter()
                 .map(|(p, _)| p.clone())
                 .collect();
-            Some(Arc::new(
-                crate::remote::Hosts::connect(layout, &programs).await?,
-            ))
+            let hosts = crate::remote::Hosts::connect(layout, &programs).await?;
+            // Disk layers are mounted on the hosts: each must be able to
+            // (root, /dev/fuse), or the class is refused now, naming it.
+            if let Some(f) = disk_fault
+                && let Err(why) = hosts.disk_preflight().await
+            {
+                bail!(
+                    "plugin {} asks for disk faults, which mount a FUSE layer on each node's host: {why}",
+                    f.meta.label()
+                );
+            }
+            Some(Arc::new(hosts))
         }
         None => None,
     };
@@ -395,13 +398,29 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
         masters.push(journal.record(h.master_entry())?);
     }
     let closes_masters = hosts.clone();
-    // A class that skews clocks needs chaos-host's helper on every host.
+    // A class that skews clocks or faults disks needs chaos-host's helper
+    // on every host; disk faults cannot do without it.
     if let Some(h) = &hosts
-        && faults
-            .iter()
-            .any(|f| f.meta.capabilities.contains(&"clock"))
+        && faults.iter().any(|f| {
+            let caps = &f.meta.capabilities;
+            caps.contains(&"clock") || caps.contains(&"disk")
+        })
     {
-        h.install_clock_helpers(&journal).await;
+        let failed = h.install_helpers(&journal).await;
+        if let (Some(f), false) = (disk_fault, failed.is_empty()) {
+            h.remove_helpers(&journal).await;
+            drop(hosts);
+            drop(closes_masters);
+            for seq in masters {
+                journal.done(seq);
+            }
+            close_journal(journal);
+            bail!(
+                "plugin {} asks for disk faults, which need chaos-host's helper on each node's host: {}",
+                f.meta.label(),
+                failed.join("; ")
+            );
+        }
     }
     let network = match Network::create(
         plan.net,
@@ -433,7 +452,7 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
     network.destroy().await;
     drop(network);
     if let Some(h) = &closes_masters {
-        h.remove_clock_helpers(&journal).await;
+        h.remove_helpers(&journal).await;
     }
     // The last holder of the hosts: dropping them closes the masters (if
     // something still holds them, closing the journal closes them).
@@ -561,9 +580,11 @@ async fn run_classes(
     let libfaketime = crate::effects::clock::libfaketime();
     let ptrace_refused = crate::effects::vdso::refusal();
     // Disk faults need a FUSE layer; refused before any cycle where there
-    // can be none.
+    // can be none. Remote nodes' layers are mounted on their hosts,
+    // checked there when the hosts were reached.
     let uses_disk = |f: &&&Loaded| f.meta.capabilities.contains(&"disk");
     if let Some(f) = classes.iter().flat_map(|c| &c.faults).find(uses_disk)
+        && plan.hosts.is_none()
         && let Err(why) = crate::disk::available()
     {
         bail!("plugin {} asks for disk faults: {why}", f.meta.label());

@@ -37,6 +37,13 @@ impl Rig {
 
     /// [`Rig::new`] with `extra` lines in every sshd's config.
     fn with_sshd(slot: u8, n: usize, extra: &str) -> Rig {
+        Rig::with_setup(slot, n, extra, "")
+    }
+
+    /// [`Rig::with_sshd`], each sshd started after the shell command `pre`
+    /// ran in its host's namespaces (`ip netns exec` gives it its own mount
+    /// namespace, so a mount there stays on that host).
+    fn with_setup(slot: u8, n: usize, extra: &str, pre: &str) -> Rig {
         require("sshd", "scripts/install-deps.sh --test (openssh-server)");
         require("ssh", "scripts/install-deps.sh --test (openssh-client)");
         let dir = tempfile::tempdir().unwrap();
@@ -107,9 +114,15 @@ impl Rig {
             )
             .unwrap();
             let log = std::fs::File::create(d.join(format!("sshd-{k}.log"))).unwrap();
+            // `exec`: the child's pid is sshd's, whose mount namespace
+            // every session shares.
             let child = Command::new("ip")
-                .args(["netns", "exec", &ns, "/usr/sbin/sshd", "-D", "-e", "-f"])
-                .arg(&config)
+                .args(["netns", "exec", &ns, "sh", "-c"])
+                .arg(format!(
+                    "{pre}{sep}exec /usr/sbin/sshd -D -e -f {}",
+                    config.display(),
+                    sep = if pre.is_empty() { "" } else { " && " }
+                ))
                 .stdin(Stdio::null())
                 .stderr(log)
                 .spawn()
@@ -150,6 +163,25 @@ impl Rig {
         let path = self.dir.path().join("hosts.toml");
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    /// FUSE mounts under `dir` in host `k`'s mount namespace (its sshd's:
+    /// the hosts' mounts are not seen from this machine's namespace).
+    fn fuse_mounts(&self, k: usize, dir: &Path) -> Vec<String> {
+        let pid = self.hosts[k].sshd.as_ref().expect("sshd runs").id();
+        std::fs::read_to_string(format!("/proc/{pid}/mounts"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("fuse") && l.contains(dir.to_str().unwrap()))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// `path` as host `k` sees it (through its sshd's root, so in its mount
+    /// namespace).
+    fn on_host(&self, k: usize, path: &Path) -> PathBuf {
+        let pid = self.hosts[k].sshd.as_ref().expect("sshd runs").id();
+        PathBuf::from(format!("/proc/{pid}/root{}", path.display()))
     }
 
     /// Pids of every process in host `k`'s namespace.
@@ -759,4 +791,431 @@ fn the_clock_lease_helper_holds_patches_newcomers_and_resets_on_eof() {
     );
     node.kill().unwrap();
     node.wait().unwrap();
+}
+
+/// The reference campaign for disk faults on the hosts: `fault` granted
+/// `caps` with `params`, and `edit` applied.
+fn disk_campaign(
+    dir: &Path,
+    fault: &str,
+    caps: &str,
+    params: &str,
+    edit: impl Fn(String) -> String,
+) -> PathBuf {
+    remote_campaign(dir, |t| {
+        edit(
+            format!("{t}\n[params.{fault}]\n{params}\n")
+                .replace("[grants]\n", &format!("[grants]\n{fault} = [{caps}]\n")),
+        )
+    })
+}
+
+/// quorum-kv acknowledging before it fsyncs (`--bug ack-before-fsync`).
+fn ack_before_fsync(t: String) -> String {
+    t.replace(
+        "\"--quorum\", \"2\",",
+        "\"--quorum\", \"2\", \"--bug\", \"ack-before-fsync\",",
+    )
+}
+
+/// Run `fault` from `campaign` on `rig`'s hosts for `cycles` of `writes`.
+fn run_remote(
+    dir: &Path,
+    campaign: &Path,
+    rig: &Rig,
+    fault: &str,
+    cycles: &str,
+    writes: &str,
+) -> Run {
+    let hosts = rig.hosts_file("");
+    let p = plugin(fault);
+    chaos(
+        dir,
+        &[
+            "run",
+            "--campaign",
+            campaign.to_str().unwrap(),
+            "--hosts",
+            hosts.to_str().unwrap(),
+            "--plugin",
+            p.to_str().unwrap(),
+            "--cycles",
+            cycles,
+            "--writes",
+            writes,
+            "--settle-ms",
+            "2000",
+        ],
+    )
+}
+
+/// The first number in `evidence` before `what`.
+fn figure(evidence: &str, what: &str) -> u64 {
+    let before = evidence.split(what).next().unwrap();
+    before
+        .split(|c: char| !c.is_ascii_digit())
+        .rfind(|w| !w.is_empty())
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no figure before {what:?} in {evidence:?}"))
+}
+
+/// No FUSE mount under `dir` on any host, no helper, node or journal left.
+fn assert_no_disk_left(rig: &Rig, dir: &Path) {
+    for k in 0..rig.hosts.len() {
+        let left = rig.fuse_mounts(k, dir);
+        assert!(left.is_empty(), "host {k}: mounts left: {left:?}");
+    }
+    // A helper names its data dir (under `dir`) in its command line.
+    assert_nothing_left(dir, None);
+}
+
+/// A power failure on nodes placed on sshd hosts: each node's FUSE layer
+/// is mounted on its host by the uploaded helper, holds back what was not
+/// fsynced, and drops it at the kill. quorum-kv acknowledging before fsync
+/// loses acknowledged writes (the cycles fail); the correct system, under
+/// the same fault, passes with every acknowledged write fsynced through.
+#[test]
+fn power_failure_on_ssh_hosts_catches_ack_before_fsync() {
+    let rig = Rig::new(7, 3);
+    let params = "at = 0.5\ndown_ms = 100";
+    let caps = "\"disk\", \"restart\"";
+
+    let dir = tempfile::tempdir().unwrap();
+    let c = disk_campaign(dir.path(), "power_failure", caps, params, ack_before_fsync);
+    let run = run_remote(dir.path(), &c, &rig, "power_failure", "3", "60");
+    let cycles = run.cycles();
+    assert_eq!(cycles.len(), 3, "{}", run.stderr);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    for c in &cycles {
+        for e in c["effects"].as_array().unwrap() {
+            eprintln!(
+                "cycle {} {} node {} {}..{} us: {}",
+                c["cycle"], e["kind"], e["node"], e["start_us"], e["end_us"], e["evidence"]
+            );
+        }
+        eprintln!("cycle {} burst {} ms", c["cycle"], c["phases_ms"]["burst"]);
+    }
+    let lost: u64 = cycles
+        .iter()
+        .map(|c| c["lost_acked"].as_u64().unwrap())
+        .sum();
+    assert!(lost > 0, "no acknowledged write lost");
+    for c in &cycles {
+        let disk: Vec<&serde_json::Value> = c["effects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "disk")
+            .collect();
+        assert_eq!(disk.len(), 3, "{c}");
+        for e in &disk {
+            let ev = e["evidence"].as_str().unwrap();
+            assert!(ev.contains(" on host h"), "{ev}");
+        }
+        if c["lost_acked"].as_u64().unwrap() > 0 {
+            assert_eq!(status_of(c), "fail", "{c}");
+            assert!(
+                c["reasons"].to_string().contains("missing on a live node"),
+                "{c}"
+            );
+            let dropped: u64 = disk
+                .iter()
+                .map(|e| figure(e["evidence"].as_str().unwrap(), "dropped at"))
+                .sum();
+            assert!(dropped > 0, "{c}");
+            eprintln!(
+                "ack-before-fsync on hosts: cycle {} {}, {} acknowledged write(s) lost, {dropped} byte(s) dropped; {}",
+                c["cycle"],
+                status_of(c),
+                c["lost_acked"],
+                disk[0]["evidence"]
+            );
+        }
+    }
+    assert_no_disk_left(&rig, dir.path());
+
+    let dir = tempfile::tempdir().unwrap();
+    let c = disk_campaign(dir.path(), "power_failure", caps, params, |t| t);
+    let run = run_remote(dir.path(), &c, &rig, "power_failure", "2", "60");
+    let cycles = run.cycles();
+    assert_eq!(cycles.len(), 2, "{}", run.stderr);
+    for c in &cycles {
+        assert_eq!(status_of(c), "pass", "{c}\n{}", run.stderr);
+        assert_eq!(c["lost_acked"], 0, "{c}");
+        for e in c["effects"].as_array().unwrap() {
+            assert_eq!(e["verified"], true, "{e}");
+            if e["kind"] == "disk" {
+                let ev = e["evidence"].as_str().unwrap();
+                assert!(ev.contains("at 1 kill(s)"), "{ev}");
+                assert!(figure(ev, "fsynced through") > 0, "{ev}");
+            }
+        }
+    }
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    eprintln!(
+        "correct system on hosts: {}",
+        cycles[0]["effects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == "disk")
+            .unwrap()["evidence"]
+    );
+    assert_no_disk_left(&rig, dir.path());
+}
+
+/// A full disk on a peer placed on an sshd host: writes and creates there
+/// fail with ENOSPC, counted by the host's layer and read back over SSH.
+#[test]
+fn disk_full_on_an_ssh_host_is_verified_by_its_counts() {
+    let rig = Rig::new(8, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let c = disk_campaign(
+        dir.path(),
+        "disk_full_peer",
+        "\"disk\"",
+        "ms = 300\nat = 0.2",
+        |t| t,
+    );
+    let run = run_remote(dir.path(), &c, &rig, "disk_full_peer", "2", "60");
+    let cycles = run.cycles();
+    assert_eq!(cycles.len(), 2, "{}", run.stderr);
+    for c in &cycles {
+        assert_eq!(status_of(c), "pass", "{c}\n{}", run.stderr);
+        let e = &c["effects"][0];
+        assert_eq!(e["kind"], "disk", "{e}");
+        assert_eq!(e["verified"], true, "{e}");
+        let ev = e["evidence"].as_str().unwrap();
+        assert!(ev.contains(" on host h"), "{ev}");
+        assert!(figure(ev, "write(s) refused with ENOSPC") > 0, "{ev}");
+        eprintln!("disk_full_peer on a host: {ev}");
+    }
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_no_disk_left(&rig, dir.path());
+}
+
+/// Hosts without a usable /dev/fuse (an empty file bound over it in each
+/// host's mount namespace): the disk class is refused before the run,
+/// exit 2, naming the host and what is missing; nothing is written.
+#[test]
+fn a_host_without_fuse_refuses_disk_faults_before_the_run() {
+    let rig = Rig::with_setup(
+        9,
+        2,
+        "",
+        "f=$(mktemp) && mount --bind \"$f\" /dev/fuse && rm \"$f\"",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let c = disk_campaign(
+        dir.path(),
+        "disk_full_peer",
+        "\"disk\"",
+        "ms = 300\nat = 0.2",
+        |t| t,
+    );
+    let run = run_remote(dir.path(), &c, &rig, "disk_full_peer", "1", "60");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("asks for disk faults")
+            && run.stderr.contains("host h0: there is no /dev/fuse")
+            && run.stderr.contains("host h1: there is no /dev/fuse"),
+        "{}",
+        run.stderr
+    );
+    eprintln!("refused: {}", run.stderr.trim());
+    assert!(!run.out.join("cycles.jsonl").exists());
+    assert!(journals(dir.path()).is_empty());
+}
+
+/// chaos-host SIGKILLed while a disk fault holds on a host's layer, then
+/// `chaos-host cleanup`: no FUSE mount, helper or node is left on any host.
+#[test]
+fn sigkill_with_a_remote_disk_fault_in_force_then_cleanup_leaves_no_mount() {
+    let rig = Rig::new(10, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let c = disk_campaign(
+        dir.path(),
+        "disk_full_peer",
+        "\"disk\"",
+        "ms = 60000\nat = 0.0",
+        |t| t,
+    );
+    let hosts = rig.hosts_file("");
+    let p = plugin("disk_full_peer");
+    let out = dir.path().join("out");
+    let mut child = spawn_chaos(
+        dir.path(),
+        &[
+            "run",
+            "--campaign",
+            c.to_str().unwrap(),
+            "--hosts",
+            hosts.to_str().unwrap(),
+            "--plugin",
+            p.to_str().unwrap(),
+            "--cycles",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "chaos.log",
+    );
+    // In force once a peer's data dir, seen on its host, refuses a new file
+    // with ENOSPC (round robin: node i on host i).
+    let cycle = std::path::absolute(out.join("work/disk_full_peer/cycle-1")).unwrap();
+    let until = Instant::now() + Duration::from_secs(120);
+    'wait: loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "chaos-host exited ({status}):\n{}",
+                std::fs::read_to_string(dir.path().join("chaos.log")).unwrap_or_default()
+            );
+        }
+        for i in 1..3 {
+            let probe = rig.on_host(i, &cycle.join(format!("node-{i}/probe")));
+            if let Err(e) = std::fs::write(&probe, b"x")
+                && e.raw_os_error() == Some(libc::ENOSPC)
+            {
+                break 'wait;
+            }
+        }
+        assert!(Instant::now() < until, "the disk never filled");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text: String = journals(dir.path())
+        .iter()
+        .map(|j| std::fs::read_to_string(dir.path().join("state").join(j)).unwrap_or_default())
+        .collect();
+    assert!(text.contains("\"what\":\"mount\""), "{text}");
+    // The uploaded binary running `disk-layer` (not the ssh clients that
+    // started it).
+    let helper = |cmd: &str| cmd.starts_with("/tmp/chaos-host-") && cmd.contains(" disk-layer ");
+    // The helpers die first, unable to unmount (a helper dies with its
+    // host's OOM killer, say): their mounts stay for the journal's undo.
+    let helpers: Vec<u32> = processes_mentioning(dir.path())
+        .into_iter()
+        .filter(|(_, cmd)| helper(cmd))
+        .map(|(pid, _)| pid)
+        .collect();
+    assert_eq!(helpers.len(), 3, "one helper per node");
+    for pid in helpers {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while processes_mentioning(dir.path())
+        .iter()
+        .any(|(_, cmd)| helper(cmd))
+    {
+        assert!(Instant::now() < until, "helpers outlive SIGKILL");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left: usize = (0..3).map(|k| rig.fuse_mounts(k, dir.path()).len()).sum();
+    assert_eq!(left, 3, "the dead helpers' mounts stay for cleanup");
+    let said = Command::new(env!("CARGO_BIN_EXE_chaos-host"))
+        .arg("cleanup")
+        .env("RUST_BACKTRACE", "0")
+        .env("CHAOS_STATE_DIR", dir.path().join("state"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&said.stdout).into_owned();
+    eprintln!("cleanup after SIGKILL:\n{said}");
+    assert!(said.contains("killed process group"), "{said}");
+    assert_eq!(said.matches("unmounted disk layer").count(), 3, "{said}");
+    for k in 0..3 {
+        let left = rig.fuse_mounts(k, dir.path());
+        assert!(left.is_empty(), "host {k}: mounts left: {left:?}\n{said}");
+    }
+    let left = processes_mentioning(dir.path());
+    assert!(left.is_empty(), "{left:?}");
+    assert!(journals(dir.path()).is_empty());
+}
+
+/// The `disk-layer` helper a remote node's disk runs on its host, driven
+/// here as chaos-host drives it over SSH (JSON lines on stdin and stdout):
+/// it mounts and reports, holds unsynced data back and drops it at a power
+/// cut, refuses writes with ENOSPC, kills a process group, and unmounts on
+/// stdin EOF, counting each.
+#[test]
+fn the_disk_layer_helper_serves_leases_and_unmounts_on_eof() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::process::CommandExt;
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (backing, mount) = (dir.path().join("b"), dir.path().join("m"));
+    let mut helper = Command::new(env!("CARGO_BIN_EXE_chaos-host"))
+        .arg("disk-layer")
+        .args([&backing, &mount])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = helper.stdin.take().unwrap();
+    let mut out = BufReader::new(helper.stdout.take().unwrap());
+    let mut read = || {
+        let mut l = String::new();
+        out.read_line(&mut l).unwrap();
+        serde_json::from_str::<serde_json::Value>(&l).unwrap_or_else(|e| panic!("{l:?}: {e}"))
+    };
+    let ready = read();
+    assert!(ready.get("error").is_none(), "{ready}");
+    let mut ask = |cmd: &str| {
+        writeln!(input, "{cmd}").unwrap();
+        let r = read();
+        assert!(r.get("error").is_none(), "{cmd}: {r}");
+        r
+    };
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(mount.to_str().unwrap())
+    };
+    assert!(mounted());
+    // A power failure: the fsynced append survives, the other is dropped.
+    ask(r#"{"op":"set","fault":"lose_unsynced"}"#);
+    let log = mount.join("log");
+    let mut f = std::fs::File::create(&log).unwrap();
+    f.write_all(b"synced\n").unwrap();
+    f.sync_data().unwrap();
+    f.write_all(b"lost\n").unwrap();
+    drop(f);
+    assert_eq!(std::fs::read(backing.join("log")).unwrap(), b"synced\n");
+    let r = ask(r#"{"op":"power_cut"}"#);
+    let c = &r["counts"];
+    assert_eq!(
+        (&c["held"], &c["synced"], &c["discarded"], &c["cuts"]),
+        (
+            &serde_json::json!(12),
+            &serde_json::json!(7),
+            &serde_json::json!(5),
+            &serde_json::json!(1)
+        ),
+        "{r}"
+    );
+    assert_eq!(std::fs::read(&log).unwrap(), b"synced\n");
+    let r = ask(r#"{"op":"clear","fault":"lose_unsynced"}"#);
+    assert_eq!(r["released"], 0, "{r}");
+    // A full disk.
+    ask(r#"{"op":"set","fault":"disk_full"}"#);
+    let e = std::fs::write(mount.join("new"), b"x").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
+    let r = ask(r#"{"op":"clear","fault":"disk_full"}"#);
+    assert_eq!(r["counts"]["writes_refused"], 1, "{r}");
+    // The node's kill, sent by the helper.
+    let mut node = Command::new("sleep")
+        .arg("60")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    ask(&format!(r#"{{"op":"kill","pgid":{}}}"#, node.id()));
+    assert_eq!(node.wait().unwrap().signal(), Some(libc::SIGKILL));
+    eprintln!("disk-layer: ready {ready}, last reply {r}");
+    // EOF: the lease's session is gone; the helper unmounts and ends.
+    drop(input);
+    assert!(helper.wait().unwrap().success());
+    assert!(!mounted(), "still mounted after EOF");
 }

@@ -51,6 +51,15 @@ pub enum Command {
     /// effects/clock.rs).
     #[command(hide = true, allow_negative_numbers = true)]
     ClockLease { pgid: i32, step_ns: i64, ppm: i64 },
+    /// Mount the FUSE disk layer of BACKING at MOUNTPOINT on this machine
+    /// and serve a node's disk leases as JSON lines on stdin and stdout
+    /// until `unmount` or EOF (a remote node's disk layer, run there by
+    /// chaos-host over SSH; see remote/disk.rs).
+    #[command(hide = true)]
+    DiskLayer {
+        backing: PathBuf,
+        mountpoint: PathBuf,
+    },
     /// Rerun one recorded cycle exactly (its seed, parameters and plugins,
     /// which must not have changed) and print its verdict beside the
     /// recorded one. Exit 0 when the verdict is reproduced, 1 when not.

@@ -14,6 +14,7 @@ mod layer;
 mod unsynced;
 
 use crate::journal::{Entry, Journal};
+use crate::plugin::DiskFault;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -48,7 +49,7 @@ pub struct Faults {
 
 /// What the layer did, counted since it was mounted: the evidence a lease
 /// reads at its start and end.
-#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counts {
     /// Bytes written while unsynced data was held back.
     pub held: u64,
@@ -112,23 +113,34 @@ pub struct Disk {
     pub mountpoint: PathBuf,
     session: Mutex<Option<fuser::BackgroundSession>>,
     notifier: fuser::Notifier,
-    journal: Arc<Journal>,
-    journal_seq: Option<u64>,
+    /// The journal and the mount's entry; none for the remote helper's
+    /// mount, which the control node journals with its host.
+    journal: Option<(Arc<Journal>, u64)>,
 }
 
 impl Disk {
     /// Mount a passthrough layer of `backing` (created) at `mountpoint`
-    /// (created), journaled first.
-    pub fn mount(backing: &Path, mountpoint: &Path, journal: Arc<Journal>) -> anyhow::Result<Self> {
+    /// (created), journaled first when a journal is given.
+    pub fn mount(
+        backing: &Path,
+        mountpoint: &Path,
+        journal: Option<Arc<Journal>>,
+    ) -> anyhow::Result<Self> {
         for d in [backing, mountpoint] {
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
         }
         // Absolute, so `chaos-host cleanup` finds it from any directory.
         let mountpoint = &std::fs::canonicalize(mountpoint)
             .with_context(|| format!("resolving {}", mountpoint.display()))?;
-        let seq = journal.record(Entry::Mount {
-            path: mountpoint.to_string_lossy().into_owned(),
-        })?;
+        let journal = match journal {
+            Some(j) => {
+                let seq = j.record(Entry::Mount {
+                    path: mountpoint.to_string_lossy().into_owned(),
+                })?;
+                Some((j, seq))
+            }
+            None => None,
+        };
         let shared = Arc::new(Shared::default());
         let fs = layer::Layer::new(backing.to_path_buf(), shared.clone());
         let mut config = fuser::Config::default();
@@ -143,7 +155,9 @@ impl Disk {
         let session = match fuser::spawn_mount(fs, mountpoint, &config) {
             Ok(s) => s,
             Err(e) => {
-                journal.done(seq);
+                if let Some((j, seq)) = &journal {
+                    j.done(*seq);
+                }
                 return Err(e).with_context(|| {
                     format!("mounting the disk layer at {}", mountpoint.display())
                 });
@@ -155,8 +169,31 @@ impl Disk {
             notifier: session.notifier(),
             session: Mutex::new(Some(session)),
             journal,
-            journal_seq: Some(seq),
         })
+    }
+
+    /// Set `fault` on the layer (the start of a disk lease).
+    pub fn set_fault(&self, fault: DiskFault) {
+        let f = &self.shared.faults;
+        match fault {
+            DiskFault::LoseUnsynced => f.lose_unsynced.store(true, Relaxed),
+            DiskFault::FsyncError => f.fsync_error.store(true, Relaxed),
+            DiskFault::DiskFull => f.disk_full.store(true, Relaxed),
+            DiskFault::SlowIo(ms) => f.slow_us.store(u64::from(ms) * 1000, Relaxed),
+        }
+    }
+
+    /// Clear `fault` (the end of its lease). For `lose_unsynced`, what is
+    /// still held back is written through: the bytes, or why not.
+    pub fn clear_fault(&self, fault: DiskFault) -> Option<std::io::Result<u64>> {
+        let f = &self.shared.faults;
+        match fault {
+            DiskFault::LoseUnsynced => return Some(self.release_unsynced()),
+            DiskFault::FsyncError => f.fsync_error.store(false, Relaxed),
+            DiskFault::DiskFull => f.disk_full.store(false, Relaxed),
+            DiskFault::SlowIo(_) => f.slow_us.store(0, Relaxed),
+        }
+        None
     }
 
     /// A power cut: drop every unsynced write (after the node's process is
@@ -211,8 +248,8 @@ impl Disk {
             }
             tracing::debug!("{} detached: {e}", self.mountpoint.display());
         }
-        if let Some(seq) = self.journal_seq {
-            self.journal.done(seq);
+        if let Some((j, seq)) = &self.journal {
+            j.done(*seq);
         }
         Ok(())
     }
@@ -229,9 +266,75 @@ impl Drop for Disk {
             .is_some()
         {
             let _ = nix::mount::umount2(&self.mountpoint, nix::mount::MntFlags::MNT_DETACH);
-            if let Some(seq) = self.journal_seq {
-                self.journal.done(seq);
+            if let Some((j, seq)) = &self.journal {
+                j.done(*seq);
             }
+        }
+    }
+}
+
+/// A node's disk layer as the effects see it: mounted here, or on the
+/// node's remote host by chaos-host's helper there
+/// ([`crate::remote::disk`]). Both answer the same calls with the same
+/// counts, so a lease is judged alike wherever the node runs.
+pub enum NodeDisk {
+    Local(Disk),
+    Remote(crate::remote::disk::RemoteDisk),
+}
+
+impl NodeDisk {
+    /// Where the layer is, for evidence: "at PATH" (and "on host H").
+    pub fn place(&self) -> String {
+        match self {
+            Self::Local(d) => format!("at {}", d.mountpoint.display()),
+            Self::Remote(r) => format!("at {} on host {}", r.mountpoint, r.host),
+        }
+    }
+
+    /// The layer's counts now (blocking for a remote one).
+    pub fn counts(&self) -> Result<Counts, String> {
+        match self {
+            Self::Local(d) => Ok(d.shared.counts()),
+            Self::Remote(r) => r.counts(),
+        }
+    }
+
+    /// Set `fault` (blocking for a remote one).
+    pub fn set_fault(&self, fault: DiskFault) -> Result<(), String> {
+        match self {
+            Self::Local(d) => {
+                d.set_fault(fault);
+                Ok(())
+            }
+            Self::Remote(r) => r.set_fault(fault),
+        }
+    }
+
+    /// Clear `fault`; for `lose_unsynced`, the bytes written through.
+    pub fn clear_fault(&self, fault: DiskFault) -> Result<Option<u64>, String> {
+        match self {
+            Self::Local(d) => d.clear_fault(fault).transpose().map_err(|e| e.to_string()),
+            Self::Remote(r) => r.clear_fault(fault),
+        }
+    }
+
+    /// A power cut (after the node's process is gone); see
+    /// [`Disk::power_cut`].
+    pub fn power_cut(&self) -> Result<(), String> {
+        match self {
+            Self::Local(d) => {
+                d.power_cut();
+                Ok(())
+            }
+            Self::Remote(r) => r.power_cut(),
+        }
+    }
+
+    /// Unmount (every node process must be gone). Idempotent.
+    pub fn unmount(&self) -> anyhow::Result<()> {
+        match self {
+            Self::Local(d) => d.unmount(),
+            Self::Remote(r) => r.unmount().map_err(anyhow::Error::msg),
         }
     }
 }
@@ -268,7 +371,8 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let journal = Arc::new(Journal::create(&dir.path().join("state"), "t").unwrap());
-        let disk = Disk::mount(&dir.path().join("b"), &dir.path().join("m"), journal).unwrap();
+        let disk =
+            Disk::mount(&dir.path().join("b"), &dir.path().join("m"), Some(journal)).unwrap();
         Some((dir, disk))
     }
 

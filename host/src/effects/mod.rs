@@ -132,7 +132,7 @@ pub struct ClockSetup {
 pub struct Effects {
     nodes: Vec<Arc<Node>>,
     /// Each node's disk layer, when the class declares `disk`; else empty.
-    disks: Vec<Arc<crate::disk::Disk>>,
+    disks: Vec<Arc<crate::disk::NodeDisk>>,
     net: Arc<CycleNet>,
     journal: Arc<Journal>,
     http: reqwest::Client,
@@ -151,6 +151,9 @@ pub struct Effects {
     /// two concurrent requests (two plugins of a composed class) cannot
     /// both pass the one-lease-per-node check.
     claims: Mutex<std::collections::HashSet<(&'static str, u32)>>,
+    /// Remote kills under way, by node: a disk lease on the node ends only
+    /// once its kill (and the power cut that goes with it) is done.
+    kills: Mutex<HashMap<u32, KillUnderWay>>,
 }
 
 /// A claim on (kind, node) while a lease is set up; released when dropped.
@@ -168,6 +171,11 @@ impl Drop for Claim {
             .remove(&self.key);
     }
 }
+
+/// A remote node's kill being sent and confirmed in the background
+/// (see `restart`): whether it took hold. Shared: the restart's lease end
+/// and the node's disk lease both wait for it.
+pub(crate) type KillUnderWay = futures::future::Shared<futures::future::BoxFuture<'static, bool>>;
 
 /// What the host needs to undo one lease.
 #[derive(Default)]
@@ -192,6 +200,8 @@ struct Undo {
     clock_remote: Option<crate::remote::clock::ClockLease>,
     /// A restart whose kill took hold: start the node again.
     restart: bool,
+    /// A remote node's kill under way: whether it took hold.
+    restart_kill: Option<KillUnderWay>,
     /// A disk fault, with the layer's counts when it started.
     disk: Option<(crate::plugin::DiskFault, crate::disk::Counts)>,
     /// The network's generation of a link fault, so ending it never lifts
@@ -202,7 +212,7 @@ struct Undo {
 /// What an effect needs from its cycle.
 pub struct Scope {
     pub nodes: Vec<Arc<Node>>,
-    pub disks: Vec<Arc<crate::disk::Disk>>,
+    pub disks: Vec<Arc<crate::disk::NodeDisk>>,
     pub net: Arc<CycleNet>,
     pub journal: Arc<Journal>,
     pub http: reqwest::Client,
@@ -228,6 +238,7 @@ impl Effects {
             ending: watch::channel(0).0,
             undo: Mutex::new(HashMap::new()),
             claims: Mutex::new(Default::default()),
+            kills: Mutex::new(HashMap::new()),
         })
     }
 
@@ -463,6 +474,9 @@ impl Effects {
         }
         let _done = EndingGuard(&self.ending);
         let mut undo = self.take_undo(slot);
+        if let Some(kill) = undo.restart_kill.take() {
+            undo.restart = kill.await;
+        }
         let (evidence, verified) = match rec.kind {
             "pause" => (pause::resume(&self.nodes[rec.node as usize]), None),
             "partition" => {
@@ -480,7 +494,7 @@ impl Effects {
             ),
             "disk" => match undo.disk {
                 Some((fault, before)) => {
-                    let (evidence, v) = self.end_disk(rec.node, fault, before);
+                    let (evidence, v) = self.end_disk(rec.node, fault, before).await;
                     (evidence, Some(v))
                 }
                 None => (String::new(), None),
@@ -580,7 +594,7 @@ impl Drop for Effects {
                 "link" => self.net.unlink_now(),
                 "disk" => {
                     if let Some((fault, before)) = undo.disk {
-                        self.end_disk(rec.node, fault, before);
+                        self.end_disk_now(rec.node, fault, before);
                     }
                 }
                 _ => {}

@@ -35,28 +35,92 @@ impl Effects {
         let during_burst = self.burst_running();
         let start_us = self.now_us();
         let old = node.pid();
-        node.signal(Signal::SIGKILL)
-            .map_err(|e| format!("SIGKILL to node {index}: {e}"))?;
+        let record = |evidence: String| {
+            EffectRecord::lease(
+                "restart",
+                index,
+                format!("SIGKILL, down {down_ms} ms, start again"),
+                Some(down_ms as u64),
+                start_us,
+                during_burst,
+                evidence,
+            )
+        };
+        if node.remote_host().is_some() {
+            // The kill of a remote node is an SSH session (hundreds of ms
+            // under load): sent and confirmed in the background, so a
+            // plugin restarting every node (a power failure) has them all
+            // killed at about the same time, not one session apart. The
+            // lease end waits for the confirmation before starting it.
+            let slot = self.push(record(format!("pid {old} SIGKILL sent over SSH")));
+            let (me, n) = (self.clone(), node.clone());
+            let helper = match self.disks.get(index as usize).map(|d| &**d) {
+                Some(crate::disk::NodeDisk::Remote(_)) => self.disks.get(index as usize).cloned(),
+                _ => None,
+            };
+            let kill = tokio::spawn(async move {
+                let to = n.clone();
+                let sent = tokio::task::spawn_blocking(move || match helper.as_deref() {
+                    // The disk helper's session is open: the kill lands
+                    // in one round trip, not a new session.
+                    Some(crate::disk::NodeDisk::Remote(d)) => {
+                        d.kill(to.pid().as_raw()).or_else(|e| {
+                            tracing::warn!("node {index}: {e}; sending SIGKILL over SSH");
+                            to.signal(Signal::SIGKILL)
+                        })
+                    }
+                    _ => to.signal(Signal::SIGKILL),
+                })
+                .await
+                .unwrap_or(Err(nix::errno::Errno::EINTR));
+                me.confirm_kill(slot, index, &n, sent, start_us).await
+            });
+            let kill: super::KillUnderWay =
+                futures::FutureExt::shared(futures::FutureExt::boxed(async move {
+                    kill.await.unwrap_or(false)
+                }));
+            self.kills
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(index, kill.clone());
+            self.remember(slot, |u| u.restart_kill = Some(kill));
+            self.schedule_end(slot, start_us, down_ms);
+            return Ok(());
+        }
+        let sent = node.signal(Signal::SIGKILL);
+        sent.map_err(|e| format!("SIGKILL to node {index}: {e}"))?;
         // Recorded before any await: if the plugin's call is cancelled from
         // here on, the lease still exists and the host still starts the node.
-        let slot = self.push(EffectRecord::lease(
-            "restart",
-            index,
-            format!("SIGKILL, down {down_ms} ms, start again"),
-            Some(down_ms as u64),
-            start_us,
-            during_burst,
-            format!("pid {old} sent SIGKILL"),
-        ));
-        let killed = match tokio::time::timeout(EXIT_DEADLINE, node.kill_and_reap()).await {
+        let slot = self.push(record(format!("pid {old} sent SIGKILL")));
+        if self.confirm_kill(slot, index, &node, sent, start_us).await {
+            self.remember(slot, |u| u.restart = true);
+        }
+        self.schedule_end(slot, start_us, down_ms);
+        Ok(())
+    }
+
+    /// Reap node `index` after its SIGKILL (`sent`: how sending it went),
+    /// drop its unsynced data (a power cut) and record how the kill went.
+    /// Whether it took hold (the node is then started again).
+    async fn confirm_kill(
+        &self,
+        slot: usize,
+        index: u32,
+        node: &Arc<Node>,
+        sent: nix::Result<()>,
+        start_us: u64,
+    ) -> bool {
+        let old = node.pid();
+        let failed_send = sent.err();
+        let killed = match tokio::time::timeout(EXIT_DEADLINE, node.reap_killed(sent)).await {
             Ok(()) => node.exit_status(),
             Err(_) => None,
         };
         if killed.is_some() {
-            self.power_cut(index);
+            self.power_cut(index).await;
         }
-        let (verified, evidence) = match killed {
-            Some(status) => (
+        let (verified, evidence) = match (killed, failed_send) {
+            (Some(status), _) => (
                 status.signal() == Some(Signal::SIGKILL as i32),
                 format!(
                     "pid {old} {} {} µs after the signal",
@@ -64,7 +128,8 @@ impl Effects {
                     self.now_us() - start_us
                 ),
             ),
-            None => (
+            (None, Some(e)) => (false, format!("SIGKILL to pid {old} failed: {e}")),
+            (None, None) => (
                 false,
                 format!(
                     "pid {old} still running {} ms after SIGKILL",
@@ -77,11 +142,7 @@ impl Effects {
             r.evidence = evidence;
             r.verified = verified;
         });
-        if verified {
-            self.remember(slot, |u| u.restart = true);
-        }
-        self.schedule_end(slot, start_us, down_ms);
-        Ok(())
+        verified
     }
 
     /// End of a restart lease: start the node and wait for its probe.

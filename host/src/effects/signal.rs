@@ -47,7 +47,7 @@ impl Effects {
             ),
         };
         if verified && sig == Signal::SIGKILL {
-            self.power_cut(index);
+            self.power_cut(index).await;
         }
         let end_us = self.now_us();
         self.push(EffectRecord {

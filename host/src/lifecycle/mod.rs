@@ -12,7 +12,7 @@ mod ready;
 pub use node::Node;
 
 use crate::campaign::{Campaign, Vars};
-use crate::disk::Disk;
+use crate::disk::{Disk, NodeDisk};
 use crate::effects::{ClockProbe, ClockSetup};
 use crate::journal::Journal;
 use crate::net::{CycleNet, Network};
@@ -24,9 +24,10 @@ use std::time::Duration;
 /// The nodes of one cycle, and the network and clock plumbing they run on.
 pub struct Cluster {
     pub nodes: Vec<Arc<Node>>,
-    /// Each node's disk layer, mounted over its data dir when the fault
-    /// class declares `disk`; else empty.
-    pub disks: Vec<Arc<Disk>>,
+    /// Each node's disk layer, mounted over its data dir (on the node's
+    /// host for a remote node) when the fault class declares `disk`; else
+    /// empty.
+    pub disks: Vec<Arc<NodeDisk>>,
     pub net: Arc<CycleNet>,
     pub clock: Option<ClockSetup>,
 }
@@ -87,17 +88,9 @@ impl Cluster {
             net: net.clone(),
             clock: clock.clone(),
         };
-        for i in 0..net.addrs.len() {
-            if !place.disk {
-                break;
-            }
-            let mount = dir.join(format!("node-{i}"));
-            match Disk::mount(
-                &dir.join(format!("node-{i}.disk")),
-                &mount,
-                place.journal.clone(),
-            ) {
-                Ok(d) => cluster.disks.push(Arc::new(d)),
+        if place.disk {
+            match Self::mount_disks(dir, &net, place.journal).await {
+                Ok(d) => cluster.disks = d,
                 Err(e) => {
                     cluster.teardown().await.ok();
                     return Err(e);
@@ -125,6 +118,55 @@ impl Cluster {
             return Err(err);
         }
         Ok(cluster)
+    }
+
+    /// A disk layer over each node's data dir `dir/node-I` (backed by
+    /// `dir/node-I.disk`): here, or on the node's host by the uploaded
+    /// helper, all at once (each remote one costs an SSH session). On a
+    /// failure the layers already mounted are unmounted.
+    async fn mount_disks(
+        dir: &Path,
+        net: &CycleNet,
+        journal: &Arc<Journal>,
+    ) -> anyhow::Result<Vec<Arc<NodeDisk>>> {
+        // Absolute: the helper runs from another directory, and `cleanup`
+        // finds the journaled path from any.
+        let dir = std::path::absolute(dir)?;
+        let mounts = (0..net.addrs.len()).map(|i| {
+            let (backing, mount) = (
+                dir.join(format!("node-{i}.disk")),
+                dir.join(format!("node-{i}")),
+            );
+            let (journal, host) = (journal.clone(), net.remote_host(i));
+            tokio::task::spawn_blocking(move || -> anyhow::Result<NodeDisk> {
+                let Some(host) = host else {
+                    return Disk::mount(&backing, &mount, Some(journal)).map(NodeDisk::Local);
+                };
+                let bin = host.helper(&journal).map_err(anyhow::Error::msg)?;
+                crate::remote::disk::RemoteDisk::mount(&host, &bin, &backing, &mount, journal)
+                    .map(NodeDisk::Remote)
+                    .map_err(|e| anyhow::anyhow!("node {i}: {e}"))
+            })
+        });
+        let mut disks = Vec::new();
+        let mut first_err = None;
+        for r in futures::future::join_all(mounts).await {
+            match r.map_err(anyhow::Error::from).and_then(|r| r) {
+                Ok(d) => disks.push(Arc::new(d)),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => {
+                for d in &disks {
+                    d.unmount().ok();
+                }
+                Err(e)
+            }
+            None => Ok(disks),
+        }
     }
 
     /// Fresh data dir, clock file and process for node `i`.
@@ -212,8 +254,13 @@ impl Cluster {
         // Cut links and clocks go with the nodes; the disk layers once no
         // node holds a file open in them.
         self.net.heal_now();
-        for disk in &self.disks {
-            disk.unmount()?;
+        // Remote layers each wait for a round trip: all at once.
+        let unmounts = self.disks.iter().map(|d| {
+            let d = d.clone();
+            tokio::task::spawn_blocking(move || d.unmount())
+        });
+        for r in futures::future::join_all(unmounts).await {
+            r??;
         }
         for node in &self.nodes {
             self.net

@@ -298,6 +298,15 @@ impl Node {
     pub async fn kill_and_reap(&self) {
         // ESRCH means the group is already gone; nothing else can fail here.
         let sent = self.signal(Signal::SIGKILL);
+        self.reap_killed(sent).await;
+    }
+
+    /// Reap the leader of a group just sent SIGKILL (`sent`: how sending
+    /// it went). Apart from [`Node::kill_and_reap`] so a caller that sent
+    /// the kill itself does not send it again: on a remote host that is
+    /// one more SSH session (~150 ms under load), which staggered the
+    /// "simultaneous" kills of a power failure.
+    pub async fn reap_killed(&self, sent: nix::Result<()>) {
         if self.launch.remote.is_some() {
             // A session whose host dropped may never end on its own.
             if tokio::time::timeout(REMOTE_REAP_DEADLINE, self.reap())

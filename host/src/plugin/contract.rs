@@ -18,8 +18,10 @@ pub enum Capability {
     Link,
 }
 
-/// What a `disk` lease does to a node's data dir (since 0.2.0).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a `disk` lease does to a node's data dir (since 0.2.0). Serde:
+/// the remote disk helper's commands carry it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DiskFault {
     LoseUnsynced,
     FsyncError,

@@ -20,11 +20,12 @@ pub struct Host {
     pub ip: IpAddr,
     /// Owns the master (closed, and its control socket removed, on drop).
     session: openssh::Session,
-    /// The chaos-host binary uploaded for clock leases, once asked for.
+    /// The chaos-host binary uploaded for clock leases and disk layers,
+    /// once asked for.
     helper: Mutex<Option<Helper>>,
 }
 
-/// The outcome of installing the clock helper on a host.
+/// The outcome of installing the helper on a host.
 struct Helper {
     /// The binary's path there, or why it cannot be used.
     bin: Result<String, String>,
@@ -192,11 +193,24 @@ impl Host {
     }
 
     /// The path of a chaos-host binary on the host that clock leases can
-    /// run (`clock-lease`), uploaded on the first call of a run (blocking):
-    /// this very binary, to `/tmp/chaos-host-RUN-HOST/chaos-host`
+    /// run (`clock-lease`): [`Host::helper`], on x86_64 only (the injected
+    /// code is x86_64 machine code).
+    pub fn clock_helper(&self, journal: &crate::journal::Journal) -> Result<String, String> {
+        if !cfg!(target_arch = "x86_64") {
+            return Err(format!(
+                "vDSO clock patching is x86_64 only, and this chaos-host is built for {}",
+                std::env::consts::ARCH
+            ));
+        }
+        self.helper(journal)
+    }
+
+    /// The path of a chaos-host binary on the host for its hidden helpers
+    /// (`clock-lease`, `disk-layer`), uploaded on the first call of a run
+    /// (blocking): this very binary, to `/tmp/chaos-host-RUN-HOST/chaos-host`
     /// (journaled first, so `cleanup` removes it), skipped when an
     /// identical one (SHA-256) is already there. Or why there is none.
-    pub fn clock_helper(&self, journal: &crate::journal::Journal) -> Result<String, String> {
+    pub fn helper(&self, journal: &crate::journal::Journal) -> Result<String, String> {
         let mut state = self.helper.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(h) = &*state {
             return h.bin.clone();
@@ -216,19 +230,12 @@ impl Host {
         made: &mut Option<(String, u64)>,
     ) -> Result<String, String> {
         let name = &self.spec.name;
-        // The injected code is x86_64 machine code, and the upload is this
-        // binary: both ends must be x86_64.
-        if !cfg!(target_arch = "x86_64") {
-            return Err(format!(
-                "vDSO clock patching is x86_64 only, and this chaos-host is built for {}",
-                std::env::consts::ARCH
-            ));
-        }
+        // The upload is this binary: the host must run its architecture.
         let arch = self.run("uname -m")?;
-        let arch = arch.trim();
-        if arch != "x86_64" {
+        let (arch, ours) = (arch.trim(), std::env::consts::ARCH);
+        if arch != ours {
             return Err(format!(
-                "vDSO clock patching is x86_64 only, host {name} is {arch}"
+                "host {name} is {arch}, and this chaos-host (uploaded to run there) is built for {ours}"
             ));
         }
         // The running image itself: the file at current_exe() may have been
@@ -286,7 +293,7 @@ impl Host {
         Ok(bin)
     }
 
-    /// Remove what [`Host::clock_helper`] uploaded and mark its journal
+    /// Remove what [`Host::helper`] uploaded and mark its journal
     /// entry done (blocking; at the end of the run).
     pub fn remove_helper(&self, journal: &crate::journal::Journal) -> Result<(), String> {
         let mut state = self.helper.lock().unwrap_or_else(|e| e.into_inner());

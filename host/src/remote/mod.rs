@@ -11,9 +11,10 @@
 //! host addresses ([`nft`]). Clock skew and drift run there too: chaos-host
 //! uploads its own binary once per host per run (journaled, removed at the
 //! end) and runs its `clock-lease` helper over SSH for each lease
-//! ([`crate::effects::clock`]). Disk faults are not carried out remotely:
-//! refused before the run. Writes, reads and probes go from chaos-host to
-//! the host addresses over the real network.
+//! ([`crate::effects::clock`]). Disk faults too: the same binary's
+//! `disk-layer` helper mounts each node's FUSE layer there and serves the
+//! disk leases over its SSH session ([`disk`]). Writes, reads and probes
+//! go from chaos-host to the host addresses over the real network.
 //!
 //! Everything done on a host is journaled with the host
 //! ([`crate::journal::Entry::Remote`]) before it is done, so `chaos-host
@@ -23,6 +24,7 @@
 
 pub mod bench;
 pub mod clock;
+pub mod disk;
 mod host;
 pub mod nft;
 
@@ -273,28 +275,55 @@ impl Hosts {
         &self.hosts[self.placement[i]]
     }
 
-    /// Upload the clock helper to every host, all at once, before the
-    /// first cycle (a skew then does not wait for the upload). A host where
-    /// it fails keeps the reason, which its skews record.
-    pub async fn install_clock_helpers(&self, journal: &Arc<crate::journal::Journal>) {
+    /// Upload the helper (clock leases, disk layers) to every host, all at
+    /// once, before the first cycle (a lease then does not wait for the
+    /// upload). A host where it fails keeps the reason, which its skews
+    /// record; returned too, so disk faults can refuse the run.
+    pub async fn install_helpers(&self, journal: &Arc<crate::journal::Journal>) -> Vec<String> {
         let runs = self.hosts.iter().map(|h| {
             let (h, j) = (h.clone(), journal.clone());
             tokio::task::spawn_blocking(move || {
-                if let Err(e) = h.clock_helper(&j) {
-                    tracing::warn!("host {}: no clock helper: {e}", h.spec.name);
-                }
+                h.helper(&j)
+                    .err()
+                    .map(|e| format!("host {}: no chaos-host helper: {e}", h.spec.name))
             })
         });
-        futures::future::join_all(runs).await;
+        let mut failed = Vec::new();
+        for r in futures::future::join_all(runs).await {
+            if let Ok(Some(e)) = r {
+                tracing::warn!("{e}");
+                failed.push(e);
+            }
+        }
+        failed
     }
 
-    /// Remove the uploaded clock helpers (the run's end).
-    pub async fn remove_clock_helpers(&self, journal: &Arc<crate::journal::Journal>) {
+    /// Why some host cannot carry a disk layer (not root, no /dev/fuse),
+    /// every such host named; checked before anything is written.
+    pub async fn disk_preflight(&self) -> Result<(), String> {
+        let runs = self.hosts.iter().map(|h| {
+            let h = h.clone();
+            tokio::task::spawn_blocking(move || disk::preflight(&h))
+        });
+        let why: Vec<String> = futures::future::join_all(runs)
+            .await
+            .into_iter()
+            .filter_map(|r| r.map_err(|e| e.to_string()).and_then(|r| r).err())
+            .collect();
+        if why.is_empty() {
+            Ok(())
+        } else {
+            Err(why.join("; "))
+        }
+    }
+
+    /// Remove the uploaded helpers (the run's end).
+    pub async fn remove_helpers(&self, journal: &Arc<crate::journal::Journal>) {
         let runs = self.hosts.iter().map(|h| {
             let (h, j) = (h.clone(), journal.clone());
             tokio::task::spawn_blocking(move || {
                 if let Err(e) = h.remove_helper(&j) {
-                    tracing::warn!("host {}: removing the clock helper: {e}", h.spec.name);
+                    tracing::warn!("host {}: removing the helper: {e}", h.spec.name);
                 }
             })
         });

@@ -303,6 +303,7 @@ pub fn undo(spec: &super::HostSpec, undo: &RemoteUndo) -> Result<Option<String>,
             let q = super::quote(path);
             format!("if [ -e {q} ]; then rm -rf {q} && echo removed; fi")
         }
+        RemoteUndo::Mount { path } => super::disk::undo_script(path),
     };
     let out = host::output(spec, host::direct(spec, &script))?;
     Ok((!out.trim().is_empty()).then(|| match undo {
@@ -320,6 +321,9 @@ pub fn undo(spec: &super::HostSpec, undo: &RemoteUndo) -> Result<Option<String>,
                 "removed the uploaded chaos-host {path} on host {}",
                 spec.name
             )
+        }
+        RemoteUndo::Mount { path } => {
+            format!("unmounted disk layer {path} on host {}", spec.name)
         }
         RemoteUndo::Master { .. } => unreachable!("handled above"),
     }))
