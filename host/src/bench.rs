@@ -423,10 +423,12 @@ async fn netns_link_faults(latency_ms: u32, rate: u64) -> anyhow::Result<NetnsLi
         let install = |fault: LinkFault| {
             let (ns, grudge) = (ns.clone(), one_way.clone());
             async move {
-                tokio::task::spawn_blocking(move || Degraded::install(&ns, &grudge, fault, 1))
-                    .await?
-                    .map(|(d, _)| d)
-                    .map_err(anyhow::Error::msg)
+                tokio::task::spawn_blocking(move || {
+                    Degraded::install(&ns, &grudge, fault, 1, &Default::default())
+                })
+                .await?
+                .map(|(d, _)| d)
+                .map_err(anyhow::Error::msg)
             }
         };
         let lift = |d: Degraded| async move { tokio::task::spawn_blocking(move || d.lift()).await };

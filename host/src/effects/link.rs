@@ -29,7 +29,8 @@ impl Effects {
         self.check_grudge("link", &grudge)?;
         fault.check(ms)?;
         // A new link fault replaces the one in force (this plugin's only).
-        self.replace_own("link").await?;
+        // Held until the new lease is recorded.
+        let _claim = self.replace_own("link").await?;
         let during_burst = self.burst_running();
         let first = grudge.iter().position(|r| !r.is_empty()).unwrap_or(0) as u32;
         let installed = self.net.link(&grudge, fault, seed).await;

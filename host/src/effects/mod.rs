@@ -389,7 +389,15 @@ impl Effects {
     /// End the open `kind` leases, for effects where a new one replaces the
     /// one in force (partitions, link faults); refused when another plugin
     /// holds it, which must never be cut short silently in a composed class.
-    async fn replace_own(&self, kind: &str) -> Result<(), String> {
+    /// Returns a claim on `kind` to hold until the new lease is recorded:
+    /// setting one up awaits (nft, iptables, a verdict loop starting), and
+    /// another plugin's request must not pass this check meanwhile.
+    async fn replace_own(self: &Arc<Self>, kind: &'static str) -> Result<Claim, String> {
+        let Some(claim) = self.claim(kind, u32::MAX) else {
+            return Err(format!(
+                "another request is setting up a {kind} right now; two plugins of a composed class may not hold a {kind} at once"
+            ));
+        };
         let me = ASKED_BY.try_with(Clone::clone).ok();
         let open: Vec<usize> = {
             let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
@@ -417,7 +425,7 @@ impl Effects {
         for slot in open {
             self.end_lease(slot).await;
         }
-        Ok(())
+        Ok(claim)
     }
 
     /// Who holds the open `kind` lease on `node`, for a refusal: in a

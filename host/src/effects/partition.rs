@@ -21,7 +21,8 @@ impl Effects {
     pub async fn partition(self: &Arc<Self>, grudge: Grudge, ms: u32) -> Result<(), String> {
         self.check_grudge("partition", &grudge)?;
         // A new partition replaces the one in force (this plugin's only).
-        self.replace_own("partition").await?;
+        // Held until the new lease is recorded.
+        let _claim = self.replace_own("partition").await?;
         let during_burst = self.burst_running();
         let first = grudge.iter().position(|r| !r.is_empty()).unwrap_or(0) as u32;
         let installed = self.net.partition(&grudge).await;

@@ -50,6 +50,7 @@ pub struct Namespaces {
     hub_thread: NsThread,
     node_threads: Vec<NsThread>,
     node_files: Vec<std::fs::File>,
+    link_lock: Arc<Mutex<()>>,
 }
 
 fn ip(args: &[&str]) -> anyhow::Result<()> {
@@ -189,6 +190,7 @@ impl Namespaces {
             hub_thread,
             node_threads,
             node_files,
+            link_lock: Arc::default(),
         })
     }
 
@@ -204,6 +206,31 @@ impl Namespaces {
     /// The journal of the run these namespaces belong to.
     pub fn journal(&self) -> &Arc<Journal> {
         &self.journal
+    }
+
+    /// Serialises putting a link fault in force and lifting it
+    /// ([`super::nfqueue`]): both run to their end even when the request
+    /// that started them is gone.
+    pub fn link_lock(&self) -> &Arc<Mutex<()>> {
+        &self.link_lock
+    }
+
+    /// A UDP socket bound to `addr` inside node `i`'s namespace.
+    #[cfg(test)]
+    pub async fn udp_in(
+        &self,
+        i: usize,
+        addr: SocketAddr,
+    ) -> std::io::Result<tokio::net::UdpSocket> {
+        let made = match self.node_threads.get(i) {
+            Some(t) => t
+                .run(move || std::net::UdpSocket::bind(addr))
+                .await
+                .unwrap_or_else(|| Err(std::io::Error::other("namespace thread is gone")))?,
+            None => return Err(std::io::Error::other(format!("no namespace for node {i}"))),
+        };
+        made.set_nonblocking(true)?;
+        tokio::net::UdpSocket::from_std(made)
     }
 
     /// A TCP socket made inside node `i`'s namespace (where it belongs
