@@ -30,7 +30,7 @@ impl Effects {
         fault.check(ms)?;
         // A new link fault replaces the one in force (this plugin's only).
         // Held until the new lease is recorded.
-        let _claim = self.replace_own("link").await?;
+        let claim = self.replace_own("link").await?;
         let during_burst = self.burst_running();
         let first = grudge.iter().position(|r| !r.is_empty()).unwrap_or(0) as u32;
         let installed = self.net.link(&grudge, fault, seed).await;
@@ -57,6 +57,8 @@ impl Effects {
             evidence,
         ));
         self.remember(slot, |u| u.link = Some(generation));
+        // Recorded: from here on another plugin is refused naming it.
+        drop(claim);
         let measuring = Instant::now();
         let budget = Duration::from_millis((ms as f64 * PROBE_SHARE) as u64);
         let checks = self

@@ -22,7 +22,7 @@ impl Effects {
         self.check_grudge("partition", &grudge)?;
         // A new partition replaces the one in force (this plugin's only).
         // Held until the new lease is recorded.
-        let _claim = self.replace_own("partition").await?;
+        let claim = self.replace_own("partition").await?;
         let during_burst = self.burst_running();
         let first = grudge.iter().position(|r| !r.is_empty()).unwrap_or(0) as u32;
         let installed = self.net.partition(&grudge).await;
@@ -51,6 +51,8 @@ impl Effects {
             evidence,
         ));
         self.remember(slot, |u| u.cut = Some(generation));
+        // Recorded: from here on another plugin is refused naming it.
+        drop(claim);
         let probing = Instant::now();
         let probes = self.net.probe(generation, &grudge).await;
         let took = probing.elapsed();

@@ -176,6 +176,7 @@ impl Drop for Lease {
         let mut in_use = self.in_use.lock().unwrap_or_else(|e| e.into_inner());
         for p in &self.ports {
             in_use.remove(p);
+            ports::release(*p);
         }
         if let Some((ns, pool)) = self.slot.take() {
             pool.free.lock().unwrap_or_else(|e| e.into_inner()).push(ns);
@@ -262,6 +263,10 @@ impl Network {
             let chosen = choose(n)?;
             let mut in_use = self.in_use.lock().unwrap_or_else(|e| e.into_inner());
             if chosen.iter().any(|p| in_use.contains(p)) {
+                // Claims on the ports not taken go back.
+                for p in chosen.iter().filter(|p| !in_use.contains(p)) {
+                    ports::release(*p);
+                }
                 continue;
             }
             in_use.extend(chosen.iter().copied());
