@@ -360,6 +360,32 @@ async fn measure(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Resul
 }
 
 /// Part 6: a link proxy in front of an echo server, bare and degraded.
+/// `n` one-byte round trips over `c` to an echo, µs each.
+async fn round_trips(mut c: tokio::net::TcpStream, n: usize) -> anyhow::Result<Vec<f64>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    c.set_nodelay(true)?;
+    let mut b = [0u8; 1];
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        c.write_all(b"x").await?;
+        c.read_exact(&mut b).await?;
+        out.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    Ok(out)
+}
+
+/// Echo every connection `listener` accepts, until aborted.
+async fn serve_echo(listener: tokio::net::TcpListener) {
+    while let Ok((mut c, _)) = listener.accept().await {
+        tokio::spawn(async move {
+            let _ = c.set_nodelay(true);
+            let (mut r, mut w) = c.split();
+            let _ = tokio::io::copy(&mut r, &mut w).await;
+        });
+    }
+}
+
 /// Link leases measured per mode, and their length.
 const LEASES: usize = 10;
 const LEASE: Duration = Duration::from_millis(300);
@@ -375,7 +401,6 @@ async fn netns_link_faults(latency_ms: u32, rate: u64) -> anyhow::Result<NetnsLi
     use crate::net::netns::{Namespaces, node_addr};
     use crate::net::nfqueue::Degraded;
     use crate::plugin::LinkFault;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let state = std::env::temp_dir().join(format!("chaos-bench-links-{}", std::process::id()));
     std::fs::create_dir_all(&state)?;
     let run = format!("bl{}", std::process::id() % 100_000);
@@ -386,30 +411,10 @@ async fn netns_link_faults(latency_ms: u32, rate: u64) -> anyhow::Result<NetnsLi
         listener.bind(std::net::SocketAddr::from((node_addr(1), 0)))?;
         let listener = listener.listen(16)?;
         let echo = listener.local_addr()?;
-        let server = tokio::spawn(async move {
-            while let Ok((mut c, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let _ = c.set_nodelay(true);
-                    let (mut r, mut w) = c.split();
-                    let _ = tokio::io::copy(&mut r, &mut w).await;
-                });
-            }
-        });
+        let server = tokio::spawn(serve_echo(listener));
         let pings = |n: usize| {
             let ns = ns.clone();
-            async move {
-                let mut c = ns.socket_in(0).await?.connect(echo).await?;
-                c.set_nodelay(true)?;
-                let mut b = [0u8; 1];
-                let mut out = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let t = Instant::now();
-                    c.write_all(b"x").await?;
-                    c.read_exact(&mut b).await?;
-                    out.push(t.elapsed().as_secs_f64() * 1e6);
-                }
-                anyhow::Ok(out)
-            }
+            async move { round_trips(ns.socket_in(0).await?.connect(echo).await?, n).await }
         };
         let base = quantile(&sorted(pings(500).await?), 0.5);
         let fault = LinkFault {
@@ -489,38 +494,23 @@ async fn netns_link_faults(latency_ms: u32, rate: u64) -> anyhow::Result<NetnsLi
 async fn link_faults() -> anyhow::Result<LinkFigures> {
     use crate::net::proxy::Links;
     use crate::plugin::LinkFault;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     const ROUND_TRIPS: usize = 5000;
     const LATENCY_MS: u32 = 20;
     const DELAYED: usize = 100;
     const RATE: u64 = 100_000;
     let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let echo_port = echo.local_addr()?.port();
-    let server = tokio::spawn(async move {
-        while let Ok((mut c, _)) = echo.accept().await {
-            tokio::spawn(async move {
-                let _ = c.set_nodelay(true);
-                let (mut r, mut w) = c.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
+    let server = tokio::spawn(serve_echo(echo));
     // Node 0 (nothing listens: only its links' proxies matter) and node 1,
     // the echo server; link 0->1 is the one measured.
     let links = Links::start(&[0, echo_port]).await?;
     let via = links.port(0, 1);
     let pings = |port: u16, n: usize| async move {
-        let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-        c.set_nodelay(true)?;
-        let mut b = [0u8; 1];
-        let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            let t = Instant::now();
-            c.write_all(b"x").await?;
-            c.read_exact(&mut b).await?;
-            out.push(t.elapsed().as_secs_f64() * 1e6);
-        }
-        anyhow::Ok(out)
+        round_trips(
+            tokio::net::TcpStream::connect(("127.0.0.1", port)).await?,
+            n,
+        )
+        .await
     };
     // Interleaved in rounds so drift in machine load hits both alike.
     let (mut direct, mut proxied) = (Vec::new(), Vec::new());

@@ -37,6 +37,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// A skew's lease as [`Effects::finish_skew`] completes it.
+struct Skewed {
+    slot: usize,
+    index: u32,
+    pid: nix::unistd::Pid,
+    step_ms: i64,
+    ppm: i64,
+    ms: u32,
+    start_us: u64,
+}
+
 /// Known places of Debian's libfaketime (package `libfaketime`).
 const CANDIDATES: &[&str] = &[
     "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
@@ -376,30 +387,48 @@ impl Effects {
             u.clock_watch = Some((watch.abort_handle(), late));
             u.clock_drift = (ppm != 0).then_some((ppm, since));
         });
-        let mut evidence = format!(
+        let patched = format!(
             "vDSO patched in {} process(es) of group {pgid} ({} newly)",
             applied.set.len(),
             applied.newly
         );
-        if !applied.failed.is_empty() {
-            evidence.push_str(&format!("; not patched: {}", applied.failed.join("; ")));
+        let skew = Skewed {
+            slot,
+            index,
+            pid: node.pid(),
+            step_ms,
+            ppm,
+            ms,
+            start_us,
+        };
+        self.finish_skew(skew, patched, &applied.failed).await;
+        Ok(())
+    }
+
+    /// The end of a skew's set-up, local or on a remote host: the offset
+    /// confirmed through the node's clock probe (a drift shows only as time
+    /// passes: measured at the lease end), the record completed, the lease
+    /// scheduled. `patched` says where and how many processes; `failed`,
+    /// those that could not be patched (any leaves the skew unverified).
+    async fn finish_skew(self: &Arc<Self>, k: Skewed, patched: String, failed: &[String]) {
+        let mut evidence = patched;
+        if !failed.is_empty() {
+            evidence.push_str(&format!("; not patched: {}", failed.join("; ")));
         }
-        let verified = if ppm != 0 {
-            // A drift shows only as time passes: measured at the lease end.
+        let verified = if k.ppm != 0 {
             evidence.push_str("; drift measured at the lease end");
-            applied.failed.is_empty()
+            failed.is_empty()
         } else {
-            let (ok, seen) = self.confirm_offset(index, step_ms, node.pid()).await;
+            let (ok, seen) = self.confirm_offset(k.index, k.step_ms, k.pid).await;
             evidence.push_str("; ");
             evidence.push_str(&seen);
-            ok && applied.failed.is_empty()
+            ok && failed.is_empty()
         };
-        self.update(slot, |r| {
+        self.update(k.slot, |r| {
             r.verified = verified;
             r.evidence = evidence;
         });
-        self.schedule_end(slot, start_us, ms);
-        Ok(())
+        self.schedule_end(k.slot, k.start_us, k.ms);
     }
 
     /// A skew of a node on a remote host: the uploaded chaos-host's
@@ -472,27 +501,20 @@ impl Effects {
             u.clock_remote = Some(lease);
             u.clock_drift = (ppm != 0).then_some((ppm, since));
         });
-        let mut evidence = format!(
+        let patched = format!(
             "on host {name} by {bin}: vDSO patched in {} process(es) of group {pgid} ({} newly)",
             report.set, report.newly
         );
-        if !report.failed.is_empty() {
-            evidence.push_str(&format!("; not patched: {}", report.failed.join("; ")));
-        }
-        let verified = if ppm != 0 {
-            evidence.push_str("; drift measured at the lease end");
-            report.failed.is_empty()
-        } else {
-            let (ok, seen) = self.confirm_offset(index, step_ms, node.pid()).await;
-            evidence.push_str("; ");
-            evidence.push_str(&seen);
-            ok && report.failed.is_empty()
+        let skew = Skewed {
+            slot,
+            index,
+            pid: node.pid(),
+            step_ms,
+            ppm,
+            ms,
+            start_us,
         };
-        self.update(slot, |r| {
-            r.verified = verified;
-            r.evidence = evidence;
-        });
-        self.schedule_end(slot, start_us, ms);
+        self.finish_skew(skew, patched, &report.failed).await;
         Ok(())
     }
 
