@@ -3,7 +3,7 @@
 # plugins/<name>.wasm; example third-party plugins (examples/plugins/*) to
 # examples/plugins/<name>.wasm; test guests (tests/guests/*) to
 # tests/guests/<name>.wasm; and the built-in plugins (plugins/*) also to
-# host/builtins/<name>.wasm, which chaos-host embeds (include_bytes!).
+# crates/builtins/wasm/<name>.wasm, which chaos-host embeds (include_bytes!).
 #
 # The build is reproducible: the same sources, Cargo.lock and toolchain give
 # byte-identical components in any directory on any machine. Panic messages
@@ -11,7 +11,7 @@
 # fixed names; the flags apply to the wasm32-wasip2 target only (with
 # --target, cargo gives build scripts and proc-macros no RUSTFLAGS), so the
 # host's build cache is untouched. scripts/test.sh fails when
-# host/builtins then differs from what is committed.
+# crates/builtins/wasm then differs from what is committed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd -P)
@@ -46,21 +46,21 @@ tdir="${CARGO_TARGET_DIR:-target}"
 # The built-ins are replaced only by the toolchain that built the committed
 # ones (another rustc gives other bytes, not newer plugins), unless asked:
 # CHAOS_UPDATE_BUILTINS=1 rebuilds them with this one.
-mkdir -p host/builtins
+mkdir -p crates/builtins/wasm
 update_builtins=true
-built_with=$(cat host/builtins/TOOLCHAIN 2>/dev/null || true)
+built_with=$(cat crates/builtins/wasm/TOOLCHAIN 2>/dev/null || true)
 if [ -n "$built_with" ] && [ "$built_with" != "$(rustc -V)" ] && [ -z "${CHAOS_UPDATE_BUILTINS:-}" ]; then
     update_builtins=false
-    echo "build-plugins: host/builtins were built with $built_with, this is $(rustc -V): left as they are (CHAOS_UPDATE_BUILTINS=1 replaces them)" >&2
+    echo "build-plugins: crates/builtins/wasm were built with $built_with, this is $(rustc -V): left as they are (CHAOS_UPDATE_BUILTINS=1 replaces them)" >&2
 fi
 for n in "${names[@]}"; do
     cp "$tdir/wasm32-wasip2/release/$n.wasm" "plugins/$n.wasm"
     if $update_builtins; then
-        cp "$tdir/wasm32-wasip2/release/$n.wasm" "host/builtins/$n.wasm"
+        cp "$tdir/wasm32-wasip2/release/$n.wasm" "crates/builtins/wasm/$n.wasm"
     fi
 done
 if $update_builtins; then
-    rustc -V > host/builtins/TOOLCHAIN
+    rustc -V > crates/builtins/wasm/TOOLCHAIN
 fi
 for n in "${examples[@]}"; do
     cp "$tdir/wasm32-wasip2/release/$n.wasm" "examples/plugins/$n.wasm"

@@ -5,24 +5,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build-plugins.sh
 # The built-ins chaos-host embeds must be what their sources build (the build
-# is reproducible): a plugin changed without its host/builtins copy is stale.
+# is reproducible): a plugin changed without its crates/builtins/wasm copy is stale.
 # Bytes depend on the compiler too: another toolchain cannot check them, so
 # it says so and tests the committed ones.
-built_with=$(cat host/builtins/TOOLCHAIN 2>/dev/null || true)
+built_with=$(cat crates/builtins/wasm/TOOLCHAIN 2>/dev/null || true)
 if [ -n "$built_with" ] && [ "$built_with" != "$(rustc -V)" ]; then
     # build-plugins.sh left them alone.
-    echo "test.sh: WARNING: host/builtins were built with $built_with, this is $(rustc -V): their reproducibility is not checked here; testing the committed ones" >&2
-elif ! git diff --quiet --exit-code -- host/builtins \
-    || [ -n "$(git ls-files --others --exclude-standard -- host/builtins)" ]; then
-    echo "test.sh: built-ins are stale: run scripts/build-plugins.sh and commit host/builtins" >&2
-    git status --short -- host/builtins >&2
-    if ! git diff --quiet -- host/builtins/TOOLCHAIN; then
-        echo "test.sh: (they were built with $(git show HEAD:host/builtins/TOOLCHAIN 2>/dev/null || echo 'another toolchain'), this is $(rustc -V): build with that toolchain, or commit the rebuild)" >&2
+    echo "test.sh: WARNING: crates/builtins/wasm were built with $built_with, this is $(rustc -V): their reproducibility is not checked here; testing the committed ones" >&2
+elif ! git diff --quiet --exit-code -- crates/builtins/wasm \
+    || [ -n "$(git ls-files --others --exclude-standard -- crates/builtins/wasm)" ]; then
+    echo "test.sh: built-ins are stale: run scripts/build-plugins.sh and commit crates/builtins/wasm" >&2
+    git status --short -- crates/builtins/wasm >&2
+    if ! git diff --quiet -- crates/builtins/wasm/TOOLCHAIN; then
+        echo "test.sh: (they were built with $(git show HEAD:crates/builtins/wasm/TOOLCHAIN 2>/dev/null || echo 'another toolchain'), this is $(rustc -V): build with that toolchain, or commit the rebuild)" >&2
     fi
     exit 1
 fi
 cargo fmt --all --check
-cargo clippy --locked -p chaos-host -p quorum-kv -p native_pause --all-targets -- -D warnings
+cargo clippy --locked -p chaos-builtins -p chaos-model -p chaos-journal -p chaos-ssh -p chaos-mechanisms -p chaos-lifecycle -p chaos-effects -p chaos-plugin -p chaos-core -p chaos-host -p quorum-kv -p native_pause --all-targets -- -D warnings
 cargo clippy --locked --target wasm32-wasip2 -p chaos-host-sdk -p kill_primary_mid_write -p convergence -p drop_random_acks -p partition_minority -p clock_skew_peer -p crash_restart -p power_failure -p disk_full_peer -p fsync_error_peer -p slow_disk -p slow_link -p lossy_link -p bandwidth_cap -p misbehave -p future_contract -p contract_0_1_0 -p contract_0_1_1 -p bench_calls -p bad_figure -p link_fault -p asymmetric_partition -p history_loop -p linearizable -p set_full -p clock_drift_peer -- -D warnings
 # The SDK as crates.io would get it: packaged (its WIT inside) and built
 # from the package, and its documented example compiled.
@@ -35,4 +35,4 @@ cargo build --locked
 # unification would compile wasmtime a second time (6 minutes here).
 cargo test --locked -p linearizable -p set_full
 # Traps are slow with backtraces on; tests do not need them.
-RUST_BACKTRACE=0 cargo test --locked -p chaos-host -p quorum-kv
+RUST_BACKTRACE=0 cargo test --locked -p chaos-builtins -p chaos-model -p chaos-journal -p chaos-ssh -p chaos-mechanisms -p chaos-lifecycle -p chaos-effects -p chaos-plugin -p chaos-core -p chaos-host -p quorum-kv

@@ -33,13 +33,13 @@
 //!    5 to 50 clients, 1 to 100 keys, valid and with one stale read),
 //!    through the host: ops/s, verdict and the plugin's linear memory.
 
-use crate::campaign::Campaign;
-use crate::effects::{Effects, Scope};
-use crate::journal::Journal;
-use crate::net::Network;
-use crate::plugin::{CycleInfo, Grants, Runtime};
-use crate::workload::{self, Progress};
 use anyhow::{Context, bail};
+use chaos_core::workload::{self, Progress};
+use chaos_effects::{Effects, Scope};
+use chaos_journal::journal::Journal;
+use chaos_mechanisms::net::Network;
+use chaos_model::campaign::Campaign;
+use chaos_plugin::{CycleInfo, Grants, Runtime};
 use serde::Serialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -299,7 +299,7 @@ async fn measure(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Resul
         });
     }
     if args.skews_only {
-        let why = crate::effects::vdso::refusal();
+        let why = chaos_mechanisms::clock::vdso::refusal();
         if let Some(why) = why {
             bail!("bench --skews-only: {why}");
         }
@@ -310,7 +310,8 @@ async fn measure(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Resul
         });
     }
     if args.disk_only {
-        crate::disk::available().map_err(|why| anyhow::anyhow!("bench --disk-only: {why}"))?;
+        chaos_mechanisms::disk::available()
+            .map_err(|why| anyhow::anyhow!("bench --disk-only: {why}"))?;
         return Ok(Figures {
             machine: machine(),
             disk: Some(disk_layer(args, root, scratch).await?),
@@ -325,7 +326,7 @@ async fn measure(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Resul
     let driver = driver_vs_wrk(args, root, scratch).await?;
     eprintln!("bench: parallel cycles");
     let parallel = parallel_scaling(args, root, scratch).await?;
-    let disk = match crate::disk::available() {
+    let disk = match chaos_mechanisms::disk::available() {
         Ok(()) => {
             eprintln!("bench: the disk layer, one reference node with and without it");
             Some(disk_layer(args, root, scratch).await?)
@@ -337,7 +338,7 @@ async fn measure(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Resul
     };
     eprintln!("bench: link faults");
     let links = Some(link_faults().await?);
-    let skews = match crate::effects::vdso::refusal() {
+    let skews = match chaos_mechanisms::clock::vdso::refusal() {
         None => {
             eprintln!("bench: clock skews through the vDSO");
             Some(clock_skews(root, scratch).await?)
@@ -398,13 +399,17 @@ fn lease_error_ms(held: Duration) -> f64 {
 /// Part 6 in netns mode: two namespaces, an echo server in node 1's, round
 /// trips from node 0's through the verdict loop degrading link 0->1.
 async fn netns_link_faults(latency_ms: u32, rate: u64) -> anyhow::Result<NetnsLinkFigures> {
-    use crate::net::netns::{Namespaces, node_addr};
-    use crate::net::nfqueue::Degraded;
-    use crate::plugin::LinkFault;
+    use chaos_mechanisms::net::netns::{Namespaces, node_addr};
+    use chaos_mechanisms::net::nfqueue::Degraded;
+    use chaos_model::contract::LinkFault;
     let state = std::env::temp_dir().join(format!("chaos-bench-links-{}", std::process::id()));
     std::fs::create_dir_all(&state)?;
     let run = format!("bl{}", std::process::id() % 100_000);
-    let journal = Arc::new(crate::journal::Journal::create(&state, &run)?);
+    let journal = Arc::new(chaos_journal::journal::Journal::create(
+        &state,
+        &run,
+        &chaos_mechanisms::UNDO,
+    )?);
     let ns = Arc::new(Namespaces::create(2, &run, journal).await?);
     let figures = async {
         let listener = ns.socket_in(1).await?;
@@ -492,8 +497,8 @@ async fn netns_link_faults(latency_ms: u32, rate: u64) -> anyhow::Result<NetnsLi
 }
 
 async fn link_faults() -> anyhow::Result<LinkFigures> {
-    use crate::net::proxy::Links;
-    use crate::plugin::LinkFault;
+    use chaos_mechanisms::net::proxy::Links;
+    use chaos_model::contract::LinkFault;
     const ROUND_TRIPS: usize = 5000;
     const LATENCY_MS: u32 = 20;
     const DELAYED: usize = 100;
@@ -566,7 +571,7 @@ async fn link_faults() -> anyhow::Result<LinkFigures> {
     server.abort();
     let rates = sorted(rates);
     let netns = if nix::unistd::geteuid().is_root() {
-        match crate::net::nfqueue::preflight() {
+        match chaos_mechanisms::net::nfqueue::preflight() {
             Ok(()) => netns_link_faults(LATENCY_MS, RATE)
                 .await
                 .map_err(|e| format!("{e:#}")),
@@ -647,7 +652,7 @@ async fn plugin_costs(root: &Path, scratch: &Path) -> anyhow::Result<Plugins> {
 
     let guest = root.join("tests/guests/bench_calls.wasm");
     let state = scratch.join("state");
-    let journal = Arc::new(Journal::create(&state, "bench")?);
+    let journal = Arc::new(Journal::create(&state, "bench", &chaos_mechanisms::UNDO)?);
     let net = Arc::new(Network::loopback().cycle(0, false).await?);
     let (_progress_tx, progress_rx) = tokio::sync::watch::channel(Progress::default());
     let effects = Effects::new(
@@ -675,7 +680,7 @@ async fn plugin_costs(root: &Path, scratch: &Path) -> anyhow::Result<Plugins> {
             anyhow::Ok(p)
         }
     };
-    let info = |p: &crate::plugin::Loaded| CycleInfo {
+    let info = |p: &chaos_plugin::Loaded| CycleInfo {
         cycle: 1,
         seed: 1,
         nodes: 0,
@@ -1061,7 +1066,7 @@ async fn reference_node(
     data: &Path,
     http: &reqwest::Client,
 ) -> anyhow::Result<(tokio::process::Child, u16)> {
-    let port = crate::lifecycle::ports::choose(1)?[0];
+    let port = chaos_mechanisms::net::ports::choose(1)?[0];
     let node = tokio::process::Command::new(root.join("target/debug/quorum-kv"))
         .args(["--node", "0", "--quorum", "1", "--listen"])
         .arg(format!("127.0.0.1:{port}"))
@@ -1095,7 +1100,11 @@ async fn reference_node(
 async fn disk_layer(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Result<DiskFigures> {
     let http = reqwest::Client::builder().no_proxy().build()?;
     let campaign = Campaign::load(&root.join("examples/reference/campaign.toml"))?;
-    let journal = Arc::new(Journal::create(&scratch.join("disk-state"), "bench-disk")?);
+    let journal = Arc::new(Journal::create(
+        &scratch.join("disk-state"),
+        "bench-disk",
+        &chaos_mechanisms::UNDO,
+    )?);
     let mut f = DiskFigures {
         writes: args.disk_writes,
         ..DiskFigures::default()
@@ -1104,7 +1113,7 @@ async fn disk_layer(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Re
         let side = if layered { "layer" } else { "plain" };
         let dir = scratch.join(format!("disk-{side}"));
         let disk = if layered {
-            Some(crate::disk::Disk::mount(
+            Some(chaos_mechanisms::disk::Disk::mount(
                 &dir.join("backing"),
                 &dir.join("data"),
                 Some(journal.clone()),

@@ -9,9 +9,9 @@
 //! the same files: reading files keeps the generator out of the host's
 //! dependencies.
 
-use crate::history;
-use crate::plugin::{CycleInfo, Grants, Observations, Runtime, builtins};
 use anyhow::{Context, bail};
+use chaos_model::history;
+use chaos_plugin::{CycleInfo, Grants, Observations, Runtime, builtins};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;

@@ -25,8 +25,8 @@
 //! integer, nil, vector, set), and no well-kept Rust EDN crate writes maps
 //! in a fixed key order.
 
-use crate::history::{self, History, Kind, Op, Status};
 use anyhow::{Context, bail};
+use chaos_model::history::{self, History, Kind, Op, Status};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -5,34 +5,26 @@
 
 mod bench;
 mod bench_checkers;
-mod campaign;
-mod cli;
-mod cycle;
-mod disk;
-mod effects;
+
+mod args;
+
 mod export;
-mod history;
-mod journal;
-mod lifecycle;
+
 mod merge;
-mod metrics;
-mod net;
-mod plugin;
-mod probes;
-mod procfs;
-mod register;
+mod plan;
+mod plugins;
+
 mod remote;
 mod replay;
 mod report;
-mod roles;
+
 mod run;
 mod scaffold;
 mod shard;
-mod verdict;
-mod workload;
+mod summary;
 
+use args::{Cli, Command};
 use clap::Parser;
-use cli::{Cli, Command};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -79,7 +71,7 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
                 );
             }
             let plan = args.plan()?;
-            let runtime = plugin::Runtime::new()?;
+            let runtime = chaos_plugin::Runtime::new()?;
             let summary = run::run(&plan, &runtime).await?;
             print!("{}", report::table(&summary));
             println!(
@@ -109,8 +101,8 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             Ok(true)
         }
         Command::Cleanup => {
-            let dir = journal::state_dir();
-            let actions = journal::recover(&dir)?;
+            let dir = chaos_journal::journal::state_dir();
+            let actions = chaos_journal::journal::recover(&dir, &chaos_mechanisms::UNDO)?;
             if actions.is_empty() {
                 println!("nothing to clean up (journals in {})", dir.display());
             }
@@ -135,18 +127,18 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             Ok(true)
         }
         Command::ClockPatch { pids } => {
-            effects::vdso::helper_main(&pids);
+            chaos_mechanisms::clock::vdso::helper_main(&pids);
             Ok(true)
         }
         Command::ClockLease { pgid, step_ns, ppm } => {
-            effects::clock::lease_main(pgid, step_ns, ppm);
+            chaos_mechanisms::clock::lease_main(pgid, step_ns, ppm);
             Ok(true)
         }
         Command::DiskLayer {
             backing,
             mountpoint,
         } => {
-            remote::disk::helper_main(&backing, &mountpoint);
+            chaos_mechanisms::disk::remote::helper_main(&backing, &mountpoint);
             Ok(true)
         }
         Command::Bench(args) => {
@@ -154,15 +146,15 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             Ok(true)
         }
         Command::Inspect(args) => {
-            cli::plugin::inspect(&args.file).await?;
+            plugins::inspect(&args.file).await?;
             Ok(true)
         }
-        Command::Plugin(cli::PluginCommand::List) => {
-            cli::plugin::list().await?;
+        Command::Plugin(args::PluginCommand::List) => {
+            plugins::list().await?;
             Ok(true)
         }
-        Command::Plugin(cli::PluginCommand::Push(args)) => {
-            cli::plugin::push(&args).await?;
+        Command::Plugin(args::PluginCommand::Push(args)) => {
+            plugins::push(&args).await?;
             Ok(true)
         }
     }

@@ -14,11 +14,12 @@
 //! in the shard that owns it and with the seed the unsharded run would give
 //! it.
 
-use crate::cli::MergeArgs;
-use crate::metrics::{ClassSummary, Tally};
-use crate::run::{Summary, cycle_seed};
+use crate::args::MergeArgs;
 use crate::shard::Shard;
+use crate::summary::Summary;
 use anyhow::{Context, bail};
+use chaos_core::metrics::{ClassSummary, Tally};
+use chaos_model::seed::cycle_seed;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -6,16 +6,16 @@
 //! the same thing; the system under test may not, which is what a replay
 //! tells apart.
 
-use crate::cli::{ReplayArgs, RunArgs};
-use crate::run::cycle_seed;
+use crate::args::{ReplayArgs, RunArgs};
 use anyhow::{Context, bail};
+use chaos_model::seed::cycle_seed;
 use serde_json::Value;
 use std::path::Path;
 
 /// Replay; true when the recorded status is reproduced.
 pub async fn replay(args: &ReplayArgs) -> anyhow::Result<bool> {
     let (class, n) = (args.class.as_str(), args.cycle);
-    if let Some(why) = crate::campaign::class_name_problem(class) {
+    if let Some(why) = chaos_model::campaign::class_name_problem(class) {
         bail!("--class {why}");
     }
     let recorded = recorded(&args.dir, class, n)?;
@@ -39,7 +39,7 @@ pub async fn replay(args: &ReplayArgs) -> anyhow::Result<bool> {
         args.dir.display(),
         out.display()
     );
-    let runtime = crate::plugin::Runtime::new()?;
+    let runtime = chaos_plugin::Runtime::new()?;
     crate::run::run(&plan, &runtime).await?;
     let replayed = recorded_in(&out, class, n)?;
     let same = replayed["status"] == recorded["status"];

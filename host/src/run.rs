@@ -8,82 +8,21 @@
 //! stop the current cycle: its nodes are killed and reaped and its effects
 //! undone before chaos-host exits.
 
-use crate::campaign::Campaign;
-use crate::cycle::Cycle;
-use crate::journal::{self, Journal};
-use crate::metrics::{ClassSummary, CycleRecord, Status, Tally};
-use crate::net::{Mode, Network};
-use crate::plugin::{Grants, Loaded, Runtime};
-use crate::shard::Shard;
+use crate::plan::{Plan, now_nanos};
+use crate::summary::Summary;
 use anyhow::{Context, bail};
+use chaos_core::cycle::Cycle;
+use chaos_core::metrics::{ClassSummary, CycleRecord, Status, Tally};
+use chaos_journal::journal::{self, Journal};
+use chaos_mechanisms::net::{Mode, Network};
+use chaos_model::seed::{cycle_seed, splitmix};
+use chaos_plugin::{Grants, Loaded, Runtime};
 use futures::StreamExt;
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// A validated run: the campaign plus everything the command line changed.
-pub struct Plan {
-    /// The arguments as saved to `run.json`, for `--resume`.
-    pub args: crate::cli::RunArgs,
-    /// Finish the run already in `out` instead of starting afresh.
-    pub resume: bool,
-    /// Run only this cycle of this class (`chaos-host replay`).
-    pub only: Option<(String, u32)>,
-    pub campaign: Campaign,
-    pub plugins: Vec<crate::plugin::PluginRef>,
-    /// The `chaos.lock` OCI references are checked against and recorded
-    /// in; `None` when resuming or replaying (they use `args.oci`).
-    pub lock: Option<PathBuf>,
-    /// `--update-lock`: a moved OCI tag replaces its lock entry.
-    pub update_lock: bool,
-    /// Opt-in, unsandboxed shared libraries.
-    pub native_plugins: Vec<PathBuf>,
-    pub allow: Vec<(String, String)>,
-    pub cycles: u32,
-    pub writes: u32,
-    pub settle: Duration,
-    pub seed: u64,
-    pub out: PathBuf,
-    pub net: crate::net::Mode,
-    /// The remote hosts the nodes go on (`[hosts]`, `--hosts`), checked
-    /// but not yet connected.
-    pub hosts: Option<crate::remote::Layout>,
-    /// Cycles of a class run at once.
-    pub parallel: u32,
-    /// Only this shard's cycles, when sharded.
-    pub shard: Option<Shard>,
-}
-
-/// Most cycles `--parallel` runs at once: each is a whole cluster with its
-/// own processes, ports and (in netns mode) namespaces, so beyond this a
-/// machine runs out of something long before it runs faster.
-pub const MAX_PARALLEL: u32 = 64;
-
-#[derive(Serialize)]
-pub struct Summary {
-    pub pass: bool,
-    pub campaign: String,
-    pub system: String,
-    pub seed: u64,
-    pub run_id: String,
-    pub threshold: f64,
-    pub cycles_per_class: u32,
-    pub writes_per_cycle: u32,
-    pub wall_ms: u64,
-    pub network: &'static str,
-    /// Cycles of a class run at once.
-    pub parallel: u32,
-    /// The shard this run is, when sharded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub shard: Option<Shard>,
-    /// The shard runs a `chaos-host merge` combined, one line each.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub merged: Vec<String>,
-    pub classes: Vec<ClassSummary>,
-}
 
 /// The plugins of a run, sorted into faults and assertions, the fault
 /// classes they make, and the pins of its OCI references (for `run.json`).
@@ -94,7 +33,7 @@ pub struct Plugins {
     /// named on the command line (or in `campaign.assertions`), then each
     /// `[[class]]`; empty for a run with none (the class `none`).
     pub classes: Vec<ClassDef>,
-    pub oci: BTreeMap<String, crate::plugin::oci::Pin>,
+    pub oci: BTreeMap<String, chaos_model::plugin_ref::Pin>,
 }
 
 /// A fault class: what its cycles are named and which plugins inject.
@@ -108,7 +47,7 @@ pub struct ClassDef {
 /// OCI references resolve to the digests `run.json` recorded (resume,
 /// replay), else through the campaign's `chaos.lock`.
 pub async fn load_plugins(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Plugins> {
-    use crate::plugin::PluginRef;
+    use chaos_model::plugin_ref::PluginRef;
     let file = &plan.campaign.file;
     let composed = &plan.campaign.classes;
     // Where each source was named: a class of its own (campaign assertions
@@ -127,11 +66,11 @@ pub async fn load_plugins(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Plug
         .collect();
     let lock = match &plan.lock {
         Some(path) if sources.iter().any(|(s, _)| matches!(s, PluginRef::Oci(_))) => {
-            Some(crate::plugin::lock::Lock::open(path, plan.update_lock)?)
+            Some(chaos_plugin::lock::Lock::open(path, plan.update_lock)?)
         }
         _ => None,
     };
-    let mut resolver = crate::plugin::Resolver::new(lock, plan.args.oci.clone());
+    let mut resolver = chaos_plugin::Resolver::new(lock, plan.args.oci.clone());
     // Each source's key, by its display (composed classes find their
     // plugins by it once they are loaded).
     let mut key_of: std::collections::HashMap<String, String> = Default::default();
@@ -139,7 +78,7 @@ pub async fn load_plugins(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Plug
     let mut index_of: std::collections::HashMap<String, usize> = Default::default();
     // Grants, pins, params, out dirs and results are keyed by name: two
     // files under one name (a copy, a fault and an assertion) are refused.
-    let mut names = crate::plugin::Names::default();
+    let mut names = chaos_plugin::Names::default();
     let mut loaded: Vec<(Loaded, String, bool)> = Vec::new();
     for (source, own_class) in sources {
         let fetched = resolver.fetch(source).await?;
@@ -196,7 +135,7 @@ pub async fn load_plugins(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Plug
         }
         let mut grants = Grants::new(&name);
         for cap in file.grants.get(&name).into_iter().flatten() {
-            grants.grant(crate::plugin::grants_parse(cap).with_context(|| {
+            grants.grant(chaos_plugin::grants_parse(cap).with_context(|| {
                 format!("campaign {}: grants.{name}", plan.campaign.path.display())
             })?);
         }
@@ -204,7 +143,7 @@ pub async fn load_plugins(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Plug
             if *who == name {
                 for cap in caps.split(',') {
                     grants.grant(
-                        crate::plugin::grants_parse(cap)
+                        chaos_plugin::grants_parse(cap)
                             .with_context(|| format!("--allow {who}={caps}"))?,
                     );
                 }
@@ -322,7 +261,7 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
             match plan.net {
                 Mode::Proxy => {}
                 Mode::Netns => {
-                    if let Err(e) = crate::net::nfqueue_preflight() {
+                    if let Err(e) = chaos_mechanisms::net::nfqueue_preflight() {
                         bail!("plugin {}: it degrades links: {e}", f.meta.name);
                     }
                 }
@@ -352,11 +291,11 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
                 .iter()
                 .map(|(p, _)| p.clone())
                 .collect();
-            let hosts = crate::remote::Hosts::connect(layout, &programs).await?;
+            let hosts = chaos_ssh::Hosts::connect(layout, &programs).await?;
             // Disk layers are mounted on the hosts: each must be able to
             // (root, /dev/fuse), or the class is refused now, naming it.
             if let Some(f) = disk_fault
-                && let Err(why) = hosts.disk_preflight().await
+                && let Err(why) = chaos_mechanisms::disk::remote::preflight_all(&hosts).await
             {
                 bail!(
                     "plugin {} asks for disk faults, which mount a FUSE layer on each node's host: {why}",
@@ -370,7 +309,7 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
     let mut shutdown = Shutdown::new()?;
     // Whatever a killed earlier run left behind is undone before we start.
     let state = journal::state_dir();
-    for line in journal::recover(&state)? {
+    for line in journal::recover(&state, &chaos_mechanisms::UNDO)? {
         eprintln!("chaos-host: cleanup of an earlier run: {line}");
     }
     std::fs::create_dir_all(&plan.out)
@@ -391,7 +330,7 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
         "{:06x}",
         splitmix(plan.seed ^ std::process::id() as u64 ^ now_nanos()) & 0xff_ffff
     );
-    let journal = Arc::new(Journal::create(&state, &run_id)?);
+    let journal = Arc::new(Journal::create(&state, &run_id, &chaos_mechanisms::UNDO)?);
     // The masters daemonize: journaled so a SIGKILLed run's are closed too.
     let mut masters = Vec::new();
     for h in hosts.iter().flat_map(|h| &h.hosts) {
@@ -577,15 +516,15 @@ async fn run_classes(
             );
         }
     }
-    let libfaketime = crate::effects::clock::libfaketime();
-    let ptrace_refused = crate::effects::vdso::refusal();
+    let libfaketime = chaos_mechanisms::clock::libfaketime();
+    let ptrace_refused = chaos_mechanisms::clock::vdso::refusal();
     // Disk faults need a FUSE layer; refused before any cycle where there
     // can be none. Remote nodes' layers are mounted on their hosts,
     // checked there when the hosts were reached.
     let uses_disk = |f: &&&Loaded| f.meta.capabilities.contains(&"disk");
     if let Some(f) = classes.iter().flat_map(|c| &c.faults).find(uses_disk)
         && plan.hosts.is_none()
-        && let Err(why) = crate::disk::available()
+        && let Err(why) = chaos_mechanisms::disk::available()
     {
         bail!("plugin {} asks for disk faults: {why}", f.meta.label());
     }
@@ -963,34 +902,6 @@ impl Shutdown {
             _ = self.term.recv() => "SIGTERM",
         }
     }
-}
-
-/// The seed of cycle `n` of `class`: from the run seed, the class's name
-/// and the cycle number only, so adding, removing or reordering classes
-/// never changes another class's cycles, a shard can compute any cycle's
-/// seed, and `chaos-host replay` can check a recorded one.
-pub fn cycle_seed(run_seed: u64, class: &str, n: u32) -> u64 {
-    // FNV-1a of the name: stable across builds and platforms (std's
-    // hashers are not).
-    let name = class.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    splitmix(splitmix(run_seed ^ name) ^ n as u64)
-}
-
-/// SplitMix64: derives independent per-cycle seeds from the campaign seed.
-pub fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
-pub fn now_nanos() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

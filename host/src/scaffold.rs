@@ -37,8 +37,8 @@ pub fn create(p: &NewPlugin) -> anyhow::Result<PathBuf> {
     let sdk_dep = match &p.sdk {
         None => format!(
             "chaos-host-sdk = \"{}.{}\"",
-            crate::plugin::LATEST.major,
-            crate::plugin::LATEST.minor
+            chaos_plugin::LATEST.major,
+            chaos_plugin::LATEST.minor
         ),
         Some(s) => {
             let sdk = std::fs::canonicalize(s).with_context(|| {

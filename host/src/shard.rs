@@ -5,7 +5,7 @@
 //! class (a class's failure shows up in whichever shard ran its cycle, and
 //! the shards take about equally long), and so that adding cycles to a
 //! campaign never moves an existing cycle to another shard of the same N.
-//! Seeds come from [`crate::run::cycle_seed`], which depends on the class
+//! Seeds come from [`chaos_model::seed::cycle_seed`], which depends on the class
 //! and the cycle number only, so a shard's cycle is the unsharded run's
 //! cycle, seed for seed.
 

@@ -72,7 +72,9 @@ fn plugin_list_shows_every_builtin_with_the_sha256_of_host_builtins() {
     assert_eq!(names.len(), crates, "{names:?}");
     assert!(names.len() >= 10, "{names:?}");
     for name in &names {
-        let file = root().join("host/builtins").join(format!("{name}.wasm"));
+        let file = root()
+            .join("crates/builtins/wasm")
+            .join(format!("{name}.wasm"));
         let sha: String = Sha256::digest(std::fs::read(&file).unwrap())
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -87,7 +89,7 @@ fn plugin_list_shows_every_builtin_with_the_sha256_of_host_builtins() {
         assert!(cols[3].starts_with("0."), "contract: {row}");
         assert_eq!(
             cols[5], sha,
-            "{name}: listed sha256 is not host/builtins' file"
+            "{name}: listed sha256 is not crates/builtins/wasm' file"
         );
     }
 }

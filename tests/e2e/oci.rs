@@ -327,7 +327,7 @@ fn oci_push_then_pull_by_tag_and_by_digest_gives_the_source_bytes() {
     );
     assert_eq!(
         inspected_sha(&pulled),
-        file_sha(&root().join("host/builtins/partition_minority.wasm"))
+        file_sha(&root().join("crates/builtins/wasm/partition_minority.wasm"))
     );
 
     // Cached by digest: with the registry gone, the digest still loads...
@@ -417,7 +417,7 @@ fn oci_campaign_pins_chaos_lock_refuses_a_moved_tag_and_replays_the_recorded_dig
         lock["plugins"][&fault]["layer"].as_str().unwrap(),
         format!(
             "sha256:{}",
-            file_sha(&root().join("host/builtins/partition_minority.wasm"))
+            file_sha(&root().join("crates/builtins/wasm/partition_minority.wasm"))
         )
     );
     // run.json records the digests for resume and replay.
@@ -484,7 +484,7 @@ fn oci_altered_blobs_are_refused_in_the_registry_and_in_the_cache() {
     let by_digest = registry.reference(&format!("chaos/kill@{digest}"));
     let layer = format!(
         "sha256:{}",
-        file_sha(&root().join("host/builtins/kill_primary_mid_write.wasm"))
+        file_sha(&root().join("crates/builtins/wasm/kill_primary_mid_write.wasm"))
     );
 
     // A good pull fills a cache; then its cached layer is altered.
@@ -510,7 +510,7 @@ fn oci_altered_blobs_are_refused_in_the_registry_and_in_the_cache() {
     let blob = registry.blob_file(&layer);
     std::fs::write(
         &blob,
-        std::fs::read(root().join("host/builtins/convergence.wasm")).unwrap(),
+        std::fs::read(root().join("crates/builtins/wasm/convergence.wasm")).unwrap(),
     )
     .unwrap();
     let e = error_line(&chaos_with_cache(

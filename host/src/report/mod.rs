@@ -10,8 +10,8 @@ mod view;
 use anyhow::Context;
 use std::path::Path;
 
-use crate::metrics::{CycleRecord, Status};
-use crate::run::Summary;
+use crate::summary::Summary;
+use chaos_core::metrics::{CycleRecord, Status};
 use std::time::Duration;
 
 pub fn cycle_line(r: &CycleRecord, cycles: u32, took: Duration) -> String {

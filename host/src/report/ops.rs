@@ -8,7 +8,7 @@
 //! mention in a reason of any verdict of the cycle is highlighted.
 
 use super::view::escape;
-use crate::history::{self, Op, Status};
+use chaos_model::history::{self, Op, Status};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -2,8 +2,8 @@
 //! threshold from `summary.json` when there is one), so `chaos-host report
 //! DIR` works on an interrupted run too.
 
-use crate::metrics::{ClassSummary, Tally};
 use anyhow::Context;
+use chaos_core::metrics::{ClassSummary, Tally};
 use serde_json::Value;
 use std::path::Path;
 
@@ -111,7 +111,7 @@ fn threshold_of_run(dir: &Path) -> anyhow::Result<f64> {
     let campaign = run["campaign"]
         .as_str()
         .with_context(|| format!("{}: no campaign", path.display()))?;
-    Ok(crate::campaign::Campaign::load(Path::new(campaign))?
+    Ok(chaos_model::campaign::Campaign::load(Path::new(campaign))?
         .file
         .campaign
         .threshold)
