@@ -10,6 +10,8 @@
 //! journaled before it is made, so `chaos-host cleanup` and `--resume`
 //! unmount what a killed engine left.
 
+#[cfg(test)]
+mod conformance;
 mod layer;
 pub mod remote;
 mod unsynced;
@@ -377,7 +379,7 @@ mod tests {
     use std::io::Write;
 
     /// A layer over a temp dir, or None where this machine cannot mount one.
-    fn layer() -> Option<(tempfile::TempDir, Disk)> {
+    pub(super) fn layer() -> Option<(tempfile::TempDir, Disk)> {
         if let Err(why) = available() {
             eprintln!("skipped: {why}");
             return None;

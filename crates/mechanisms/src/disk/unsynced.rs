@@ -81,6 +81,27 @@ impl Pending {
             true
         });
     }
+
+    /// Forget what the extents hold in `[offset, offset + len)` (a hole
+    /// punched or a range zeroed there, in the backing file).
+    pub fn punch(&mut self, offset: u64, len: u64) {
+        let end = offset.saturating_add(len);
+        let mut kept = Vec::with_capacity(self.extents.len());
+        for (o, d) in self.extents.drain(..) {
+            let e = o + d.len() as u64;
+            if e <= offset || o >= end {
+                kept.push((o, d));
+                continue;
+            }
+            if o < offset {
+                kept.push((o, d[..(offset - o) as usize].to_vec()));
+            }
+            if e > end {
+                kept.push((end, d[(end - o) as usize..].to_vec()));
+            }
+        }
+        self.extents = kept;
+    }
 }
 
 /// The unsynced writes of one layer, by inode.
@@ -161,5 +182,17 @@ mod tests {
         p.truncate(12);
         assert_eq!(p.bytes(), 2);
         assert_eq!(p.size(10), 12);
+    }
+
+    #[test]
+    fn punch_cuts_the_range_out_of_extents() {
+        let (_d, mut p) = pending();
+        p.push(10, b"abcdef");
+        p.push(13, b"XY");
+        p.punch(12, 2);
+        let mut buf = [0u8; 6];
+        let reach = p.overlay(10, &mut buf);
+        assert_eq!((&buf, reach), (b"ab\0\0Yf", 6));
+        assert_eq!(p.bytes(), 5);
     }
 }
