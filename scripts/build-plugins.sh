@@ -12,6 +12,11 @@
 # --target, cargo gives build scripts and proc-macros no RUSTFLAGS), so the
 # host's build cache is untouched. scripts/test.sh fails when
 # crates/builtins/wasm then differs from what is committed.
+#
+# It builds in $CARGO_TARGET_DIR/guests (default target/guests) with the same
+# flags and crates as tests/components/build.rs, which builds them for the
+# e2e tests (`cargo test` needs no script first): whichever runs second finds
+# every component fresh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd -P)
@@ -41,8 +46,8 @@ for dir in tests/guests/*/; do
 done
 args=()
 for n in "${names[@]}" "${examples[@]}" "${guests[@]}"; do args+=(-p "$n"); done
-cargo build --locked --release --target wasm32-wasip2 "${args[@]}"
-tdir="${CARGO_TARGET_DIR:-target}"
+tdir="${CARGO_TARGET_DIR:-target}/guests"
+cargo build --locked --release --target wasm32-wasip2 --target-dir "$tdir" "${args[@]}"
 # The built-ins are replaced only by the toolchain that built the committed
 # ones (another rustc gives other bytes, not newer plugins), unless asked:
 # CHAOS_UPDATE_BUILTINS=1 rebuilds them with this one.

@@ -1,8 +1,9 @@
 //! End-to-end tests: real chaos-host runs against the real reference system
 //! (examples/quorum-kv) with real plugins. No mocks of the system under test.
 //!
-//! Needs `scripts/build-plugins.sh` and `cargo build` first (scripts/test.sh
-//! does both).
+//! The plugins built from source come from the test-components
+//! dev-dependency, whose build script compiles them (it needs the
+//! wasm32-wasip2 target: `rustup target add wasm32-wasip2`).
 
 mod util;
 

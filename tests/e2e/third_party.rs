@@ -6,8 +6,7 @@ use crate::util::*;
 #[test]
 fn third_party_asymmetric_partition_runs_in_both_network_modes() {
     let campaign = root().join("examples/plugins/asymmetric_partition/campaign.toml");
-    let wasm = root().join("examples/plugins/asymmetric_partition.wasm");
-    assert!(wasm.exists(), "run scripts/build-plugins.sh");
+    let wasm = example_plugin("asymmetric_partition");
     let cargo_toml =
         std::fs::read_to_string(root().join("examples/plugins/asymmetric_partition/Cargo.toml"))
             .unwrap();

@@ -21,14 +21,25 @@ pub fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
-pub fn plugin(name: &str) -> PathBuf {
-    let p = root().join("plugins").join(format!("{name}.wasm"));
-    assert!(
-        p.exists(),
-        "{} missing: run scripts/build-plugins.sh",
-        p.display()
+/// The component built from source for guest crate `name` (under
+/// plugins/, examples/plugins/ or tests/guests/), by the test-components
+/// build script.
+fn built(name: &str) -> PathBuf {
+    let p = PathBuf::from(
+        test_components::path(name).unwrap_or_else(|| panic!("no guest crate named {name}")),
     );
+    assert!(p.exists(), "{} missing", p.display());
     p
+}
+
+/// plugins/NAME built from source.
+pub fn plugin(name: &str) -> PathBuf {
+    built(name)
+}
+
+/// examples/plugins/NAME built from source.
+pub fn example_plugin(name: &str) -> PathBuf {
+    built(name)
 }
 
 /// The built plugins `names`, as paths for `--plugin`.
@@ -165,14 +176,9 @@ pub fn stopped_processes_mentioning(dir: &Path) -> Vec<u32> {
         .collect()
 }
 
+/// tests/guests/NAME built from source.
 pub fn guest(name: &str) -> PathBuf {
-    let p = root().join("tests/guests").join(format!("{name}.wasm"));
-    assert!(
-        p.exists(),
-        "{} missing: run scripts/build-plugins.sh",
-        p.display()
-    );
-    p
+    built(name)
 }
 
 /// `chaos-host run --campaign CAMPAIGN EXTRA...`, as [`chaos`].
@@ -205,8 +211,8 @@ pub fn processes_mentioning(dir: &Path) -> Vec<(u32, String)> {
 }
 
 /// An example campaign (`examples/REL`) with its built-in assertion
-/// replaced by the plugin built from source (plugins/convergence.wasm,
-/// absolute) and `edit` applied, written into `dir`.
+/// replaced by the plugin built from source (plugins/convergence, by
+/// absolute path) and `edit` applied, written into `dir`.
 pub fn example_campaign(dir: &Path, rel: &str, edit: impl Fn(String) -> String) -> PathBuf {
     let text = std::fs::read_to_string(root().join("examples").join(rel))
         .unwrap()
