@@ -5,7 +5,7 @@ use super::identity::check_name;
 use super::limits::{InstanceLimits, LimitExceeded};
 use super::native::{self, NativeLib};
 use super::observations::{CycleInfo, Observations};
-pub use super::state::{MAX_REASON_BYTES, PluginError, PluginState, clip};
+pub use super::state::{PluginError, PluginState, clip};
 use super::wasi;
 use super::wit;
 use anyhow::{Context, bail};
@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
 
 /// Instructions (roughly) one call may execute.
 pub const FUEL_PER_CALL: u64 = 2_000_000_000;
