@@ -18,7 +18,7 @@
 
 use crate::metrics::RecoveryRecord;
 use crate::metrics::{Counts, NodeRecord, Status};
-use chaos_effects::EffectRecord;
+use chaos_effects::{EffectRecord, Kind};
 use chaos_plugin::AssertionVerdict;
 
 /// Ids named in one reason, at most; the record keeps them all.
@@ -76,8 +76,8 @@ pub fn severity(s: Status) -> u8 {
 }
 
 /// Effect kinds that end a node on purpose: a death after one is asked for.
-fn kills(kind: &str) -> bool {
-    kind == "signal"
+fn kills(kind: Kind) -> bool {
+    kind == Kind::Signal
 }
 
 struct Verdict {
@@ -385,7 +385,7 @@ fn effects(faults: &[String], effects: &[EffectRecord], v: &mut Verdict) {
 mod tests {
     use super::*;
 
-    fn effect(kind: &'static str, node: u32) -> EffectRecord {
+    fn effect(kind: Kind, node: u32) -> EffectRecord {
         EffectRecord {
             end_us: Some(20),
             undone_us: Some(21),
@@ -433,7 +433,7 @@ mod tests {
             faults: vec!["p@1".into()],
             plugin_errors: vec![],
             denials: vec![],
-            effects: vec![effect("pause", 1)],
+            effects: vec![effect(Kind::Pause, 1)],
             nodes: vec![node(0), node(1), node(2)],
             counts: Counts {
                 writes: 100,
@@ -585,7 +585,7 @@ mod tests {
             (
                 "node killed by the fault is asked for",
                 |c| {
-                    c.effects = vec![effect("signal", 0)];
+                    c.effects = vec![effect(Kind::Signal, 0)];
                     c.nodes[0].exit = Some("killed by SIGKILL".into());
                     c.nodes[0].died_at_ms = Some(300);
                 },
@@ -595,7 +595,7 @@ mod tests {
             (
                 "a kill of another node does not excuse a death",
                 |c| {
-                    c.effects = vec![effect("signal", 0)];
+                    c.effects = vec![effect(Kind::Signal, 0)];
                     c.nodes[0].exit = Some("killed by SIGKILL".into());
                     c.nodes[1].exit = Some("exited with status 1".into());
                 },
@@ -605,7 +605,7 @@ mod tests {
             (
                 "a restarted node that is back is no death",
                 |c| {
-                    c.effects = vec![effect("restart", 1)];
+                    c.effects = vec![effect(Kind::Restart, 1)];
                     c.nodes[1].restarts = 1;
                     c.nodes[1].restarted_at_ms = Some(100);
                 },
@@ -615,7 +615,7 @@ mod tests {
             (
                 "the process a restart started dies unasked",
                 |c| {
-                    c.effects = vec![effect("restart", 1)];
+                    c.effects = vec![effect(Kind::Restart, 1)];
                     c.nodes[1].restarts = 1;
                     c.nodes[1].restarted_at_ms = Some(100);
                     c.nodes[1].exit = Some("exited with status 3".into());
@@ -627,9 +627,9 @@ mod tests {
             (
                 "a kill before a restart does not excuse the next process's death",
                 |c| {
-                    let mut kill = effect("signal", 1);
+                    let mut kill = effect(Kind::Signal, 1);
                     kill.start_us = 50_000;
-                    c.effects = vec![kill, effect("restart", 1)];
+                    c.effects = vec![kill, effect(Kind::Restart, 1)];
                     c.nodes[1].restarts = 1;
                     c.nodes[1].restarted_at_ms = Some(100);
                     c.nodes[1].exit = Some("killed by SIGKILL".into());
@@ -641,7 +641,7 @@ mod tests {
             (
                 "a restarted node that does not come back fails",
                 |c| {
-                    let mut r = effect("restart", 1);
+                    let mut r = effect(Kind::Restart, 1);
                     r.verified = false;
                     r.finding = Some("node 1 did not come back after its restart".into());
                     c.effects = vec![r];
@@ -717,7 +717,7 @@ mod tests {
             (
                 "one of two effects unverified",
                 |c| {
-                    let mut e = effect("partition", 0);
+                    let mut e = effect(Kind::Partition, 0);
                     e.verified = false;
                     e.evidence = "link 2->0: nothing held".into();
                     c.effects.push(e);
@@ -739,7 +739,7 @@ mod tests {
                 |c| {
                     c.faults = vec!["a@1".into(), "b@1".into()];
                     c.effects[0].plugin = Some("a@1".into());
-                    let mut e = effect("partition", 0);
+                    let mut e = effect(Kind::Partition, 0);
                     e.plugin = Some("b@1".into());
                     c.effects.push(e);
                 },
@@ -783,9 +783,9 @@ mod tests {
                 "no node alive",
                 |c| {
                     c.effects = vec![
-                        effect("signal", 0),
-                        effect("signal", 1),
-                        effect("signal", 2),
+                        effect(Kind::Signal, 0),
+                        effect(Kind::Signal, 1),
+                        effect(Kind::Signal, 2),
                     ];
                     for n in &mut c.nodes {
                         n.exit = Some("killed by SIGKILL".into());

@@ -31,7 +31,7 @@
 //! run, or ptrace is refused, gets the skew recorded `simulated` with the
 //! reason (no libfaketime fallback there).
 
-use super::{EffectRecord, Effects};
+use super::{EffectRecord, Effects, Kind, Lease};
 use chaos_mechanisms::clock::{
     GROUP_POLL, apply_to_group, host_now_ms, set_offset, unloaded_member, vdso,
 };
@@ -59,6 +59,41 @@ const NO_PROBE: &str = "no [clock] probe in the campaign: the node's clock was n
 const PROBE_TOLERANCE_MS: i64 = 250;
 /// How long the host keeps probing for the offset to show.
 const PROBE_DEADLINE: Duration = Duration::from_millis(300);
+
+/// What undoing a clock lease needs: the node's libfaketime file (the
+/// fallback), or the process group whose vDSO was patched and the watch
+/// patching its new processes, or the lease held on a remote host; and a
+/// drift's rate (ppm) and start, measured at the end.
+#[derive(Default)]
+pub(crate) struct ClockHeld {
+    pub file: Option<PathBuf>,
+    pub group: Option<i32>,
+    pub watch: Option<(
+        tokio::task::AbortHandle,
+        Arc<std::sync::atomic::AtomicUsize>,
+    )>,
+    pub drift: Option<(i64, tokio::time::Instant)>,
+    pub remote: Option<chaos_mechanisms::clock::remote::ClockLease>,
+}
+
+impl ClockHeld {
+    /// Put the clock back without waiting (a cycle dropped mid-way).
+    pub fn reset_now(self) {
+        if let Some(f) = &self.file {
+            let _ = set_offset(f, 0);
+        }
+        if let Some((watch, _)) = &self.watch {
+            watch.abort();
+        }
+        if let Some(pgid) = self.group {
+            apply_to_group(pgid, vdso::Skew::default());
+        }
+        if let Some(lease) = self.remote {
+            // Its stdin closes: the helper resets there.
+            let _ = lease.end();
+        }
+    }
+}
 
 impl Effects {
     /// How coarse the probe's clock reading is: an HTTP date has whole
@@ -192,7 +227,7 @@ impl Effects {
             end_us: Some(start_us),
             simulated: true,
             ..EffectRecord::lease(
-                "clock",
+                Kind::Clock,
                 index,
                 detail,
                 Some(ms as u64),
@@ -216,15 +251,15 @@ impl Effects {
                 "node {index} is not running; its clock cannot be skewed"
             ));
         }
-        if self.lease_open("clock", index) {
+        if self.lease_open(Kind::Clock, index) {
             return Err(format!(
                 "node {index}'s clock is already skewed or drifting{}; one clock lease per node at a time: wait for its lease to end",
-                self.holder("clock", index)
+                self.holder(Kind::Clock, index)
             ));
         }
         // Held until the lease is recorded: patching awaits, and another
         // plugin's request must not pass the check above meanwhile.
-        let Some(_claim) = self.claim("clock", index) else {
+        let Some(_claim) = self.claim(Kind::Clock, index) else {
             return Err(format!(
                 "node {index}'s clock is being skewed by another request right now; one clock lease per node at a time"
             ));
@@ -298,15 +333,6 @@ impl Effects {
         }
         // Recorded before any further await, so a cancelled call still
         // leaves a lease the host resets.
-        let slot = self.push(EffectRecord::lease(
-            "clock",
-            index,
-            detail,
-            Some(ms as u64),
-            start_us,
-            during_burst,
-            String::new(),
-        ));
         // Processes that appear during the lease (exec'd children) are
         // patched too; forked ones get the current offset written again.
         let late = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -322,11 +348,23 @@ impl Effects {
                 }
             })
         };
-        self.remember(slot, |u| {
-            u.clock_group = Some(pgid);
-            u.clock_watch = Some((watch.abort_handle(), late));
-            u.clock_drift = (ppm != 0).then_some((ppm, since));
-        });
+        let slot = self.open(
+            EffectRecord::lease(
+                Kind::Clock,
+                index,
+                detail,
+                Some(ms as u64),
+                start_us,
+                during_burst,
+                String::new(),
+            ),
+            Lease::Clock(ClockHeld {
+                group: Some(pgid),
+                watch: Some((watch.abort_handle(), late)),
+                drift: (ppm != 0).then_some((ppm, since)),
+                ..ClockHeld::default()
+            }),
+        );
         let patched = format!(
             "vDSO patched in {} process(es) of group {pgid} ({} newly)",
             applied.set.len(),
@@ -428,19 +466,22 @@ impl Effects {
         }
         // Recorded before any further await, so a cancelled call still
         // leaves a lease the host ends.
-        let slot = self.push(EffectRecord::lease(
-            "clock",
-            index,
-            detail,
-            Some(ms as u64),
-            start_us,
-            during_burst,
-            String::new(),
-        ));
-        self.remember(slot, |u| {
-            u.clock_remote = Some(lease);
-            u.clock_drift = (ppm != 0).then_some((ppm, since));
-        });
+        let slot = self.open(
+            EffectRecord::lease(
+                Kind::Clock,
+                index,
+                detail,
+                Some(ms as u64),
+                start_us,
+                during_burst,
+                String::new(),
+            ),
+            Lease::Clock(ClockHeld {
+                remote: Some(lease),
+                drift: (ppm != 0).then_some((ppm, since)),
+                ..ClockHeld::default()
+            }),
+        );
         let patched = format!(
             "on host {name} by {bin}: vDSO patched in {} process(es) of group {pgid} ({} newly)",
             report.set, report.newly
@@ -499,19 +540,24 @@ impl Effects {
             self.simulated_skew(index, detail, ms, why.unwrap_or_default());
             return Ok(());
         };
-        let slot = self.push(EffectRecord {
-            simulated: true,
-            ..EffectRecord::lease(
-                "clock",
-                index,
-                detail,
-                Some(ms as u64),
-                start_us,
-                during_burst,
-                String::new(),
-            )
-        });
-        self.remember(slot, |u| u.clock_file = Some(file.clone()));
+        let slot = self.open(
+            EffectRecord {
+                simulated: true,
+                ..EffectRecord::lease(
+                    Kind::Clock,
+                    index,
+                    detail,
+                    Some(ms as u64),
+                    start_us,
+                    during_burst,
+                    String::new(),
+                )
+            },
+            Lease::Clock(ClockHeld {
+                file: Some(file.clone()),
+                ..ClockHeld::default()
+            }),
+        );
         set_offset(&file, offset_ms).map_err(|e| format!("writing {}: {e}", file.display()))?;
         let (verified, evidence) = self.confirm_offset(index, offset_ms, node.pid()).await;
         self.update(slot, |r| {
@@ -524,22 +570,18 @@ impl Effects {
 
     /// End a clock lease: measure a drift, put the clock back. The
     /// evidence, and for a drift whether the probe showed its rate.
-    pub(super) async fn end_clock(
-        &self,
-        undo: &mut super::Undo,
-        node: u32,
-    ) -> (String, Option<bool>) {
-        if let Some((watch, _)) = &undo.clock_watch {
+    pub(super) async fn end_clock(&self, mut undo: ClockHeld, node: u32) -> (String, Option<bool>) {
+        if let Some((watch, _)) = &undo.watch {
             watch.abort();
         }
         let mut evidence = String::new();
         let mut verified = None;
-        if let Some((ppm, since)) = undo.clock_drift {
+        if let Some((ppm, since)) = undo.drift {
             let (ok, seen) = self.measure_drift(node, ppm, since).await;
             evidence = seen;
             verified = Some(ok);
         }
-        if let Some((_, late)) = &undo.clock_watch {
+        if let Some((_, late)) = &undo.watch {
             let n = late.load(std::sync::atomic::Ordering::Relaxed);
             if n > 0 {
                 evidence.push_str(&format!(
@@ -548,7 +590,7 @@ impl Effects {
                 ));
             }
         }
-        let reset = if let Some(lease) = undo.clock_remote.take() {
+        let reset = if let Some(lease) = undo.remote.take() {
             match tokio::task::spawn_blocking(move || lease.end()).await {
                 Ok(Ok(r)) => {
                     if r.late > 0 {
@@ -569,7 +611,7 @@ impl Effects {
                 Ok(Err(e)) => format!("resetting the offset: {e}"),
                 Err(e) => format!("resetting the offset: {e}"),
             }
-        } else if let Some(pgid) = undo.clock_group {
+        } else if let Some(pgid) = undo.group {
             let r =
                 tokio::task::spawn_blocking(move || apply_to_group(pgid, vdso::Skew::default()))
                     .await;
@@ -579,7 +621,7 @@ impl Effects {
                 Err(e) => format!("resetting the offset: {e}"),
             }
         } else {
-            self.reset_clock(undo.clock_file.take(), node).await
+            self.reset_clock(undo.file.take(), node).await
         };
         if !reset.is_empty() {
             if !evidence.is_empty() {

@@ -6,7 +6,7 @@
 //! refused, operations delayed. A fault the node never ran into is
 //! ineffective, said with the figures.
 
-use super::{EffectRecord, Effects};
+use super::{EffectRecord, Effects, Kind, Lease};
 use chaos_mechanisms::disk::{Counts, NodeDisk};
 use chaos_model::contract::DiskFault;
 use std::sync::Arc;
@@ -23,15 +23,15 @@ impl Effects {
         // One disk lease per node at a time: ending the first would clear a
         // flag the second set. Claimed before the first await, so two
         // plugins cannot both pass the check.
-        let Some(_claim) = self.claim("disk", index) else {
+        let Some(_claim) = self.claim(Kind::Disk, index) else {
             return Err(format!(
                 "node {index} already has a disk fault being set; one per node at a time"
             ));
         };
-        if self.lease_open("disk", index) {
+        if self.lease_open(Kind::Disk, index) {
             return Err(format!(
                 "node {index} already has a disk fault in force{}; one per node at a time: wait for its lease to end",
-                self.holder("disk", index)
+                self.holder(Kind::Disk, index)
             ));
         }
         let during_burst = self.burst_running();
@@ -55,20 +55,22 @@ impl Effects {
                 format!("slow_io +{latency} ms per read, write and fsync")
             }
         };
-        let slot = self.push(EffectRecord {
-            // Set on the layer; the lease end proves it with the counts.
-            verified: true,
-            ..EffectRecord::lease(
-                "disk",
-                index,
-                format!("{detail} for {ms} ms"),
-                Some(ms as u64),
-                start_us,
-                during_burst,
-                format!("set on the layer {}", disk.place()),
-            )
-        });
-        self.remember(slot, |u| u.disk = Some((fault, before)));
+        let slot = self.open(
+            EffectRecord {
+                // Set on the layer; the lease end proves it with the counts.
+                verified: true,
+                ..EffectRecord::lease(
+                    Kind::Disk,
+                    index,
+                    format!("{detail} for {ms} ms"),
+                    Some(ms as u64),
+                    start_us,
+                    during_burst,
+                    format!("set on the layer {}", disk.place()),
+                )
+            },
+            Lease::Disk { fault, before },
+        );
         self.schedule_end(slot, start_us, ms);
         Ok(())
     }

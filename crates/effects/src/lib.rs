@@ -14,18 +14,22 @@
 
 pub mod clock;
 mod disk;
+mod lease;
 mod link;
 mod partition;
 mod pause;
 mod restart;
 mod signal;
+
 pub use chaos_journal::journal::Journal;
 use chaos_lifecycle::Node;
 use chaos_mechanisms::net::CycleNet;
 use chaos_model::burst::Progress;
+pub use lease::Kind;
+use lease::Lease;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::path::PathBuf;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -33,9 +37,7 @@ use tokio::sync::watch;
 /// One effect as it happened, for the cycle record.
 #[derive(Clone, Debug, Serialize)]
 pub struct EffectRecord {
-    /// "signal", "pause", "partition", "clock", "restart", "disk" or
-    /// "link".
-    pub kind: &'static str,
+    pub kind: Kind,
     /// The node it targets (for a partition, the first node of the grudge
     /// that drops traffic).
     pub node: u32,
@@ -73,7 +75,7 @@ impl EffectRecord {
     /// not yet ended, undone, verified or simulated, and unattributed (the
     /// host fills in the plugin). Mechanisms override what they know.
     pub fn lease(
-        kind: &'static str,
+        kind: Kind,
         node: u32,
         detail: String,
         requested_ms: Option<u64>,
@@ -126,11 +128,11 @@ pub struct Effects {
     /// waits for 0.
     ending: watch::Sender<usize>,
     /// What undoing each open lease needs, by slot.
-    undo: Mutex<HashMap<usize, Undo>>,
+    leases: Mutex<HashMap<usize, Lease>>,
     /// Leases being set up (kind, node): claimed before the first await, so
     /// two concurrent requests (two plugins of a composed class) cannot
     /// both pass the one-lease-per-node check.
-    claims: Mutex<std::collections::HashSet<(&'static str, u32)>>,
+    claims: Mutex<std::collections::HashSet<(Kind, u32)>>,
     /// Remote kills under way, by node: a disk lease on the node ends only
     /// once its kill (and the power cut that goes with it) is done.
     kills: Mutex<HashMap<u32, KillUnderWay>>,
@@ -139,7 +141,7 @@ pub struct Effects {
 /// A claim on (kind, node) while a lease is set up; released when dropped.
 pub(crate) struct Claim {
     effects: Arc<Effects>,
-    key: (&'static str, u32),
+    key: (Kind, u32),
 }
 
 impl Drop for Claim {
@@ -156,41 +158,6 @@ impl Drop for Claim {
 /// (see `restart`): whether it took hold. Shared: the restart's lease end
 /// and the node's disk lease both wait for it.
 pub(crate) type KillUnderWay = futures::future::Shared<futures::future::BoxFuture<'static, bool>>;
-
-/// What the host needs to undo one lease.
-#[derive(Default)]
-struct Undo {
-    /// Its journal entry, marked done once undone.
-    journal: Option<u64>,
-    /// The network's generation of a partition, so ending it never lifts a
-    /// later one.
-    cut: Option<u64>,
-    /// The libfaketime file of a clock skew (the fallback).
-    clock_file: Option<PathBuf>,
-    /// The process group whose vDSO a clock lease patched.
-    clock_group: Option<i32>,
-    /// The lease's watch for new processes, and how many it patched.
-    clock_watch: Option<(
-        tokio::task::AbortHandle,
-        Arc<std::sync::atomic::AtomicUsize>,
-    )>,
-    /// A drift's rate (ppm) and start, measured at the lease end.
-    clock_drift: Option<(i64, tokio::time::Instant)>,
-    /// A clock lease held by the helper on a remote node's host.
-    clock_remote: Option<chaos_mechanisms::clock::remote::ClockLease>,
-    /// A restart whose kill took hold: start the node again.
-    restart: bool,
-    /// A remote node's kill under way: whether it took hold.
-    restart_kill: Option<KillUnderWay>,
-    /// A disk fault, with the layer's counts when it started.
-    disk: Option<(
-        chaos_model::contract::DiskFault,
-        chaos_mechanisms::disk::Counts,
-    )>,
-    /// The network's generation of a link fault, so ending it never lifts
-    /// a later one.
-    link: Option<u64>,
-}
 
 /// What an effect needs from its cycle.
 pub struct Scope {
@@ -219,7 +186,7 @@ impl Effects {
             records: Mutex::new(Vec::new()),
             timers: Mutex::new(Vec::new()),
             ending: watch::channel(0).0,
-            undo: Mutex::new(HashMap::new()),
+            leases: Mutex::new(HashMap::new()),
             claims: Mutex::new(Default::default()),
             kills: Mutex::new(HashMap::new()),
         })
@@ -279,23 +246,35 @@ impl Effects {
         }
     }
 
-    /// Note what undoing lease `slot` will need.
-    fn remember(&self, slot: usize, f: impl FnOnce(&mut Undo)) {
-        f(self
-            .undo
+    /// Record lease `record` with what undoing it needs, at once: an end
+    /// that comes before any later step still finds how to undo it.
+    fn open(&self, record: EffectRecord, lease: Lease) -> usize {
+        let slot = self.push(record);
+        self.leases
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .entry(slot)
-            .or_default())
+            .insert(slot, lease);
+        slot
+    }
+
+    /// Note more of what undoing lease `slot` will need.
+    fn remember(&self, slot: usize, f: impl FnOnce(&mut Lease)) {
+        if let Some(lease) = self
+            .leases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&slot)
+        {
+            f(lease)
+        }
     }
 
     /// Take what undoing lease `slot` needs (once).
-    fn take_undo(&self, slot: usize) -> Undo {
-        self.undo
+    fn take_lease(&self, slot: usize) -> Option<Lease> {
+        self.leases
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&slot)
-            .unwrap_or_default()
     }
 
     /// End lease `slot` when `ms` have passed since `start_us`.
@@ -346,7 +325,7 @@ impl Effects {
     }
 
     /// A `kind` lease on `node` is in force.
-    fn lease_open(&self, kind: &str, node: u32) -> bool {
+    fn lease_open(&self, kind: Kind, node: u32) -> bool {
         self.records
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -356,7 +335,7 @@ impl Effects {
 
     /// Claim (kind, node) while a lease is set up; None when another
     /// request is setting one up right now.
-    pub(crate) fn claim(self: &Arc<Self>, kind: &'static str, node: u32) -> Option<Claim> {
+    pub(crate) fn claim(self: &Arc<Self>, kind: Kind, node: u32) -> Option<Claim> {
         let key = (kind, node);
         let fresh = self
             .claims
@@ -375,7 +354,7 @@ impl Effects {
     /// Returns a claim on `kind` to hold until the new lease is recorded:
     /// setting one up awaits (nft, iptables, a verdict loop starting), and
     /// another plugin's request must not pass this check meanwhile.
-    async fn replace_own(self: &Arc<Self>, kind: &'static str) -> Result<Claim, String> {
+    async fn replace_own(self: &Arc<Self>, kind: Kind) -> Result<Claim, String> {
         let Some(claim) = self.claim(kind, u32::MAX) else {
             return Err(format!(
                 "another request is setting up a {kind} right now; two plugins of a composed class may not hold a {kind} at once"
@@ -414,7 +393,7 @@ impl Effects {
     /// Who holds the open `kind` lease on `node`, for a refusal: in a
     /// composed class the conflicting request often comes from another
     /// plugin, and the message must say which.
-    fn holder(&self, kind: &str, node: u32) -> String {
+    fn holder(&self, kind: Kind, node: u32) -> String {
         let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
         let Some(r) = records
             .iter()
@@ -464,41 +443,17 @@ impl Effects {
             return;
         }
         let _done = EndingGuard(&self.ending);
-        let mut undo = self.take_undo(slot);
-        if let Some(kill) = undo.restart_kill.take() {
-            undo.restart = kill.await;
-        }
-        let (evidence, verified) = match rec.kind {
-            "pause" => (pause::resume(&self.nodes[rec.node as usize]), None),
-            "partition" => {
-                let (v, evidence) = self.net.heal(undo.cut).await.verdict();
-                (evidence, Some(v))
-            }
-            "clock" => self.end_clock(&mut undo, rec.node).await,
-            "restart" if undo.restart => {
-                let (evidence, back) = self.start_again(slot, rec.node).await;
-                (evidence, Some(back))
-            }
-            "restart" => (
-                "not started again: the kill did not take hold".to_string(),
-                Some(false),
-            ),
-            "disk" => match undo.disk {
-                Some((fault, before)) => {
-                    let (evidence, v) = self.end_disk(rec.node, fault, before).await;
-                    (evidence, Some(v))
+        let (evidence, verified) = match self.take_lease(slot) {
+            Some(lease) => {
+                let journal = lease.journal_entry();
+                let ended = lease.undo(self, slot, rec.node).await;
+                if let Some(seq) = journal {
+                    self.journal.done(seq);
                 }
-                None => (String::new(), None),
-            },
-            "link" => {
-                let (v, evidence) = self.net.unlink(undo.link).await;
-                (evidence, Some(v))
+                ended
             }
-            _ => (String::new(), None),
+            None => (String::new(), None),
         };
-        if let Some(seq) = undo.journal {
-            self.journal.done(seq);
-        }
         let undone = self.now_us();
         self.update(slot, |r| {
             r.undone_us = Some(undone);
@@ -510,7 +465,7 @@ impl Effects {
                 r.evidence.push_str(&evidence);
             }
         });
-        if rec.kind == "partition" {
+        if rec.kind == Kind::Partition {
             self.bypass_after_heal(slot).await;
         }
     }
@@ -561,40 +516,12 @@ impl Drop for Effects {
         self.abort_timers();
         for slot in self.open_leases() {
             let rec = self.records.lock().unwrap_or_else(|e| e.into_inner())[slot].clone();
-            let undo = self.take_undo(slot);
-            match rec.kind {
-                "pause" => {
-                    pause::resume(&self.nodes[rec.node as usize]);
+            if let Some(lease) = self.take_lease(slot) {
+                let journal = lease.journal_entry();
+                lease.undo_now(self, rec.node);
+                if let Some(seq) = journal {
+                    self.journal.done(seq);
                 }
-                "clock" => {
-                    if let Some(f) = &undo.clock_file {
-                        let _ = chaos_mechanisms::clock::set_offset(f, 0);
-                    }
-                    if let Some((watch, _)) = &undo.clock_watch {
-                        watch.abort();
-                    }
-                    if let Some(pgid) = undo.clock_group {
-                        chaos_mechanisms::clock::apply_to_group(
-                            pgid,
-                            chaos_mechanisms::clock::vdso::Skew::default(),
-                        );
-                    }
-                    if let Some(lease) = undo.clock_remote {
-                        // Its stdin closes: the helper resets there.
-                        let _ = lease.end();
-                    }
-                }
-                "partition" => self.net.heal_now(),
-                "link" => self.net.unlink_now(),
-                "disk" => {
-                    if let Some((fault, before)) = undo.disk {
-                        self.end_disk_now(rec.node, fault, before);
-                    }
-                }
-                _ => {}
-            }
-            if let Some(seq) = undo.journal {
-                self.journal.done(seq);
             }
         }
     }

@@ -8,7 +8,7 @@
 //! crossed at least one degraded link. A fault on links the system never
 //! uses changes nothing and is `ineffective`, however well it measures.
 
-use super::{EffectRecord, Effects};
+use super::{EffectRecord, Effects, Kind, Lease};
 use chaos_mechanisms::net::Grudge;
 use chaos_model::contract::LinkFault;
 use std::sync::Arc;
@@ -26,11 +26,11 @@ impl Effects {
         ms: u32,
         seed: u64,
     ) -> Result<(), String> {
-        self.check_grudge("link", &grudge)?;
+        self.check_grudge(Kind::Link, &grudge)?;
         fault.check(ms)?;
         // A new link fault replaces the one in force (this plugin's only).
         // Held until the new lease is recorded.
-        let claim = self.replace_own("link").await?;
+        let claim = self.replace_own(Kind::Link).await?;
         let during_burst = self.burst_running();
         let first = grudge.iter().position(|r| !r.is_empty()).unwrap_or(0) as u32;
         let installed = self.net.link(&grudge, fault, seed).await;
@@ -42,21 +42,23 @@ impl Effects {
                 return Err(e);
             }
         };
-        let slot = self.push(EffectRecord::lease(
-            "link",
-            first,
-            format!(
-                "grudge {} {} for {ms} ms ({})",
-                serde_json::to_string(&grudge).unwrap_or_default(),
-                describe(&fault),
-                self.net.mode().as_str()
+        let slot = self.open(
+            EffectRecord::lease(
+                Kind::Link,
+                first,
+                format!(
+                    "grudge {} {} for {ms} ms ({})",
+                    serde_json::to_string(&grudge).unwrap_or_default(),
+                    describe(&fault),
+                    self.net.mode().as_str()
+                ),
+                Some(ms as u64),
+                start_us,
+                during_burst,
+                evidence,
             ),
-            Some(ms as u64),
-            start_us,
-            during_burst,
-            evidence,
-        ));
-        self.remember(slot, |u| u.link = Some(generation));
+            Lease::Link { generation },
+        );
         // Recorded: from here on another plugin is refused naming it.
         drop(claim);
         let measuring = Instant::now();

@@ -11,7 +11,7 @@
 //! does), at the cut and at the heal: such a partition cuts nothing and is
 //! never verified.
 
-use super::{EffectRecord, Effects};
+use super::{EffectRecord, Effects, Kind, Lease};
 use chaos_mechanisms::net::bypass::{self, NodeSockets};
 use chaos_mechanisms::net::{Grudge, Mode};
 use std::sync::Arc;
@@ -19,10 +19,10 @@ use std::time::Instant;
 
 impl Effects {
     pub async fn partition(self: &Arc<Self>, grudge: Grudge, ms: u32) -> Result<(), String> {
-        self.check_grudge("partition", &grudge)?;
+        self.check_grudge(Kind::Partition, &grudge)?;
         // A new partition replaces the one in force (this plugin's only).
         // Held until the new lease is recorded.
-        let claim = self.replace_own("partition").await?;
+        let claim = self.replace_own(Kind::Partition).await?;
         let during_burst = self.burst_running();
         let first = grudge.iter().position(|r| !r.is_empty()).unwrap_or(0) as u32;
         let installed = self.net.partition(&grudge).await;
@@ -37,20 +37,22 @@ impl Effects {
         };
         // Recorded before probing, unverified until the probe and the
         // heal show every link cut, so a cancelled call is still undone.
-        let slot = self.push(EffectRecord::lease(
-            "partition",
-            first,
-            format!(
-                "grudge {} for {ms} ms ({})",
-                serde_json::to_string(&grudge).unwrap_or_default(),
-                self.net.mode().as_str()
+        let slot = self.open(
+            EffectRecord::lease(
+                Kind::Partition,
+                first,
+                format!(
+                    "grudge {} for {ms} ms ({})",
+                    serde_json::to_string(&grudge).unwrap_or_default(),
+                    self.net.mode().as_str()
+                ),
+                Some(ms as u64),
+                start_us,
+                during_burst,
+                evidence,
             ),
-            Some(ms as u64),
-            start_us,
-            during_burst,
-            evidence,
-        ));
-        self.remember(slot, |u| u.cut = Some(generation));
+            Lease::Partition { generation },
+        );
         // Recorded: from here on another plugin is refused naming it.
         drop(claim);
         let probing = Instant::now();
@@ -95,7 +97,7 @@ impl Effects {
 
     /// The reason `grudge` names no link of this campaign, if it does not
     /// (`what` is the host function asked).
-    pub(super) fn check_grudge(&self, what: &str, grudge: &Grudge) -> Result<(), String> {
+    pub(super) fn check_grudge(&self, what: Kind, grudge: &Grudge) -> Result<(), String> {
         if grudge.len() > self.nodes.len() {
             return Err(format!(
                 "{what}: the grudge has {} rows but this campaign has {} nodes",

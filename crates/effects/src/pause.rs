@@ -1,7 +1,7 @@
 //! Pauses: SIGSTOP for a lease, SIGCONT when it ends. Verified by the
 //! process state `T` in /proc while the lease holds.
 
-use super::{EffectRecord, Effects};
+use super::{EffectRecord, Effects, Kind, Lease};
 use chaos_lifecycle::Node;
 use nix::sys::signal::Signal;
 use std::sync::Arc;
@@ -18,10 +18,10 @@ impl Effects {
         }
         // One pause per node at a time: the first lease's SIGCONT would end
         // the second early.
-        if self.lease_open("pause", index) {
+        if self.lease_open(Kind::Pause, index) {
             return Err(format!(
                 "node {index} is already paused{}; one pause per node at a time: wait for its lease to end",
-                self.holder("pause", index)
+                self.holder(Kind::Pause, index)
             ));
         }
         let during_burst = self.burst_running();
@@ -38,16 +38,18 @@ impl Effects {
         }
         // Recorded before any await: if the plugin's call is cancelled from
         // here on, the lease still exists and the host still ends it.
-        let slot = self.push(EffectRecord::lease(
-            "pause",
-            index,
-            format!("SIGSTOP for {ms} ms"),
-            Some(ms as u64),
-            start_us,
-            during_burst,
-            format!("pid {} sent SIGSTOP", node.pid()),
-        ));
-        self.remember(slot, |u| u.journal = Some(seq));
+        let slot = self.open(
+            EffectRecord::lease(
+                Kind::Pause,
+                index,
+                format!("SIGSTOP for {ms} ms"),
+                Some(ms as u64),
+                start_us,
+                during_burst,
+                format!("pid {} sent SIGSTOP", node.pid()),
+            ),
+            Lease::Pause { journal: seq },
+        );
         let mut state = node.state();
         let until = tokio::time::Instant::now() + STATE_DEADLINE;
         while state != Some('T') && tokio::time::Instant::now() < until {

@@ -5,7 +5,7 @@
 //! back is a finding about the system (its log tail is the evidence), not a
 //! harness error: the campaign goes on.
 
-use super::{EffectRecord, Effects};
+use super::{EffectRecord, Effects, Kind, Lease};
 use chaos_lifecycle::Node;
 use nix::sys::signal::Signal;
 use std::os::unix::process::ExitStatusExt;
@@ -20,10 +20,10 @@ impl Effects {
     /// Kill node `index` now and start it again `down_ms` later.
     pub async fn restart(self: &Arc<Self>, index: u32, down_ms: u32) -> Result<(), String> {
         let node = self.node(index)?.clone();
-        if self.lease_open("restart", index) {
+        if self.lease_open(Kind::Restart, index) {
             return Err(format!(
                 "node {index} is already being restarted{}; wait for its lease to end",
-                self.holder("restart", index)
+                self.holder(Kind::Restart, index)
             ));
         }
         if let Some(status) = node.exit_status() {
@@ -37,7 +37,7 @@ impl Effects {
         let old = node.pid();
         let record = |evidence: String| {
             EffectRecord::lease(
-                "restart",
+                Kind::Restart,
                 index,
                 format!("SIGKILL, down {down_ms} ms, start again"),
                 Some(down_ms as u64),
@@ -52,7 +52,13 @@ impl Effects {
             // plugin restarting every node (a power failure) has them all
             // killed at about the same time, not one session apart. The
             // lease end waits for the confirmation before starting it.
-            let slot = self.push(record(format!("pid {old} SIGKILL sent over SSH")));
+            let slot = self.open(
+                record(format!("pid {old} SIGKILL sent over SSH")),
+                Lease::Restart {
+                    killed: false,
+                    kill: None,
+                },
+            );
             let (me, n) = (self.clone(), node.clone());
             let helper = match self.disks.get(index as usize).map(|d| &**d) {
                 Some(chaos_mechanisms::disk::NodeDisk::Remote(_)) => {
@@ -85,7 +91,11 @@ impl Effects {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(index, kill.clone());
-            self.remember(slot, |u| u.restart_kill = Some(kill));
+            self.remember(slot, |lease| {
+                if let Lease::Restart { kill: k, .. } = lease {
+                    *k = Some(kill);
+                }
+            });
             self.schedule_end(slot, start_us, down_ms);
             return Ok(());
         }
@@ -93,9 +103,19 @@ impl Effects {
         sent.map_err(|e| format!("SIGKILL to node {index}: {e}"))?;
         // Recorded before any await: if the plugin's call is cancelled from
         // here on, the lease still exists and the host still starts the node.
-        let slot = self.push(record(format!("pid {old} sent SIGKILL")));
+        let slot = self.open(
+            record(format!("pid {old} sent SIGKILL")),
+            Lease::Restart {
+                killed: false,
+                kill: None,
+            },
+        );
         if self.confirm_kill(slot, index, &node, sent, start_us).await {
-            self.remember(slot, |u| u.restart = true);
+            self.remember(slot, |lease| {
+                if let Lease::Restart { killed, .. } = lease {
+                    *killed = true;
+                }
+            });
         }
         self.schedule_end(slot, start_us, down_ms);
         Ok(())

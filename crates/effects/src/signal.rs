@@ -2,7 +2,7 @@
 //! its exit status; nothing to undo afterwards (the node stays down until
 //! teardown).
 
-use super::{EffectRecord, Effects};
+use super::{EffectRecord, Effects, Kind};
 use chaos_lifecycle::Node;
 use nix::sys::signal::Signal;
 use std::os::unix::process::ExitStatusExt;
@@ -54,7 +54,7 @@ impl Effects {
             end_us: Some(end_us),
             verified,
             ..EffectRecord::lease(
-                "signal",
+                Kind::Signal,
                 index,
                 sig.as_str().to_string(),
                 None,
