@@ -123,6 +123,10 @@ impl NativeLib {
                         path.display()
                     )
                 })?;
+            // A fn pointer may not be NULL, and dlsym can yield one.
+            if s.is_null() {
+                bail!("native plugin {}: symbol {name} is NULL", path.display());
+            }
             Ok(*s)
         };
         let contract: ContractFn = unsafe { std::mem::transmute(sym("chaos_native_contract")?) };

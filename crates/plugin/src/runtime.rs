@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
-
 /// Instructions (roughly) one call may execute.
 pub const FUEL_PER_CALL: u64 = 2_000_000_000;
 /// Fuel between yields to the async executor, so a busy plugin cannot hold
