@@ -104,10 +104,9 @@ pub struct NativeLib {
     _lib: libloading::Library,
 }
 
-// The library's functions are plain C functions; `in_flight` keeps calls
-// from overlapping.
-unsafe impl Send for NativeLib {}
-unsafe impl Sync for NativeLib {}
+// Send and Sync by its fields (fn pointers, an atomic, a loaded Library):
+// no `unsafe impl` needed. That the library's code may run on any thread is
+// part of the opt-in; `in_flight` keeps inject calls from overlapping.
 
 impl NativeLib {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
