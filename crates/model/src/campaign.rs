@@ -344,8 +344,11 @@ fn default_settle() -> u64 {
 fn default_cycles() -> u32 {
     20
 }
+/// The pass threshold of a campaign that sets none (`campaign.threshold`).
+pub const DEFAULT_THRESHOLD: f64 = 0.995;
+
 fn default_threshold() -> f64 {
-    0.995
+    DEFAULT_THRESHOLD
 }
 fn default_plugin_timeout() -> u64 {
     30_000
