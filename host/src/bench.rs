@@ -51,7 +51,7 @@ pub struct BenchArgs {
     /// Cycles per fault class in the campaign part.
     #[arg(long, default_value_t = 20)]
     pub cycles: u32,
-    /// Seed 002's protocol instead: 200 cycles x 100 writes x 4 faults.
+    /// ai-memory's published chaos protocol instead: 200 cycles x 100 writes x 4 faults.
     #[arg(long)]
     pub protocol: bool,
     /// Writes the driver sends to the single node.

@@ -61,7 +61,8 @@ pub async fn run(dir: &Path) -> anyhow::Result<String> {
             unexpected: vec![],
             indeterminate: vec![],
             nodes: vec![],
-            threshold: 1.0,
+            // As a campaign that sets none (linearizable does not read it).
+            threshold: chaos_model::campaign::DEFAULT_THRESHOLD,
             history: Arc::new(h),
         };
         let t = Instant::now();

@@ -268,7 +268,10 @@ fn check_records(shards: &[ShardRun]) -> anyhow::Result<Vec<ClassRecords>> {
 /// Write the merged run into `out`; true when it passed.
 fn write(shards: &[ShardRun], merged: Vec<ClassRecords>, out: &Path) -> anyhow::Result<bool> {
     let first = &shards[0];
-    let threshold = first.summary["threshold"].as_f64().unwrap_or(1.0);
+    // Every summary.json chaos-host writes has it: no default here.
+    let threshold = first.summary["threshold"]
+        .as_f64()
+        .with_context(|| format!("merge: {}/summary.json: no threshold", first.dir.display()))?;
     let mut lines = String::new();
     let mut classes = Vec::new();
     let mut evidence = Vec::new();

@@ -1,6 +1,6 @@
 //! Per-cycle records and per-class summaries. Ratios are computed from ids,
 //! never from counts, and a ratio outside [0, 1] is a harness error, never a
-//! figure (seed 000 published 6.286).
+//! figure (counts summed over reused cycles once published a bound of 6.286).
 
 use crate::workload::{Outcome, WriteResult};
 use chaos_effects::EffectRecord;
@@ -328,8 +328,9 @@ impl ClassSummary {
 
     /// A class passes only when every cycle passed (the judge's statuses,
     /// [`crate::verdict`]) and the class's convergence bound meets the
-    /// threshold (seed 002's class figure; with durability binary per
-    /// cycle it can only fall below 1 through tolerated losses).
+    /// threshold (the per-class figure the original quorum protocol judged
+    /// by; with durability binary per cycle it can only fall below 1
+    /// through tolerated losses).
     pub fn finish(&mut self) {
         let mut reasons = vec![];
         if self.cycles == 0 {

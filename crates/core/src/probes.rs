@@ -1,4 +1,4 @@
-//! The quorum probes of seed 000's phase 2, as a cycle step after the
+//! The quorum probes, as a cycle step after the
 //! observation (`[probes] quorum = true`):
 //!
 //! 1. kill one peer of the primary; a write through the primary must be

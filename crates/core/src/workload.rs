@@ -434,7 +434,7 @@ pub fn extract_ids(
 }
 
 /// Ids a node returned that this cycle never wrote: any is an isolation
-/// failure (seed 000's cumulative counts).
+/// failure (a namespace reused across cycles once made counts cumulative).
 pub fn foreign<'a>(held: &'a [String], issued: &HashSet<&str>) -> Vec<&'a str> {
     held.iter()
         .map(String::as_str)

@@ -2,7 +2,7 @@
 //!
 //! Each node runs in its own process group with its own data dir and port.
 //! Teardown is SIGKILL of the whole group, a reap, and a check that the port
-//! is free again, so nothing of cycle N reaches cycle N+1 (seed 000: SIGTERM
+//! is free again, so nothing of cycle N reaches cycle N+1 (SIGTERM once
 //! let a node hold its socket into the next cycle).
 
 mod node;

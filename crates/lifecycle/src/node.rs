@@ -416,6 +416,7 @@ impl Launch {
         let local = Pid::from_raw(child.id().context("spawned node has no pid")? as i32);
         let (pid, remote_start, entry) = match (&self.remote, &pid_file) {
             (Some((host, _)), Some(pid_file)) => {
+                // block_in_place: no await point, so a cancelled start leaves no node unjournaled.
                 let read = tokio::task::block_in_place(|| host.read_pid(pid_file));
                 let (pid, start) = match read {
                     Ok(p) => p,

@@ -89,7 +89,7 @@ pub struct LeaderProbe {
     pub timeout_ms: u64,
 }
 
-/// Extra steps after a cycle's observation (seed 000, phase 2).
+/// Extra steps after a cycle's observation: the quorum probes.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Probes {
@@ -344,8 +344,11 @@ fn default_settle() -> u64 {
 fn default_cycles() -> u32 {
     20
 }
+/// The pass threshold of a campaign that sets none (`campaign.threshold`).
+pub const DEFAULT_THRESHOLD: f64 = 0.995;
+
 fn default_threshold() -> f64 {
-    0.995
+    DEFAULT_THRESHOLD
 }
 fn default_plugin_timeout() -> u64 {
     30_000
@@ -668,7 +671,8 @@ impl Campaign {
             check_template("read.body", v, &["namespace", "cycle", "index"])?;
         }
 
-        // Isolation by construction (seed 000): each cycle must get its own
+        // Isolation by construction (data and namespace shared across cycles
+        // once made read-back counts cumulative): each cycle must get its own
         // port, data and namespace, and each write its own id.
         fn mentions<'a>(key: &str, mut texts: impl Iterator<Item = &'a String>) -> bool {
             let needle = format!("{{{key}}}");

@@ -104,18 +104,21 @@ pub struct NativeLib {
     _lib: libloading::Library,
 }
 
-// The library's functions are plain C functions; `in_flight` keeps calls
-// from overlapping.
-unsafe impl Send for NativeLib {}
-unsafe impl Sync for NativeLib {}
+// Send and Sync by its fields (fn pointers, an atomic, a loaded Library):
+// no `unsafe impl` needed. That the library's code may run on any thread is
+// part of the opt-in; `in_flight` keeps inject calls from overlapping.
 
 impl NativeLib {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        // Loading runs the library's initialisers: this is the point where
-        // the user's explicit opt-in is trusted.
+        // SAFETY: loading runs the library's initialisers, code chaos-host
+        // cannot check: this is the point where the user's explicit opt-in
+        // (`--native-plugin`, unsandboxed by design) is trusted.
         let lib = unsafe { libloading::Library::new(path) }
             .with_context(|| format!("native plugin {}: loading", path.display()))?;
         let sym = |name: &str| -> anyhow::Result<*const ()> {
+            // SAFETY: read as a bare address (`*const ()`), which any symbol
+            // is; it is copied out, and used only while `lib` stays loaded
+            // (it moves into the `NativeLib` with the pointers).
             let s: libloading::Symbol<*const ()> = unsafe { lib.get(name.as_bytes()) }
                 .with_context(|| {
                     format!(
@@ -123,12 +126,26 @@ impl NativeLib {
                         path.display()
                     )
                 })?;
+            // A fn pointer may not be NULL, and dlsym can yield one.
+            if s.is_null() {
+                bail!("native plugin {}: symbol {name} is NULL", path.display());
+            }
             Ok(*s)
         };
+        // SAFETY: the symbol is non-null (checked in `sym`) and, by
+        // chaos_native.h, a C function of exactly this type; a data pointer
+        // and a fn pointer have the same size. A library that lies about a
+        // signature is past what the opt-in lets chaos-host check.
         let contract: ContractFn = unsafe { std::mem::transmute(sym("chaos_native_contract")?) };
+        // SAFETY: as for `contract`: non-null, and of this type by the header.
         let describe: DescribeFn = unsafe { std::mem::transmute(sym("chaos_native_describe")?) };
+        // SAFETY: as for `contract`: non-null, and of this type by the header.
         let inject: InjectFn = unsafe { std::mem::transmute(sym("chaos_native_inject")?) };
+        // SAFETY: as for `contract`: non-null, and of this type by the header.
         let free: FreeFn = unsafe { std::mem::transmute(sym("chaos_native_free")?) };
+        // SAFETY: `contract` is the library's `chaos_native_contract`, which
+        // takes nothing and returns NULL or a NUL-terminated string that
+        // `cstr` copies at once.
         let version = unsafe { cstr(contract()) };
         if version != ABI {
             bail!(
@@ -146,6 +163,9 @@ impl NativeLib {
     }
 
     pub fn describe(&self, path: &Path) -> anyhow::Result<Describe> {
+        // SAFETY: `describe` is `chaos_native_describe`, alive while
+        // `self._lib` is loaded; it returns NULL or a NUL-terminated string
+        // that `cstr` copies at once.
         let text = unsafe { cstr((self.describe)()) };
         serde_json::from_str(&text).with_context(|| {
             format!(
@@ -156,10 +176,16 @@ impl NativeLib {
     }
 }
 
+/// An owned copy of a C string from the plugin ("" for NULL).
+///
+/// # Safety
+/// `p` is NULL or points to a NUL-terminated string that stays valid and
+/// unchanged for the duration of this call.
 unsafe fn cstr(p: *const c_char) -> String {
     if p.is_null() {
         return String::new();
     }
+    // SAFETY: `p` is not NULL, and the caller vouches for the rest.
     unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
 }
 
@@ -204,13 +230,24 @@ impl Ctx {
     }
 }
 
-fn ctx<'a>(p: *mut c_void) -> &'a mut Ctx {
-    // The pointer is the Ctx of the running call, alive for its duration.
+/// The `Ctx` behind a host function's `ctx` argument.
+///
+/// # Safety
+/// `p` is the `ctx` of the `ChaosHost` handed to a `chaos_native_inject`
+/// that has not returned yet (the `Ctx` lives on that call's thread until
+/// then), and no other reference to that `Ctx` is in use while the result
+/// is: host functions are called one at a time, on the call's thread, as
+/// chaos_native.h requires of the plugin. The result must not outlive the
+/// host function that asked for it.
+unsafe fn ctx<'a>(p: *mut c_void) -> &'a mut Ctx {
+    // SAFETY: the caller guarantees `p` points to a live, unaliased `Ctx`.
     unsafe { &mut *(p as *mut Ctx) }
 }
 
 extern "C" fn cb_log(p: *mut c_void, level: i32, msg: *const c_char) {
-    let c = ctx(p);
+    // SAFETY: `p` is the plugin's `ctx`, passed back during inject, on its
+    // thread, one call at a time (chaos_native.h); the borrow ends here.
+    let c = unsafe { ctx(p) };
     if c.gone() {
         return;
     }
@@ -218,6 +255,8 @@ extern "C" fn cb_log(p: *mut c_void, level: i32, msg: *const c_char) {
     if c.log_lines > MAX_LOG_LINES {
         return;
     }
+    // SAFETY: `msg` is NULL or a NUL-terminated string the plugin owns for
+    // the duration of this call (chaos_native.h), copied at once.
     let mut m = unsafe { cstr(msg) };
     if m.len() > MAX_LOG_BYTES {
         m = clip(m);
@@ -231,17 +270,23 @@ extern "C" fn cb_log(p: *mut c_void, level: i32, msg: *const c_char) {
 }
 
 extern "C" fn cb_random(p: *mut c_void) -> u64 {
-    ctx(p).rng.next_u64()
+    // SAFETY: `p` is the plugin's `ctx`, passed back during inject, on its
+    // thread, one call at a time (chaos_native.h); the borrow ends here.
+    unsafe { ctx(p) }.rng.next_u64()
 }
 
 extern "C" fn cb_sleep_ms(p: *mut c_void, ms: u32) {
-    if !ctx(p).gone() {
+    // SAFETY: `p` is the plugin's `ctx`, passed back during inject, on its
+    // thread, one call at a time (chaos_native.h); the borrow ends here.
+    if !unsafe { ctx(p) }.gone() {
         std::thread::sleep(Duration::from_millis(ms as u64));
     }
 }
 
 extern "C" fn cb_wait_writes(p: *mut c_void, count: u32) -> u32 {
-    let c = ctx(p);
+    // SAFETY: `p` is the plugin's `ctx`, passed back during inject, on its
+    // thread, one call at a time (chaos_native.h); the borrow ends here.
+    let c = unsafe { ctx(p) };
     if c.gone() {
         return 0;
     }
@@ -256,7 +301,9 @@ extern "C" fn cb_wait_writes(p: *mut c_void, count: u32) -> u32 {
 }
 
 extern "C" fn cb_signal(p: *mut c_void, node: u32, sig: i32) -> i32 {
-    ctx(p).effect(Capability::Signal, |c| {
+    // SAFETY: `p` is the plugin's `ctx`, passed back during inject, on its
+    // thread, one call at a time (chaos_native.h); the borrow ends here.
+    unsafe { ctx(p) }.effect(Capability::Signal, |c| {
         let sig = match sig {
             9 => Signal::SIGKILL,
             15 => Signal::SIGTERM,
@@ -267,13 +314,19 @@ extern "C" fn cb_signal(p: *mut c_void, node: u32, sig: i32) -> i32 {
 }
 
 extern "C" fn cb_pause(p: *mut c_void, node: u32, ms: u32) -> i32 {
-    ctx(p).effect(Capability::Pause, |c| {
+    // SAFETY: `p` is the plugin's `ctx`, passed back during inject, on its
+    // thread, one call at a time (chaos_native.h); the borrow ends here.
+    unsafe { ctx(p) }.effect(Capability::Pause, |c| {
         c.effect_call(c.effects.clone().pause(node, ms))
     })
 }
 
 extern "C" fn cb_partition(p: *mut c_void, grudge: *const c_char, ms: u32) -> i32 {
-    ctx(p).effect(Capability::Partition, |c| {
+    // SAFETY: `p` is the plugin's `ctx`, passed back during inject, on its
+    // thread, one call at a time (chaos_native.h); the borrow ends here.
+    unsafe { ctx(p) }.effect(Capability::Partition, |c| {
+        // SAFETY: `grudge` is NULL or a NUL-terminated string the plugin
+        // owns for the duration of this call (chaos_native.h), copied at once.
         let text = unsafe { cstr(grudge) };
         let g: Vec<Vec<u32>> = serde_json::from_str(&text)
             .map_err(|e| format!("partition: grudge JSON {text:?}: {e}"))?;
@@ -282,7 +335,9 @@ extern "C" fn cb_partition(p: *mut c_void, grudge: *const c_char, ms: u32) -> i3
 }
 
 extern "C" fn cb_clock_offset(p: *mut c_void, node: u32, offset: i64, ms: u32) -> i32 {
-    ctx(p).effect(Capability::Clock, |c| {
+    // SAFETY: `p` is the plugin's `ctx`, passed back during inject, on its
+    // thread, one call at a time (chaos_native.h); the borrow ends here.
+    unsafe { ctx(p) }.effect(Capability::Clock, |c| {
         c.effect_call(c.effects.clone().clock_offset(node, offset, ms))
     })
 }
@@ -355,9 +410,17 @@ pub async fn inject(
                 clock_offset: cb_clock_offset,
             };
             let cycle = CString::new(json).unwrap_or_default();
+            // SAFETY: `inject` is `chaos_native_inject`, kept loaded by the
+            // `Arc<NativeLib>` this thread owns; `cycle` and `host` (and the
+            // `ctx` it points to) live on this frame past the call, and `ctx`
+            // is not touched here until the call returns.
             let err = unsafe { (lib.inject)(cycle.as_ptr(), &host) };
             let message = (!err.is_null()).then(|| {
+                // SAFETY: a non-NULL `err` is the plugin's NUL-terminated
+                // message, valid until it is freed just below.
                 let m = unsafe { cstr(err) };
+                // SAFETY: `err` came from this library's inject and is freed
+                // once, here; `m` is an owned copy.
                 unsafe { (lib.free)(err) };
                 m
             });

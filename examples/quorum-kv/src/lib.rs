@@ -7,7 +7,7 @@
 //! write after the acknowledgement, and nodes catch up from each other's logs,
 //! so an acknowledged write ends on every live node.
 //!
-//! `--bug abort-fanout` reproduces seed 001 (ai-memory's
+//! `--bug abort-fanout` reproduces ai-memory's lost writes (its
 //! `JoinSet::shutdown()` after quorum): once W acks arrive, in-flight fan-out
 //! requests to slower peers are aborted and nothing repairs them, so
 //! acknowledged writes silently miss a node.
@@ -53,7 +53,8 @@ use std::time::Duration;
 /// engine catches them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Bug {
-    /// Abort in-flight fan-out once quorum is met, without repair (seed 001).
+    /// Abort in-flight fan-out once quorum is met, without repair
+    /// (acknowledged writes then miss a node).
     AbortFanout,
     /// Replicate to the peers' real listen addresses (asked through
     /// `/whoami`), not to the peer URLs given.
@@ -152,7 +153,7 @@ pub async fn serve(args: Args) -> anyhow::Result<()> {
         Duration::from_millis(args.quorum_timeout_ms),
         args.bug,
     );
-    // The seed-001 defect is that nothing repairs an aborted fan-out; a
+    // The abort-fanout defect is that nothing repairs an aborted fan-out; a
     // write lost on purpose must stay lost too.
     let repairs = !matches!(args.bug, Some(Bug::AbortFanout | Bug::LoseOne));
     let catchup = repairs && args.catchup_ms > 0 && !peers.is_empty();

@@ -89,7 +89,7 @@ impl Replicator {
             }
         }
         match self.bug {
-            // Seed 001: the slower peers' requests die mid-flight.
+            // The defect: the slower peers' requests die mid-flight, unrepaired.
             Some(Bug::AbortFanout) => joins.shutdown().await,
             // Let the slower peers' deliveries run to completion.
             _ => {

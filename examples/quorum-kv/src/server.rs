@@ -23,7 +23,7 @@ pub struct Inner {
     pub bug: Option<Bug>,
     /// Serialises commits: one fdatasync at a time. A replicate request
     /// waiting here is dropped if its sender goes away, which is what makes
-    /// an aborted fan-out lose the write (seed 001).
+    /// an aborted fan-out lose the write (`--bug abort-fanout`).
     commit_gate: tokio::sync::Mutex<()>,
     /// `--bug stuck-after-quorum-loss`: set by the first write that missed
     /// its quorum.

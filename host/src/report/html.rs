@@ -204,7 +204,7 @@ fn nodes_table(c: &Class) -> String {
     s
 }
 
-/// The quorum probes per cycle (seed 000 phase 2), when the campaign ran
+/// The quorum probes per cycle, when the campaign ran
 /// them: what each probe write became with its peers down, and any refused
 /// write a node held anyway.
 fn probes_table(c: &Class) -> String {

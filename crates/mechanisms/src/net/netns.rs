@@ -270,6 +270,7 @@ impl Namespaces {
             .map_err(|e| format!("{e:#}"))?;
         *self.table.lock().unwrap_or_else(|e| e.into_inner()) = Some((seq, links));
         let hub = self.hub.clone();
+        // block_in_place: no await point, so a cancelled cut leaves no load landing after heal.
         tokio::task::block_in_place(|| nft(&hub, &["-f", "-"], Some(&ruleset)))?;
         // Read it back: the proof that the rules are in force.
         let listed =
