@@ -2,13 +2,17 @@
 //! `since_vX`): each has its own `bindgen!` over the frozen WIT in
 //! `wit/deps/chaos-plugin@X/`, its `MIN`/`MAX` range, and `From` conversions
 //! to and from the host-owned types of `contract` and `observations`. The
-//! rest of the host sees only [`Pre`] and host-owned types.
+//! rest of the host sees only [`Pre`] and host-owned types. What the
+//! versions share (`Pre`'s export calls, the imports since 0.1, the
+//! unchanged conversions) is written once, in `glue`, and expanded in each
+//! version module; a version module writes only what it changes or adds.
 //!
 //! Which module serves a component is decided before it is compiled: from
 //! the `chaos:contract-version` custom section chaos-sdk writes, else (for
 //! plugins built before the section existed, or without the SDK) from the
 //! names of the interfaces it exports.
 
+mod glue;
 pub mod v0_1;
 pub mod v0_2;
 
@@ -54,6 +58,18 @@ pub enum Pre {
     V0_2(v0_2::Pre),
 }
 
+/// `$body` with `$p` bound to whichever version's `Pre` `$pre` holds: the
+/// one `match` over versions, so an export is forwarded in one line and a
+/// new version adds one arm here, not one per export.
+macro_rules! each_version {
+    ($pre:expr, $p:ident => $body:expr) => {
+        match $pre {
+            Pre::V0_1($p) => $body,
+            Pre::V0_2($p) => $body,
+        }
+    };
+}
+
 impl Pre {
     pub fn new(
         kind: &'static str,
@@ -71,10 +87,7 @@ impl Pre {
     }
 
     pub async fn describe(&self, store: &mut Store<PluginState>) -> wasmtime::Result<Info> {
-        match self {
-            Self::V0_1(p) => p.describe(store).await,
-            Self::V0_2(p) => p.describe(store).await,
-        }
+        each_version!(self, p => p.describe(store).await)
     }
 
     pub async fn inject(
@@ -82,10 +95,7 @@ impl Pre {
         store: &mut Store<PluginState>,
         cycle: &CycleInfo,
     ) -> wasmtime::Result<Result<(), String>> {
-        match self {
-            Self::V0_1(p) => p.inject(store, cycle).await,
-            Self::V0_2(p) => p.inject(store, cycle).await,
-        }
+        each_version!(self, p => p.inject(store, cycle).await)
     }
 
     pub async fn check(
@@ -93,17 +103,11 @@ impl Pre {
         store: &mut Store<PluginState>,
         observations: &Observations,
     ) -> wasmtime::Result<Result<Verdict, String>> {
-        match self {
-            Self::V0_1(p) => p.check(store, observations).await,
-            Self::V0_2(p) => p.check(store, observations).await,
-        }
+        each_version!(self, p => p.check(store, observations).await)
     }
 
     pub fn is_fault(&self) -> bool {
-        matches!(
-            self,
-            Self::V0_1(v0_1::Pre::Fault(_)) | Self::V0_2(v0_2::Pre::Fault(_))
-        )
+        each_version!(self, p => p.is_fault())
     }
 }
 
