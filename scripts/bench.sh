@@ -2,7 +2,7 @@
 # The benchmark: build what it measures, then print the figures table.
 #   bash scripts/bench.sh               # 20 cycles per class, ~2 minutes
 #   bash scripts/bench.sh --protocol    # seed 002's 80,000 writes, ~20 minutes
-# Extra arguments go to `chaos-host bench` (--json FILE, --driver-writes N).
+# Extra arguments go to `chaos-bench` (--json FILE, --driver-writes N).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -12,6 +12,8 @@ command -v wrk >/dev/null || {
     $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >/dev/null
 }
 scripts/build-plugins.sh
+# The default members: chaos-bench and the chaos-host binary it runs as
+# children, side by side in one target dir, and quorum-kv.
 cargo build --locked
 # Backtraces make every wasm trap slow; a bench must not pay for them.
-RUST_BACKTRACE=0 exec ./target/debug/chaos-host bench "$@"
+RUST_BACKTRACE=0 exec ./target/debug/chaos-bench "$@"

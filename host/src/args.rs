@@ -68,10 +68,6 @@ pub enum Command {
     /// I/N`) into one: cycles.jsonl in cycle order, summary.json,
     /// report.html and junit.xml. Exit status: the merged verdict.
     Merge(MergeArgs),
-    /// Measure what the engine costs: plugin load and calls, harness
-    /// overhead per cycle, fault timing, memory over a campaign, and the
-    /// workload driver against wrk. Run from the repository root.
-    Bench(crate::bench::BenchArgs),
     /// Create a plugin crate, ready to build with
     /// `cargo build --release --target wasm32-wasip2`.
     NewPlugin(NewPluginArgs),

@@ -3,9 +3,6 @@
 //! Exit status: 0 when every fault class passed, 1 when a class failed,
 //! 2 on a usage or harness error (printed as one chained line).
 
-mod bench;
-mod bench_checkers;
-
 mod args;
 
 mod export;
@@ -14,7 +11,6 @@ mod merge;
 mod plan;
 mod plugins;
 
-mod remote;
 mod replay;
 mod report;
 
@@ -139,10 +135,6 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             mountpoint,
         } => {
             chaos_mechanisms::disk::remote::helper_main(&backing, &mountpoint);
-            Ok(true)
-        }
-        Command::Bench(args) => {
-            bench::run(&args).await?;
             Ok(true)
         }
         Command::Inspect(args) => {

@@ -1,4 +1,4 @@
-//! `chaos-host bench --checkers DIR`: the built-in `linearizable` checker
+//! `chaos-bench --checkers DIR`: the built-in `linearizable` checker
 //! on every register history `DIR/*.jsonl`, through the host exactly as a
 //! campaign runs it: a fresh instance per check, the history read in chunks
 //! through the `history` resource, the default fuel and the 64 MiB cap.

@@ -1,6 +1,8 @@
-//! `chaos-host bench`: what the engine itself costs, measured, printed as a
+//! `chaos-bench`: what the engine itself costs, measured, printed as a
 //! table (and JSON with `--json`). Run from the repository root after
-//! `scripts/build-plugins.sh` and `cargo build` (`scripts/bench.sh` does all).
+//! `scripts/build-plugins.sh` and `cargo build` (`scripts/bench.sh` does all);
+//! the child runs are the `chaos-host` binary next to `chaos-bench` (or
+//! `$CHAOS_HOST`, see `chaos_host.rs`).
 //!
 //! 1. **Plugins**: cold compile, cached load, one `inject` on a fresh
 //!    instance (per-cycle instantiation), one host call.
@@ -228,7 +230,7 @@ struct CampaignFigures {
 struct Driver {
     writes: u32,
     driver_rps: f64,
-    /// CPU the driver (all of chaos-host) spent per write, µs.
+    /// CPU the driver (all of chaos-bench) spent per write, µs.
     driver_cpu_us_per_write: f64,
     wrk_rps: Option<f64>,
     ratio: Option<f64>,
@@ -236,7 +238,7 @@ struct Driver {
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.checkers {
-        print!("{}", crate::bench_checkers::run(dir).await?);
+        print!("{}", crate::checkers::run(dir).await?);
         return Ok(());
     }
     let root = std::env::current_dir()?;
@@ -253,16 +255,21 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             );
         }
     }
+    // Every part but these runs `chaos-host run` children: a missing
+    // binary is one error before anything is measured.
+    if !(args.links_only || args.disk_only) {
+        crate::chaos_host::binary()?;
+    }
     let scratch = std::env::temp_dir().join(format!("chaos-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
     if let Some(hosts) = &args.ssh_hosts {
-        let rows = crate::remote::bench::measure(&root, &scratch, hosts, args.ssh_cycles).await;
+        let rows = crate::ssh::measure(&root, &scratch, hosts, args.ssh_cycles).await;
         let _ = std::fs::remove_dir_all(&scratch);
         let rows = rows?;
         print!(
-            "\nchaos-host bench (nodes on SSH hosts vs local) on {}\n{}",
+            "\nchaos-bench (nodes on SSH hosts vs local) on {}\n{}",
             machine(),
-            crate::remote::bench::table(&rows)
+            crate::ssh::table(&rows)
         );
         if let Some(path) = &args.json {
             std::fs::write(path, serde_json::to_vec_pretty(&rows)?)
@@ -618,7 +625,7 @@ fn machine() -> String {
         })
         .unwrap_or(0.0);
     format!(
-        "{} cores, {cpu}, {mem:.0} GiB, dev profile (chaos-host and dependencies at opt-level 2)",
+        "{} cores, {cpu}, {mem:.0} GiB, dev profile (chaos-host, chaos-bench and dependencies at opt-level 2)",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     )
 }
@@ -757,7 +764,7 @@ async fn campaign_run(
         (args.cycles, 100)
     };
     let out = scratch.join("out");
-    let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
+    let mut cmd = tokio::process::Command::new(crate::chaos_host::binary()?);
     cmd.arg("run")
         .arg("--campaign")
         .arg(root.join("examples/reference/campaign.toml"))
@@ -886,7 +893,7 @@ async fn campaign_run(
 async fn clock_skews(root: &Path, scratch: &Path) -> anyhow::Result<SkewFigures> {
     const OFFSET_MS: i64 = -45_000;
     let out = scratch.join("skews");
-    let status = tokio::process::Command::new(std::env::current_exe()?)
+    let status = tokio::process::Command::new(crate::chaos_host::binary()?)
         .arg("run")
         .arg("--campaign")
         .arg(root.join("examples/reference/campaign.toml"))
@@ -954,7 +961,7 @@ async fn parallel_scaling(
     let mut figures = Vec::new();
     for k in PARALLEL {
         let out = scratch.join(format!("parallel-{k}"));
-        let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
+        let mut cmd = tokio::process::Command::new(crate::chaos_host::binary()?);
         cmd.arg("run")
             .arg("--campaign")
             .arg(root.join("examples/reference/campaign.toml"))
@@ -1290,7 +1297,7 @@ fn scaling_table(rows: &[Scaling]) -> String {
 fn table(f: &Figures, disk_only: bool) -> String {
     if let (0, Some(l)) = (f.campaign.cycles, &f.links) {
         let mut s = format!(
-            "\nchaos-host bench (link faults) on {}\n\n| figure | measured | target |\n|---|---|---|\n",
+            "\nchaos-bench (link faults) on {}\n\n| figure | measured | target |\n|---|---|---|\n",
             f.machine
         );
         link_rows(&mut s, l);
@@ -1298,7 +1305,7 @@ fn table(f: &Figures, disk_only: bool) -> String {
     }
     if f.campaign.cycles == 0 && !disk_only {
         return format!(
-            "\nchaos-host bench (parallel cycles) on {}\n{}",
+            "\nchaos-bench (parallel cycles) on {}\n{}",
             f.machine,
             scaling_table(&f.parallel)
         );
@@ -1307,7 +1314,7 @@ fn table(f: &Figures, disk_only: bool) -> String {
     let c = &f.campaign;
     let d = &f.driver;
     let mark = |ok: bool| if ok { "met" } else { "MISSED" };
-    let mut s = format!("\nchaos-host bench on {}\n\n", f.machine);
+    let mut s = format!("\nchaos-bench on {}\n\n", f.machine);
     s.push_str("| figure | measured | target |\n|---|---|---|\n");
     if disk_only {
         if f.disk.is_some() {

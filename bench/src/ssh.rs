@@ -1,4 +1,4 @@
-//! The SSH part of `chaos-host bench` (`--ssh-hosts FILE`): what placing
+//! The SSH part of `chaos-bench` (`--ssh-hosts FILE`): what placing
 //! nodes on remote hosts costs per cycle against local placement. The same
 //! reference campaign (a pause class and a partition class) runs as a child
 //! `chaos-host run` twice: nodes local (`netns` as root, so partitions are
@@ -61,7 +61,7 @@ pub async fn measure(
     ] {
         eprintln!("bench: nodes {label}");
         let out = scratch.join(format!("ssh-out-{}", rows.len()));
-        let status = tokio::process::Command::new(std::env::current_exe()?)
+        let status = tokio::process::Command::new(crate::chaos_host::binary()?)
             .arg("run")
             .arg("--campaign")
             .arg(&campaign)

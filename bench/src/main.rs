@@ -1,0 +1,62 @@
+//! chaos-bench: what chaos-host itself costs, measured, printed as a table
+//! (see `bench.rs`). Out of the product: it runs the `chaos-host` binary
+//! as children (`chaos-host run`) and links the library crates for what it
+//! measures in process.
+//!
+//! Exit status: 0 when the figures were measured, 2 on a usage or harness
+//! error (printed as one chained line).
+
+mod bench;
+mod chaos_host;
+mod checkers;
+mod ssh;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "chaos-bench",
+    version,
+    about = "Measure what chaos-host costs: plugin load and calls, harness overhead per cycle, fault timing, memory over a campaign, and the workload driver against wrk. Run from the repository root; runs the chaos-host binary next to this one (or $CHAOS_HOST)."
+)]
+struct Cli {
+    #[command(flatten)]
+    bench: bench::BenchArgs,
+    /// Log filter (tracing syntax), e.g. `info`, `debug`.
+    #[arg(long, env = "CHAOS_LOG", default_value = "info")]
+    log: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // As chaos-host: the FUSE library's replies to interrupted requests
+    // are quiet unless asked for (CHAOS_LOG=fuser=debug).
+    let log = if cli.log.contains("fuser") {
+        cli.log.clone()
+    } else {
+        format!("{},fuser=off", cli.log)
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,fuser=off")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("chaos-bench: error: starting the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(bench::run(&cli.bench)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chaos-bench: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
