@@ -3,7 +3,7 @@
 # remote hosts without other machines, as tests/e2e/remote.rs does: network
 # namespaces chrig-K on bridge chrig-br (192.0.2.241/28, clear of the
 # machine's own 192.0.2.x), each running Debian's sshd on 192.0.2.(242+K) with keys generated into DIR, and
-# DIR/hosts.toml for `chaos-host run --hosts` / `chaos-host bench
+# DIR/hosts.toml for `chaos-host run --hosts` / `chaos-bench
 # --ssh-hosts`. Needs root, iproute2, openssh-server, openssh-client.
 #   bash scripts/ssh-rig.sh up 3 /tmp/rig
 #   bash scripts/ssh-rig.sh down /tmp/rig
