@@ -68,12 +68,33 @@ const PROBE_DEADLINE: Duration = Duration::from_millis(300);
 pub(crate) struct ClockHeld {
     pub file: Option<PathBuf>,
     pub group: Option<i32>,
-    pub watch: Option<(
-        tokio::task::AbortHandle,
-        Arc<std::sync::atomic::AtomicUsize>,
-    )>,
+    pub watch: Option<ClockWatch>,
     pub drift: Option<(i64, tokio::time::Instant)>,
     pub remote: Option<chaos_mechanisms::clock::remote::ClockLease>,
+}
+
+/// The task patching processes that appear in a skewed group.
+pub(crate) struct ClockWatch {
+    pub task: tokio::task::AbortHandle,
+    /// Processes it patched during the lease.
+    pub late: Arc<std::sync::atomic::AtomicUsize>,
+    /// Set, under its lock, by the reset: a patch of the watch's already
+    /// running on a blocking thread when the lease ends (aborting the task
+    /// does not stop it) finishes before the reset, or does nothing, so it
+    /// never puts the skew back after the clock was reset.
+    pub stopped: Arc<std::sync::Mutex<bool>>,
+}
+
+impl ClockWatch {
+    /// Stop it and, holding its lock, run `reset`.
+    fn stop_then<T>(stopped: Option<&Arc<std::sync::Mutex<bool>>>, reset: impl FnOnce() -> T) -> T {
+        let _held = stopped.map(|s| {
+            let mut g = s.lock().unwrap_or_else(|e| e.into_inner());
+            *g = true;
+            g
+        });
+        reset()
+    }
 }
 
 impl ClockHeld {
@@ -82,11 +103,13 @@ impl ClockHeld {
         if let Some(f) = &self.file {
             let _ = set_offset(f, 0);
         }
-        if let Some((watch, _)) = &self.watch {
-            watch.abort();
+        if let Some(w) = &self.watch {
+            w.task.abort();
         }
         if let Some(pgid) = self.group {
-            apply_to_group(pgid, vdso::Skew::default());
+            ClockWatch::stop_then(self.watch.as_ref().map(|w| &w.stopped), || {
+                apply_to_group(pgid, vdso::Skew::default())
+            });
         }
         if let Some(lease) = self.remote {
             // Its stdin closes: the helper resets there.
@@ -336,14 +359,24 @@ impl Effects {
         // Processes that appear during the lease (exec'd children) are
         // patched too; forked ones get the current offset written again.
         let late = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stopped = Arc::new(std::sync::Mutex::new(false));
         let watch = {
-            let late = late.clone();
+            let (late, stopped) = (late.clone(), stopped.clone());
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(GROUP_POLL).await;
-                    let r = tokio::task::spawn_blocking(move || apply_to_group(pgid, skew)).await;
-                    if let Ok(r) = r {
-                        late.fetch_add(r.newly, std::sync::atomic::Ordering::Relaxed);
+                    let stopped = stopped.clone();
+                    let r = tokio::task::spawn_blocking(move || {
+                        let s = stopped.lock().unwrap_or_else(|e| e.into_inner());
+                        (!*s).then(|| apply_to_group(pgid, skew))
+                    })
+                    .await;
+                    match r {
+                        Ok(Some(r)) => {
+                            late.fetch_add(r.newly, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Ok(None) => return,
+                        Err(_) => {}
                     }
                 }
             })
@@ -360,7 +393,11 @@ impl Effects {
             ),
             Lease::Clock(ClockHeld {
                 group: Some(pgid),
-                watch: Some((watch.abort_handle(), late)),
+                watch: Some(ClockWatch {
+                    task: watch.abort_handle(),
+                    late,
+                    stopped,
+                }),
                 drift: (ppm != 0).then_some((ppm, since)),
                 ..ClockHeld::default()
             }),
@@ -571,8 +608,8 @@ impl Effects {
     /// End a clock lease: measure a drift, put the clock back. The
     /// evidence, and for a drift whether the probe showed its rate.
     pub(super) async fn end_clock(&self, mut undo: ClockHeld, node: u32) -> (String, Option<bool>) {
-        if let Some((watch, _)) = &undo.watch {
-            watch.abort();
+        if let Some(w) = &undo.watch {
+            w.task.abort();
         }
         let mut evidence = String::new();
         let mut verified = None;
@@ -581,8 +618,8 @@ impl Effects {
             evidence = seen;
             verified = Some(ok);
         }
-        if let Some((_, late)) = &undo.watch {
-            let n = late.load(std::sync::atomic::Ordering::Relaxed);
+        if let Some(w) = &undo.watch {
+            let n = w.late.load(std::sync::atomic::Ordering::Relaxed);
             if n > 0 {
                 evidence.push_str(&format!(
                     "{}{n} process(es) patched during the lease",
@@ -612,9 +649,13 @@ impl Effects {
                 Err(e) => format!("resetting the offset: {e}"),
             }
         } else if let Some(pgid) = undo.group {
-            let r =
-                tokio::task::spawn_blocking(move || apply_to_group(pgid, vdso::Skew::default()))
-                    .await;
+            let stopped = undo.watch.as_ref().map(|w| w.stopped.clone());
+            let r = tokio::task::spawn_blocking(move || {
+                ClockWatch::stop_then(stopped.as_ref(), || {
+                    apply_to_group(pgid, vdso::Skew::default())
+                })
+            })
+            .await;
             match r {
                 Ok(r) if r.failed.is_empty() => self.reset_probe(node).await,
                 Ok(r) => format!("offset reset, except: {}", r.failed.join("; ")),

@@ -109,6 +109,11 @@ impl Recorder {
         }
     }
 
+    /// The burst's start, which every time of the history counts from.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     /// Microseconds from the burst start to `at` (0 if before).
     pub fn us(&self, at: Instant) -> u64 {
         at.saturating_duration_since(self.started).as_micros() as u64

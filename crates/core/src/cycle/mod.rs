@@ -1,17 +1,21 @@
 //! One cycle of a campaign.
 //!
-//! [`Cycle::step`] runs, in order:
-//! 1. **start**: fresh data dirs, namespace and free ports; spawn; ready;
-//! 2. **inject**: the burst of writes, and the class's fault plugins'
+//! [`Cycle::step`] runs, in order (each a method of its own):
+//! 1. **start**: fresh data dirs, namespace and free ports; spawn; ready
+//!    (`Cluster::start`);
+//! 2. **exercise**: the burst of writes, and the class's fault plugins'
 //!    `inject` concurrently with it (several in a composed class, on one
-//!    timeline), asking the host for effects;
-//! 3. **heal**: every effect still in force is undone by the host;
-//! 4. **converge**: read every live node back until it holds every
-//!    acknowledged id or `settle_ms` passes ([`converge`]);
-//! 5. **assert**: assertion plugins judge the observations;
+//!    timeline), asking the host for effects; then the **heal** (every
+//!    effect still in force undone by the host) and the recovery window;
+//! 3. **converge**: read every live node back until it holds every
+//!    acknowledged id or `settle_ms` passes (`converge_all`, [`converge`]);
+//! 4. **history**: the cycle's operations and effect windows written
+//!    (`write_history`);
+//! 5. **assert**: assertion plugins judge the observations (`assert_all`);
 //! 6. **probe**: the quorum probes, when the campaign asks (they kill
 //!    peers, so they come after every figure is taken);
-//! 7. **judge**: [`crate::verdict::judge`] turns the facts into a status;
+//! 7. **record**: the figures, and [`crate::verdict::judge`] turns the
+//!    facts into a status (`record`);
 //! 8. **teardown**: SIGKILL process groups, reap, check ports are free.
 //!
 //! Harness failures (a node that never became ready, an answer the campaign
@@ -94,6 +98,29 @@ struct Injected {
     started: Instant,
 }
 
+/// What the exercise step left: the burst with its faults, the heal, the
+/// recovery window, and the register gets that did not parse.
+struct Exercised {
+    injected: Injected,
+    healed: Instant,
+    recovery: crate::metrics::RecoveryRecord,
+    recovery_took: Duration,
+    unparsed: Vec<String>,
+}
+
+/// What the cycle saw after the exercise: each node's read-back and
+/// record, the effects, the assertions' verdicts, every plugin failure,
+/// the probes, and where the history went.
+struct Observed {
+    views: Vec<NodeView>,
+    nodes: Vec<NodeRecord>,
+    effects: Vec<EffectRecord>,
+    verdicts: Vec<AssertionVerdict>,
+    plugin_errors: Vec<String>,
+    probes: Option<crate::probes::QuorumProbes>,
+    history_path: std::path::PathBuf,
+}
+
 impl Cycle<'_> {
     pub async fn step(&self, cycle: u32, seed: u64, dir: &Path) -> anyhow::Result<CycleRecord> {
         let mut phases = BTreeMap::new();
@@ -127,6 +154,10 @@ impl Cycle<'_> {
         Ok(record)
     }
 
+    /// The cycle after its nodes are up, as named steps: exercise (the
+    /// burst with the fault, the heal, the recovery window), converge,
+    /// write the history, assert, take the node records and probes, then
+    /// figures and verdict.
     async fn run_started(
         &self,
         cluster: &Cluster,
@@ -153,8 +184,67 @@ impl Cycle<'_> {
         // The zero of every time in the cycle: the burst starts now.
         let started = Instant::now();
         let history = Arc::new(Recorder::new(started));
+        let processes = self.processes();
+
+        let mut ex = self
+            .exercise(cluster, &info, ids.clone(), namespace, &history, processes)
+            .await;
+        phases.insert("burst", ex.injected.burst.elapsed.as_millis() as u64);
+        phases.insert(
+            "fault",
+            ex.healed.duration_since(started).as_millis() as u64,
+        );
+        phases.insert("recovery", ex.recovery_took.as_millis() as u64);
+
+        let t = Instant::now();
+        let views = self
+            .converge_all(
+                cluster, namespace, cycle, &ids, &mut ex, &history, processes,
+            )
+            .await?;
+        phases.insert("converge", t.elapsed().as_millis() as u64);
+
+        let effects: Vec<EffectRecord> = ex.injected.effects.records();
+        let (history, history_path) = self.write_history(cycle, &history, &effects)?;
+
+        let t = Instant::now();
+        let (verdicts, plugin_errors) = self.assert_all(&info, &ex, &views, &history).await;
+        phases.insert("assert", t.elapsed().as_millis() as u64);
+
+        // Taken after the assertions, just before the probes kill peers on
+        // purpose: a node that died while the assertions ran is judged too.
+        let acked = ids_with(&ex.injected.burst.results, Outcome::Ok);
+        let nodes = node_records(&cluster.nodes, &views, &acked, ex.injected.started);
+        let probes = if c.file.probes.quorum {
+            let t = Instant::now();
+            let p = crate::probes::quorum(c, self.http, &cluster.nodes, namespace, cycle).await?;
+            phases.insert("probes", t.elapsed().as_millis() as u64);
+            Some(p)
+        } else {
+            None
+        };
+
+        self.record(
+            (cycle, seed, namespace),
+            ex,
+            Observed {
+                views,
+                nodes,
+                effects,
+                verdicts,
+                plugin_errors,
+                probes,
+                history_path,
+            },
+        )
+    }
+
+    /// The processes of the history: writers, concurrent readers, then
+    /// register clients and the recovery writer (see [`Processes`]).
+    fn processes(&self) -> Processes {
+        let c = self.campaign;
         let writers = c.file.burst.concurrency.min(self.writes.max(1));
-        let processes = Processes {
+        Processes {
             writers,
             readers: if c.file.read.during_ms.is_some() {
                 writers
@@ -162,7 +252,24 @@ impl Cycle<'_> {
                 0
             },
             nodes: c.file.system.nodes,
-        };
+        }
+    }
+
+    /// Step 1: the burst with the class's faults, the heal and the recovery
+    /// window, while readers read during the burst (`[read] during_ms`) and
+    /// register clients run their operations.
+    async fn exercise(
+        &self,
+        cluster: &Cluster,
+        info: &CycleInfo,
+        ids: Arc<Vec<String>>,
+        namespace: &str,
+        history: &Arc<Recorder>,
+        processes: Processes,
+    ) -> Exercised {
+        let c = self.campaign;
+        let (cycle, seed) = (info.cycle, info.seed);
+        let started = history.started();
         let (stop_tx, stop_rx) = watch::channel(false);
         let registers = async {
             match c.file.workload.as_ref().filter(|w| w.is_register()) {
@@ -175,7 +282,7 @@ impl Cycle<'_> {
                         namespace,
                         cycle,
                         seed,
-                        history: &history,
+                        history,
                         first_process: processes.register(0),
                     })
                     .await
@@ -190,7 +297,7 @@ impl Cycle<'_> {
                     self.http,
                     &cluster.nodes,
                     (namespace, cycle),
-                    (&history, processes),
+                    (history, processes),
                     Duration::from_millis(ms),
                     stop_rx,
                 )
@@ -199,7 +306,7 @@ impl Cycle<'_> {
         };
         let phased = async {
             let injected = self
-                .inject(cluster, &info, ids.clone(), namespace, (started, &history))
+                .inject(cluster, info, ids, namespace, (started, history))
                 .await;
             self.heal(&injected.effects).await;
             let healed = Instant::now();
@@ -214,7 +321,7 @@ impl Cycle<'_> {
                 recovery::At {
                     started: injected.started,
                     healed,
-                    history: &history,
+                    history,
                     process: processes.recovery(),
                 },
             )
@@ -222,20 +329,37 @@ impl Cycle<'_> {
             let _ = stop_tx.send(true);
             (injected, healed, recovery, t.elapsed())
         };
-        let ((injected, healed, mut recovery, recovery_took), (), unparsed) =
+        let ((injected, healed, recovery, recovery_took), (), unparsed) =
             tokio::join!(phased, readers, registers);
-        let effects: Vec<EffectRecord> = injected.effects.records();
-        phases.insert("burst", injected.burst.elapsed.as_millis() as u64);
-        phases.insert("fault", healed.duration_since(started).as_millis() as u64);
-        phases.insert("recovery", recovery_took.as_millis() as u64);
-        // Recovery writes acknowledged are acknowledged writes: they must be
-        // on every live node like the burst's. Counts stay the burst's.
-        let recovery_writes = &recovery.writes_detail;
+        Exercised {
+            injected,
+            healed,
+            recovery,
+            recovery_took,
+            unparsed,
+        }
+    }
 
-        let t = Instant::now();
-        // The cycle's figures are the burst's; acknowledged recovery writes
-        // are checked apart (`recovery.lost`), but converged on alike.
-        let acked: Vec<&str> = ids_with(&injected.burst.results, Outcome::Ok);
+    /// Step 2: read every live node back until it holds every acknowledged
+    /// write, the burst's and the recovery window's, or the deadline
+    /// passes; acknowledged recovery writes a live node lacks then are the
+    /// recovery's `lost` (the cycle's figures stay the burst's).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the cycle's own context, passed as the other steps get it"
+    )]
+    async fn converge_all(
+        &self,
+        cluster: &Cluster,
+        namespace: &str,
+        cycle: u32,
+        ids: &[String],
+        ex: &mut Exercised,
+        history: &Recorder,
+        processes: Processes,
+    ) -> anyhow::Result<Vec<NodeView>> {
+        let recovery_writes = &ex.recovery.writes_detail;
+        let acked: Vec<&str> = ids_with(&ex.injected.burst.results, Outcome::Ok);
         let recovery_acked: Vec<&str> = ids_with(recovery_writes, Outcome::Ok);
         let acked_set: HashSet<&str> = acked.iter().chain(&recovery_acked).copied().collect();
         let issued: HashSet<&str> = ids
@@ -246,23 +370,22 @@ impl Cycle<'_> {
         let views = converge::converge(
             &cluster.nodes,
             &converge::Want {
-                campaign: c,
+                campaign: self.campaign,
                 http: self.http,
                 namespace,
                 cycle,
                 acked: &acked_set,
                 issued: &issued,
-                healed,
+                healed: ex.healed,
                 // `settle_ms` from the heal for the burst's writes, and from
                 // its acknowledgement for the last recovery write.
-                deadline: self.settle + Duration::from_millis(recovery.last_ack_ms.unwrap_or(0)),
-                history: &history,
+                deadline: self.settle + Duration::from_millis(ex.recovery.last_ack_ms.unwrap_or(0)),
+                history,
                 processes,
             },
         )
         .await?;
-        phases.insert("converge", t.elapsed().as_millis() as u64);
-        recovery.lost = recovery_acked
+        let lost: Vec<String> = recovery_acked
             .iter()
             .filter(|id| {
                 views
@@ -272,7 +395,18 @@ impl Cycle<'_> {
             })
             .map(|id| id.to_string())
             .collect();
+        ex.recovery.lost = lost;
+        Ok(views)
+    }
 
+    /// Step 3: the cycle's history, with its effects' windows, written to
+    /// `history/<class>/cycle-<n>/history.jsonl` under the run's out dir.
+    fn write_history(
+        &self,
+        cycle: u32,
+        history: &Recorder,
+        effects: &[EffectRecord],
+    ) -> anyhow::Result<(Arc<History>, std::path::PathBuf)> {
         let history = Arc::new(
             history.finish(
                 effects
@@ -286,44 +420,64 @@ impl Cycle<'_> {
                     .collect(),
             ),
         );
-        let history_path = self
+        let dir = self
             .out
             .join("history")
             .join(self.class)
             .join(format!("cycle-{cycle}"));
-        std::fs::create_dir_all(&history_path)
-            .with_context(|| format!("creating {}", history_path.display()))?;
-        let history_path = history_path.join(chaos_model::history::FILE);
-        chaos_model::history::write_jsonl(&history_path, &history)?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join(chaos_model::history::FILE);
+        chaos_model::history::write_jsonl(&path, &history)?;
+        Ok((history, path))
+    }
 
-        let t = Instant::now();
+    /// Step 4: the assertion plugins' verdicts, and every plugin failure of
+    /// the cycle (the faults' first), with the register gets no checker
+    /// can judge.
+    async fn assert_all(
+        &self,
+        info: &CycleInfo,
+        ex: &Exercised,
+        views: &[NodeView],
+        history: &Arc<History>,
+    ) -> (Vec<AssertionVerdict>, Vec<String>) {
         let (verdicts, mut plugin_errors) = self
-            .assert(&info, &injected.burst.results, &views, &history)
+            .assert(info, &ex.injected.burst.results, views, history)
             .await;
-        phases.insert("assert", t.elapsed().as_millis() as u64);
-        plugin_errors.splice(0..0, injected.fault_errors.iter().cloned());
-        if let Some(first) = unparsed.first() {
+        plugin_errors.splice(0..0, ex.injected.fault_errors.iter().cloned());
+        if let Some(first) = ex.unparsed.first() {
             // The history holds reads whose value is unknown: no checker
             // can judge it, and the campaign's get template is the suspect.
             plugin_errors.push(format!(
                 "register workload: {} get answer(s) did not parse, e.g. {first}",
-                unparsed.len()
+                ex.unparsed.len()
             ));
         }
-        // Taken after the assertions, just before the probes kill peers on
-        // purpose: a node that died while the assertions ran is judged too.
-        let nodes = node_records(&cluster.nodes, &views, &acked, injected.started);
+        (verdicts, plugin_errors)
+    }
 
-        let probes = if c.file.probes.quorum {
-            let t = Instant::now();
-            let p = crate::probes::quorum(c, self.http, &cluster.nodes, namespace, cycle).await?;
-            phases.insert("probes", t.elapsed().as_millis() as u64);
-            Some(p)
-        } else {
-            None
-        };
-
-        // Figures, from ids; counts are the burst's alone.
+    /// Last step: the figures (from ids; counts are the burst's alone) and
+    /// the verdict, as the cycle's record.
+    fn record(
+        &self,
+        (cycle, seed, namespace): (u32, u64, &str),
+        ex: Exercised,
+        seen: Observed,
+    ) -> anyhow::Result<CycleRecord> {
+        let c = self.campaign;
+        let Exercised {
+            injected, recovery, ..
+        } = ex;
+        let Observed {
+            views,
+            nodes,
+            effects,
+            verdicts,
+            plugin_errors,
+            probes,
+            history_path,
+        } = seen;
+        let acked = ids_with(&injected.burst.results, Outcome::Ok);
         let counts = Counts::of(&injected.burst.results);
         // Lost: acknowledged ids some node lacked at the deadline, as the
         // node records already list them.
