@@ -30,21 +30,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // As chaos-host: the FUSE library's replies to interrupted requests
-    // are quiet unless asked for (CHAOS_LOG=fuser=debug).
-    let log = if cli.log.contains("fuser") {
-        cli.log.clone()
-    } else {
-        format!("{},fuser=off", cli.log)
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&log)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,fuser=off")),
-        )
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    chaos_core::logging::init(&cli.log);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

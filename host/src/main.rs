@@ -25,22 +25,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The FUSE library logs every reply to a killed node's interrupted
-    // request as an error: expected under restarts, so quiet unless asked
-    // for (CHAOS_LOG=fuser=debug).
-    let log = if cli.log.contains("fuser") {
-        cli.log.clone()
-    } else {
-        format!("{},fuser=off", cli.log)
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&log)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,fuser=off")),
-        )
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    chaos_core::logging::init(&cli.log);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

@@ -3,10 +3,12 @@
 //! probes of its promises ([`probes`]), the figures recorded per cycle
 //! ([`metrics`]) and the verdict judged from them ([`verdict`]).
 //!
-//! Modules import downward only, in this order (lowest first): workload,
+//! Modules import downward only, in this order (lowest first): logging,
+//! workload,
 //! register, probes, metrics, verdict, cycle.
 
 pub mod cycle;
+pub mod logging;
 pub mod metrics;
 pub mod probes;
 pub mod register;
