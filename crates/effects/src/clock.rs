@@ -118,6 +118,26 @@ impl ClockHeld {
     }
 }
 
+/// A clock lease's record as it opens: its evidence comes with the
+/// verification.
+fn clock_record(
+    index: u32,
+    detail: String,
+    ms: u32,
+    start_us: u64,
+    during_burst: bool,
+) -> EffectRecord {
+    EffectRecord::lease(
+        Kind::Clock,
+        index,
+        detail,
+        Some(ms as u64),
+        start_us,
+        during_burst,
+        String::new(),
+    )
+}
+
 impl Effects {
     /// How coarse the probe's clock reading is: an HTTP date has whole
     /// seconds, a JSON probe milliseconds.
@@ -382,15 +402,7 @@ impl Effects {
             })
         };
         let slot = self.open(
-            EffectRecord::lease(
-                Kind::Clock,
-                index,
-                detail,
-                Some(ms as u64),
-                start_us,
-                during_burst,
-                String::new(),
-            ),
+            clock_record(index, detail, ms, start_us, during_burst),
             Lease::Clock(ClockHeld {
                 group: Some(pgid),
                 watch: Some(ClockWatch {
@@ -504,15 +516,7 @@ impl Effects {
         // Recorded before any further await, so a cancelled call still
         // leaves a lease the host ends.
         let slot = self.open(
-            EffectRecord::lease(
-                Kind::Clock,
-                index,
-                detail,
-                Some(ms as u64),
-                start_us,
-                during_burst,
-                String::new(),
-            ),
+            clock_record(index, detail, ms, start_us, during_burst),
             Lease::Clock(ClockHeld {
                 remote: Some(lease),
                 drift: (ppm != 0).then_some((ppm, since)),
@@ -580,15 +584,7 @@ impl Effects {
         let slot = self.open(
             EffectRecord {
                 simulated: true,
-                ..EffectRecord::lease(
-                    Kind::Clock,
-                    index,
-                    detail,
-                    Some(ms as u64),
-                    start_us,
-                    during_burst,
-                    String::new(),
-                )
+                ..clock_record(index, detail, ms, start_us, during_burst)
             },
             Lease::Clock(ClockHeld {
                 file: Some(file.clone()),
