@@ -98,23 +98,101 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Identifiers following `prefix` in `line`.
-fn after<'a>(line: &'a str, prefix: &str) -> Vec<&'a str> {
+/// The first identifier of each path that follows `prefix` in `text`,
+/// with its byte offset: `crate::a::B` gives `a`, and a group
+/// `crate::{a::B, c}` (over several lines too) gives `a` and `c`.
+fn targets(text: &str, prefix: &str) -> Vec<(usize, String)> {
+    let ident = |s: &str| -> String {
+        let s = s.trim_start();
+        let end = s
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(s.len());
+        s[..end].to_string()
+    };
     let mut found = Vec::new();
-    let mut rest = line;
-    while let Some(i) = rest.find(prefix) {
+    let mut from = 0;
+    while let Some(i) = text[from..].find(prefix) {
+        let at = from + i;
+        from = at + prefix.len();
         // `prefix` must start a path, not end another name (`my_crate::`).
-        let before = rest[..i].chars().next_back();
-        let tail = &rest[i + prefix.len()..];
-        if !before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
-            let end = tail
-                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-                .unwrap_or(tail.len());
-            found.push(&tail[..end]);
+        if text[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
+        {
+            continue;
         }
-        rest = tail;
+        let tail = &text[from..];
+        if let Some(group) = tail.strip_prefix('{') {
+            // Items at the group's top level, split on commas.
+            let (mut depth, mut start) = (0usize, 0usize);
+            for (k, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => {
+                        found.push((at, ident(&group[start..k])));
+                        break;
+                    }
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        found.push((at, ident(&group[start..k])));
+                        start = k + 1;
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            found.push((at, ident(tail)));
+        }
     }
+    found.retain(|(_, name)| !name.is_empty());
     found
+}
+
+/// `text` with its `//` comment lines blanked (line numbers kept).
+fn code(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.trim_start().starts_with("//") {
+                ""
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Names the crate root re-exports from its modules (`pub use m::X;`,
+/// `use m::{X, Y as Z};`): a file that imports `crate::X` imports `m`.
+fn reexports(root: &str, modules: &HashMap<String, usize>) -> HashMap<String, String> {
+    let mut names = HashMap::new();
+    for stmt in code(root).split(';') {
+        let stmt = stmt.trim();
+        let Some(path) = stmt
+            .strip_prefix("pub use ")
+            .or_else(|| stmt.strip_prefix("pub(crate) use "))
+            .or_else(|| stmt.strip_prefix("use "))
+        else {
+            continue;
+        };
+        let path = path.trim().trim_start_matches("self::");
+        let Some((module, rest)) = path.split_once("::") else {
+            continue;
+        };
+        if !modules.contains_key(module) {
+            continue;
+        }
+        let rest = rest.trim().trim_start_matches('{').trim_end_matches('}');
+        for item in rest.split(',') {
+            let last = item.trim().rsplit(" as ").next().unwrap_or("").trim();
+            let name = last.rsplit("::").next().unwrap_or("").trim();
+            if !name.is_empty() && name != "self" && name != "*" {
+                names.insert(name.to_string(), module.to_string());
+            }
+        }
+    }
+    names
 }
 
 /// Every violation under `root` (the workspace), one line each.
@@ -146,6 +224,11 @@ fn violations(architecture: &str, root: &Path) -> Result<Vec<String>, String> {
             }
         }
         let src = root.join(&layer.path).join("src");
+        let root_file = ["lib.rs", "main.rs"]
+            .iter()
+            .find_map(|f| std::fs::read_to_string(src.join(f)).ok())
+            .unwrap_or_default();
+        let named = reexports(&root_file, &layer.ranks);
         let mut files = Vec::new();
         rust_files(&src, &mut files);
         files.sort();
@@ -169,29 +252,33 @@ fn violations(architecture: &str, root: &Path) -> Result<Vec<String>, String> {
             };
             // `super::` repeated this often reaches the crate root.
             let depth = parts.len() - usize::from(parts.last().is_some_and(|p| p == "mod"));
-            let to_root = "super::".repeat(depth);
-            let text = std::fs::read_to_string(&file).map_err(|e| e.to_string())?;
-            for (n, line) in text.lines().enumerate() {
-                if line.trim_start().starts_with("//") {
+            let text = code(&std::fs::read_to_string(&file).map_err(|e| e.to_string())?);
+            let mut used = targets(&text, "crate::");
+            if depth > 0 {
+                used.extend(targets(&text, &"super::".repeat(depth)));
+            }
+            used.sort();
+            for (at, name) in used {
+                // A module, or a name the root re-exports from one.
+                let target = if layer.ranks.contains_key(&name) {
+                    name
+                } else if let Some(m) = named.get(&name) {
+                    m.clone()
+                } else {
+                    continue;
+                };
+                if target == module {
                     continue;
                 }
-                let used = after(line, "crate::")
-                    .into_iter()
-                    .chain(after(line, &to_root).into_iter().filter(|_| depth > 0));
-                for target in used {
-                    if target == module {
-                        continue;
-                    }
-                    if let Some(&r) = layer.ranks.get(target)
-                        && r >= rank
-                    {
-                        found.push(format!(
-                            "{}:{}: `{module}` imports `{target}`, which is not below it in {}'s layers (ARCHITECTURE.md)",
-                            file.display(),
-                            n + 1,
-                            layer.krate
-                        ));
-                    }
+                if let Some(&r) = layer.ranks.get(&target)
+                    && r >= rank
+                {
+                    found.push(format!(
+                        "{}:{}: `{module}` imports `{target}`, which is not below it in {}'s layers (ARCHITECTURE.md)",
+                        file.display(),
+                        text[..at].matches('\n').count() + 1,
+                        layer.krate
+                    ));
                 }
             }
         }
@@ -211,8 +298,10 @@ fn every_import_goes_down_the_layers_architecture_md_draws() {
     assert!(found.is_empty(), "upward imports:\n{}", found.join("\n"));
 }
 
-/// The check itself: an upward module import and an upward crate
-/// dependency in a small tree are both reported, and a downward one is not.
+/// The check itself: an upward crate dependency, an import between peers,
+/// an upward import through a `use` group over several lines or through a
+/// name the crate root re-exports, and an unplaced module are reported; a
+/// downward import and a comment are not.
 #[test]
 fn an_upward_import_or_dependency_is_reported() {
     let dir = std::env::temp_dir().join(format!("chaos-layers-{}", std::process::id()));
@@ -227,8 +316,14 @@ fn an_upward_import_or_dependency_is_reported() {
         "low/Cargo.toml",
         "[dependencies]\nchaos-high = { path = \"../high\" }\n",
     );
-    write("low/src/lib.rs", "mod a;\nmod b;\nmod c;\n");
-    write("low/src/a.rs", "// crate::c in a comment is no import\n");
+    write(
+        "low/src/lib.rs",
+        "mod a;\nmod b;\nmod c;\npub use c::Deep;\n",
+    );
+    write(
+        "low/src/a.rs",
+        "// crate::c in a comment is no import\nuse crate::{\n    b::X,\n};\nuse super::Deep;\n",
+    );
     write("low/src/b.rs", "use crate::a::Thing;\n");
     write("low/src/c/mod.rs", "mod inner;\nuse super::a;\n");
     write("low/src/c/inner.rs", "use super::super::b;\n");
@@ -240,16 +335,19 @@ fn an_upward_import_or_dependency_is_reported() {
     write("high/src/z.rs", "\n");
     let found = violations(arch, &dir).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(found.len(), 3, "{found:#?}");
+    assert_eq!(found.len(), 5, "{found:#?}");
     assert!(
         found[0].contains("chaos-low depends on chaos-high"),
         "{}",
         found[0]
     );
-    assert!(found[1].contains("`b` imports `a`"), "{}", found[1]);
+    // A group over lines, and a name the root re-exports from above.
+    assert!(found[1].contains("a.rs:2: `a` imports `b`"), "{}", found[1]);
+    assert!(found[2].contains("a.rs:5: `a` imports `c`"), "{}", found[2]);
+    assert!(found[3].contains("`b` imports `a`"), "{}", found[3]);
     assert!(
-        found[2].contains("module `z` of chaos-high is not in"),
+        found[4].contains("module `z` of chaos-high is not in"),
         "{}",
-        found[2]
+        found[4]
     );
 }

@@ -31,7 +31,9 @@
 //! run, or ptrace is refused, gets the skew recorded `simulated` with the
 //! reason (no libfaketime fallback there).
 
-use super::{EffectRecord, Effects, Kind, Lease};
+use super::{EffectRecord, Effects};
+use crate::kind::Kind;
+use crate::lease::{ClockHeld, ClockWatch, Lease};
 use chaos_mechanisms::clock::{
     GROUP_POLL, apply_to_group, host_now_ms, set_offset, unloaded_member, vdso,
 };
@@ -59,64 +61,6 @@ const NO_PROBE: &str = "no [clock] probe in the campaign: the node's clock was n
 const PROBE_TOLERANCE_MS: i64 = 250;
 /// How long the host keeps probing for the offset to show.
 const PROBE_DEADLINE: Duration = Duration::from_millis(300);
-
-/// What undoing a clock lease needs: the node's libfaketime file (the
-/// fallback), or the process group whose vDSO was patched and the watch
-/// patching its new processes, or the lease held on a remote host; and a
-/// drift's rate (ppm) and start, measured at the end.
-#[derive(Default)]
-pub(crate) struct ClockHeld {
-    pub file: Option<PathBuf>,
-    pub group: Option<i32>,
-    pub watch: Option<ClockWatch>,
-    pub drift: Option<(i64, tokio::time::Instant)>,
-    pub remote: Option<chaos_mechanisms::clock::remote::ClockLease>,
-}
-
-/// The task patching processes that appear in a skewed group.
-pub(crate) struct ClockWatch {
-    pub task: tokio::task::AbortHandle,
-    /// Processes it patched during the lease.
-    pub late: Arc<std::sync::atomic::AtomicUsize>,
-    /// Set, under its lock, by the reset: a patch of the watch's already
-    /// running on a blocking thread when the lease ends (aborting the task
-    /// does not stop it) finishes before the reset, or does nothing, so it
-    /// never puts the skew back after the clock was reset.
-    pub stopped: Arc<std::sync::Mutex<bool>>,
-}
-
-impl ClockWatch {
-    /// Stop it and, holding its lock, run `reset`.
-    fn stop_then<T>(stopped: Option<&Arc<std::sync::Mutex<bool>>>, reset: impl FnOnce() -> T) -> T {
-        let _held = stopped.map(|s| {
-            let mut g = s.lock().unwrap_or_else(|e| e.into_inner());
-            *g = true;
-            g
-        });
-        reset()
-    }
-}
-
-impl ClockHeld {
-    /// Put the clock back without waiting (a cycle dropped mid-way).
-    pub fn reset_now(self) {
-        if let Some(f) = &self.file {
-            let _ = set_offset(f, 0);
-        }
-        if let Some(w) = &self.watch {
-            w.task.abort();
-        }
-        if let Some(pgid) = self.group {
-            ClockWatch::stop_then(self.watch.as_ref().map(|w| &w.stopped), || {
-                apply_to_group(pgid, vdso::Skew::default())
-            });
-        }
-        if let Some(lease) = self.remote {
-            // Its stdin closes: the helper resets there.
-            let _ = lease.end();
-        }
-    }
-}
 
 /// A clock lease's record as it opens: its evidence comes with the
 /// verification.

@@ -6,7 +6,9 @@
 //! refused, operations delayed. A fault the node never ran into is
 //! ineffective, said with the figures.
 
-use super::{EffectRecord, Effects, Kind, Lease};
+use super::{EffectRecord, Effects};
+use crate::kind::Kind;
+use crate::lease::Lease;
 use chaos_mechanisms::disk::{Counts, NodeDisk};
 use chaos_model::contract::DiskFault;
 use std::sync::Arc;

@@ -1,54 +1,18 @@
-//! A lease as the host holds it: its [`Kind`], and what undoing it needs
-//! ([`Lease`], one variant per effect file). A new effect is one new file
-//! and one variant here; the bookkeeping in the crate root (records,
-//! timers, claims, the journal) never matches on kinds.
+//! A lease as the host holds it: what undoing it needs ([`Lease`], one
+//! variant per effect file that has something to undo). A new effect is one
+//! new file, one [`crate::kind::Kind`] and one variant here; the bookkeeping
+//! in the crate root (records, timers, claims, the journal) never matches
+//! on kinds. Below the effect files: they name what they hold, this undoes
+//! it.
 
-use crate::clock::ClockHeld;
 use crate::{Effects, KillUnderWay};
+use chaos_lifecycle::Node;
+use chaos_mechanisms::clock::{apply_to_group, set_offset, vdso};
 use chaos_mechanisms::disk::Counts;
 use chaos_model::contract::DiskFault;
-use serde::Serialize;
-use std::fmt;
-
-/// The kind of an effect, as records name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// A kill or a terminate ([`crate::signal`]).
-    Signal,
-    /// SIGSTOP for a lease ([`crate::pause`]).
-    Pause,
-    /// A grudge over the network ([`crate::partition`]).
-    Partition,
-    /// A skew or a drift of a node's clock ([`crate::clock`]).
-    Clock,
-    /// A kill, then a start again ([`crate::restart`]).
-    Restart,
-    /// A fault of a node's disk layer ([`crate::disk`]).
-    Disk,
-    /// Degraded links ([`crate::link`]).
-    Link,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Signal => "signal",
-            Kind::Pause => "pause",
-            Kind::Partition => "partition",
-            Kind::Clock => "clock",
-            Kind::Restart => "restart",
-            Kind::Disk => "disk",
-            Kind::Link => "link",
-        }
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use nix::sys::signal::Signal;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// What the host needs to undo one open lease.
 pub(crate) enum Lease {
@@ -85,7 +49,7 @@ impl Lease {
     /// whether the lease held to its end where that can be told.
     pub async fn undo(self, fx: &Effects, slot: usize, node: u32) -> (String, Option<bool>) {
         match self {
-            Lease::Pause { .. } => (crate::pause::resume(&fx.nodes[node as usize]), None),
+            Lease::Pause { .. } => (resume(&fx.nodes[node as usize]), None),
             Lease::Partition { generation } => {
                 let (v, evidence) = fx.net.heal(Some(generation)).await.verdict();
                 (evidence, Some(v))
@@ -121,7 +85,7 @@ impl Lease {
     pub fn undo_now(self, fx: &Effects, node: u32) {
         match self {
             Lease::Pause { .. } => {
-                crate::pause::resume(&fx.nodes[node as usize]);
+                resume(&fx.nodes[node as usize]);
             }
             Lease::Clock(held) => held.reset_now(),
             Lease::Partition { .. } => fx.net.heal_now(),
@@ -130,5 +94,77 @@ impl Lease {
             // A node killed for a restart stays down with its cycle.
             Lease::Restart { .. } => {}
         }
+    }
+}
+
+/// What undoing a clock lease needs: the node's libfaketime file (the
+/// fallback), or the process group whose vDSO was patched and the watch
+/// patching its new processes, or the lease held on a remote host; and a
+/// drift's rate (ppm) and start, measured at the end.
+#[derive(Default)]
+pub(crate) struct ClockHeld {
+    pub file: Option<PathBuf>,
+    pub group: Option<i32>,
+    pub watch: Option<ClockWatch>,
+    pub drift: Option<(i64, tokio::time::Instant)>,
+    pub remote: Option<chaos_mechanisms::clock::remote::ClockLease>,
+}
+
+/// The task patching processes that appear in a skewed group.
+pub(crate) struct ClockWatch {
+    pub task: tokio::task::AbortHandle,
+    /// Processes it patched during the lease.
+    pub late: Arc<std::sync::atomic::AtomicUsize>,
+    /// Set, under its lock, by the reset: a patch of the watch's already
+    /// running on a blocking thread when the lease ends (aborting the task
+    /// does not stop it) finishes before the reset, or does nothing, so it
+    /// never puts the skew back after the clock was reset.
+    pub stopped: Arc<std::sync::Mutex<bool>>,
+}
+
+impl ClockWatch {
+    /// Stop it and, holding its lock, run `reset`.
+    pub(crate) fn stop_then<T>(
+        stopped: Option<&Arc<std::sync::Mutex<bool>>>,
+        reset: impl FnOnce() -> T,
+    ) -> T {
+        let _held = stopped.map(|s| {
+            let mut g = s.lock().unwrap_or_else(|e| e.into_inner());
+            *g = true;
+            g
+        });
+        reset()
+    }
+}
+
+impl ClockHeld {
+    /// Put the clock back without waiting (a cycle dropped mid-way).
+    pub fn reset_now(self) {
+        if let Some(f) = &self.file {
+            let _ = set_offset(f, 0);
+        }
+        if let Some(w) = &self.watch {
+            w.task.abort();
+        }
+        if let Some(pgid) = self.group {
+            ClockWatch::stop_then(self.watch.as_ref().map(|w| &w.stopped), || {
+                apply_to_group(pgid, vdso::Skew::default())
+            });
+        }
+        if let Some(lease) = self.remote {
+            // Its stdin closes: the helper resets there.
+            let _ = lease.end();
+        }
+    }
+}
+
+/// SIGCONT the node and report its state afterwards.
+pub(crate) fn resume(node: &Node) -> String {
+    match node.signal(Signal::SIGCONT) {
+        Ok(()) => format!(
+            "SIGCONT; state {} after",
+            node.state().map_or("gone".to_string(), |c| c.to_string())
+        ),
+        Err(e) => format!("SIGCONT failed: {e}"),
     }
 }

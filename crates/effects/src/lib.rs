@@ -14,6 +14,7 @@
 
 pub mod clock;
 mod disk;
+mod kind;
 mod lease;
 mod link;
 mod partition;
@@ -25,7 +26,7 @@ pub use chaos_journal::journal::Journal;
 use chaos_lifecycle::Node;
 use chaos_mechanisms::net::CycleNet;
 use chaos_model::burst::Progress;
-pub use lease::Kind;
+pub use kind::Kind;
 use lease::Lease;
 use serde::Serialize;
 use std::collections::HashMap;

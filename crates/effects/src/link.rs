@@ -8,7 +8,9 @@
 //! crossed at least one degraded link. A fault on links the system never
 //! uses changes nothing and is `ineffective`, however well it measures.
 
-use super::{EffectRecord, Effects, Kind, Lease};
+use super::{EffectRecord, Effects};
+use crate::kind::Kind;
+use crate::lease::Lease;
 use chaos_mechanisms::net::Grudge;
 use chaos_model::contract::LinkFault;
 use std::sync::Arc;

@@ -11,7 +11,9 @@
 //! does), at the cut and at the heal: such a partition cuts nothing and is
 //! never verified.
 
-use super::{EffectRecord, Effects, Kind, Lease};
+use super::{EffectRecord, Effects};
+use crate::kind::Kind;
+use crate::lease::Lease;
 use chaos_mechanisms::net::bypass::{self, NodeSockets};
 use chaos_mechanisms::net::{Grudge, Mode};
 use std::sync::Arc;

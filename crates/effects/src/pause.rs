@@ -1,8 +1,9 @@
 //! Pauses: SIGSTOP for a lease, SIGCONT when it ends. Verified by the
 //! process state `T` in /proc while the lease holds.
 
-use super::{EffectRecord, Effects, Kind, Lease};
-use chaos_lifecycle::Node;
+use super::{EffectRecord, Effects};
+use crate::kind::Kind;
+use crate::lease::Lease;
 use nix::sys::signal::Signal;
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,16 +68,5 @@ impl Effects {
         });
         self.schedule_end(slot, start_us, ms);
         Ok(())
-    }
-}
-
-/// SIGCONT the node and report its state afterwards.
-pub(super) fn resume(node: &Node) -> String {
-    match node.signal(Signal::SIGCONT) {
-        Ok(()) => format!(
-            "SIGCONT; state {} after",
-            node.state().map_or("gone".to_string(), |c| c.to_string())
-        ),
-        Err(e) => format!("SIGCONT failed: {e}"),
     }
 }

@@ -5,7 +5,9 @@
 //! back is a finding about the system (its log tail is the evidence), not a
 //! harness error: the campaign goes on.
 
-use super::{EffectRecord, Effects, Kind, Lease};
+use super::{EffectRecord, Effects};
+use crate::kind::Kind;
+use crate::lease::Lease;
 use chaos_lifecycle::Node;
 use nix::sys::signal::Signal;
 use std::os::unix::process::ExitStatusExt;

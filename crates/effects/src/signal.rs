@@ -2,7 +2,8 @@
 //! its exit status; nothing to undo afterwards (the node stays down until
 //! teardown).
 
-use super::{EffectRecord, Effects, Kind};
+use super::{EffectRecord, Effects};
+use crate::kind::Kind;
 use chaos_lifecycle::Node;
 use nix::sys::signal::Signal;
 use std::os::unix::process::ExitStatusExt;

@@ -6,7 +6,6 @@
 //! let a node hold its socket into the next cycle).
 
 mod node;
-mod ready;
 pub mod roles;
 
 pub use node::Node;

@@ -3,6 +3,8 @@
 //! process and keeps everything else (index, ports, data dir, command,
 //! log), so every holder of the `Arc<Node>` sees the new process.
 
+mod ready;
+
 use anyhow::Context;
 use chaos_journal::journal::{Entry, Journal, start_time};
 use chaos_journal::procfs::group_members;
@@ -200,7 +202,7 @@ impl Node {
     /// Wait until the node answers its readiness probe (`[ready]`), exits,
     /// or the deadline passes.
     pub async fn wait_ready(self: &Arc<Self>, http: &reqwest::Client) -> anyhow::Result<()> {
-        super::ready::wait(
+        ready::wait(
             http,
             self.clone(),
             self.launch.ready_url.clone(),
