@@ -204,6 +204,20 @@ fn violations(architecture: &str, root: &Path) -> Result<Vec<String>, String> {
         .map(|(i, l)| (l.krate.as_str(), i))
         .collect();
     let mut found = Vec::new();
+    // Every library crate under crates/ has its row.
+    if let Ok(dirs) = std::fs::read_dir(root.join("crates")) {
+        let mut dirs: Vec<PathBuf> = dirs.flatten().map(|e| e.path()).collect();
+        dirs.sort();
+        for dir in dirs {
+            let rel = Path::new("crates").join(dir.file_name().unwrap());
+            if dir.join("Cargo.toml").is_file() && !layers.iter().any(|l| l.path == rel) {
+                found.push(format!(
+                    "{}: a crate ARCHITECTURE.md's layer table does not list (add its row)",
+                    rel.display()
+                ));
+            }
+        }
+    }
     for (i, layer) in layers.iter().enumerate() {
         let manifest_path = root.join(&layer.path).join("Cargo.toml");
         let manifest = std::fs::read_to_string(&manifest_path)
@@ -298,7 +312,8 @@ fn every_import_goes_down_the_layers_architecture_md_draws() {
     assert!(found.is_empty(), "upward imports:\n{}", found.join("\n"));
 }
 
-/// The check itself: an upward crate dependency, an import between peers,
+/// The check itself: an unlisted crate, an upward crate dependency, an
+/// import between peers,
 /// an upward import through a `use` group over several lines or through a
 /// name the crate root re-exports, and an unplaced module are reported; a
 /// downward import and a comment are not.
@@ -333,21 +348,27 @@ fn an_upward_import_or_dependency_is_reported() {
     );
     write("high/src/x.rs", "fn f() { chaos_low::c::g() }\n");
     write("high/src/z.rs", "\n");
+    write("crates/unlisted/Cargo.toml", "[package]\n");
     let found = violations(arch, &dir).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(found.len(), 5, "{found:#?}");
+    assert_eq!(found.len(), 6, "{found:#?}");
     assert!(
-        found[0].contains("chaos-low depends on chaos-high"),
+        found[0].contains("crates/unlisted: a crate"),
         "{}",
         found[0]
     );
-    // A group over lines, and a name the root re-exports from above.
-    assert!(found[1].contains("a.rs:2: `a` imports `b`"), "{}", found[1]);
-    assert!(found[2].contains("a.rs:5: `a` imports `c`"), "{}", found[2]);
-    assert!(found[3].contains("`b` imports `a`"), "{}", found[3]);
     assert!(
-        found[4].contains("module `z` of chaos-high is not in"),
+        found[1].contains("chaos-low depends on chaos-high"),
         "{}",
-        found[4]
+        found[1]
+    );
+    // A group over lines, and a name the root re-exports from above.
+    assert!(found[2].contains("a.rs:2: `a` imports `b`"), "{}", found[2]);
+    assert!(found[3].contains("a.rs:5: `a` imports `c`"), "{}", found[3]);
+    assert!(found[4].contains("`b` imports `a`"), "{}", found[4]);
+    assert!(
+        found[5].contains("module `z` of chaos-high is not in"),
+        "{}",
+        found[5]
     );
 }
