@@ -700,7 +700,14 @@ async fn plugin_costs(root: &Path, scratch: &Path) -> anyhow::Result<Plugins> {
     let mut per_call = Vec::new();
     for _ in 0..2_000 {
         let t = Instant::now();
-        let (r, _) = empty.inject(&info(&empty), effects.clone(), deadline).await;
+        let (r, _) = empty
+            .inject(
+                &info(&empty),
+                effects.clone(),
+                chaos_effects::SetUp::unwatched(),
+                deadline,
+            )
+            .await;
         per_call.push(t.elapsed().as_secs_f64() * 1e6);
         r?;
     }
@@ -710,7 +717,14 @@ async fn plugin_costs(root: &Path, scratch: &Path) -> anyhow::Result<Plugins> {
     let mut best = f64::MAX;
     for _ in 0..3 {
         let t = Instant::now();
-        let (r, _) = busy.inject(&info(&busy), effects.clone(), deadline).await;
+        let (r, _) = busy
+            .inject(
+                &info(&busy),
+                effects.clone(),
+                chaos_effects::SetUp::unwatched(),
+                deadline,
+            )
+            .await;
         r?;
         best = best.min(t.elapsed().as_secs_f64() * 1e6);
     }

@@ -214,6 +214,11 @@ pub mod host {
         raw::sleep_ms(ms)
     }
     /// Block until `count` writes were issued or the burst ended.
+    ///
+    /// The burst starts once every fault plugin of the class has made its
+    /// first wait (this or [`sleep_ms`]) or returned, and after 2 s at
+    /// the latest: what a plugin does before its first wait is set-up, in
+    /// force from the first write.
     pub fn wait_writes(count: u32) -> u32 {
         raw::wait_writes(count)
     }

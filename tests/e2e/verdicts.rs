@@ -369,3 +369,36 @@ fn a_system_that_stays_down_after_the_heal_is_not_recovered() {
         assert_eq!(cy["writes_detail"].as_array().unwrap().len(), 60);
     }
 }
+
+#[test]
+fn a_plugin_slow_to_set_up_still_meets_the_burst() {
+    // The plugin spends 1.5 s before its first wait; 200 writes take far
+    // less. Started together, its pause at a quarter of the burst came
+    // after the last write (ineffective); the burst waits for it instead.
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_misbehave(
+        dir.path(),
+        "slow_set_up",
+        |t| t,
+        &["--cycles", "2", "--writes", "200", "--settle-ms", "200"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for c in run.cycles() {
+        assert_eq!(c["status"], "pass", "{c}");
+        let e = &c["effects"][0];
+        assert_eq!(
+            (&e["kind"], &e["verified"]),
+            (&"pause".into(), &true.into()),
+            "{e}"
+        );
+        // The first write went out after the plugin's set-up.
+        let first = c["writes_detail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["start_us"].as_u64().unwrap())
+            .min()
+            .unwrap();
+        assert!(first >= 1_500_000, "first write at {first} us: {c}");
+    }
+}

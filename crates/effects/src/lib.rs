@@ -20,6 +20,7 @@ mod link;
 mod partition;
 mod pause;
 mod restart;
+mod set_up;
 mod signal;
 
 pub use chaos_journal::journal::Journal;
@@ -29,6 +30,7 @@ use chaos_model::burst::Progress;
 pub use kind::Kind;
 use lease::Lease;
 use serde::Serialize;
+pub use set_up::{SET_UP_CAP, SetUp, SetUps};
 use std::collections::HashMap;
 
 use std::sync::{Arc, Mutex};

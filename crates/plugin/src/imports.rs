@@ -79,10 +79,12 @@ impl PluginState {
     }
 
     pub(super) async fn host_sleep_ms(&mut self, ms: u32) {
+        self.set_up.take();
         tokio::time::sleep(Duration::from_millis(ms as u64)).await;
     }
 
     pub(super) async fn host_wait_writes(&mut self, count: u32) -> u32 {
+        self.set_up.take();
         let Ok(effects) = self.effects() else {
             return 0;
         };

@@ -192,6 +192,7 @@ unsafe fn cstr(p: *const c_char) -> String {
 /// Per-call state behind `ChaosHost::ctx`.
 struct Ctx {
     effects: Arc<Effects>,
+    set_up: Option<chaos_effects::SetUp>,
     handle: tokio::runtime::Handle,
     grants: Grants,
     declared: Vec<Capability>,
@@ -278,7 +279,9 @@ extern "C" fn cb_random(p: *mut c_void) -> u64 {
 extern "C" fn cb_sleep_ms(p: *mut c_void, ms: u32) {
     // SAFETY: `p` is the plugin's `ctx`, passed back during inject, on its
     // thread, one call at a time (chaos_native.h); the borrow ends here.
-    if !unsafe { ctx(p) }.gone() {
+    let c = unsafe { ctx(p) };
+    c.set_up.take();
+    if !c.gone() {
         std::thread::sleep(Duration::from_millis(ms as u64));
     }
 }
@@ -287,6 +290,7 @@ extern "C" fn cb_wait_writes(p: *mut c_void, count: u32) -> u32 {
     // SAFETY: `p` is the plugin's `ctx`, passed back during inject, on its
     // thread, one call at a time (chaos_native.h); the borrow ends here.
     let c = unsafe { ctx(p) };
+    c.set_up.take();
     if c.gone() {
         return 0;
     }
@@ -356,6 +360,7 @@ pub async fn inject(
     lib: Arc<NativeLib>,
     call: Call,
     effects: Arc<Effects>,
+    set_up: chaos_effects::SetUp,
     deadline: Duration,
 ) -> (Result<(), PluginError>, Vec<String>) {
     let label = call.label.clone();
@@ -389,6 +394,7 @@ pub async fn inject(
         .spawn(move || {
             let mut ctx = Ctx {
                 effects,
+                set_up: Some(set_up),
                 handle,
                 grants: call.grants,
                 declared: call.declared,

@@ -360,6 +360,7 @@ impl Loaded {
             grants: self.grants.clone(),
             declared: self.declared.clone(),
             effects,
+            set_up: None,
             rng: ChaCha8Rng::seed_from_u64(seed),
             log_lines: 0,
             denials: vec![],
@@ -412,6 +413,7 @@ impl Loaded {
         &self,
         cycle: &CycleInfo,
         effects: Arc<Effects>,
+        set_up: chaos_effects::SetUp,
         deadline: Duration,
     ) -> (Result<(), PluginError>, Vec<String>) {
         let label = self.meta.label();
@@ -423,7 +425,7 @@ impl Loaded {
                 grants: self.grants.clone(),
                 declared: self.declared.clone(),
             };
-            return native::inject(lib.clone(), call, effects, deadline).await;
+            return native::inject(lib.clone(), call, effects, set_up, deadline).await;
         }
         let Pre::Wasm(pre) = &self.pre else {
             unreachable!("native plugins returned above");
@@ -432,6 +434,7 @@ impl Loaded {
             Ok(s) => s,
             Err(e) => return (Err(trap(label, "inject", e)), vec![]),
         };
+        store.data_mut().set_up = Some(set_up);
         let call = pre.inject(&mut store, cycle);
         let result = match tokio::time::timeout(deadline + BACKSTOP_GRACE, call).await {
             Ok(Ok(Ok(()))) => Ok(()),

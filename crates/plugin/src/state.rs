@@ -61,6 +61,8 @@ pub struct PluginState {
     pub(super) grants: Grants,
     pub(super) declared: Vec<Capability>,
     pub(super) effects: Option<Arc<Effects>>,
+    /// Given at the plugin's first wait (see `chaos_effects::SetUp`).
+    pub(super) set_up: Option<chaos_effects::SetUp>,
     pub(super) rng: ChaCha8Rng,
     pub(super) log_lines: u32,
     /// Capability uses the host refused during this call.

@@ -591,7 +591,8 @@ impl Cycle<'_> {
         };
         let effects = Effects::new(scope, started, progress_rx);
         let deadline = Duration::from_millis(c.file.campaign.plugin_timeout_ms);
-        let fault_calls = self.faults.iter().map(|f| {
+        let (set_ups, tokens) = chaos_effects::SetUps::new(self.faults.len());
+        let fault_calls = self.faults.iter().zip(tokens).map(|(f, set_up)| {
             let effects = effects.clone();
             let info = CycleInfo {
                 params: f.params().to_vec(),
@@ -599,7 +600,7 @@ impl Cycle<'_> {
                 ..info.clone()
             };
             let call = async move {
-                let (result, refused) = f.inject(&info, effects.clone(), deadline).await;
+                let (result, refused) = f.inject(&info, effects.clone(), set_up, deadline).await;
                 if result.is_err() {
                     // A plugin that trapped, timed out or failed loses its
                     // leases at once, not when they would have ended (in a
@@ -620,7 +621,14 @@ impl Cycle<'_> {
             cycle: info.cycle,
             history: Some(history.clone()),
         };
-        let burst = workload::burst(c, self.http, target, progress_tx, started);
+        let burst = async {
+            if !set_ups.wait(chaos_effects::SET_UP_CAP).await {
+                tracing::debug!(
+                    "a fault plugin neither waited nor returned in time; burst started"
+                );
+            }
+            workload::burst(c, self.http, target, progress_tx, started).await
+        };
         let (burst, faults) = tokio::join!(burst, fault_calls);
         let mut fault_errors = Vec::new();
         let mut denials = Vec::new();

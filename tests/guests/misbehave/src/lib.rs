@@ -20,6 +20,8 @@
 //! - `huge_error`: return an 8 MiB error string.
 //! - `panic`: panic at once.
 //! - `log_flood`: log 200,000 lines.
+//! - `slow_set_up`: spend 1.5 s before its first wait (as a plugin on a
+//!   loaded host may), then pause node 1 for 1 s at a quarter of the burst.
 //! - `replay`: draw from `getrandom`, `rand`'s thread rng and std's hash
 //!   keys, read the wall clock, and return them all as the error, at once
 //!   (before the wait for writes, so the clock is read right after the
@@ -80,6 +82,14 @@ impl Fault for Misbehave {
         let mode = cycle.param("mode").unwrap_or("pause_then_trap").to_string();
         if mode == "replay" {
             return replay();
+        }
+        if mode == "slow_set_up" {
+            let t0 = host::now_ms();
+            while host::now_ms() < t0 + 1_500 {
+                std::hint::black_box(t0);
+            }
+            host::wait_writes(cycle.writes / 4);
+            return host::pause(1, 1_000);
         }
         host::wait_writes(cycle.writes / 4);
         match mode.as_str() {
