@@ -1036,12 +1036,12 @@ async fn driver_vs_wrk(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow:
             index: 0,
             port: ([127, 0, 0, 1], port).into(),
             ids,
-            namespace: "bench-driver",
-            cycle: 1,
             history: None,
         };
+        let client = chaos_core::client::Client::http(&campaign, &http, "bench-driver", 1)
+            .context("the reference campaign has [write]")?;
         let cpu0 = own_cpu_us();
-        let burst = workload::burst(&campaign, &http, target, tx, Instant::now()).await;
+        let burst = workload::burst(&campaign, &client, target, tx, Instant::now()).await;
         driver_cpu += own_cpu_us() - cpu0;
         driver_s += burst.elapsed.as_secs_f64();
         let ok = burst
@@ -1156,11 +1156,11 @@ async fn disk_layer(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow::Re
                 index: 0,
                 port: ([127, 0, 0, 1], port).into(),
                 ids,
-                namespace: "bench-disk",
-                cycle: 1,
                 history: None,
             };
-            let burst = workload::burst(&campaign, &http, target, tx, Instant::now()).await;
+            let client = chaos_core::client::Client::http(&campaign, &http, "bench-disk", 1)
+                .context("the reference campaign has [write]")?;
+            let burst = workload::burst(&campaign, &client, target, tx, Instant::now()).await;
             let _ = node.kill().await;
             let _ = node.wait().await;
             let ok = burst

@@ -86,6 +86,20 @@ impl RunArgs {
     }
 }
 
+/// `program` names an executable file: itself when it is a path, or
+/// one on PATH when it is a bare name.
+fn runnable(program: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.components().count() > 1 {
+        return executable(program);
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| executable(&d.join(program))))
+}
+
 fn absolute(p: &std::path::Path) -> std::path::PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
@@ -253,6 +267,20 @@ impl RunArgs {
                 net.as_str()
             )
         })?;
+        if let chaos_model::campaign::ClientSpec::Driver { program, .. } = &campaign.client
+            && !runnable(program)
+        {
+            bail!(
+                "campaign {}: client.command: the driver {} is not an executable file{}; install it or fix the path",
+                campaign.path.display(),
+                program.display(),
+                if program.components().count() > 1 {
+                    " (a path with '/' is relative to the campaign file)"
+                } else {
+                    " on PATH"
+                }
+            );
+        }
         let saved = RunArgs {
             seed: Some(seed),
             cycles: Some(cycles),

@@ -9,6 +9,7 @@ mod util;
 
 // Campaign runs: correct system passes, buggy system is caught.
 mod campaigns;
+mod clients;
 // Per-cycle isolation, process cleanup.
 mod isolation;
 // Refusals: grants, bad campaigns, nodes that never come up.

@@ -12,7 +12,7 @@
 //! `-w<n>` range, and run after the cycle's figures are taken, so they never
 //! change them. Killed peers are reaped like any node at teardown.
 
-use crate::workload::{self, Outcome, Writer};
+use crate::workload::Outcome;
 use chaos_lifecycle::Node;
 use chaos_model::campaign::Campaign;
 use serde::{Deserialize, Serialize};
@@ -69,10 +69,10 @@ impl QuorumProbes {
 /// Run the probes against a cluster whose figures are already taken.
 pub async fn quorum(
     campaign: &Campaign,
-    http: &reqwest::Client,
+    client: &crate::client::Client,
     nodes: &[Arc<Node>],
     namespace: &str,
-    cycle: u32,
+    process: u32,
 ) -> anyhow::Result<QuorumProbes> {
     let primary = &nodes[campaign.file.system.primary as usize];
     if !primary.alive() {
@@ -88,15 +88,14 @@ pub async fn quorum(
             dead.index
         )));
     }
-    let writer = Writer::new(campaign, namespace, cycle);
     let mut down = Vec::new();
     let mut send = async |id: String, kill: &[&Arc<Node>], expected: Outcome| {
         for n in kill {
             n.kill_and_reap().await;
             down.push(n.index);
         }
-        let outcome = writer
-            .write(http, primary.index, primary.client, &id)
+        let outcome = client
+            .add(process, primary.index, primary.client, &id)
             .await
             .outcome;
         ProbeWrite {
@@ -114,15 +113,7 @@ pub async fn quorum(
         Outcome::QuorumNotMet,
     )
     .await;
-    let held = workload::read_ids(
-        campaign,
-        http,
-        primary.index,
-        primary.client,
-        namespace,
-        cycle,
-    )
-    .await?;
+    let held = client.read(process, primary.index, primary.client).await?;
     let refused_but_present = [&one, &all]
         .into_iter()
         // Only a definite refusal: a write of unknown fate may land.

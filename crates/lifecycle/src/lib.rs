@@ -8,7 +8,7 @@
 mod node;
 pub mod roles;
 
-pub use node::Node;
+pub use node::{ClientReady, Node};
 
 use anyhow::Context;
 use chaos_journal::journal::Journal;
@@ -109,14 +109,24 @@ impl Cluster {
                 }
             }
         }
-        let probes = cluster.nodes.iter().map(|n| n.wait_ready(http));
+        if campaign.file.ready.url.is_some() {
+            cluster.wait_ready(http).await?;
+        }
+        Ok(cluster)
+    }
+
+    /// Wait until every node is ready (see [`Node::wait_ready`]); on a
+    /// failure the cluster is torn down before the error is returned.
+    /// Without `[ready] url`, after [`Node::set_client_ready`].
+    pub async fn wait_ready(&mut self, http: &reqwest::Client) -> anyhow::Result<()> {
+        let probes = self.nodes.iter().map(|n| n.wait_ready(http));
         // Join all probes (no early exit, so none is left running).
         let results = futures::future::join_all(probes).await;
         if let Some(err) = results.into_iter().find_map(Result::err) {
-            cluster.teardown().await.ok();
+            self.teardown().await.ok();
             return Err(err);
         }
-        Ok(cluster)
+        Ok(())
     }
 
     /// A disk layer over each node's data dir `dir/node-I` (backed by
@@ -225,10 +235,12 @@ impl Cluster {
             extra_env = chaos_mechanisms::clock::env(lib, file);
         }
         let client = net.client_addr(i);
-        let ready_url = Vars::client(client, i as u32)
-            .with("namespace", namespace)
-            .with("cycle", cycle.to_string())
-            .render(&campaign.file.ready.url);
+        let ready_url = campaign.file.ready.url.as_ref().map(|url| {
+            Vars::client(client, i as u32)
+                .with("namespace", namespace)
+                .with("cycle", cycle.to_string())
+                .render(url)
+        });
         Node::spawn(
             campaign,
             node::Spawn {

@@ -18,8 +18,12 @@ pub use crate::template::{
 pub struct CampaignFile {
     pub system: System,
     pub ready: Ready,
-    pub write: Write,
+    /// The built-in HTTP client's write; absent with `[client]`.
+    pub write: Option<Write>,
+    #[serde(default)]
     pub read: Read,
+    /// A driver process per client process instead of the HTTP templates.
+    pub client: Option<crate::client::ClientSection>,
     #[serde(default)]
     pub burst: Burst,
     #[serde(default)]
@@ -148,7 +152,8 @@ pub struct System {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ready {
-    pub url: String,
+    /// The HTTP probe; absent with `[client]`, whose `ready` is asked.
+    pub url: Option<String>,
     #[serde(default = "default_ready_deadline")]
     pub deadline_ms: u64,
 }
@@ -175,20 +180,21 @@ pub struct Write {
     pub timeout_ms: u64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Read {
     #[serde(default = "default_get")]
     pub method: String,
-    pub url: String,
+    /// The built-in HTTP client's read-back; absent with `[client]`.
+    pub url: Option<String>,
     /// JSON body, sent when given (etcd's range request).
     pub body: Option<toml::Value>,
     /// JSON pointers to strings of `body` sent base64-encoded.
     #[serde(default)]
     pub base64: Vec<String>,
     /// JSON pointer (RFC 6901) to the array of ids in the response, "" for
-    /// the whole document.
-    pub ids_pointer: String,
+    /// the whole document (required with `url`).
+    pub ids_pointer: Option<String>,
     /// When the array holds objects, the pointer inside each to its id.
     #[serde(default)]
     pub id_field: Option<String>,
@@ -318,6 +324,23 @@ fn default_method() -> String {
 fn default_get() -> String {
     "GET".into()
 }
+
+impl Default for Read {
+    fn default() -> Self {
+        Self {
+            method: default_get(),
+            url: None,
+            body: None,
+            base64: Vec::new(),
+            ids_pointer: None,
+            id_field: None,
+            id_encoding: None,
+            absent_is_empty: false,
+            timeout_ms: default_read_timeout(),
+            during_ms: None,
+        }
+    }
+}
 fn default_probe_timeout() -> u64 {
     2_000
 }
@@ -388,6 +411,8 @@ pub struct Campaign {
     pub commands: Vec<(PathBuf, Vec<String>)>,
     pub method: http::Method,
     pub read_method: http::Method,
+    /// Which client carries the operations.
+    pub client: ClientSpec,
     pub assertions: Vec<crate::plugin_ref::PluginRef>,
     /// `[[class]]` entries, in file order.
     pub classes: Vec<ComposedClass>,
@@ -407,10 +432,13 @@ impl Campaign {
             // chaos-host reaches remote nodes at their hosts' addresses.
             let f = &self.file;
             for (field, url) in [
-                ("ready.url", &f.ready.url),
-                ("write.url", &f.write.url),
-                ("read.url", &f.read.url),
-            ] {
+                ("ready.url", f.ready.url.as_ref()),
+                ("write.url", f.write.as_ref().map(|w| &w.url)),
+                ("read.url", f.read.url.as_ref()),
+            ]
+            .into_iter()
+            .filter_map(|(field, url)| Some((field, url?)))
+            {
                 if !url.contains("{host}") {
                     bail!(
                         "{field}: the nodes run on remote hosts ([hosts]), but the URL has no {{host}} placeholder for the host's address (e.g. \"http://{{host}}:{{port}}/health\")"
@@ -564,37 +592,14 @@ impl Campaign {
                 file.recovery.writes
             );
         }
-        if file.write.ok_status.is_empty() {
-            bail!("write.ok_status is empty: list the statuses that mean a write was acknowledged");
-        }
-        let statuses = [
-            ("ok_status", &file.write.ok_status),
-            ("quorum_not_met_status", &file.write.quorum_not_met_status),
-            ("indeterminate_status", &file.write.indeterminate_status),
-        ];
-        for (a, (na, la)) in statuses.iter().enumerate() {
-            for (nb, lb) in &statuses[a + 1..] {
-                if let Some(st) = la.iter().find(|s| lb.contains(s)) {
-                    bail!("write: status {st} is in both {na} and {nb}");
-                }
-            }
-        }
-        let method = http_method("write.method", &file.write.method)?;
-        let read_method = http_method("read.method", &file.read.method)?;
-        check_pointers("write", &file.write.body, &file.write.base64)?;
-        match &file.read.body {
-            Some(body) => check_pointers("read", body, &file.read.base64)?,
-            None if !file.read.base64.is_empty() => {
-                bail!("read.base64: there is no read.body to encode fields of")
-            }
-            None => {}
-        }
-        if !file.read.ids_pointer.is_empty() && !file.read.ids_pointer.starts_with('/') {
-            bail!(
-                "read.ids_pointer {:?}: a JSON pointer starts with '/' (or is \"\" for the whole answer)",
-                file.read.ids_pointer
-            );
-        }
+        let client = Self::client(dir, &file)?;
+        let (method, read_method) = match &file.write {
+            Some(w) => (
+                http_method("write.method", &w.method)?,
+                http_method("read.method", &file.read.method)?,
+            ),
+            None => (http::Method::POST, http::Method::GET),
+        };
         if let Some(l) = &file.leader {
             http_method("leader.method", &l.method)?;
             check_template("leader.url", &l.url, &["port", "index", "host"])?;
@@ -614,7 +619,11 @@ impl Campaign {
                     s.nodes
                 );
             }
-            if file.write.quorum_not_met_status.is_empty() {
+            if file
+                .write
+                .as_ref()
+                .is_some_and(|w| w.quorum_not_met_status.is_empty())
+            {
                 bail!(
                     "probes.quorum: write.quorum_not_met_status is empty, so a refused write cannot be told apart; list the status the system answers without quorum"
                 );
@@ -646,38 +655,13 @@ impl Campaign {
             &s.peer_url,
             &["port", "peer_port", "index", "host"],
         )?;
-        let client_keys = &["port", "index", "host", "namespace", "cycle"];
-        check_template("ready.url", &file.ready.url, client_keys)?;
-        check_template("read.url", &file.read.url, client_keys)?;
         if let Some(u) = &file.clock.probe_url {
             // A node's clock, not a cycle's data: rendered per node only.
             check_template("clock.probe_url", u, &["port", "index", "host"])?;
         }
-        check_template(
-            "write.url",
-            &file.write.url,
-            &["port", "index", "host", "namespace", "cycle", "id"],
-        )?;
-        let mut body_strings = Vec::new();
-        collect_strings(&file.write.body, &mut body_strings);
-        for v in &body_strings {
-            check_template("write.body", v, &["namespace", "cycle", "id", "index"])?;
-        }
-        let mut read_strings = Vec::new();
-        if let Some(b) = &file.read.body {
-            collect_strings(b, &mut read_strings);
-        }
-        for v in &read_strings {
-            check_template("read.body", v, &["namespace", "cycle", "index"])?;
-        }
-
         // Isolation by construction (data and namespace shared across cycles
         // once made read-back counts cumulative): each cycle must get its own
         // port, data and namespace, and each write its own id.
-        fn mentions<'a>(key: &str, mut texts: impl Iterator<Item = &'a String>) -> bool {
-            let needle = format!("{{{key}}}");
-            texts.any(|t| t.contains(&needle))
-        }
         for (field, command) in s.each_command() {
             if !mentions("port", command.iter().chain(s.env.values())) {
                 bail!(
@@ -689,28 +673,6 @@ impl Campaign {
                     "{field}: no {{data_dir}} placeholder (nor in system.env): without a fresh data dir per cycle, state leaks between cycles (seed 000)"
                 );
             }
-        }
-        if !mentions("port", std::iter::once(&file.ready.url)) {
-            bail!("ready.url: no {{port}} placeholder: the probe must reach the node it checks");
-        }
-        if !mentions(
-            "id",
-            body_strings.iter().chain(std::iter::once(&file.write.url)),
-        ) {
-            bail!(
-                "write.body: no {{id}} placeholder: every write needs its unique id so read-back can tell which landed"
-            );
-        }
-        if !mentions(
-            "namespace",
-            body_strings
-                .iter()
-                .chain([&file.write.url, &file.read.url])
-                .chain(&read_strings),
-        ) {
-            bail!(
-                "write.body: no {{namespace}} placeholder in write.body, write.url or read.url: without a namespace per cycle, read-back counts earlier cycles (seed 000)"
-            );
         }
         if s.nodes > 1 && !mentions("peers", s.templates()) && !mentions("cluster", s.templates()) {
             bail!(
@@ -730,11 +692,191 @@ impl Campaign {
             commands,
             method,
             read_method,
+            client,
             assertions,
             classes,
             file,
         })
     }
+
+    /// Which client carries the operations: the HTTP templates or a driver
+    /// process, each checked.
+    fn client(dir: &Path, file: &CampaignFile) -> anyhow::Result<ClientSpec> {
+        match (&file.client, &file.write) {
+            (Some(_), Some(_)) => bail!(
+                "[client] and [write] are both given: a campaign's operations go through one client, the driver process ([client] command) or the HTTP templates ([write], [read], [ready] url); remove one"
+            ),
+            (None, None) => bail!(
+                "no client: give [write] and [read] (the HTTP templates; see examples/reference/campaign.toml) or [client] command = [...] (a driver process; see examples/nats/campaign.toml)"
+            ),
+            (Some(c), None) => Self::driver(dir, file, c),
+            (None, Some(w)) => {
+                Self::http(file, w)?;
+                Ok(ClientSpec::Http)
+            }
+        }
+    }
+
+    /// `[client]`: a driver process, asked for readiness, writes and reads.
+    fn driver(
+        dir: &Path,
+        file: &CampaignFile,
+        c: &crate::client::ClientSection,
+    ) -> anyhow::Result<ClientSpec> {
+        let r = &file.read;
+        for (field, given) in [
+            ("read.url", r.url.is_some()),
+            ("read.ids_pointer", r.ids_pointer.is_some()),
+            ("read.body", r.body.is_some()),
+            ("read.base64", !r.base64.is_empty()),
+            ("read.id_field", r.id_field.is_some()),
+            ("read.id_encoding", r.id_encoding.is_some()),
+        ] {
+            if given {
+                bail!(
+                    "{field}: reads go through the driver process ([client] command), which answers them with ids; remove {field}"
+                );
+            }
+        }
+        let Some(program) = c.command.first() else {
+            bail!("client.command is empty: give the driver program and its arguments");
+        };
+        if !crate::client::TIMEOUT_MS.contains(&c.timeout_ms) {
+            bail!(
+                "client.timeout_ms is {}: give how long one operation may take, {} to {} ms",
+                c.timeout_ms,
+                crate::client::TIMEOUT_MS.start(),
+                crate::client::TIMEOUT_MS.end()
+            );
+        }
+        for (i, arg) in c.command.iter().enumerate() {
+            check_template(
+                &format!("client.command[{i}]"),
+                arg,
+                crate::client::DRIVER_KEYS,
+            )?;
+        }
+        for (k, v) in &c.env {
+            check_template(&format!("client.env.{k}"), v, crate::client::DRIVER_KEYS)?;
+        }
+        let program = if program.contains('/') {
+            dir.join(program)
+        } else {
+            PathBuf::from(program)
+        };
+        Ok(ClientSpec::Driver {
+            program,
+            args: c.command[1..].to_vec(),
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The built-in HTTP client: `[write]`, `[read]` and `[ready] url`.
+    fn http(file: &CampaignFile, w: &Write) -> anyhow::Result<()> {
+        let Some(ready_url) = &file.ready.url else {
+            bail!(
+                "ready.url is missing: give the URL that answers 2xx once a node serves (e.g. \"http://{{host}}:{{port}}/health\"), or drive the system with [client] command, whose driver answers ready"
+            );
+        };
+        let Some(read_url) = &file.read.url else {
+            bail!("read.url is missing: give the URL that lists the ids a node holds");
+        };
+        let Some(ids_pointer) = &file.read.ids_pointer else {
+            bail!(
+                "read.ids_pointer is missing: give the JSON pointer to the array of ids in the read answer (\"\" for the whole answer)"
+            );
+        };
+        if w.ok_status.is_empty() {
+            bail!("write.ok_status is empty: list the statuses that mean a write was acknowledged");
+        }
+        let statuses = [
+            ("ok_status", &w.ok_status),
+            ("quorum_not_met_status", &w.quorum_not_met_status),
+            ("indeterminate_status", &w.indeterminate_status),
+        ];
+        for (a, (na, la)) in statuses.iter().enumerate() {
+            for (nb, lb) in &statuses[a + 1..] {
+                if let Some(st) = la.iter().find(|s| lb.contains(s)) {
+                    bail!("write: status {st} is in both {na} and {nb}");
+                }
+            }
+        }
+        check_pointers("write", &w.body, &w.base64)?;
+        match &file.read.body {
+            Some(body) => check_pointers("read", body, &file.read.base64)?,
+            None if !file.read.base64.is_empty() => {
+                bail!("read.base64: there is no read.body to encode fields of")
+            }
+            None => {}
+        }
+        if !ids_pointer.is_empty() && !ids_pointer.starts_with('/') {
+            bail!(
+                "read.ids_pointer {ids_pointer:?}: a JSON pointer starts with '/' (or is \"\" for the whole answer)"
+            );
+        }
+        let client_keys = &["port", "index", "host", "namespace", "cycle"];
+        check_template("ready.url", ready_url, client_keys)?;
+        check_template("read.url", read_url, client_keys)?;
+        check_template(
+            "write.url",
+            &w.url,
+            &["port", "index", "host", "namespace", "cycle", "id"],
+        )?;
+        let mut body_strings = Vec::new();
+        collect_strings(&w.body, &mut body_strings);
+        for v in &body_strings {
+            check_template("write.body", v, &["namespace", "cycle", "id", "index"])?;
+        }
+        let mut read_strings = Vec::new();
+        if let Some(b) = &file.read.body {
+            collect_strings(b, &mut read_strings);
+        }
+        for v in &read_strings {
+            check_template("read.body", v, &["namespace", "cycle", "index"])?;
+        }
+
+        if !mentions("port", std::iter::once(ready_url)) {
+            bail!("ready.url: no {{port}} placeholder: the probe must reach the node it checks");
+        }
+        if !mentions("id", body_strings.iter().chain(std::iter::once(&w.url))) {
+            bail!(
+                "write.body: no {{id}} placeholder: every write needs its unique id so read-back can tell which landed"
+            );
+        }
+        if !mentions(
+            "namespace",
+            body_strings
+                .iter()
+                .chain([&w.url, read_url])
+                .chain(&read_strings),
+        ) {
+            bail!(
+                "write.body: no {{namespace}} placeholder in write.body, write.url or read.url: without a namespace per cycle, read-back counts earlier cycles (seed 000)"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Some text of `texts` has the placeholder `{key}`.
+fn mentions<'a>(key: &str, mut texts: impl Iterator<Item = &'a String>) -> bool {
+    let needle = format!("{{{key}}}");
+    texts.any(|t| t.contains(&needle))
+}
+
+/// Which client carries a campaign's operations.
+#[derive(Clone, Debug)]
+pub enum ClientSpec {
+    /// The built-in client: `[write]`, `[read]`, `[ready] url`.
+    Http,
+    /// `[client] command`: a driver process per client process (program
+    /// resolved, arguments as templates), run in the campaign file's
+    /// directory.
+    Driver {
+        program: PathBuf,
+        args: Vec<String>,
+        dir: PathBuf,
+    },
 }
 
 /// Why `name` cannot name a class, if it cannot: it is a directory under

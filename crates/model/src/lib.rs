@@ -6,6 +6,7 @@
 
 pub mod burst;
 pub mod campaign;
+pub mod client;
 pub mod contract;
 pub mod history;
 pub mod hosts;

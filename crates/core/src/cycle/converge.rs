@@ -4,10 +4,10 @@
 //! one still missing at the deadline is lost. A healthy system is done at
 //! the first read, so its cycles no longer wait out a blind settle.
 
+use crate::client::ReadError;
 use crate::metrics::Late;
-use crate::workload::{self, ReadError};
+use crate::workload;
 use chaos_lifecycle::Node;
-use chaos_model::campaign::Campaign;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,10 +32,7 @@ pub struct NodeView {
 
 /// Where to read and what must be there.
 pub struct Want<'a> {
-    pub campaign: &'a Campaign,
-    pub http: &'a reqwest::Client,
-    pub namespace: &'a str,
-    pub cycle: u32,
+    pub client: &'a crate::client::Client,
     pub acked: &'a HashSet<&'a str>,
     /// Every id the cycle wrote: anything else on a node is a harness error.
     pub issued: &'a HashSet<&'a str>,
@@ -65,15 +62,7 @@ pub async fn converge(nodes: &[Arc<Node>], want: &Want<'_>) -> anyhow::Result<Ve
         let reads = futures::future::join_all(pending.iter().map(|&i| {
             let n = &nodes[i];
             let process = want.processes.read_back(n.index);
-            workload::read_recorded(
-                want.campaign,
-                want.http,
-                n.index,
-                n.client,
-                want.namespace,
-                want.cycle,
-                (want.history, process),
-            )
+            workload::read_recorded(want.client, n.index, n.client, (want.history, process))
         }))
         .await;
         let now_ms = t0.elapsed().as_millis() as u64;

@@ -8,7 +8,6 @@
 
 use crate::workload;
 use chaos_lifecycle::Node;
-use chaos_model::campaign::Campaign;
 use chaos_model::history::{Processes, Recorder};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,10 +17,8 @@ use tokio::sync::watch;
 /// `r` so that concurrent readers spread over the nodes from the first
 /// tick.
 pub async fn read_while(
-    campaign: &Campaign,
-    http: &reqwest::Client,
+    client: &crate::client::Client,
     nodes: &[Arc<Node>],
-    (namespace, cycle): (&str, u32),
     (history, processes): (&Recorder, Processes),
     every: Duration,
     stop: watch::Receiver<bool>,
@@ -47,12 +44,9 @@ pub async fn read_while(
                 };
                 turn = node.index as usize + 1;
                 let read = workload::read_recorded(
-                    campaign,
-                    http,
+                    client,
                     node.index,
                     node.client,
-                    namespace,
-                    cycle,
                     (history, processes.reader(r)),
                 );
                 // A read in flight when the cycle moves on is dropped

@@ -27,6 +27,7 @@ mod converge;
 mod during;
 pub mod recovery;
 
+use crate::client::Client;
 use crate::metrics::{Counts, CycleRecord, Latency, NodeRecord, check_unit, ratio};
 use crate::workload::{self, Outcome, Progress, WriteResult};
 use anyhow::Context;
@@ -139,19 +140,50 @@ impl Cycle<'_> {
         let mut cluster = Cluster::start(self.campaign, dir, cycle, &namespace, self.http, place)
             .await
             .with_context(|| format!("cycle {cycle} of {}", self.class))?;
+        let client = Client::new(crate::client::Made {
+            campaign: self.campaign,
+            http: self.http,
+            namespace: &namespace,
+            cycle,
+            nodes: cluster.nodes.iter().map(|n| n.client).collect(),
+            dir,
+            journal: self.journal.clone(),
+            processes: self.processes(),
+        });
+        let set_up = self.set_up_client(&mut cluster, &client).await;
         phases.insert("start", t.elapsed().as_millis() as u64);
 
-        let result = self
-            .run_started(&cluster, cycle, seed, &namespace, &mut phases)
-            .await;
+        let result = match set_up {
+            Ok(()) => {
+                self.run_started(&cluster, &client, cycle, seed, &namespace, &mut phases)
+                    .await
+            }
+            Err(e) => Err(e.context(format!("cycle {cycle} of {}", self.class))),
+        };
 
         let t = Instant::now();
+        client.close().await;
         let torn = cluster.teardown().await;
         phases.insert("teardown", t.elapsed().as_millis() as u64);
         let mut record = result?;
         torn.with_context(|| format!("cycle {cycle} teardown"))?;
         record.phases_ms = phases;
         Ok(record)
+    }
+
+    /// Without `[ready] url`, the nodes are ready when the client says so;
+    /// then the client sets up what the workload needs (a driver's `setup`).
+    async fn set_up_client(&self, cluster: &mut Cluster, client: &Client) -> anyhow::Result<()> {
+        if let Some(ready) = client.readiness() {
+            for n in &cluster.nodes {
+                n.set_client_ready(ready.clone());
+            }
+            cluster.wait_ready(self.http).await?;
+        }
+        client
+            .setup(self.processes().recovery())
+            .await
+            .map_err(anyhow::Error::msg)
     }
 
     /// The cycle after its nodes are up, as named steps: exercise (the
@@ -161,6 +193,7 @@ impl Cycle<'_> {
     async fn run_started(
         &self,
         cluster: &Cluster,
+        client: &Client,
         cycle: u32,
         seed: u64,
         namespace: &str,
@@ -187,7 +220,14 @@ impl Cycle<'_> {
         let processes = self.processes();
 
         let mut ex = self
-            .exercise(cluster, &info, ids.clone(), namespace, &history, processes)
+            .exercise(
+                (cluster, client),
+                &info,
+                ids.clone(),
+                namespace,
+                &history,
+                processes,
+            )
             .await;
         phases.insert("burst", ex.injected.burst.elapsed.as_millis() as u64);
         phases.insert(
@@ -198,9 +238,7 @@ impl Cycle<'_> {
 
         let t = Instant::now();
         let views = self
-            .converge_all(
-                cluster, namespace, cycle, &ids, &mut ex, &history, processes,
-            )
+            .converge_all(cluster, client, &ids, &mut ex, &history, processes)
             .await?;
         phases.insert("converge", t.elapsed().as_millis() as u64);
 
@@ -208,7 +246,15 @@ impl Cycle<'_> {
         let (history, history_path) = self.write_history(cycle, &history, &effects)?;
 
         let t = Instant::now();
-        let (verdicts, plugin_errors) = self.assert_all(&info, &ex, &views, &history).await;
+        let (verdicts, mut plugin_errors) = self.assert_all(&info, &ex, &views, &history).await;
+        // A driver that exited or answered garbage is the harness's fault:
+        // the cycle's figures cannot be trusted.
+        plugin_errors.extend(
+            client
+                .problems()
+                .into_iter()
+                .map(|p| format!("client: {p}")),
+        );
         phases.insert("assert", t.elapsed().as_millis() as u64);
 
         // Taken after the assertions, just before the probes kill peers on
@@ -217,7 +263,8 @@ impl Cycle<'_> {
         let nodes = node_records(&cluster.nodes, &views, &acked, ex.injected.started);
         let probes = if c.file.probes.quorum {
             let t = Instant::now();
-            let p = crate::probes::quorum(c, self.http, &cluster.nodes, namespace, cycle).await?;
+            let process = processes.recovery();
+            let p = crate::probes::quorum(c, client, &cluster.nodes, namespace, process).await?;
             phases.insert("probes", t.elapsed().as_millis() as u64);
             Some(p)
         } else {
@@ -260,7 +307,7 @@ impl Cycle<'_> {
     /// register clients run their operations.
     async fn exercise(
         &self,
-        cluster: &Cluster,
+        (cluster, client): (&Cluster, &Client),
         info: &CycleInfo,
         ids: Arc<Vec<String>>,
         namespace: &str,
@@ -293,10 +340,8 @@ impl Cycle<'_> {
         let readers = async {
             if let Some(ms) = c.file.read.during_ms {
                 during::read_while(
-                    c,
-                    self.http,
+                    client,
                     &cluster.nodes,
-                    (namespace, cycle),
                     (history, processes),
                     Duration::from_millis(ms),
                     stop_rx,
@@ -306,17 +351,16 @@ impl Cycle<'_> {
         };
         let phased = async {
             let injected = self
-                .inject(cluster, info, ids, namespace, (started, history))
+                .inject((cluster, client), info, ids, (started, history))
                 .await;
             self.heal(&injected.effects).await;
             let healed = Instant::now();
             let t = Instant::now();
             let recovery = recovery::recover(
                 c,
-                self.http,
+                client,
                 &cluster.nodes,
                 namespace,
-                cycle,
                 self.writes,
                 recovery::At {
                     started: injected.started,
@@ -351,8 +395,7 @@ impl Cycle<'_> {
     async fn converge_all(
         &self,
         cluster: &Cluster,
-        namespace: &str,
-        cycle: u32,
+        client: &Client,
         ids: &[String],
         ex: &mut Exercised,
         history: &Recorder,
@@ -370,10 +413,7 @@ impl Cycle<'_> {
         let views = converge::converge(
             &cluster.nodes,
             &converge::Want {
-                campaign: self.campaign,
-                http: self.http,
-                namespace,
-                cycle,
+                client,
                 acked: &acked_set,
                 issued: &issued,
                 healed: ex.healed,
@@ -534,7 +574,7 @@ impl Cycle<'_> {
             nodes: &nodes,
             counts: &counts,
             unexpected: &unexpected,
-            ok_status: &c.file.write.ok_status,
+            ok_status: c.file.write.as_ref().map_or(&[][..], |w| &w.ok_status[..]),
             lost_acked,
             tolerate_lost_ratio: c.file.campaign.tolerate_lost_ratio,
             verdicts: &verdicts,
@@ -572,10 +612,9 @@ impl Cycle<'_> {
     /// The burst through the primary and, concurrently, the fault plugin.
     async fn inject(
         &self,
-        cluster: &Cluster,
+        (cluster, client): (&Cluster, &Client),
         info: &CycleInfo,
         ids: Arc<Vec<String>>,
-        namespace: &str,
         (started, history): (Instant, &Arc<Recorder>),
     ) -> Injected {
         let c = self.campaign;
@@ -617,8 +656,6 @@ impl Cycle<'_> {
             index: primary,
             port: cluster.nodes[primary as usize].client,
             ids,
-            namespace,
-            cycle: info.cycle,
             history: Some(history.clone()),
         };
         let burst = async {
@@ -627,7 +664,7 @@ impl Cycle<'_> {
                     "a fault plugin neither waited nor returned in time; burst started"
                 );
             }
-            workload::burst(c, self.http, target, progress_tx, started).await
+            workload::burst(c, client, target, progress_tx, started).await
         };
         let (burst, faults) = tokio::join!(burst, fault_calls);
         let mut fault_errors = Vec::new();

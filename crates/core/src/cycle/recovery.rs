@@ -10,7 +10,7 @@
 //! retried with a new id until `writes` are acknowledged or `deadline_ms`
 //! passes. A silent primary is also a liveness finding of the read-back.
 
-use crate::workload::{Outcome, WriteResult, Writer};
+use crate::workload::{Outcome, WriteResult};
 use chaos_lifecycle::Node;
 use chaos_model::campaign::Campaign;
 
@@ -40,10 +40,9 @@ pub use crate::metrics::RecoveryRecord;
 /// start, the origin of write offsets.
 pub async fn recover(
     campaign: &Campaign,
-    http: &reqwest::Client,
+    client: &crate::client::Client,
     nodes: &[Arc<Node>],
     namespace: &str,
-    cycle: u32,
     first_id: u32,
     at: At<'_>,
 ) -> RecoveryRecord {
@@ -53,7 +52,6 @@ pub async fn recover(
         history,
         process,
     } = at;
-    let writer = Writer::new(campaign, namespace, cycle);
     let primary = campaign.file.system.primary;
     let wanted = campaign.file.recovery.writes;
     let deadline = Duration::from_millis(campaign.file.recovery.deadline_ms);
@@ -99,7 +97,7 @@ pub async fn recover(
         // stuck in an election must leave time for the next try.
         let answer = tokio::time::timeout(
             until.saturating_duration_since(issued).min(per_try),
-            writer.write(http, node.index, node.client, &id),
+            client.add(process, node.index, node.client, &id),
         )
         .await;
         let (outcome, status) = match &answer {

@@ -5,6 +5,8 @@
 
 mod ready;
 
+pub use ready::ClientReady;
+
 use anyhow::Context;
 use chaos_journal::journal::{Entry, Journal, start_time};
 use chaos_journal::procfs::group_members;
@@ -48,8 +50,11 @@ struct Launch {
     env: Vec<(String, String)>,
     /// The node's network namespace, held open so a restart enters it too.
     netns: Option<OwnedFd>,
-    /// The readiness probe and its deadline (`[ready]`).
-    ready_url: String,
+    /// The readiness probe and its deadline (`[ready]`): the rendered
+    /// url, or (without one) the client's `ready`, set once the cycle's
+    /// client exists.
+    ready_url: Option<String>,
+    client_ready: std::sync::OnceLock<Arc<dyn ready::ClientReady>>,
     ready_deadline: Duration,
     /// The remote host the node runs on, and its data dir there.
     remote: Option<(Arc<chaos_ssh::Host>, PathBuf)>,
@@ -106,8 +111,8 @@ pub struct Spawn<'a> {
     /// Environment added by the host (e.g. libfaketime).
     pub env: Vec<(String, String)>,
     pub journal: Arc<Journal>,
-    /// The rendered `ready.url`.
-    pub ready_url: String,
+    /// The rendered `ready.url`, if the campaign has one.
+    pub ready_url: Option<String>,
     pub client: std::net::SocketAddr,
     /// The remote host to run on, and the node's data dir there.
     pub remote: Option<(Arc<chaos_ssh::Host>, PathBuf)>,
@@ -135,6 +140,7 @@ impl Node {
             env,
             netns,
             ready_url: s.ready_url,
+            client_ready: std::sync::OnceLock::new(),
             ready_deadline: Duration::from_millis(campaign.file.ready.deadline_ms),
             remote: s.remote,
         };
@@ -202,13 +208,21 @@ impl Node {
     /// Wait until the node answers its readiness probe (`[ready]`), exits,
     /// or the deadline passes.
     pub async fn wait_ready(self: &Arc<Self>, http: &reqwest::Client) -> anyhow::Result<()> {
-        ready::wait(
-            http,
-            self.clone(),
-            self.launch.ready_url.clone(),
-            self.launch.ready_deadline,
-        )
-        .await
+        let probe = match (&self.launch.ready_url, self.launch.client_ready.get()) {
+            (Some(url), _) => ready::Probe::Url(url.clone()),
+            (None, Some(c)) => ready::Probe::Client(c.clone()),
+            (None, None) => anyhow::bail!(
+                "node {}: no readiness probe: the campaign has no [ready] url and its client was not set up yet",
+                self.index
+            ),
+        };
+        ready::wait(http, self.clone(), probe, self.launch.ready_deadline).await
+    }
+
+    /// Ask the client whether the node is ready, for a campaign without
+    /// `[ready] url` (set once; later calls keep the first).
+    pub fn set_client_ready(&self, c: Arc<dyn ready::ClientReady>) {
+        let _ = self.launch.client_ready.set(c);
     }
 
     /// Signal the node's whole process group. Once the leader is reaped

@@ -1,0 +1,248 @@
+//! The client: how a cycle's operations reach the system.
+//!
+//! One contract (`chaos_model::client`): `ready`, `setup`, `add`, `read`,
+//! each answered ok / fail / info, with the node it went to. Two clients
+//! carry it: the built-in one renders the campaign's HTTP templates
+//! ([`http`]); `[client] command` hands each operation to a driver
+//! process ([`driver`]), one per client process.
+
+mod driver;
+mod http;
+
+pub use http::{IdSpec, Writer, extract_ids};
+
+use chaos_model::campaign::{Campaign, ClientSpec};
+use chaos_model::client::{Op, ReplyType};
+use chaos_model::history::Outcome;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+/// What one write came to.
+pub struct Answer {
+    pub outcome: Outcome,
+    pub status: Option<u16>,
+    /// The body excerpt of an [`Outcome::Unexpected`] answer.
+    pub body: Option<String>,
+}
+
+/// Why a read-back gave no ids.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The node did not answer in time, refused the connection or answered
+    /// a non-2xx status: a finding about the node (liveness), not about the
+    /// harness.
+    #[error("{0}")]
+    Unanswered(String),
+    /// The node answered, but not in the shape the campaign describes: the
+    /// campaign (or the system) is wrong, and no figure can be trusted.
+    #[error("{0}")]
+    Garbage(String),
+}
+
+/// The client of one cycle; cheap to clone (its workers share it).
+#[derive(Clone)]
+pub struct Client(Arc<Kind>);
+
+enum Kind {
+    Http {
+        writer: Box<Writer>,
+        reader: Box<http::Reader>,
+        http: reqwest::Client,
+    },
+    Driver(Arc<ReadyVia>),
+}
+
+/// The drivers, and which process asks each node whether it is ready.
+struct ReadyVia {
+    drivers: driver::Drivers,
+    processes: chaos_model::history::Processes,
+}
+
+impl chaos_lifecycle::ClientReady for ReadyVia {
+    fn ready(&self, node: u32) -> futures::future::BoxFuture<'_, Result<(), (String, bool)>> {
+        Box::pin(async move {
+            let process = self.processes.read_back(node);
+            match self.drivers.call(process, Op::Ready { node }).await {
+                Ok(r) if r.kind == ReplyType::Ok => Ok(()),
+                Ok(r) => Err((
+                    format!(
+                        "the driver answered {}: {}",
+                        kind_name(r.kind),
+                        r.error.unwrap_or_default()
+                    ),
+                    false,
+                )),
+                Err(driver::NoReply::Timeout(e)) => Err((e, false)),
+                Err(e) => Err((e.to_string(), true)),
+            }
+        })
+    }
+}
+
+fn kind_name(k: ReplyType) -> &'static str {
+    match k {
+        ReplyType::Ok => "ok",
+        ReplyType::Fail => "fail",
+        ReplyType::Info => "info",
+    }
+}
+
+/// What a cycle's client is made of.
+pub struct Made<'a> {
+    pub campaign: &'a Campaign,
+    pub http: &'a reqwest::Client,
+    pub namespace: &'a str,
+    pub cycle: u32,
+    /// Each node's client address, by index.
+    pub nodes: Vec<SocketAddr>,
+    /// The cycle's directory (driver stderr logs).
+    pub dir: &'a Path,
+    pub journal: Arc<chaos_journal::journal::Journal>,
+    /// Readiness asks through each node's read-back process.
+    pub processes: chaos_model::history::Processes,
+}
+
+impl Client {
+    pub fn new(m: Made<'_>) -> Self {
+        let c = m.campaign;
+        let kind = match (&c.client, &c.file.write, &c.file.client) {
+            (ClientSpec::Driver { program, args, dir }, _, Some(section)) => {
+                Kind::Driver(Arc::new(ReadyVia {
+                    drivers: driver::Drivers::new(driver::Spec {
+                        program,
+                        args,
+                        cwd: dir,
+                        section,
+                        namespace: m.namespace,
+                        cycle: m.cycle,
+                        nodes: &m.nodes,
+                        dir: m.dir,
+                        journal: m.journal,
+                    }),
+                    processes: m.processes,
+                }))
+            }
+            _ => {
+                return Self::http(c, m.http, m.namespace, m.cycle)
+                    // Validation gives every campaign one client or the other.
+                    .expect("a campaign without [client] has [write]");
+            }
+        };
+        Self(Arc::new(kind))
+    }
+
+    /// The built-in HTTP client alone, for a campaign with `[write]`.
+    pub fn http(
+        campaign: &Campaign,
+        http: &reqwest::Client,
+        namespace: &str,
+        cycle: u32,
+    ) -> Option<Self> {
+        let w = campaign.file.write.as_ref()?;
+        Some(Self(Arc::new(Kind::Http {
+            writer: Box::new(Writer::new(w, &campaign.method, namespace, cycle)),
+            reader: Box::new(http::Reader::new(campaign, namespace, cycle)),
+            http: http.clone(),
+        })))
+    }
+
+    /// Readiness through this client, for the nodes' lifecycle; `None`
+    /// for the HTTP client, whose `[ready] url` the lifecycle asks itself.
+    pub fn readiness(&self) -> Option<Arc<dyn chaos_lifecycle::ClientReady>> {
+        match &*self.0 {
+            Kind::Driver(d) => Some(d.clone()),
+            Kind::Http { .. } => None,
+        }
+    }
+
+    /// Once per cycle, before the first write: the driver's `setup`.
+    pub async fn setup(&self, process: u32) -> Result<(), String> {
+        let Kind::Driver(d) = &*self.0 else {
+            return Ok(());
+        };
+        match d.drivers.call(process, Op::Setup).await {
+            Ok(r) if r.kind == ReplyType::Ok => Ok(()),
+            Ok(r) => Err(format!(
+                "client setup: the driver answered {}: {}",
+                kind_name(r.kind),
+                r.error.unwrap_or_default()
+            )),
+            Err(e) => Err(format!("client setup: {e}")),
+        }
+    }
+
+    /// Write `id` through node `index` at `at`, as client `process`.
+    pub async fn add(&self, process: u32, index: u32, at: SocketAddr, id: &str) -> Answer {
+        match &*self.0 {
+            Kind::Http { writer, http, .. } => writer.write(http, index, at, id).await,
+            Kind::Driver(d) => {
+                let op = Op::Add {
+                    node: index,
+                    id: id.to_string(),
+                };
+                match d.drivers.call(process, op).await {
+                    Ok(r) => Answer {
+                        outcome: match r.kind {
+                            ReplyType::Ok => Outcome::Ok,
+                            ReplyType::Fail => Outcome::Fail,
+                            ReplyType::Info => Outcome::Indeterminate,
+                        },
+                        status: None,
+                        body: None,
+                    },
+                    // Never started: the write never left. Retired
+                    // mid-operation: it may have been sent.
+                    Err(driver::NoReply::Start(_)) => Answer {
+                        outcome: Outcome::Fail,
+                        status: None,
+                        body: None,
+                    },
+                    Err(driver::NoReply::Timeout(_) | driver::NoReply::Broken(_)) => Answer {
+                        outcome: Outcome::Indeterminate,
+                        status: None,
+                        body: None,
+                    },
+                }
+            }
+        }
+    }
+
+    /// The ids node `index` at `at` holds, read as client `process`.
+    pub async fn read(
+        &self,
+        process: u32,
+        index: u32,
+        at: SocketAddr,
+    ) -> Result<Vec<String>, ReadError> {
+        match &*self.0 {
+            Kind::Http { reader, http, .. } => reader.read(http, index, at).await,
+            Kind::Driver(d) => match d.drivers.call(process, Op::Read { node: index }).await {
+                Ok(r) if r.kind == ReplyType::Ok => Ok(r.ids.unwrap_or_default()),
+                Ok(r) => Err(ReadError::Unanswered(format!(
+                    "read-back from node {index}: the driver answered {}: {}",
+                    kind_name(r.kind),
+                    r.error.unwrap_or_default()
+                ))),
+                Err(driver::NoReply::Timeout(e)) => Err(ReadError::Unanswered(e)),
+                Err(e) => Err(ReadError::Garbage(e.to_string())),
+            },
+        }
+    }
+
+    /// What went wrong with the client itself this cycle (driver processes
+    /// that could not start, exited, hung or answered garbage).
+    pub fn problems(&self) -> Vec<String> {
+        match &*self.0 {
+            Kind::Driver(d) => d.drivers.problems(),
+            Kind::Http { .. } => Vec::new(),
+        }
+    }
+
+    /// End the client's processes.
+    pub async fn close(&self) {
+        if let Kind::Driver(d) = &*self.0 {
+            d.drivers.close().await;
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! Issue 22: clients. The reference system driven through a driver process
+//! (`[client] command`, JSON lines) instead of the HTTP templates: the same
+//! verdicts, the same bugs caught, and a driver that is missing, exits,
+//! hangs or answers garbage named in the cycle, never passed.
+
+use crate::util::*;
+use std::path::Path;
+
+/// The driver campaign (examples/driver) with the reference binary, the
+/// driver at `driver` (absolute) and `edit` applied.
+fn driver_campaign(
+    dir: &Path,
+    driver: &Path,
+    edit: impl Fn(String) -> String,
+) -> std::path::PathBuf {
+    let kv = bin_dir().join("quorum-kv");
+    example_campaign(dir, "driver/campaign.toml", |t| {
+        edit(
+            t.replace("../../target/debug/quorum-kv", kv.to_str().unwrap())
+                .replace(
+                    r#"command = ["python3", "driver.py"]"#,
+                    &format!(r#"command = ["python3", {:?}]"#, driver.to_str().unwrap()),
+                ),
+        )
+    })
+}
+
+fn reference_driver() -> std::path::PathBuf {
+    root().join("examples/driver/driver.py")
+}
+
+/// The misbehaving driver's `mode`; its environment names `dir`, so
+/// [`assert_nothing_left`] finds any driver process left running.
+fn misbehave(mode: &str, dir: &Path) -> impl Fn(String) -> String {
+    let (mode, dir) = (mode.to_string(), dir.to_path_buf());
+    move |t| {
+        t.replace(
+            "timeout_ms = 5000\n",
+            &format!(
+                "timeout_ms = 2000\nenv = {{ MODE = \"{mode}\", TEST_DIR = {:?} }}\n",
+                dir.to_str().unwrap()
+            ),
+        )
+    }
+}
+
+fn misbehaving_driver() -> std::path::PathBuf {
+    root().join("tests/drivers/misbehave.py")
+}
+
+fn reasons(c: &serde_json::Value) -> String {
+    c["reasons"].to_string()
+}
+
+#[test]
+fn a_driver_process_carries_the_reference_campaign() {
+    require("python3", "apt-get install python3");
+    let dir = tempfile::tempdir().unwrap();
+    let c = driver_campaign(dir.path(), &reference_driver(), |t| t);
+    let run = run_campaign(
+        dir.path(),
+        &c,
+        &[
+            "--plugin",
+            "kill_primary_mid_write",
+            "--cycles",
+            "2",
+            "--writes",
+            "60",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for c in run.cycles() {
+        assert_eq!(c["status"], "pass", "{c}");
+        assert!(c["ok"].as_u64().unwrap() > 0, "{c}");
+        assert_eq!(c["effects"][0]["verified"], true, "{c}");
+        // Every live node was read back through the driver and holds every
+        // acknowledged write.
+        for n in c["nodes"].as_array().unwrap() {
+            if n["alive"] == true {
+                assert!(n["missing_acked"].as_array().unwrap().is_empty(), "{n}");
+                assert!(
+                    n["held"].as_u64().unwrap() >= c["ok"].as_u64().unwrap(),
+                    "{n}"
+                );
+            }
+        }
+    }
+    assert_nothing_left(dir.path(), None);
+}
+
+#[test]
+fn a_lost_write_is_caught_through_the_driver() {
+    // Node 2 acknowledges the replication of -w42 without storing it: the
+    // HTTP client catches it (verdicts.rs); so must the driver.
+    require("python3", "apt-get install python3");
+    let dir = tempfile::tempdir().unwrap();
+    let kv = bin_dir().join("quorum-kv");
+    let c = driver_campaign(dir.path(), &reference_driver(), |t| {
+        format!(
+            "{t}\n[system.commands]\n2 = [{:?}, \"--node\", \"{{index}}\", \"--listen\", \"{{host}}:{{port}}\", \"--data-dir\", \"{{data_dir}}\", \"--peers\", \"{{peers}}\", \"--quorum\", \"2\", \"--bug\", \"lose-one\"]\n",
+            kv.to_str().unwrap()
+        )
+    });
+    let run = run_campaign(
+        dir.path(),
+        &c,
+        &[
+            "--plugin",
+            "drop_random_acks",
+            "--cycles",
+            "1",
+            "--writes",
+            "60",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let c = &run.cycles()[0];
+    assert_eq!(c["status"], "fail", "{c}");
+    assert_eq!(c["lost_acked"], 1, "{c}");
+    assert!(reasons(c).contains("-w42"), "{c}");
+}
+
+#[test]
+fn a_node_silent_to_the_driver_is_a_liveness_finding() {
+    // hang-reads: node 1 answers writes but never its reads; the driver's
+    // read times out (client.timeout_ms), which is the node's silence, not
+    // a harness error.
+    require("python3", "apt-get install python3");
+    let dir = tempfile::tempdir().unwrap();
+    let kv = bin_dir().join("quorum-kv");
+    let c = driver_campaign(dir.path(), &reference_driver(), |t| {
+        format!(
+            "{}\n[system.commands]\n1 = [{:?}, \"--node\", \"{{index}}\", \"--listen\", \"{{host}}:{{port}}\", \"--data-dir\", \"{{data_dir}}\", \"--peers\", \"{{peers}}\", \"--quorum\", \"2\", \"--bug\", \"hang-reads\"]\n",
+            t.replace("timeout_ms = 5000", "timeout_ms = 1000")
+                .replace("settle_ms = 1000", "settle_ms = 1500"),
+            kv.to_str().unwrap()
+        )
+    });
+    let run = run_campaign(
+        dir.path(),
+        &c,
+        &[
+            "--plugin",
+            "drop_random_acks",
+            "--cycles",
+            "1",
+            "--writes",
+            "30",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let c = &run.cycles()[0];
+    assert_eq!(c["status"], "fail", "{c}");
+    assert!(
+        reasons(c).contains("node 1 is alive but did not answer"),
+        "{c}"
+    );
+    assert!(
+        reasons(c).contains("no answer within client.timeout_ms = 1000"),
+        "{c}"
+    );
+}
+
+#[test]
+fn a_driver_that_hangs_makes_its_writes_info_and_is_retired() {
+    require("python3", "apt-get install python3");
+    let dir = tempfile::tempdir().unwrap();
+    let c = driver_campaign(
+        dir.path(),
+        &misbehaving_driver(),
+        misbehave("hang_adds", dir.path()),
+    );
+    let run = run_campaign(
+        dir.path(),
+        &c,
+        &[
+            "--plugin",
+            "drop_random_acks",
+            "--cycles",
+            "1",
+            "--writes",
+            "4",
+        ],
+    );
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    let c = &run.cycles()[0];
+    assert_ne!(c["status"], "pass", "{c}");
+    assert_eq!(c["ok"], 0, "{c}");
+    assert_eq!(c["indeterminate"], 4, "{c}");
+    // Hung processes were killed: no driver outlives the run.
+    assert_nothing_left(dir.path(), None);
+}
+
+#[test]
+fn a_driver_that_answers_garbage_fails_its_cycle_as_an_error() {
+    require("python3", "apt-get install python3");
+    for (mode, says) in [
+        ("garbage_adds", "answered a line that is not a reply"),
+        ("wrong_seq", "answered seq"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let c = driver_campaign(
+            dir.path(),
+            &misbehaving_driver(),
+            misbehave(mode, dir.path()),
+        );
+        let run = run_campaign(
+            dir.path(),
+            &c,
+            &[
+                "--plugin",
+                "drop_random_acks",
+                "--cycles",
+                "2",
+                "--writes",
+                "10",
+            ],
+        );
+        assert_ne!(run.code, 0, "{mode}: {}", run.stderr);
+        // Both cycles ran (the campaign goes on) and neither passed.
+        let cycles = run.cycles();
+        assert_eq!(cycles.len(), 2, "{mode}");
+        for c in cycles {
+            assert_eq!(c["status"], "error", "{mode}: {c}");
+            assert!(
+                reasons(&c).contains("client: client process"),
+                "{mode}: {c}"
+            );
+            assert!(reasons(&c).contains(says), "{mode}: {c}");
+        }
+    }
+}
+
+#[test]
+fn a_driver_that_reads_ids_never_written_is_a_harness_error() {
+    require("python3", "apt-get install python3");
+    let dir = tempfile::tempdir().unwrap();
+    let c = driver_campaign(
+        dir.path(),
+        &misbehaving_driver(),
+        misbehave("foreign_read", dir.path()),
+    );
+    let run = run_campaign(
+        dir.path(),
+        &c,
+        &[
+            "--plugin",
+            "drop_random_acks",
+            "--cycles",
+            "1",
+            "--writes",
+            "10",
+        ],
+    );
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("never-written-w1"), "{}", run.stderr);
+}
+
+#[test]
+fn a_driver_that_exits_at_once_or_fails_setup_is_named() {
+    require("python3", "apt-get install python3");
+    for (mode, says) in [
+        ("exit_at_once", "misbehave: exiting at once"),
+        (
+            "fail_setup",
+            "client setup: the driver answered fail: cannot create the stream",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let c = driver_campaign(
+            dir.path(),
+            &misbehaving_driver(),
+            misbehave(mode, dir.path()),
+        );
+        let run = run_campaign(
+            dir.path(),
+            &c,
+            &[
+                "--plugin",
+                "drop_random_acks",
+                "--cycles",
+                "1",
+                "--writes",
+                "10",
+            ],
+        );
+        assert_ne!(run.code, 0, "{mode}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{mode}: {}", run.stderr);
+        assert_nothing_left(dir.path(), None);
+    }
+}
+
+#[test]
+fn bad_client_sections_are_refused_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-driver");
+    for (edit, says) in [
+        (
+            Box::new(|t: String| {
+                format!(
+                    "{t}\n[write]\nurl = \"http://127.0.0.1:{{port}}/write\"\nbody = {{ id = \"{{id}}\" }}\nok_status = [201]\n"
+                )
+            }) as Box<dyn Fn(String) -> String>,
+            "[client] and [write] are both given",
+        ),
+        (
+            Box::new(|t: String| {
+                let start = t.find(r#"command = ["python3""#).unwrap();
+                let end = start + t[start..].find('\n').unwrap();
+                format!("{}command = []{}", &t[..start], &t[end..])
+            }),
+            "client.command is empty",
+        ),
+        (
+            Box::new(|t: String| t.replace("timeout_ms = 5000", "timeout_ms = 0")),
+            "client.timeout_ms is 0",
+        ),
+        (
+            Box::new(|t: String| {
+                t.replace(
+                    "[ready]\n",
+                    "[read]\nurl = \"http://x/{port}\"\n\n[ready]\n",
+                )
+            }),
+            "read.url: reads go through the driver process",
+        ),
+    ] {
+        let c = driver_campaign(dir.path(), &reference_driver(), edit);
+        let run = run_campaign(dir.path(), &c, &["--cycles", "1"]);
+        assert_eq!(run.code, 2, "{says}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{says}: {}", run.stderr);
+    }
+    // A driver program that does not exist is refused before any node runs.
+    let c = driver_campaign(dir.path(), &missing, |t| {
+        t.replace(r#"command = ["python3", "#, "command = [")
+    });
+    let run = run_campaign(dir.path(), &c, &["--cycles", "1"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("client.command"), "{}", run.stderr);
+    assert!(run.stderr.contains("no-such-driver"), "{}", run.stderr);
+}
