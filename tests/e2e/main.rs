@@ -12,6 +12,7 @@ mod campaigns;
 mod clients;
 // Per-cycle isolation, process cleanup.
 mod isolation;
+mod nats;
 // Refusals: grants, bad campaigns, nodes that never come up.
 mod refusals;
 // The four built-in faults in both network modes.

@@ -782,10 +782,16 @@ impl Filesystem for Layer {
         offset: u64,
         data: &[u8],
         _write_flags: fuser::WriteFlags,
-        _flags: OpenFlags,
+        flags: OpenFlags,
         _lock_owner: Option<fuser::LockOwner>,
         reply: ReplyWrite,
     ) {
+        // O_SYNC / O_DSYNC (O_SYNC includes the O_DSYNC bit): the write is
+        // durable when it returns, as if fsynced. Handles are opened with
+        // FOPEN_DIRECT_IO, so the kernel sends no FSYNC after it: the flag
+        // on the write is all the layer sees (NATS writes its stream
+        // metadata this way, then renames it into place).
+        let sync = flags.0 & libc::O_DSYNC != 0;
         self.shared.delay();
         let run = || -> Result<(), Errno> {
             let (file, append) = self.handle(fh)?;
@@ -807,7 +813,7 @@ impl Filesystem for Layer {
             } else {
                 offset
             };
-            if faults.lose_unsynced.load(Relaxed) {
+            if faults.lose_unsynced.load(Relaxed) && !sync {
                 u.0.entry(ino.0)
                     .or_insert_with(|| Pending::new(file.clone()))
                     .push(offset, data);
@@ -815,6 +821,22 @@ impl Filesystem for Layer {
                     .counters
                     .held
                     .fetch_add(data.len() as u64, Relaxed);
+                Ok(())
+            } else if sync {
+                // The file's held writes first, as an fsync would: older
+                // held extents must not land over this write later.
+                if let Some(p) = u.0.remove(&ino.0) {
+                    let n = p.write_through().map_err(errno)?;
+                    self.shared.counters.synced.fetch_add(n, Relaxed);
+                }
+                file.write_all_at(data, offset).map_err(errno)?;
+                file.sync_data().map_err(errno)?;
+                if faults.lose_unsynced.load(Relaxed) {
+                    self.shared
+                        .counters
+                        .synced
+                        .fetch_add(data.len() as u64, Relaxed);
+                }
                 Ok(())
             } else {
                 file.write_all_at(data, offset).map_err(errno)

@@ -433,6 +433,36 @@ mod tests {
     }
 
     #[test]
+    fn o_sync_writes_survive_a_power_cut_with_the_files_earlier_writes() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let Some((dir, disk)) = layer() else { return };
+        let path = dir.path().join("m/meta.tmp");
+        disk.shared.faults.lose_unsynced.store(true, Relaxed);
+        let mut plain = std::fs::File::create(&path).unwrap();
+        plain.write_all(b"held\n").unwrap();
+        for flag in [libc::O_SYNC, libc::O_DSYNC] {
+            let mut synced = std::fs::OpenOptions::new()
+                .append(true)
+                .custom_flags(flag)
+                .open(&path)
+                .unwrap();
+            synced.write_all(b"sync\n").unwrap();
+        }
+        // NATS's pattern: an O_SYNC temp file renamed into place.
+        std::fs::rename(&path, dir.path().join("m/meta")).unwrap();
+        plain.write_all(b"lost\n").unwrap();
+        drop(plain);
+        disk.power_cut();
+        assert_eq!(
+            std::fs::read(dir.path().join("m/meta")).unwrap(),
+            b"held\nsync\nsync\n"
+        );
+        let c = disk.shared.counts();
+        assert_eq!((c.held, c.synced, c.discarded), (10, 15, 5));
+        disk.unmount().unwrap();
+    }
+
+    #[test]
     fn fsync_error_and_disk_full_fail_the_call_and_are_counted() {
         let Some((dir, disk)) = layer() else { return };
         let path = dir.path().join("m/f");
