@@ -96,7 +96,7 @@ pub struct NewPluginArgs {
     pub dir: PathBuf,
     /// Depend on a local chaos-host-sdk (the sdk/ directory of a chaos-host
     /// checkout) by path, for SDK development. Default: the published
-    /// chaos-host-sdk of this host's newest contract (`chaos-host-sdk = "0.2"`).
+    /// chaos-host-sdk of this host's newest contract (`chaos-host-sdk = "0.3"`).
     #[arg(long)]
     pub sdk: Option<PathBuf>,
 }

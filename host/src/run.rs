@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 pub struct Plugins {
     pub faults: Vec<Loaded>,
     pub assertions: Vec<Loaded>,
+    /// The campaign's client component (`[client] plugin`).
+    pub client: Option<Arc<Loaded>>,
     /// Each class with its faults (indexes into `faults`): one per fault
     /// named on the command line (or in `campaign.assertions`), then each
     /// `[[class]]`; empty for a run with none (the class `none`).
@@ -52,12 +54,17 @@ pub async fn load_plugins(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Plug
     let composed = &plan.campaign.classes;
     // Where each source was named: a class of its own (campaign assertions
     // and --plugin), or only inside [[class]] entries.
+    let client_source = match &plan.campaign.client {
+        chaos_model::campaign::ClientSpec::Component { plugin } => Some(plugin),
+        _ => None,
+    };
     let sources: Vec<(&PluginRef, bool)> = plan
         .campaign
         .assertions
         .iter()
         .chain(&plan.plugins)
         .map(|s| (s, true))
+        .chain(client_source.map(|s| (s, false)))
         .chain(
             composed
                 .iter()
@@ -79,7 +86,7 @@ pub async fn load_plugins(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Plug
     // Grants, pins, params, out dirs and results are keyed by name: two
     // files under one name (a copy, a fault and an assertion) are refused.
     let mut names = chaos_plugin::Names::default();
-    let mut loaded: Vec<(Loaded, String, bool)> = Vec::new();
+    let mut loaded: Vec<(Loaded, String, bool, String)> = Vec::new();
     for (source, own_class) in sources {
         let fetched = resolver.fetch(source).await?;
         key_of.insert(source.to_string(), fetched.key.clone());
@@ -95,6 +102,7 @@ pub async fn load_plugins(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Plug
             runtime.load_bytes(&origin, fetched.bytes).await?,
             origin,
             own_class,
+            fetched.key,
         ));
     }
     let mut seen_native = std::collections::HashSet::new();
@@ -103,7 +111,7 @@ pub async fn load_plugins(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Plug
             .unwrap_or_else(|_| path.clone())
             .display()
             .to_string();
-        if index_of.contains_key(&key) || !seen_native.insert(key) {
+        if index_of.contains_key(&key) || !seen_native.insert(key.clone()) {
             continue;
         }
         let p = runtime.load_native(path)?;
@@ -112,14 +120,16 @@ pub async fn load_plugins(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Plug
             p.meta.label(),
             path.display()
         );
-        loaded.push((p, path.display().to_string(), true));
+        loaded.push((p, path.display().to_string(), true, key));
     }
+    let client_key = client_source.and_then(|s| key_of.get(&s.to_string()).cloned());
     let mut faults = Vec::new();
     let mut assertions = Vec::new();
+    let mut client = None;
     let mut solo = Vec::new();
     // Index into `faults` of each loaded plugin that is a fault.
     let mut fault_at: Vec<Option<usize>> = Vec::new();
-    for (mut p, origin, own_class) in loaded {
+    for (mut p, origin, own_class, key) in loaded {
         let path = Path::new(&origin);
         let name = p.meta.name.clone();
         names.claim(&name, path)?;
@@ -156,6 +166,26 @@ pub async fn load_plugins(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Plug
             .unwrap_or_default();
         p.authorize(grants, params)
             .with_context(|| format!("plugin {}", path.display()))?;
+        let is_campaigns_client = client_key.as_deref() == Some(key.as_str());
+        match (p.is_client(), is_campaigns_client) {
+            (true, true) => {
+                fault_at.push(None);
+                client = Some(Arc::new(p));
+                continue;
+            }
+            (true, false) => bail!(
+                "plugin {}: {} is a client component, not a fault or an assertion; name it in the campaign's [client] plugin",
+                path.display(),
+                p.meta.label()
+            ),
+            (false, true) => bail!(
+                "campaign {}: client.plugin: {} is a {} plugin, not a client (a client exports chaos:plugin/client, contract 0.3.0)",
+                plan.campaign.path.display(),
+                p.meta.label(),
+                p.meta.kind
+            ),
+            (false, false) => {}
+        }
         if p.is_fault() {
             if own_class {
                 solo.push(faults.len());
@@ -217,6 +247,7 @@ pub async fn load_plugins(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Plug
     Ok(Plugins {
         faults,
         assertions,
+        client,
         classes,
         oci,
     })
@@ -227,12 +258,14 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
     let Plugins {
         faults,
         assertions,
+        client,
         classes,
         oci,
     } = load_plugins(plan, runtime).await?;
     let shas: std::collections::BTreeMap<String, String> = faults
         .iter()
         .chain(&assertions)
+        .chain(client.as_deref())
         .map(|p| (p.meta.name.clone(), p.meta.sha256.clone()))
         .collect();
     // A resumed or replayed run must run the plugins it recorded.
@@ -381,7 +414,7 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
         plan,
         &faults,
         &classes,
-        &assertions,
+        (&assertions, &client),
         &run_id,
         &network,
         &journal,
@@ -455,7 +488,7 @@ async fn run_classes(
     plan: &Plan,
     faults: &[Loaded],
     class_defs: &[ClassDef],
-    assertions: &[Loaded],
+    (assertions, client): (&[Loaded], &Option<Arc<Loaded>>),
     run_id: &str,
     network: &Network,
     journal: &Arc<Journal>,
@@ -583,6 +616,7 @@ async fn run_classes(
                 .filter(|_| skews && ptrace_refused.is_some() && plan.hosts.is_none()),
             disk: class_def.declares("disk"),
             out: &plan.out,
+            client_plugin: client.clone(),
         };
         // This class's cycles still to run, in cycle order: not recorded
         // yet, this shard's, and the one asked for when replaying.

@@ -1,4 +1,5 @@
-//! Write chaos-host fault and assertion plugins as WebAssembly components.
+//! Write chaos-host fault and assertion plugins, and clients ([`client`]),
+//! as WebAssembly components.
 //!
 //! A plugin is one struct implementing [`Fault`] (or [`Assertion`]) and one
 //! export macro. Everything the host lends a plugin is in [`host`]; there are
@@ -48,11 +49,27 @@ pub mod assertion_bindings {
         export_macro_name: "__export_assertion_plugin",
         default_bindings_module: "chaos_sdk::assertion_bindings",
         with: {
-            "chaos:plugin/types@0.2.0": crate::fault_bindings::chaos::plugin::types,
-            "chaos:plugin/host@0.2.0": crate::fault_bindings::chaos::plugin::host,
+            "chaos:plugin/types@0.3.0": crate::fault_bindings::chaos::plugin::types,
+            "chaos:plugin/host@0.3.0": crate::fault_bindings::chaos::plugin::host,
         },
     });
 }
+
+#[doc(hidden)]
+pub mod client_bindings {
+    wit_bindgen::generate!({
+        world: "client-plugin",
+        path: "wit",
+        pub_export_macro: true,
+        export_macro_name: "__export_client_plugin",
+        default_bindings_module: "chaos_sdk::client_bindings",
+        with: {
+            "chaos:plugin/types@0.3.0": crate::fault_bindings::chaos::plugin::types,
+        },
+    });
+}
+
+pub mod client;
 
 mod info;
 pub use info::{InfoBuilder, assertion_info, fault_info};
@@ -115,6 +132,16 @@ macro_rules! export_fault {
 macro_rules! export_assertion {
     ($t:ident) => {
         $crate::assertion_bindings::__export_assertion_plugin!($t with_types_in $crate::assertion_bindings);
+        $crate::__contract_section!();
+    };
+}
+
+/// Export a type implementing [`client::Client`] as this component's
+/// client.
+#[macro_export]
+macro_rules! export_client {
+    ($t:ident) => {
+        $crate::client_bindings::__export_client_plugin!($t with_types_in $crate::client_bindings);
         $crate::__contract_section!();
     };
 }

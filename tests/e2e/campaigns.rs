@@ -106,7 +106,7 @@ fn inspect_describes_a_plugin() {
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(meta["name"], "kill_primary_mid_write");
     assert_eq!(meta["kind"], "fault");
-    assert_eq!(meta["contract"], "0.2.0");
+    assert_eq!(meta["contract"], "0.3.0");
     assert_eq!(meta["capabilities"], serde_json::json!(["signal"]));
     assert_eq!(meta["params"][0]["name"], "at");
     assert_eq!(meta["sha256"].as_str().unwrap().len(), 64);

@@ -319,6 +319,15 @@ fn bad_client_sections_are_refused_naming_the_field() {
         (
             Box::new(|t: String| {
                 t.replace(
+                    "timeout_ms = 5000",
+                    "timeout_ms = 5000\nplugin = \"client.wasm\"",
+                )
+            }),
+            "client: both a plugin (client.wasm) and a command are given",
+        ),
+        (
+            Box::new(|t: String| {
+                t.replace(
                     "[ready]\n",
                     "[read]\nurl = \"http://x/{port}\"\n\n[ready]\n",
                 )
@@ -339,4 +348,162 @@ fn bad_client_sections_are_refused_naming_the_field() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("client.command"), "{}", run.stderr);
     assert!(run.stderr.contains("no-such-driver"), "{}", run.stderr);
+}
+
+/// The component campaign (examples/plugins/quorum_kv_client) with the
+/// reference binary, the component by absolute path and `edit` applied.
+fn component_campaign(dir: &Path, edit: impl Fn(String) -> String) -> std::path::PathBuf {
+    let kv = bin_dir().join("quorum-kv");
+    let client = example_plugin("quorum_kv_client");
+    example_campaign(dir, "plugins/quorum_kv_client/campaign.toml", |t| {
+        edit(
+            t.replace("../../../target/debug/quorum-kv", kv.to_str().unwrap())
+                .replace(
+                    r#"plugin = "../quorum_kv_client.wasm""#,
+                    &format!("plugin = {:?}", client.to_str().unwrap()),
+                ),
+        )
+    })
+}
+
+#[test]
+fn a_client_component_carries_the_reference_campaign() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = component_campaign(dir.path(), |t| t);
+    let run = run_campaign(
+        dir.path(),
+        &c,
+        &[
+            "--plugin",
+            "kill_primary_mid_write",
+            "--cycles",
+            "2",
+            "--writes",
+            "60",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for c in run.cycles() {
+        assert_eq!(c["status"], "pass", "{c}");
+        assert!(c["ok"].as_u64().unwrap() > 0, "{c}");
+        assert_eq!(c["effects"][0]["verified"], true, "{c}");
+        for n in c["nodes"].as_array().unwrap() {
+            if n["alive"] == true {
+                assert!(n["missing_acked"].as_array().unwrap().is_empty(), "{n}");
+                assert!(
+                    n["held"].as_u64().unwrap() >= c["ok"].as_u64().unwrap(),
+                    "{n}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_lost_write_is_caught_through_a_client_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = bin_dir().join("quorum-kv");
+    let c = component_campaign(dir.path(), |t| {
+        format!(
+            "{t}\n[system.commands]\n2 = [{:?}, \"--node\", \"{{index}}\", \"--listen\", \"{{host}}:{{port}}\", \"--data-dir\", \"{{data_dir}}\", \"--peers\", \"{{peers}}\", \"--quorum\", \"2\", \"--bug\", \"lose-one\"]\n",
+            kv.to_str().unwrap()
+        )
+    });
+    let run = run_campaign(
+        dir.path(),
+        &c,
+        &[
+            "--plugin",
+            "drop_random_acks",
+            "--cycles",
+            "1",
+            "--writes",
+            "60",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let c = &run.cycles()[0];
+    assert_eq!(c["status"], "fail", "{c}");
+    assert_eq!(c["lost_acked"], 1, "{c}");
+    assert!(reasons(c).contains("-w42"), "{c}");
+}
+
+#[test]
+fn a_client_component_reaches_the_cycles_nodes_and_nothing_else() {
+    // A listener standing for anything else on this machine (another
+    // cycle's node, a node's port it does not serve), and sshd's port.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    other.set_nonblocking(true).unwrap();
+    let other_addr = other.local_addr().unwrap().to_string();
+    for peek in ["127.0.0.1:22", other_addr.as_str()] {
+        let dir = tempfile::tempdir().unwrap();
+        let c = component_campaign(dir.path(), |t| {
+            format!("{t}\n[params.quorum_kv_client]\npeek = {peek:?}\n")
+        });
+        let run = run_campaign(
+            dir.path(),
+            &c,
+            &[
+                "--plugin",
+                "drop_random_acks",
+                "--cycles",
+                "2",
+                "--writes",
+                "10",
+            ],
+        );
+        assert_eq!(run.code, 1, "{peek}: {}", run.stderr);
+        // Every cycle ran (the campaign goes on), and each is an error
+        // naming the plugin and the address.
+        let cycles = run.cycles();
+        assert_eq!(cycles.len(), 2);
+        for c in cycles {
+            assert_eq!(c["status"], "error", "{c}");
+            let r = reasons(&c);
+            assert!(
+                r.contains(&format!(
+                    "client quorum_kv_client@0.1.0: TcpConnect {peek} refused"
+                )),
+                "{peek}: {r}"
+            );
+        }
+    }
+    match other.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        got => panic!("the client reached {other_addr}: {got:?}"),
+    }
+}
+
+#[test]
+fn a_fault_plugin_named_as_the_client_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fault = plugin("partition_minority");
+    let c = component_campaign(dir.path(), |t| {
+        let start = t.find("plugin = ").unwrap();
+        let end = start + t[start..].find('\n').unwrap();
+        format!(
+            "{}plugin = {:?}{}",
+            &t[..start],
+            fault.to_str().unwrap(),
+            &t[end..]
+        )
+    });
+    let run = run_campaign(dir.path(), &c, &["--cycles", "1"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("client.plugin: partition_minority@")
+            && run.stderr.contains("is a fault plugin, not a client"),
+        "{}",
+        run.stderr
+    );
+    // And a client passed as a fault.
+    let c = campaign(dir.path(), false, |t| t);
+    let client = example_plugin("quorum_kv_client");
+    let run = run_campaign(dir.path(), &c, &["--plugin", client.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is a client component, not a fault"),
+        "{}",
+        run.stderr
+    );
 }

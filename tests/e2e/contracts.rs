@@ -1,5 +1,5 @@
 //! Issue 12: contract versions side by side. Plugins built against every
-//! supported version (0.1.0, 0.1.1 from their frozen WIT, 0.2.0 through
+//! supported version (0.1.0, 0.1.1, 0.2.0 from their frozen WIT, 0.3.0 through
 //! chaos-host-sdk) run in one campaign, each through its own bindings; the
 //! version section chaos-host-sdk writes decides before compiling, and must
 //! agree with what the component exports.
@@ -28,12 +28,14 @@ fn plugins_of_every_supported_contract_run_in_one_campaign() {
     let dir = tempfile::tempdir().unwrap();
     let v010 = guest("contract_0_1_0"); // fault legacy_kill, no version section
     let v011 = guest("contract_0_1_1"); // assertion legacy_alive, no section
+    let v020 = guest("contract_0_2_0"); // fault legacy_pause, no section
     let partition = plugin("partition_minority"); // fault, chaos-host-sdk
     let convergence = plugin("convergence"); // assertion, chaos-host-sdk
     assert_eq!(contract_of(&v010), "0.1.0");
     assert_eq!(contract_of(&v011), "0.1.1");
-    assert_eq!(contract_of(&partition), "0.2.0");
-    assert_eq!(contract_of(&convergence), "0.2.0");
+    assert_eq!(contract_of(&v020), "0.2.0");
+    assert_eq!(contract_of(&partition), "0.3.0");
+    assert_eq!(contract_of(&convergence), "0.3.0");
     let c = campaign(dir.path(), false, |t| t);
     let run = run_campaign(
         dir.path(),
@@ -44,11 +46,15 @@ fn plugins_of_every_supported_contract_run_in_one_campaign() {
             "--plugin",
             v011.to_str().unwrap(),
             "--plugin",
+            v020.to_str().unwrap(),
+            "--plugin",
             partition.to_str().unwrap(),
             "--plugin",
             convergence.to_str().unwrap(),
             "--allow",
             "legacy_kill=signal",
+            "--allow",
+            "legacy_pause=pause",
             "--cycles",
             "2",
             "--writes",
@@ -67,7 +73,8 @@ fn plugins_of_every_supported_contract_run_in_one_campaign() {
                 .unwrap_or_else(|| panic!("no verdict of {prefix} in {c}"))
         };
         // The 0.1.1 assertion sees `alive` through the adapter: the 0.1.0
-        // fault killed the primary, the 0.2.0 partition killed no one.
+        // fault killed the primary, the 0.2.0 pause and the 0.3.0
+        // partition killed no one.
         let legacy = by("legacy_alive@");
         let alive = legacy["figures"]
             .as_array()
@@ -93,13 +100,13 @@ fn plugins_of_every_supported_contract_run_in_one_campaign() {
         let effect = c["effects"][0]["kind"].as_str().unwrap().to_string();
         match effect.as_str() {
             "signal" => assert_eq!(alive, 2.0, "{c}"),
-            "partition" => assert_eq!(alive, 3.0, "{c}"),
+            "partition" | "pause" => assert_eq!(alive, 3.0, "{c}"),
             other => panic!("unexpected effect {other}: {c}"),
         }
         assert_eq!(c["effects"][0]["verified"], true, "{c}");
         classes.insert(effect);
     }
-    assert_eq!(classes.len(), 2, "both faults ran: {classes:?}");
+    assert_eq!(classes.len(), 3, "every fault ran: {classes:?}");
     assert!(processes_mentioning(dir.path()).is_empty());
 }
 
@@ -133,7 +140,7 @@ fn the_version_section_decides_and_must_agree_with_the_exports() {
     // Every plugin built with chaos-host-sdk carries the section, holding
     // the version of the WIT it was built from.
     let wit = std::fs::read_to_string(root().join("sdk/wit/types.wit")).unwrap();
-    assert!(wit.contains("package chaos:plugin@0.2.0;"));
+    assert!(wit.contains("package chaos:plugin@0.3.0;"));
     for name in [
         "partition_minority",
         "convergence",
@@ -142,10 +149,10 @@ fn the_version_section_decides_and_must_agree_with_the_exports() {
         "clock_skew_peer",
     ] {
         let bytes = std::fs::read(plugin(name)).unwrap();
-        let needle = b"chaos:contract-version0.2.0";
+        let needle = b"chaos:contract-version0.3.0";
         assert!(
             bytes.windows(needle.len()).any(|w| w == needle),
-            "{name} carries no chaos:contract-version section of 0.2.0"
+            "{name} carries no chaos:contract-version section of 0.3.0"
         );
     }
     let legacy = std::fs::read(guest("contract_0_1_0")).unwrap();
@@ -153,7 +160,7 @@ fn the_version_section_decides_and_must_agree_with_the_exports() {
         (
             "future",
             b"9.9.9",
-            "built against contract chaos:plugin@9.9.9, but this chaos-host supports contract versions 0.1.0 to 0.1.1, 0.2.0 (upgrade chaos-host, or rebuild the plugin against an older chaos-sdk)",
+            "built against contract chaos:plugin@9.9.9, but this chaos-host supports contract versions 0.1.0 to 0.1.1, 0.2.0, 0.3.0 (upgrade chaos-host, or rebuild the plugin against an older chaos-sdk)",
         ),
         (
             "disagrees",
@@ -195,7 +202,7 @@ fn the_version_section_decides_and_must_agree_with_the_exports() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(
-            "it carries two chaos:contract-version sections, 0.2.0 and 0.1.1: it was linked from code built by different chaos-sdk versions (rebuild it)"
+            "it carries two chaos:contract-version sections, 0.3.0 and 0.1.1: it was linked from code built by different chaos-sdk versions (rebuild it)"
         ),
         "{out:?}"
     );

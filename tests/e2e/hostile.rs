@@ -343,3 +343,60 @@ fn two_plugins_with_one_name_are_refused_naming_both_files() {
         "{e}"
     );
 }
+
+#[test]
+fn numbers_out_of_range_are_refused_naming_call_value_and_range() {
+    // Issue 24: a pause or partition of 0 ms was recorded verified (a
+    // fault that did nothing, PASS); u32::MAX ms outlived the cycle.
+    let (_dir, run) = run_hostile("extreme_numbers", 22);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    for c in run.cycles() {
+        assert_eq!(c["status"], "ineffective", "{c}");
+        assert!(c["effects"].as_array().unwrap().is_empty(), "{c}");
+        let reasons = c["reasons"].to_string();
+        for says in [
+            "pause: lease ms 0 is out of range (allowed 1 to 600000; a lease of 0 ms is a fault that does nothing)",
+            "partition: lease ms 0 is out of range",
+            "pause: lease ms 4294967295 is out of range",
+            "restart: down_ms 4294967295 is out of range (allowed 0 to 600000)",
+        ] {
+            assert!(reasons.contains(says), "{says}: {reasons}");
+        }
+    }
+}
+
+#[test]
+fn a_plugins_control_characters_are_shown_never_interpreted() {
+    // Issue 24: ESC, NUL and newlines in a plugin's error and log made
+    // junit.xml ill-formed, cleared the terminal and forged progress lines.
+    let (dir, run) = run_hostile("control_chars", 22);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        !run.stderr.contains('\u{1b}') && !run.stderr.contains('\0'),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr
+            .lines()
+            .any(|l| l.starts_with("[misbehave] cycle 1/1 pass: forged")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("\\u{1b}[2J"),
+        "shown escaped: {}",
+        run.stderr
+    );
+    for file in ["junit.xml", "cycles.jsonl", "report.html"] {
+        let text = std::fs::read_to_string(run.out.join(file)).unwrap();
+        let bad: Vec<char> = text
+            .chars()
+            .filter(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
+            .collect();
+        assert!(bad.is_empty(), "{file} holds {bad:?}");
+    }
+    let junit = std::fs::read_to_string(run.out.join("junit.xml")).unwrap();
+    assert!(junit.contains("&lt;tag&gt;"), "escaped in XML: {junit}");
+    drop(dir);
+}

@@ -31,7 +31,7 @@ mod hostile;
 mod sharing;
 // A small-backlog Python store in proxy and netns modes.
 mod small_backlog;
-// Contract versions side by side: 0.1.0, 0.1.1 and 0.2.0 plugins together.
+// Contract versions side by side: 0.1.0, 0.1.1, 0.2.0 and 0.3.0 plugins together.
 mod contracts;
 // Built-in plugins by name, from an installed binary; `plugin list`.
 mod builtins;

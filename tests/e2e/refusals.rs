@@ -121,7 +121,7 @@ fn other_contract_version_is_refused_naming_both() {
     let dir = tempfile::tempdir().unwrap();
     let wasm = guest("future_contract");
     let expected = format!(
-        "chaos-host: error: plugin {}: built against contract chaos:plugin@9.0.0, but this chaos-host supports contract versions 0.1.0 to 0.1.1, 0.2.0 (upgrade chaos-host, or rebuild the plugin against an older chaos-sdk)",
+        "chaos-host: error: plugin {}: built against contract chaos:plugin@9.0.0, but this chaos-host supports contract versions 0.1.0 to 0.1.1, 0.2.0, 0.3.0 (upgrade chaos-host, or rebuild the plugin against an older chaos-sdk)",
         wasm.display()
     );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_chaos-host"))

@@ -90,7 +90,7 @@ fn scaffolded_fault_builds_and_runs_against_the_reference_system() {
     let crate_dir = new_plugin(dir.path(), "my_fault", false, None);
     // The scaffold asks for the published SDK by version...
     let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
-    assert!(manifest.contains("chaos-host-sdk = \"0.2\""), "{manifest}");
+    assert!(manifest.contains("chaos-host-sdk = \"0.3\""), "{manifest}");
     // ...which this test stands in for with the packaged one.
     let sdk = packaged_sdk(dir.path());
     std::fs::write(

@@ -4,7 +4,8 @@
 /// The FUSE library logs every reply to a killed node's interrupted request
 /// as an error: expected under restarts, so `fuser` is quiet unless the
 /// filter names it (`CHAOS_LOG=fuser=debug`). A filter that does not parse
-/// falls back to `info`.
+/// falls back to `info`. Plugin text reaches it escaped (chaos_plugin's
+/// `clip`, `printable`).
 pub fn init(filter: &str) {
     let filter = if filter.contains("fuser") {
         filter.to_string()
@@ -17,6 +18,9 @@ pub fn init(filter: &str) {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,fuser=off")),
         )
         .with_writer(std::io::stderr)
+        // Colours for a terminal only: in a file or a CI log they are
+        // escape sequences in the text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
 }

@@ -190,6 +190,8 @@ impl Effects {
         offset_ms: i64,
         ms: u32,
     ) -> Result<(), String> {
+        chaos_model::bounds::offset(offset_ms)?;
+        chaos_model::bounds::lease("clock-offset", ms)?;
         self.skew(index, offset_ms, 0, ms).await
     }
 
@@ -201,6 +203,8 @@ impl Effects {
         ppm: i32,
         ms: u32,
     ) -> Result<(), String> {
+        chaos_model::bounds::drift(ppm)?;
+        chaos_model::bounds::lease("clock-drift", ms)?;
         if ppm == 0 {
             return Err("clock-drift: ppm 0 is no drift; ask for a rate, e.g. 200000 (the clock runs 20 % fast)".into());
         }

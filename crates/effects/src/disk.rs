@@ -20,6 +20,10 @@ impl Effects {
         fault: DiskFault,
         ms: u32,
     ) -> Result<(), String> {
+        chaos_model::bounds::lease("disk", ms)?;
+        if let DiskFault::SlowIo(delay) = fault {
+            chaos_model::bounds::slow_io(delay)?;
+        }
         self.node(index)?;
         let disk = self.disk_of(index)?.clone();
         // One disk lease per node at a time: ending the first would clear a

@@ -28,6 +28,7 @@ impl Effects {
         ms: u32,
         seed: u64,
     ) -> Result<(), String> {
+        chaos_model::bounds::lease("link", ms)?;
         self.check_grudge(Kind::Link, &grudge)?;
         fault.check(ms)?;
         // A new link fault replaces the one in force (this plugin's only).

@@ -21,6 +21,7 @@ use std::time::Instant;
 
 impl Effects {
     pub async fn partition(self: &Arc<Self>, grudge: Grudge, ms: u32) -> Result<(), String> {
+        chaos_model::bounds::lease("partition", ms)?;
         self.check_grudge(Kind::Partition, &grudge)?;
         // A new partition replaces the one in force (this plugin's only).
         // Held until the new lease is recorded.

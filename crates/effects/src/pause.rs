@@ -13,6 +13,7 @@ const STATE_DEADLINE: Duration = Duration::from_millis(200);
 
 impl Effects {
     pub async fn pause(self: &Arc<Self>, index: u32, ms: u32) -> Result<(), String> {
+        chaos_model::bounds::lease("pause", ms)?;
         let node = self.node(index)?.clone();
         if !node.alive() {
             return Err(format!("node {index} is not running; nothing to pause"));

@@ -21,6 +21,7 @@ const EXIT_DEADLINE: Duration = Duration::from_secs(2);
 impl Effects {
     /// Kill node `index` now and start it again `down_ms` later.
     pub async fn restart(self: &Arc<Self>, index: u32, down_ms: u32) -> Result<(), String> {
+        chaos_model::bounds::down(down_ms)?;
         let node = self.node(index)?.clone();
         if self.lease_open(Kind::Restart, index) {
             return Err(format!(

@@ -168,8 +168,10 @@ pub fn start_time(pid: Pid) -> Option<u64> {
     crate::procfs::stat(pid).map(|s| s.start)
 }
 
+/// `pid` is still the process that started at `start`, and running: a
+/// zombie (exited, not yet reaped) owns nothing any more.
 fn same_process(pid: i32, start: u64) -> bool {
-    start_time(Pid::from_raw(pid)) == Some(start)
+    crate::procfs::stat(Pid::from_raw(pid)).is_some_and(|s| s.start == start && s.state != 'Z')
 }
 
 /// Replay every journal in `dir` whose owner is no longer running.
@@ -190,10 +192,20 @@ pub fn recover(dir: &Path, above: &dyn Undo) -> anyhow::Result<Vec<String>> {
         }
         // Another chaos-host may be replaying or removing it at the same
         // time: a journal that vanished is not an error.
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
+        let text = match std::fs::read(&path).map(String::from_utf8) {
+            Ok(Ok(t)) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e).with_context(|| format!("reading journal {}", path.display())),
+            // One unreadable journal must not stop the others' recovery:
+            // it is moved aside, with a line saying so.
+            unreadable => {
+                let why = match unreadable {
+                    Err(e) => e.to_string(),
+                    Ok(Err(_)) => "not UTF-8 text".into(),
+                    Ok(Ok(_)) => unreachable!("handled above"),
+                };
+                actions.push(set_aside(&path, &why));
+                continue;
+            }
         };
         let same_boot = match parse(&text).first().map(|(_, e)| e.clone()) {
             Some(Entry::Owner { pid, start, boot }) => {
@@ -236,6 +248,23 @@ pub fn recover(dir: &Path, above: &dyn Undo) -> anyhow::Result<Vec<String>> {
         }
     }
     Ok(actions)
+}
+
+/// Move an unreadable journal to `<name>.corrupt`, out of every later
+/// recovery's way, and say so.
+fn set_aside(path: &Path, why: &str) -> String {
+    let aside = path.with_extension("journal.corrupt");
+    match std::fs::rename(path, &aside) {
+        Ok(()) => format!(
+            "WARNING: journal {} is unreadable ({why}): moved aside to {}; what it recorded was not undone, check it by hand",
+            path.display(),
+            aside.display()
+        ),
+        Err(e) => format!(
+            "WARNING: journal {} is unreadable ({why}) and could not be moved aside ({e}); remove it by hand",
+            path.display()
+        ),
+    }
 }
 
 fn parse(text: &str) -> Vec<(u64, Entry)> {
@@ -446,6 +475,51 @@ mod tests {
         // With the cause gone, cleanup finishes.
         let rerun = replay_file(&path, &NothingAbove).unwrap();
         assert!(rerun.1.is_empty(), "{rerun:?}");
+    }
+
+    #[test]
+    fn an_unreadable_journal_is_set_aside_and_the_others_recovered() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.journal");
+        std::fs::write(&bad, [0xff, 0xfe, b'\n']).unwrap();
+        // A dead run's journal beside it (its owner pid cannot exist).
+        let dead = dir.path().join("dead.journal");
+        let owner = Line {
+            seq: 0,
+            entry: Entry::Owner {
+                pid: i32::MAX,
+                start: 1,
+                boot: String::new(),
+            },
+        };
+        std::fs::write(&dead, serde_json::to_string(&owner).unwrap() + "\n").unwrap();
+        let actions = recover(dir.path(), &NothingAbove).unwrap();
+        assert!(
+            actions
+                .iter()
+                .any(|a| a.contains("bad.journal is unreadable (not UTF-8 text): moved aside")),
+            "{actions:?}"
+        );
+        assert!(!bad.exists() && dir.path().join("bad.journal.corrupt").exists());
+        assert!(
+            !dead.exists(),
+            "the other journal was recovered: {actions:?}"
+        );
+        // Set aside once: the next recovery does not trip on it again.
+        assert!(recover(dir.path(), &NothingAbove).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_zombie_owner_counts_as_dead() {
+        // A child that exited and is not reaped yet is a zombie.
+        let child = std::process::Command::new("true").spawn().unwrap();
+        let pid = Pid::from_raw(child.id() as i32);
+        let start = start_time(pid).unwrap();
+        while crate::procfs::state(pid) != Some('Z') {
+            std::thread::yield_now();
+        }
+        assert!(!same_process(pid.as_raw(), start));
+        drop(child);
     }
 
     #[test]

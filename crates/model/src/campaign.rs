@@ -738,9 +738,6 @@ impl Campaign {
                 );
             }
         }
-        let Some(program) = c.command.first() else {
-            bail!("client.command is empty: give the driver program and its arguments");
-        };
         if !crate::client::TIMEOUT_MS.contains(&c.timeout_ms) {
             bail!(
                 "client.timeout_ms is {}: give how long one operation may take, {} to {} ms",
@@ -749,6 +746,26 @@ impl Campaign {
                 crate::client::TIMEOUT_MS.end()
             );
         }
+        if let Some(plugin) = &c.plugin {
+            if !c.command.is_empty() || !c.env.is_empty() {
+                bail!(
+                    "client: both a plugin ({plugin}) and a command{} are given: a client is a component (plugin) or a driver process (command, env); keep one",
+                    if c.command.is_empty() {
+                        " environment"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            return Ok(ClientSpec::Component {
+                plugin: crate::plugin_ref::PluginRef::parse(plugin, dir, "client.plugin")?,
+            });
+        }
+        let Some(program) = c.command.first() else {
+            bail!(
+                "client.command is empty: give the driver program and its arguments (or client.plugin, a client component)"
+            );
+        };
         for (i, arg) in c.command.iter().enumerate() {
             check_template(
                 &format!("client.command[{i}]"),
@@ -876,6 +893,10 @@ pub enum ClientSpec {
         program: PathBuf,
         args: Vec<String>,
         dir: PathBuf,
+    },
+    /// `[client] plugin`: a client component per client process.
+    Component {
+        plugin: crate::plugin_ref::PluginRef,
     },
 }
 

@@ -12,14 +12,19 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// `[client]`: a driver process per client process.
+/// `[client]`: a driver process (`command`) or a component (`plugin`) per
+/// client process.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSection {
     /// Program and arguments of the driver. A program containing `/` is
     /// relative to the campaign file's directory; a bare name is looked up
     /// on PATH. Placeholders: `{namespace}`, `{cycle}`, `{process}`.
+    #[serde(default)]
     pub command: Vec<String>,
+    /// A client component (contract 0.3.0's `client-plugin` world): a path
+    /// relative to the campaign file, or an `oci://` reference.
+    pub plugin: Option<String>,
     /// Extra environment for the driver (templates as `command`).
     #[serde(default)]
     pub env: BTreeMap<String, String>,

@@ -65,7 +65,8 @@ impl LinkFault {
                 self.jitter_ms, self.latency_ms
             ));
         }
-        if self.latency_ms + self.jitter_ms >= ms {
+        crate::bounds::link(self.latency_ms, self.jitter_ms, self.bandwidth)?;
+        if u64::from(self.latency_ms) + u64::from(self.jitter_ms) >= u64::from(ms) {
             return Err(format!(
                 "link: latency {} ms + jitter {} ms does not fit in the {ms} ms lease (no delayed byte would arrive before the heal; lengthen ms)",
                 self.latency_ms, self.jitter_ms

@@ -4,6 +4,7 @@
 //! seeds every cycle derives from. Data and its validation only: nothing
 //! here starts a process, opens a socket or touches the machine.
 
+pub mod bounds;
 pub mod burst;
 pub mod campaign;
 pub mod client;

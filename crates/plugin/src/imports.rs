@@ -50,7 +50,7 @@ impl PluginState {
             }
             return;
         }
-        let mut m = message;
+        let mut m = super::state::printable(message);
         if m.len() > MAX_LOG_BYTES {
             let mut cut = MAX_LOG_BYTES;
             while !m.is_char_boundary(cut) {

@@ -17,6 +17,7 @@
 
 pub use chaos_builtins as builtins;
 
+pub mod client;
 mod grants;
 mod history;
 mod identity;

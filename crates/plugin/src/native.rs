@@ -258,7 +258,7 @@ extern "C" fn cb_log(p: *mut c_void, level: i32, msg: *const c_char) {
     }
     // SAFETY: `msg` is NULL or a NUL-terminated string the plugin owns for
     // the duration of this call (chaos_native.h), copied at once.
-    let mut m = unsafe { cstr(msg) };
+    let mut m = crate::state::printable(unsafe { cstr(msg) });
     if m.len() > MAX_LOG_BYTES {
         m = clip(m);
     }

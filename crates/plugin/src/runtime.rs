@@ -26,7 +26,7 @@ use wasmtime::{Config, Engine, Store, UpdateDeadline};
 pub const FUEL_PER_CALL: u64 = 2_000_000_000;
 /// Fuel between yields to the async executor, so a busy plugin cannot hold
 /// a worker thread and its deadline can fire.
-const FUEL_YIELD: u64 = 5_000_000;
+pub(crate) const FUEL_YIELD: u64 = 5_000_000;
 /// Deadline for `describe()`.
 const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the engine's epoch advances: running wasm checks its
@@ -35,14 +35,14 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// How long after its deadline a call is dropped while it waits in a host
 /// function (`sleep_ms`, `wait_writes`), where no wasm runs to see the
 /// epoch. Running wasm is stopped by the epoch first, with a clearer reason.
-const BACKSTOP_GRACE: Duration = Duration::from_millis(100);
+pub(crate) const BACKSTOP_GRACE: Duration = Duration::from_millis(100);
 
 /// A plugin call ran past its deadline while executing wasm: raised from
 /// the epoch callback, so the trap says why.
 #[derive(Debug, thiserror::Error)]
 #[error("wall-clock deadline of {ms} ms passed (stopped by the epoch interrupt)")]
-struct WallClockDeadline {
-    ms: u128,
+pub(crate) struct WallClockDeadline {
+    pub(crate) ms: u128,
 }
 
 /// What `describe()` said, in host terms.
@@ -80,7 +80,7 @@ impl PluginMeta {
     }
 }
 
-enum Pre {
+pub(crate) enum Pre {
     Wasm(wit::Pre),
     Native(Arc<NativeLib>),
 }
@@ -91,12 +91,12 @@ pub struct Loaded {
     pub meta: PluginMeta,
     declared: Vec<Capability>,
     grants: Grants,
-    params: Vec<(String, String)>,
-    pre: Pre,
-    engine: Engine,
+    pub(crate) params: Vec<(String, String)>,
+    pub(crate) pre: Pre,
+    pub(crate) engine: Engine,
     /// Fuel one call may burn ([`FUEL_PER_CALL`] unless the campaign sets
     /// `campaign.assertion_fuel`).
-    fuel: u64,
+    pub(crate) fuel: u64,
 }
 
 /// Where compiled components are cached: `CHAOS_CACHE_DIR` (`off` turns
@@ -497,7 +497,7 @@ impl Loaded {
             Ok(Ok(Err(reason))) => Err(PluginError::Returned {
                 plugin: label,
                 phase: "check",
-                reason,
+                reason: clip(reason),
             }),
             // A checker over its budget has not judged: `unknown`, with
             // what it was given, and the campaign goes on (Knossos and
@@ -536,7 +536,11 @@ pub struct AssertionVerdict {
     pub figures: Vec<(String, f64)>,
 }
 
-fn trap(plugin: String, phase: &'static str, e: impl Into<anyhow::Error>) -> PluginError {
+pub(crate) fn trap(
+    plugin: String,
+    phase: &'static str,
+    e: impl Into<anyhow::Error>,
+) -> PluginError {
     let e: anyhow::Error = e.into();
     // The sandbox's own stops say which limit; otherwise the root cause
     // names the trap (fuel, unreachable) without the wasm backtrace noise.

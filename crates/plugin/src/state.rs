@@ -37,8 +37,12 @@ pub enum PluginError {
 /// megabytes).
 pub const MAX_REASON_BYTES: usize = 4096;
 
-/// `text` cut to [`MAX_REASON_BYTES`], saying how much was dropped.
-pub fn clip(mut text: String) -> String {
+/// `text` cut to [`MAX_REASON_BYTES`], saying how much was dropped, with
+/// every control character shown escaped (`\u{1b}`, `\n`): a plugin's text
+/// is shown, never interpreted, and stays one line (no forged progress
+/// line on stderr, no terminal escape, no XML junit.xml cannot hold).
+pub fn clip(text: String) -> String {
+    let mut text = printable(text);
     if text.len() <= MAX_REASON_BYTES {
         return text;
     }
@@ -50,6 +54,22 @@ pub fn clip(mut text: String) -> String {
     text.truncate(cut);
     text.push_str(&format!(" …({} more bytes dropped)", total - cut));
     text
+}
+
+/// `text` with its control characters escaped.
+pub fn printable(text: String) -> String {
+    if !text.chars().any(char::is_control) {
+        return text;
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Store data of one plugin instance.
@@ -84,5 +104,20 @@ impl WasiView for PluginState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_text_is_one_printable_line() {
+        let t = clip("forged\n[x] cycle 1/1 pass\u{1b}[2J\0end".into());
+        assert_eq!(t, "forged\\n[x] cycle 1/1 pass\\u{1b}[2J\\u{0}end");
+        assert!(!t.chars().any(char::is_control));
+        let long = clip("\u{7}".repeat(5000));
+        assert!(long.contains("more bytes dropped") && !long.contains('\u{7}'));
+        assert_eq!(clip("plain é".into()), "plain é");
     }
 }

@@ -47,12 +47,52 @@ fn stream(seed: u64, n: u64) -> ChaCha8Rng {
 
 /// The WASI context of one call whose cycle seed is `seed`.
 pub fn context(seed: u64) -> WasiCtx {
+    builder(seed).build()
+}
+
+/// The WASI context of a client instance: [`context`], and TCP to the
+/// cycle's nodes (`nodes`, their client addresses) and nowhere else. An
+/// implicit bind (the wildcard address, port 0, before a connect) is
+/// allowed; every other address and use (listen, UDP, name lookup) is
+/// refused and written to `refused` with the plugin's `label`, so the
+/// cycle can name it.
+pub fn client_context(
+    seed: u64,
+    nodes: Vec<std::net::SocketAddr>,
+    refused: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    label: String,
+) -> WasiCtx {
+    use wasmtime_wasi::sockets::SocketAddrUse;
+    let mut b = builder(seed);
+    b.allow_tcp(true)
+        .socket_addr_check(move |addr, use_| {
+            let allowed = match use_ {
+                SocketAddrUse::TcpConnect => nodes.contains(&addr),
+                SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
+                _ => false,
+            };
+            if !allowed {
+                let mut r = refused.lock().unwrap_or_else(|e| e.into_inner());
+                // A client retrying in a loop is bounded here.
+                if r.len() < 20 {
+                    r.push(format!(
+                        "client {label}: {use_:?} {addr} refused (a client may connect to the cycle's nodes only: {})",
+                        nodes.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                    ));
+                }
+            }
+            Box::pin(async move { allowed })
+        });
+    b.build()
+}
+
+fn builder(seed: u64) -> wasmtime_wasi::WasiCtxBuilder {
     let mut seeds = stream(seed, STREAM_SEEDS);
     let insecure_seed = (u128::from(seeds.next_u64()) << 64) | u128::from(seeds.next_u64());
     let base = WALL_CLOCK_ORIGIN + Duration::from_secs(seeds.next_u64() % WALL_CLOCK_SPAN_S);
     let start = Instant::now();
-    WasiCtx::builder()
-        .allow_ip_name_lookup(false)
+    let mut b = WasiCtx::builder();
+    b.allow_ip_name_lookup(false)
         .allow_tcp(false)
         .allow_udp(false)
         .secure_random(stream(seed, STREAM_SECURE))
@@ -62,8 +102,8 @@ pub fn context(seed: u64) -> WasiCtx {
         // them; wasmtime's default allows 64 MiB per call.
         .max_random_size(MAX_RANDOM_BYTES)
         .wall_clock(SeededWallClock { base, start })
-        .monotonic_clock(StoreMonotonicClock { start })
-        .build()
+        .monotonic_clock(StoreMonotonicClock { start });
+    b
 }
 
 /// Wall clock: a seeded base plus the real time since the store was made.

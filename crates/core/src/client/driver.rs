@@ -13,6 +13,7 @@
 //! PR_SET_PDEATHSIG, journaled, so neither a cycle's end nor a SIGKILLed
 //! engine leaves one running.
 
+use super::NoReply;
 use chaos_journal::journal::{Entry, Journal};
 use chaos_model::client::{Op, Reply, Request};
 use chaos_model::template::Vars;
@@ -58,26 +59,6 @@ struct Proc {
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
     journal_seq: Option<u64>,
-}
-
-/// Why an operation got no reply.
-#[derive(Debug)]
-pub enum NoReply {
-    /// The driver could not be started at all: the operation never left.
-    Start(String),
-    /// No answer within `client.timeout_ms` (the system may be slow or
-    /// stopped); the process was retired.
-    Timeout(String),
-    /// The driver exited or answered garbage; it was retired.
-    Broken(String),
-}
-
-impl std::fmt::Display for NoReply {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            NoReply::Start(e) | NoReply::Timeout(e) | NoReply::Broken(e) => f.write_str(e),
-        }
-    }
 }
 
 pub struct Spec<'a> {

@@ -1,11 +1,13 @@
 //! The client: how a cycle's operations reach the system.
 //!
 //! One contract (`chaos_model::client`): `ready`, `setup`, `add`, `read`,
-//! each answered ok / fail / info, with the node it went to. Two clients
+//! each answered ok / fail / info, with the node it went to. Three clients
 //! carry it: the built-in one renders the campaign's HTTP templates
 //! ([`http`]); `[client] command` hands each operation to a driver
-//! process ([`driver`]), one per client process.
+//! process ([`driver`]), and `[client] plugin` to a sandboxed component
+//! ([`component`]), one per client process.
 
+mod component;
 mod driver;
 mod http;
 
@@ -40,6 +42,26 @@ pub enum ReadError {
     Garbage(String),
 }
 
+/// Why an operation got no reply.
+#[derive(Debug)]
+pub enum NoReply {
+    /// The driver could not be started at all: the operation never left.
+    Start(String),
+    /// No answer within `client.timeout_ms` (the system may be slow or
+    /// stopped); the process was retired.
+    Timeout(String),
+    /// The driver exited or answered garbage; it was retired.
+    Broken(String),
+}
+
+impl std::fmt::Display for NoReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoReply::Start(e) | NoReply::Timeout(e) | NoReply::Broken(e) => f.write_str(e),
+        }
+    }
+}
+
 /// The client of one cycle; cheap to clone (its workers share it).
 #[derive(Clone)]
 pub struct Client(Arc<Kind>);
@@ -50,12 +72,42 @@ enum Kind {
         reader: Box<http::Reader>,
         http: reqwest::Client,
     },
-    Driver(Arc<ReadyVia>),
+    Process(Arc<ReadyVia>),
 }
 
-/// The drivers, and which process asks each node whether it is ready.
+/// A client with processes of its own: driver processes or component
+/// instances, each answering the contract's operations.
+enum Backend {
+    Driver(driver::Drivers),
+    Component(component::Components),
+}
+
+impl Backend {
+    async fn call(&self, process: u32, op: Op) -> Result<chaos_model::client::Reply, NoReply> {
+        match self {
+            Backend::Driver(d) => d.call(process, op).await,
+            Backend::Component(c) => c.call(process, op).await,
+        }
+    }
+
+    fn problems(&self) -> Vec<String> {
+        match self {
+            Backend::Driver(d) => d.problems(),
+            Backend::Component(c) => c.problems(),
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            Backend::Driver(d) => d.close().await,
+            Backend::Component(c) => c.close().await,
+        }
+    }
+}
+
+/// The backend, and which process asks each node whether it is ready.
 struct ReadyVia {
-    drivers: driver::Drivers,
+    drivers: Backend,
     processes: chaos_model::history::Processes,
 }
 
@@ -73,7 +125,7 @@ impl chaos_lifecycle::ClientReady for ReadyVia {
                     ),
                     false,
                 )),
-                Err(driver::NoReply::Timeout(e)) => Err((e, false)),
+                Err(NoReply::Timeout(e)) => Err((e, false)),
                 Err(e) => Err((e.to_string(), true)),
             }
         })
@@ -101,6 +153,10 @@ pub struct Made<'a> {
     pub journal: Arc<chaos_journal::journal::Journal>,
     /// Readiness asks through each node's read-back process.
     pub processes: chaos_model::history::Processes,
+    /// The campaign's client component (`[client] plugin`), loaded.
+    pub plugin: Option<Arc<chaos_plugin::Loaded>>,
+    /// The cycle's seed (a component's randomness).
+    pub seed: u64,
 }
 
 impl Client {
@@ -108,8 +164,8 @@ impl Client {
         let c = m.campaign;
         let kind = match (&c.client, &c.file.write, &c.file.client) {
             (ClientSpec::Driver { program, args, dir }, _, Some(section)) => {
-                Kind::Driver(Arc::new(ReadyVia {
-                    drivers: driver::Drivers::new(driver::Spec {
+                Kind::Process(Arc::new(ReadyVia {
+                    drivers: Backend::Driver(driver::Drivers::new(driver::Spec {
                         program,
                         args,
                         cwd: dir,
@@ -119,7 +175,23 @@ impl Client {
                         nodes: &m.nodes,
                         dir: m.dir,
                         journal: m.journal,
-                    }),
+                    })),
+                    processes: m.processes,
+                }))
+            }
+            (ClientSpec::Component { .. }, _, Some(section)) => {
+                let plugin = m
+                    .plugin
+                    .expect("the host loads the campaign's client plugin for every cycle");
+                Kind::Process(Arc::new(ReadyVia {
+                    drivers: Backend::Component(component::Components::new(component::Spec {
+                        plugin,
+                        nodes: &m.nodes,
+                        namespace: m.namespace,
+                        cycle: m.cycle,
+                        seed: m.seed,
+                        timeout: std::time::Duration::from_millis(section.timeout_ms),
+                    })),
                     processes: m.processes,
                 }))
             }
@@ -151,14 +223,14 @@ impl Client {
     /// for the HTTP client, whose `[ready] url` the lifecycle asks itself.
     pub fn readiness(&self) -> Option<Arc<dyn chaos_lifecycle::ClientReady>> {
         match &*self.0 {
-            Kind::Driver(d) => Some(d.clone()),
+            Kind::Process(d) => Some(d.clone()),
             Kind::Http { .. } => None,
         }
     }
 
     /// Once per cycle, before the first write: the driver's `setup`.
     pub async fn setup(&self, process: u32) -> Result<(), String> {
-        let Kind::Driver(d) = &*self.0 else {
+        let Kind::Process(d) = &*self.0 else {
             return Ok(());
         };
         match d.drivers.call(process, Op::Setup).await {
@@ -176,7 +248,7 @@ impl Client {
     pub async fn add(&self, process: u32, index: u32, at: SocketAddr, id: &str) -> Answer {
         match &*self.0 {
             Kind::Http { writer, http, .. } => writer.write(http, index, at, id).await,
-            Kind::Driver(d) => {
+            Kind::Process(d) => {
                 let op = Op::Add {
                     node: index,
                     id: id.to_string(),
@@ -193,12 +265,12 @@ impl Client {
                     },
                     // Never started: the write never left. Retired
                     // mid-operation: it may have been sent.
-                    Err(driver::NoReply::Start(_)) => Answer {
+                    Err(NoReply::Start(_)) => Answer {
                         outcome: Outcome::Fail,
                         status: None,
                         body: None,
                     },
-                    Err(driver::NoReply::Timeout(_) | driver::NoReply::Broken(_)) => Answer {
+                    Err(NoReply::Timeout(_) | NoReply::Broken(_)) => Answer {
                         outcome: Outcome::Indeterminate,
                         status: None,
                         body: None,
@@ -217,14 +289,14 @@ impl Client {
     ) -> Result<Vec<String>, ReadError> {
         match &*self.0 {
             Kind::Http { reader, http, .. } => reader.read(http, index, at).await,
-            Kind::Driver(d) => match d.drivers.call(process, Op::Read { node: index }).await {
+            Kind::Process(d) => match d.drivers.call(process, Op::Read { node: index }).await {
                 Ok(r) if r.kind == ReplyType::Ok => Ok(r.ids.unwrap_or_default()),
                 Ok(r) => Err(ReadError::Unanswered(format!(
                     "read-back from node {index}: the driver answered {}: {}",
                     kind_name(r.kind),
                     r.error.unwrap_or_default()
                 ))),
-                Err(driver::NoReply::Timeout(e)) => Err(ReadError::Unanswered(e)),
+                Err(NoReply::Timeout(e)) => Err(ReadError::Unanswered(e)),
                 Err(e) => Err(ReadError::Garbage(e.to_string())),
             },
         }
@@ -234,14 +306,14 @@ impl Client {
     /// that could not start, exited, hung or answered garbage).
     pub fn problems(&self) -> Vec<String> {
         match &*self.0 {
-            Kind::Driver(d) => d.drivers.problems(),
+            Kind::Process(d) => d.drivers.problems(),
             Kind::Http { .. } => Vec::new(),
         }
     }
 
     /// End the client's processes.
     pub async fn close(&self) {
-        if let Kind::Driver(d) = &*self.0 {
+        if let Kind::Process(d) = &*self.0 {
             d.drivers.close().await;
         }
     }

@@ -86,6 +86,8 @@ pub struct Cycle<'a> {
     /// The run's out dir: each cycle's history goes to
     /// `history/<class>/cycle-<n>/history.jsonl` under it.
     pub out: &'a Path,
+    /// The campaign's client component (`[client] plugin`), loaded.
+    pub client_plugin: Option<Arc<Loaded>>,
 }
 
 /// What the burst and the fault left behind.
@@ -149,6 +151,8 @@ impl Cycle<'_> {
             dir,
             journal: self.journal.clone(),
             processes: self.processes(),
+            plugin: self.client_plugin.clone(),
+            seed,
         });
         let set_up = self.set_up_client(&mut cluster, &client).await;
         phases.insert("start", t.elapsed().as_millis() as u64);

@@ -109,7 +109,7 @@ impl Shaper {
     /// 16 KiB at a time), else `max`.
     pub fn chunk_limit(&self, max: usize) -> usize {
         match self.fault.bandwidth {
-            Some(rate) => ((rate * BUCKET_MS / 1000) as usize).clamp(256, max),
+            Some(rate) => (rate.saturating_mul(BUCKET_MS) / 1000).clamp(256, max as u64) as usize,
             None => max,
         }
     }

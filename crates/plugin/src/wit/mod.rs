@@ -15,8 +15,9 @@
 mod glue;
 pub mod v0_1;
 pub mod v0_2;
+pub mod v0_3;
 
-pub use v0_2 as latest;
+pub use v0_3 as latest;
 
 use super::observations::{CycleInfo, Observations};
 use super::state::PluginState;
@@ -29,7 +30,11 @@ use wasmtime::component::{Component, InstancePre, Linker};
 pub const SECTION: &str = "chaos:contract-version";
 
 /// Every supported range, oldest first.
-pub const SUPPORTED: &[(Version, Version)] = &[(v0_1::MIN, v0_1::MAX), (v0_2::MIN, v0_2::MAX)];
+pub const SUPPORTED: &[(Version, Version)] = &[
+    (v0_1::MIN, v0_1::MAX),
+    (v0_2::MIN, v0_2::MAX),
+    (v0_3::MIN, v0_3::MAX),
+];
 
 /// "0.1.0-0.1.1, 0.2.0", for error messages.
 pub fn supported() -> String {
@@ -49,13 +54,17 @@ pub fn supported() -> String {
 /// Link every supported version's `host` interface.
 pub fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
     v0_1::add_to_linker(linker)?;
-    v0_2::add_to_linker(linker)
+    v0_2::add_to_linker(linker)?;
+    v0_3::add_to_linker(linker)
 }
 
 /// A pre-instantiated component with the bindings of its contract version.
 pub enum Pre {
     V0_1(v0_1::Pre),
     V0_2(v0_2::Pre),
+    V0_3(v0_3::Pre),
+    /// A client component (since 0.3.0): no inject, no check.
+    Client(v0_3::ClientPre),
 }
 
 /// `$body` with `$p` bound to whichever version's `Pre` `$pre` holds: the
@@ -66,6 +75,8 @@ macro_rules! each_version {
         match $pre {
             Pre::V0_1($p) => $body,
             Pre::V0_2($p) => $body,
+            Pre::V0_3($p) => $body,
+            Pre::Client(_) => unreachable!("callers handle clients first"),
         }
     };
 }
@@ -77,17 +88,35 @@ impl Pre {
         pre: InstancePre<PluginState>,
     ) -> anyhow::Result<Self> {
         let within = |(min, max): (Version, Version)| min <= version && version <= max;
-        Ok(if within((v0_1::MIN, v0_1::MAX)) {
+        Ok(if kind == "client" {
+            if !within((v0_3::MIN, v0_3::MAX)) {
+                bail!(refusal(version));
+            }
+            Self::Client(v0_3::ClientPre::new(pre)?)
+        } else if within((v0_1::MIN, v0_1::MAX)) {
             Self::V0_1(v0_1::Pre::new(kind, pre)?)
         } else if within((v0_2::MIN, v0_2::MAX)) {
             Self::V0_2(v0_2::Pre::new(kind, pre)?)
+        } else if within((v0_3::MIN, v0_3::MAX)) {
+            Self::V0_3(v0_3::Pre::new(kind, pre)?)
         } else {
             bail!(refusal(version))
         })
     }
 
     pub async fn describe(&self, store: &mut Store<PluginState>) -> wasmtime::Result<Info> {
+        if let Pre::Client(c) = self {
+            return c.describe(store).await;
+        }
         each_version!(self, p => p.describe(store).await)
+    }
+
+    /// The client component, if this is one.
+    pub fn client(&self) -> Option<&v0_3::ClientPre> {
+        match self {
+            Pre::Client(c) => Some(c),
+            _ => None,
+        }
     }
 
     pub async fn inject(
@@ -95,6 +124,9 @@ impl Pre {
         store: &mut Store<PluginState>,
         cycle: &CycleInfo,
     ) -> wasmtime::Result<Result<(), String>> {
+        if let Pre::Client(_) = self {
+            return Ok(Err("not a fault plugin (a client)".into()));
+        }
         each_version!(self, p => p.inject(store, cycle).await)
     }
 
@@ -103,10 +135,16 @@ impl Pre {
         store: &mut Store<PluginState>,
         observations: &Observations,
     ) -> wasmtime::Result<Result<Verdict, String>> {
+        if let Pre::Client(_) = self {
+            return Ok(Err("not an assertion plugin (a client)".into()));
+        }
         each_version!(self, p => p.check(store, observations).await)
     }
 
     pub fn is_fault(&self) -> bool {
+        if let Pre::Client(_) = self {
+            return false;
+        }
         each_version!(self, p => p.is_fault())
     }
 }
@@ -177,6 +215,7 @@ pub fn detect(
         for (iface, kind) in [
             ("chaos:plugin/fault@", "fault"),
             ("chaos:plugin/assertion@", "assertion"),
+            ("chaos:plugin/client@", "client"),
         ] {
             let Some(text) = name.strip_prefix(iface) else {
                 continue;
@@ -197,7 +236,9 @@ pub fn detect(
             return Ok((kind, exported));
         }
     }
-    bail!("not a chaos plugin: it exports neither chaos:plugin/fault nor chaos:plugin/assertion")
+    bail!(
+        "not a chaos plugin: it exports none of chaos:plugin/fault, chaos:plugin/assertion, chaos:plugin/client"
+    )
 }
 
 #[cfg(test)]
@@ -209,7 +250,11 @@ mod tests {
     /// version (the WIT package line) is what MIN/MAX restate.
     #[test]
     fn ranges_match_their_wit() {
-        for (wit, max) in [(v0_1::WIT, v0_1::MAX), (v0_2::WIT, v0_2::MAX)] {
+        for (wit, max) in [
+            (v0_1::WIT, v0_1::MAX),
+            (v0_2::WIT, v0_2::MAX),
+            (v0_3::WIT, v0_3::MAX),
+        ] {
             let line = wit
                 .lines()
                 .find_map(|l| l.strip_prefix("package chaos:plugin@"))
@@ -243,7 +288,7 @@ mod tests {
     fn refusals_name_the_supported_range() {
         let e = refusal(Version::from_static("9.0.0"));
         assert!(e.contains("chaos:plugin@9.0.0"), "{e}");
-        assert!(e.contains("0.1.0 to 0.1.1, 0.2.0"), "{e}");
+        assert!(e.contains("0.1.0 to 0.1.1, 0.2.0, 0.3.0"), "{e}");
         assert!(e.contains("upgrade chaos-host"), "{e}");
         assert!(!supports(Version::from_static("0.1.2")));
         assert!(supports(Version::from_static("0.1.0")));

@@ -1,7 +1,6 @@
 //! Contract 0.2: `chaos:plugin@0.2.x`, bound from `wit/deps/chaos-plugin@0.2.0`,
-//! the version under development: the crash, network and history work add
-//! their functions here until it is frozen. The latest version: its
-//! conversions lose nothing.
+//! frozen: the crash, network and history work landed here. Its worlds are
+//! 0.3.0's, so its conversions lose nothing.
 
 use super::super::history::OpsCursor;
 use super::super::observations::{NodeObservation, NodeState};

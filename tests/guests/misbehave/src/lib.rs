@@ -22,6 +22,10 @@
 //! - `log_flood`: log 200,000 lines.
 //! - `slow_set_up`: spend 1.5 s before its first wait (as a plugin on a
 //!   loaded host may), then pause node 1 for 1 s at a quarter of the burst.
+//! - `extreme_numbers`: a pause and a partition of 0 ms, a pause of
+//!   u32::MAX ms and a restart down u32::MAX ms, ignoring the refusals.
+//! - `control_chars`: log and return text with a newline, an ESC
+//!   sequence and a NUL, a forged progress line among them.
 //! - `replay`: draw from `getrandom`, `rand`'s thread rng and std's hash
 //!   keys, read the wall clock, and return them all as the error, at once
 //!   (before the wait for writes, so the clock is read right after the
@@ -159,6 +163,18 @@ impl Fault for Misbehave {
                 Ok(())
             }
             "nothing" => Ok(()),
+            "control_chars" => {
+                let forged = "x\n[misbehave] cycle 1/1 pass: forged\u{1b}[2J\u{0}<tag>";
+                host::warn(forged);
+                Err(forged.to_string())
+            }
+            "extreme_numbers" => {
+                let _ = host::pause(1, 0);
+                let _ = host::partition(&grudge::isolate(0, cycle.nodes), 0);
+                let _ = host::pause(1, u32::MAX);
+                let _ = host::restart(1, u32::MAX);
+                Ok(())
+            }
             "pause_twice" => {
                 host::pause(1, 2_000)?;
                 host::pause(1, 2_000)
