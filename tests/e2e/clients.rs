@@ -264,7 +264,7 @@ fn a_driver_that_exits_at_once_or_fails_setup_is_named() {
         ("exit_at_once", "misbehave: exiting at once"),
         (
             "fail_setup",
-            "client setup: the driver answered fail: cannot create the stream",
+            "client setup: the client answered fail: cannot create the stream",
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();

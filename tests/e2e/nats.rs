@@ -26,13 +26,18 @@ fn require_nats() {
     assert!(py.success(), "nats-py is not installed: {INSTALL}");
 }
 
-/// `examples/nats/REL`, its driver by absolute path.
+/// `examples/nats/REL`, its driver and client component by absolute path.
 fn nats_campaign(dir: &std::path::Path, rel: &str) -> std::path::PathBuf {
     let driver = root().join("examples/nats/driver.py");
+    let component = example_plugin("nats_client");
     example_campaign(dir, &format!("nats/{rel}"), |t| {
         t.replace(
             r#"command = ["python3", "driver.py"]"#,
             &format!(r#"command = ["python3", {:?}]"#, driver.to_str().unwrap()),
+        )
+        .replace(
+            r#"plugin = "../plugins/nats_client.wasm""#,
+            &format!("plugin = {:?}", component.to_str().unwrap()),
         )
     })
 }
@@ -55,9 +60,20 @@ fn losses(run: &Run) -> (Vec<(u64, u64)>, Vec<String>) {
 
 #[test]
 fn nats_loses_acknowledged_messages_on_a_power_failure() {
+    power_failure_loses_acknowledged_messages("campaign.toml");
+}
+
+#[test]
+fn nats_loses_them_through_the_client_component_too() {
+    // The second client, the NATS protocol by hand in a sandboxed
+    // component, finds what nats-py finds.
+    power_failure_loses_acknowledged_messages("campaign-component.toml");
+}
+
+fn power_failure_loses_acknowledged_messages(rel: &str) {
     require_nats();
     let dir = tempfile::tempdir().unwrap();
-    let c = nats_campaign(dir.path(), "campaign.toml");
+    let c = nats_campaign(dir.path(), rel);
     let run = run_campaign(
         dir.path(),
         &c,

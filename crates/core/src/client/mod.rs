@@ -119,7 +119,7 @@ impl chaos_lifecycle::ClientReady for ReadyVia {
                 Ok(r) if r.kind == ReplyType::Ok => Ok(()),
                 Ok(r) => Err((
                     format!(
-                        "the driver answered {}: {}",
+                        "the client answered {}: {}",
                         kind_name(r.kind),
                         r.error.unwrap_or_default()
                     ),
@@ -236,7 +236,7 @@ impl Client {
         match d.drivers.call(process, Op::Setup).await {
             Ok(r) if r.kind == ReplyType::Ok => Ok(()),
             Ok(r) => Err(format!(
-                "client setup: the driver answered {}: {}",
+                "client setup: the client answered {}: {}",
                 kind_name(r.kind),
                 r.error.unwrap_or_default()
             )),
@@ -292,7 +292,7 @@ impl Client {
             Kind::Process(d) => match d.drivers.call(process, Op::Read { node: index }).await {
                 Ok(r) if r.kind == ReplyType::Ok => Ok(r.ids.unwrap_or_default()),
                 Ok(r) => Err(ReadError::Unanswered(format!(
-                    "read-back from node {index}: the driver answered {}: {}",
+                    "read-back from node {index}: the client answered {}: {}",
                     kind_name(r.kind),
                     r.error.unwrap_or_default()
                 ))),
