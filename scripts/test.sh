@@ -23,7 +23,7 @@ elif ! git diff --quiet --exit-code -- crates/builtins/wasm \
 fi
 cargo fmt --all --check
 cargo clippy --locked -p chaos-builtins -p chaos-model -p chaos-journal -p chaos-ssh -p chaos-mechanisms -p chaos-lifecycle -p chaos-effects -p chaos-plugin -p chaos-core -p chaos-host -p chaos-bench -p quorum-kv -p native_pause -p test-components --all-targets -- -D warnings
-cargo clippy --locked --target wasm32-wasip2 -p chaos-host-sdk -p kill_primary_mid_write -p convergence -p drop_random_acks -p partition_minority -p clock_skew_peer -p crash_restart -p power_failure -p disk_full_peer -p fsync_error_peer -p slow_disk -p slow_link -p lossy_link -p bandwidth_cap -p misbehave -p future_contract -p contract_0_1_0 -p contract_0_1_1 -p contract_0_2_0 -p bench_calls -p bad_figure -p link_fault -p asymmetric_partition -p quorum_kv_client -p nats_client -p history_loop -p linearizable -p set_full -p clock_drift_peer -- -D warnings
+cargo clippy --locked --target wasm32-wasip2 -p chaos-host-sdk -p kill_primary_mid_write -p convergence -p drop_random_acks -p partition_minority -p clock_skew_peer -p crash_restart -p power_failure -p disk_full_peer -p fsync_error_peer -p slow_disk -p slow_link -p lossy_link -p bandwidth_cap -p misbehave -p future_contract -p contract_0_1_0 -p contract_0_1_1 -p contract_0_2_0 -p client_misbehave -p bench_calls -p bad_figure -p link_fault -p asymmetric_partition -p quorum_kv_client -p nats_client -p history_loop -p linearizable -p set_full -p clock_drift_peer -- -D warnings
 # The SDK as crates.io would get it: packaged (its WIT inside) and built
 # from the package, and its documented example compiled.
 cargo package --locked -p chaos-host-sdk

@@ -507,3 +507,52 @@ fn a_fault_plugin_named_as_the_client_is_refused() {
         run.stderr
     );
 }
+
+#[test]
+fn a_client_component_that_spins_hoards_hangs_or_panics_is_contained() {
+    // Each write's instance is stopped (fuel, memory cap, wall clock, trap)
+    // and retired: the write is `info`, the next opens a fresh instance,
+    // and the campaign goes on to its next cycle.
+    let client = guest("client_misbehave");
+    for (mode, says) in [
+        ("spin", Some("out of fuel")),
+        ("hoard", Some("trapped")),
+        ("hang", None),
+        ("panic", Some("trapped")),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let c = component_campaign(dir.path(), |t| {
+            let start = t.find("plugin = ").unwrap();
+            let end = start + t[start..].find('\n').unwrap();
+            format!(
+                "{}plugin = {:?}{}\n[params.client_misbehave]\nmode = {mode:?}\n\n[recovery]\nwrites = 0\n",
+                &t[..start],
+                client.to_str().unwrap(),
+                &t[end..].replace("timeout_ms = 5000", "timeout_ms = 1000")
+            )
+        });
+        let run = run_campaign(
+            dir.path(),
+            &c,
+            &["--plugin", "drop_random_acks", "--cycles", "2", "--writes", "4"],
+        );
+        assert_ne!(run.code, 0, "{mode}: {}", run.stderr);
+        let cycles = run.cycles();
+        assert_eq!(cycles.len(), 2, "{mode}: {}", run.stderr);
+        for c in cycles {
+            assert_ne!(c["status"], "pass", "{mode}: {c}");
+            assert_eq!((&c["ok"], &c["indeterminate"]), (&0.into(), &4.into()), "{mode}: {c}");
+            let r = reasons(&c);
+            match says {
+                Some(s) => assert!(
+                    r.contains("client: client process") && (r.contains(s) || r.contains("deadline")),
+                    "{mode}: {r}"
+                ),
+                // A hang is the system's silence as far as the host can
+                // tell: the writes are info, and nothing was acknowledged.
+                None => assert!(r.contains("nothing acknowledged") || r.contains("0 of 4"), "{mode}: {r}"),
+            }
+        }
+        assert_nothing_left(dir.path(), None);
+    }
+}
