@@ -89,8 +89,12 @@ pub struct NewPluginArgs {
     /// Plugin name: lowercase letters, digits, '_'.
     pub name: String,
     /// An assertion plugin instead of a fault.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "client")]
     pub assertion: bool,
+    /// A client component (it carries the cycle's operations to the
+    /// system) instead of a fault, with a campaign that uses it.
+    #[arg(long)]
+    pub client: bool,
     /// Where to create it (a directory NAME is made inside).
     #[arg(long, default_value = ".")]
     pub dir: PathBuf,

@@ -65,6 +65,7 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             let root = scaffold::create(&scaffold::NewPlugin {
                 name: a.name,
                 assertion: a.assertion,
+                client: a.client,
                 dir: a.dir,
                 sdk: a.sdk,
             })?;

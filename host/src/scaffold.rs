@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 const FAULT: &str = include_str!("../templates/fault.rs.txt");
 const ASSERTION: &str = include_str!("../templates/assertion.rs.txt");
+const CLIENT: &str = include_str!("../templates/client.rs.txt");
+const CLIENT_CAMPAIGN: &str = include_str!("../templates/client-campaign.toml.txt");
 const CARGO_TOML: &str = include_str!("../templates/Cargo.toml.txt");
 const RUN_SH: &str = include_str!("../templates/run.sh.txt");
 const README: &str = include_str!("../templates/README.md.txt");
@@ -13,6 +15,8 @@ const README: &str = include_str!("../templates/README.md.txt");
 pub struct NewPlugin {
     pub name: String,
     pub assertion: bool,
+    /// A client component (and a campaign that uses it).
+    pub client: bool,
     /// Parent directory of the new crate.
     pub dir: PathBuf,
     /// A local chaos-host-sdk to depend on by path (default: the published
@@ -65,15 +69,23 @@ pub fn create(p: &NewPlugin) -> anyhow::Result<PathBuf> {
     }
     let me = std::env::current_exe().context("finding the chaos-host binary")?;
     let wasm = format!("${{CARGO_TARGET_DIR:-target}}/wasm32-wasip2/release/{name}.wasm");
-    let plugin_args = if p.assertion {
+    let plugin_args = if p.client {
+        // The client is the campaign's; a built-in fault meets it.
+        "--plugin kill_primary_mid_write".to_string()
+    } else if p.assertion {
         format!("--plugin \"{wasm}\"")
     } else {
         format!("--plugin \"{wasm}\" --allow {name}=pause")
     };
+    let kind = match (p.client, p.assertion) {
+        (true, _) => "client",
+        (_, true) => "assertion",
+        _ => "fault",
+    };
     let fill = |t: &str| {
         t.replace("{{name}}", name)
             .replace("{{file}}", name)
-            .replace("{{kind}}", if p.assertion { "assertion" } else { "fault" })
+            .replace("{{kind}}", kind)
             .replace("{{sdk_dep}}", &sdk_dep)
             .replace("{{chaos_host}}", &me.to_string_lossy())
             .replace("{{plugin_args}}", &plugin_args)
@@ -86,8 +98,15 @@ pub fn create(p: &NewPlugin) -> anyhow::Result<PathBuf> {
     let write = || -> anyhow::Result<()> {
         std::fs::create_dir_all(tmp.join("src"))?;
         std::fs::write(tmp.join("Cargo.toml"), fill(CARGO_TOML))?;
-        let lib = if p.assertion { ASSERTION } else { FAULT };
+        let lib = match kind {
+            "client" => CLIENT,
+            "assertion" => ASSERTION,
+            _ => FAULT,
+        };
         std::fs::write(tmp.join("src/lib.rs"), fill(lib))?;
+        if p.client {
+            std::fs::write(tmp.join("campaign.toml"), fill(CLIENT_CAMPAIGN))?;
+        }
         std::fs::write(tmp.join("README.md"), fill(README))?;
         std::fs::write(tmp.join(".gitignore"), "/target\n")?;
         let run = tmp.join("run.sh");

@@ -167,6 +167,45 @@ fn scaffolded_assertion_builds_and_judges_cycles() {
 }
 
 #[test]
+fn scaffolded_client_builds_and_carries_a_campaign() {
+    // `new-plugin --client`: a client component and a campaign that uses
+    // it; run.sh builds it and runs a built-in fault against it.
+    let dir = tempfile::tempdir().unwrap();
+    let out = chaos_host()
+        .args(["new-plugin", "my_client", "--client", "--sdk"])
+        .arg(root().join("sdk"))
+        .args(["--dir", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let crate_dir = dir.path().join("my_client");
+    assert!(crate_dir.join("campaign.toml").is_file());
+    let out_dir = dir.path().join("out");
+    let run = Command::new(crate_dir.join("run.sh"))
+        .args(["--out", out_dir.to_str().unwrap()])
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env("CYCLES", "2")
+        .env("RUST_BACKTRACE", "0")
+        .env("CHAOS_STATE_DIR", dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    let class = &summary["classes"][0];
+    assert_eq!(class["fault"], "kill_primary_mid_write");
+    assert_eq!(class["passed_cycles"], 2, "{class}");
+    assert!(class["ok"].as_u64().unwrap() > 0, "{class}");
+    assert!(summary["system"].as_str().unwrap().contains("my_client"), "{summary}");
+    // --client and --assertion exclude each other.
+    let both = chaos_host()
+        .args(["new-plugin", "x", "--client", "--assertion"])
+        .output()
+        .unwrap();
+    assert_eq!(both.status.code(), Some(2));
+}
+
+#[test]
 fn new_plugin_refuses_bad_names_and_existing_dirs() {
     let dir = tempfile::tempdir().unwrap();
     let out = chaos_host()
