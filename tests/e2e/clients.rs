@@ -534,23 +534,38 @@ fn a_client_component_that_spins_hoards_hangs_or_panics_is_contained() {
         let run = run_campaign(
             dir.path(),
             &c,
-            &["--plugin", "drop_random_acks", "--cycles", "2", "--writes", "4"],
+            &[
+                "--plugin",
+                "drop_random_acks",
+                "--cycles",
+                "2",
+                "--writes",
+                "4",
+            ],
         );
         assert_ne!(run.code, 0, "{mode}: {}", run.stderr);
         let cycles = run.cycles();
         assert_eq!(cycles.len(), 2, "{mode}: {}", run.stderr);
         for c in cycles {
             assert_ne!(c["status"], "pass", "{mode}: {c}");
-            assert_eq!((&c["ok"], &c["indeterminate"]), (&0.into(), &4.into()), "{mode}: {c}");
+            assert_eq!(
+                (&c["ok"], &c["indeterminate"]),
+                (&0.into(), &4.into()),
+                "{mode}: {c}"
+            );
             let r = reasons(&c);
             match says {
                 Some(s) => assert!(
-                    r.contains("client: client process") && (r.contains(s) || r.contains("deadline")),
+                    r.contains("client: client process")
+                        && (r.contains(s) || r.contains("deadline")),
                     "{mode}: {r}"
                 ),
                 // A hang is the system's silence as far as the host can
                 // tell: the writes are info, and nothing was acknowledged.
-                None => assert!(r.contains("nothing acknowledged") || r.contains("0 of 4"), "{mode}: {r}"),
+                None => assert!(
+                    r.contains("nothing acknowledged") || r.contains("0 of 4"),
+                    "{mode}: {r}"
+                ),
             }
         }
         assert_nothing_left(dir.path(), None);

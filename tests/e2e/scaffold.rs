@@ -189,14 +189,21 @@ fn scaffolded_client_builds_and_carries_a_campaign() {
         .env("CHAOS_STATE_DIR", dir.path().join("state"))
         .output()
         .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
     let class = &summary["classes"][0];
     assert_eq!(class["fault"], "kill_primary_mid_write");
     assert_eq!(class["passed_cycles"], 2, "{class}");
     assert!(class["ok"].as_u64().unwrap() > 0, "{class}");
-    assert!(summary["system"].as_str().unwrap().contains("my_client"), "{summary}");
+    assert!(
+        summary["system"].as_str().unwrap().contains("my_client"),
+        "{summary}"
+    );
     // --client and --assertion exclude each other.
     let both = chaos_host()
         .args(["new-plugin", "x", "--client", "--assertion"])
