@@ -84,6 +84,10 @@ pub struct BenchArgs {
     /// linearizable --example bench -- --write DIR`).
     #[arg(long, value_name = "DIR")]
     pub checkers: Option<PathBuf>,
+    /// Measure only the clients (part 8): the HTTP templates, a driver
+    /// process and a client component against one reference node.
+    #[arg(long)]
+    pub clients_only: bool,
     /// Measure only clock skews through the vDSO.
     #[arg(long)]
     pub skews_only: bool,
@@ -607,7 +611,7 @@ async fn link_faults() -> anyhow::Result<LinkFigures> {
     })
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {
@@ -630,7 +634,7 @@ fn machine() -> String {
     )
 }
 
-fn quantile(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -638,7 +642,7 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[i]
 }
 
-fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+pub(crate) fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v.sort_by(|a, b| a.total_cmp(b));
     v
 }
@@ -1082,7 +1086,7 @@ async fn driver_vs_wrk(args: &BenchArgs, root: &Path, scratch: &Path) -> anyhow:
 }
 
 /// One reference node (quorum 1) on `data`, ready; and its port.
-async fn reference_node(
+pub(crate) async fn reference_node(
     root: &Path,
     data: &Path,
     http: &reqwest::Client,

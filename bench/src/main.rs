@@ -9,6 +9,7 @@
 mod bench;
 mod chaos_host;
 mod checkers;
+mod clients;
 mod ssh;
 
 use clap::Parser;
@@ -38,7 +39,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(bench::run(&cli.bench)) {
+    let measured = if cli.bench.clients_only {
+        runtime.block_on(clients::run(&cli.bench))
+    } else {
+        runtime.block_on(bench::run(&cli.bench))
+    };
+    match measured {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("chaos-bench: error: {e:#}");

@@ -1,7 +1,7 @@
 //! `quorum_kv_client`: the reference store's client as a component. Each
-//! operation is one HTTP/1.1 request on a fresh TCP connection to the node
-//! asked (`std::net::TcpStream` over wasi:sockets: the host lets it reach
-//! the cycle's nodes and nothing else).
+//! operation is one HTTP/1.1 request on a kept-alive TCP connection to the
+//! node asked (`std::net::TcpStream` over wasi:sockets: the host lets it
+//! reach the cycle's nodes and nothing else).
 //!
 //! Parameter `peek` (a `host:port`, default none): before each write, also
 //! connect there. Only for the tests that show the sandbox refusing an
@@ -9,13 +9,15 @@
 
 use chaos_sdk::client::{Client, ClientConfig, ClientInfo, Outcome};
 use std::cell::RefCell;
-use std::io::{ErrorKind, Read, Write};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
 
 struct QuorumKv;
 
 thread_local! {
     static CONFIG: RefCell<Option<ClientConfig>> = const { RefCell::new(None) };
+    static CONNS: RefCell<HashMap<u32, BufReader<TcpStream>>> = RefCell::new(HashMap::new());
 }
 
 fn config<T>(f: impl FnOnce(&ClientConfig) -> T) -> T {
@@ -34,35 +36,73 @@ enum Failure {
 }
 
 /// `method path` with `body` to `node`; the status and body of the answer.
+/// One kept-alive connection per node; a reused connection the node had
+/// closed while idle (EOF before any byte of the answer) is replaced once,
+/// as HTTP clients do: the node never read that request.
 fn request(node: u32, method: &str, path: &str, body: &str) -> Result<(u16, String), Failure> {
     let addr = config(|c| c.nodes.get(node as usize).cloned())
         .ok_or_else(|| Failure::NotSent(format!("no node {node}")))?;
-    let mut s = TcpStream::connect(&addr).map_err(|e| Failure::NotSent(format!("{addr}: {e}")))?;
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
-    s.write_all(req.as_bytes())
-        .map_err(|e| Failure::Lost(format!("{addr}: sending: {e}")))?;
-    let mut answer = Vec::new();
-    s.read_to_end(&mut answer)
-        .map_err(|e| Failure::Lost(format!("{addr}: reading: {e}")))?;
-    let text = String::from_utf8_lossy(&answer);
-    let status = text
+    for attempt in 0..2 {
+        let kept = CONNS.with(|c| c.borrow_mut().remove(&node));
+        let reused = kept.is_some();
+        let mut conn = match kept {
+            Some(c) => c,
+            None => BufReader::new(
+                TcpStream::connect(&addr).map_err(|e| Failure::NotSent(format!("{addr}: {e}")))?,
+            ),
+        };
+        if let Err(e) = conn.get_mut().write_all(req.as_bytes()) {
+            if reused && attempt == 0 {
+                continue;
+            }
+            return Err(Failure::Lost(format!("{addr}: sending: {e}")));
+        }
+        match read_answer(&mut conn) {
+            Ok(answer) => {
+                CONNS.with(|c| c.borrow_mut().insert(node, conn));
+                return Ok(answer);
+            }
+            Err(None) if reused && attempt == 0 => continue,
+            Err(None) => return Err(Failure::Lost(format!("{addr}: closed without answering"))),
+            Err(Some(e)) => return Err(Failure::Lost(format!("{addr}: reading: {e}"))),
+        }
+    }
+    Err(Failure::Lost(format!("{addr}: closed without answering")))
+}
+
+/// One HTTP/1.1 answer: `Err(None)` when the stream ended before it began.
+fn read_answer(conn: &mut BufReader<TcpStream>) -> Result<(u16, String), Option<String>> {
+    let mut line = String::new();
+    if conn.read_line(&mut line).map_err(|e| Some(e.to_string()))? == 0 {
+        return Err(None);
+    }
+    let status = line
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| {
-            Failure::Lost(format!(
-                "{addr}: no HTTP status in {:?}",
-                &text[..text.len().min(80)]
-            ))
-        })?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    Ok((status, body))
+        .ok_or_else(|| Some(format!("no HTTP status in {line:?}")))?;
+    let mut length = 0usize;
+    loop {
+        let mut h = String::new();
+        conn.read_line(&mut h).map_err(|e| Some(e.to_string()))?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            length = v.trim().parse().map_err(|_| Some(format!("bad {h:?}")))?;
+        }
+    }
+    let mut body = vec![0u8; length];
+    conn.read_exact(&mut body)
+        .map_err(|e| Some(e.to_string()))?;
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 impl Client for QuorumKv {
