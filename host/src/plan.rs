@@ -189,6 +189,23 @@ impl RunArgs {
                 bail!("--plugin-dir {}: no .wasm file in it", dir.display());
             }
             found.sort();
+            // A shared directory may hold client components too (they are
+            // named by a campaign's [client] plugin): not faults to run.
+            // Their export name is in the component's bytes.
+            found.retain(|p| {
+                let client = std::fs::read(p).is_ok_and(|b| {
+                    let needle = b"chaos:plugin/client@";
+                    b.windows(needle.len()).any(|w| w == needle)
+                });
+                if client {
+                    eprintln!(
+                        "chaos-host: --plugin-dir {}: {} is a client component, not loaded as a fault or assertion",
+                        dir.display(),
+                        p.display()
+                    );
+                }
+                !client
+            });
             plugins.extend(found.into_iter().map(PluginRef::Path));
         }
         for p in plugins.iter().filter_map(PluginRef::as_path) {

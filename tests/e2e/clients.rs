@@ -332,7 +332,7 @@ fn bad_client_sections_are_refused_naming_the_field() {
                     "[read]\nurl = \"http://x/{port}\"\n\n[ready]\n",
                 )
             }),
-            "read.url: reads go through the driver process",
+            "read.url: reads go through the campaign's [client]",
         ),
     ] {
         let c = driver_campaign(dir.path(), &reference_driver(), edit);
@@ -570,4 +570,38 @@ fn a_client_component_that_spins_hoards_hangs_or_panics_is_contained() {
         }
         assert_nothing_left(dir.path(), None);
     }
+}
+
+#[test]
+fn a_shared_plugin_dir_may_hold_client_components() {
+    // --plugin-dir loads the faults and assertions of a shared folder; a
+    // client component there is said and skipped, not refused.
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::copy(
+        plugin("drop_random_acks"),
+        shared.join("drop_random_acks.wasm"),
+    )
+    .unwrap();
+    std::fs::copy(
+        example_plugin("quorum_kv_client"),
+        shared.join("quorum_kv_client.wasm"),
+    )
+    .unwrap();
+    let c = campaign(dir.path(), false, |t| t);
+    let run = run_campaign(
+        dir.path(),
+        &c,
+        &["--plugin-dir", shared.to_str().unwrap(), "--cycles", "1"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "quorum_kv_client.wasm is a client component, not loaded as a fault or assertion"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.summary()["classes"][0]["fault"], "drop_random_acks");
 }

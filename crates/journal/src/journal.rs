@@ -192,18 +192,28 @@ pub fn recover(dir: &Path, above: &dyn Undo) -> anyhow::Result<Vec<String>> {
         }
         // Another chaos-host may be replaying or removing it at the same
         // time: a journal that vanished is not an error.
-        let text = match std::fs::read(&path).map(String::from_utf8) {
-            Ok(Ok(t)) => t,
+        // One unreadable journal must not stop the others' recovery.
+        let text = match std::fs::read(&path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(t) => t,
+                // A torn last line may end inside a character: the lines
+                // before it still count. Nothing readable at all is not a
+                // journal chaos-host wrote: moved aside, saying so.
+                Err(e) => {
+                    let t = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                    if parse(&t).is_empty() {
+                        actions.push(set_aside(&path, "not UTF-8 text"));
+                        continue;
+                    }
+                    t
+                }
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            // One unreadable journal must not stop the others' recovery:
-            // it is moved aside, with a line saying so.
-            unreadable => {
-                let why = match unreadable {
-                    Err(e) => e.to_string(),
-                    Ok(Err(_)) => "not UTF-8 text".into(),
-                    Ok(Ok(_)) => unreachable!("handled above"),
-                };
-                actions.push(set_aside(&path, &why));
+            Err(e) => {
+                actions.push(format!(
+                    "WARNING: journal {} cannot be read ({e}): left in place; fix its permissions, then run `chaos-host cleanup` again",
+                    path.display()
+                ));
                 continue;
             }
         };

@@ -619,6 +619,11 @@ impl Campaign {
                     s.nodes
                 );
             }
+            if file.client.is_some() {
+                bail!(
+                    "probes.quorum: the probes tell a refusal for want of quorum by an HTTP status (write.quorum_not_met_status), which a [client] does not give; remove probes.quorum or drive the system with the HTTP templates"
+                );
+            }
             if file
                 .write
                 .as_ref()
@@ -734,7 +739,7 @@ impl Campaign {
         ] {
             if given {
                 bail!(
-                    "{field}: reads go through the driver process ([client] command), which answers them with ids; remove {field}"
+                    "{field}: reads go through the campaign's [client] (a driver process or a component), which answers them with ids; remove {field}"
                 );
             }
         }

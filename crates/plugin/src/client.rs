@@ -21,6 +21,9 @@ use wasmtime::{Store, UpdateDeadline};
 
 pub use crate::wit::v0_3::ClientOutcome as Outcome;
 
+/// Resources (sockets, streams, pollables) one client instance may hold.
+const MAX_RESOURCES: usize = 1024;
+
 /// What a client instance is opened with.
 pub struct Open {
     pub seed: u64,
@@ -74,6 +77,11 @@ impl Loaded {
         };
         let label = self.meta.label();
         let refused = Arc::new(Mutex::new(Vec::new()));
+        // Every socket is an OS descriptor before any address check: a
+        // client that creates them in a loop stops here, not at the host's
+        // descriptor limit.
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         let state = PluginState {
             wasi: crate::wasi::client_context(
                 o.seed,
@@ -81,7 +89,7 @@ impl Loaded {
                 refused.clone(),
                 label.clone(),
             ),
-            table: ResourceTable::new(),
+            table,
             limits: crate::limits::InstanceLimits::default(),
             label: label.clone(),
             grants: Default::default(),
@@ -133,6 +141,14 @@ impl Loaded {
     }
 }
 
+fn tidy(o: Outcome) -> Outcome {
+    match o {
+        Outcome::Ok => Outcome::Ok,
+        Outcome::Fail(e) => Outcome::Fail(clip(e)),
+        Outcome::Info(e) => Outcome::Info(clip(e)),
+    }
+}
+
 /// Give the store a fresh fuel budget and a deadline `timeout` from now,
 /// before each call.
 fn arm(store: &mut Store<PluginState>, fuel: u64, timeout: Duration) -> wasmtime::Result<()> {
@@ -179,7 +195,11 @@ impl ClientProcess {
             )
         };
         match tokio::time::timeout(timeout + BACKSTOP_GRACE, call).await {
-            Ok(Ok(a)) => Ok(a),
+            // A client's text is shown, never interpreted (see `clip`).
+            Ok(Ok(a)) => Ok(match a {
+                Answer::Done(o) => Answer::Done(tidy(o)),
+                Answer::Read(r) => Answer::Read(r.map_err(tidy)),
+            }),
             Ok(Err(e)) if e.downcast_ref::<WallClockDeadline>().is_some() => {
                 Err(Failed::Timeout(no_answer()))
             }

@@ -39,6 +39,7 @@ pub use identity::Names;
 pub use observations::{CycleInfo, NodeObservation, NodeState, Observations};
 pub use runtime::{AssertionVerdict, Loaded, Runtime};
 pub use source::Resolver;
+pub use state::clip;
 
 /// The newest contract version this host speaks (`wit/deps/`'s newest
 /// directory, which new plugins are built against).

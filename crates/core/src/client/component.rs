@@ -62,7 +62,10 @@ impl Components {
             .or_default()
             .clone();
         let mut slot = slot.lock().await;
-        if slot.is_none() {
+        // Out of the slot while the call runs: a caller that gives up
+        // mid-call drops the instance rather than re-entering it later.
+        let mut taken = slot.take();
+        if taken.is_none() {
             let opened = self
                 .plugin
                 .open_client(Open {
@@ -76,7 +79,7 @@ impl Components {
                 })
                 .await;
             match opened {
-                Ok(p) => *slot = Some(p),
+                Ok(p) => taken = Some(p),
                 Err(e) => {
                     let e = format!("client process {process}: {e}");
                     self.problem(e.clone());
@@ -84,7 +87,7 @@ impl Components {
                 }
             }
         }
-        let proc = slot.as_mut().expect("opened above");
+        let proc = taken.as_mut().expect("opened above");
         let plugin_op = match &op {
             Op::Ready { node } => chaos_plugin::client::Op::Ready(*node),
             Op::Setup => chaos_plugin::client::Op::Setup,
@@ -96,10 +99,12 @@ impl Components {
             self.problem(refused);
         }
         let answer = match answer {
-            Ok(a) => a,
+            Ok(a) => {
+                *slot = taken;
+                a
+            }
             Err(failed) => {
                 // Its state is unknown now: a fresh instance next time.
-                *slot = None;
                 return Err(match failed {
                     Failed::Timeout(e) => {
                         NoReply::Timeout(format!("client process {process}: {e}"))

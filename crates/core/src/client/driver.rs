@@ -119,22 +119,35 @@ impl Drivers {
             .or_default()
             .clone();
         let mut slot = slot.lock().await;
-        if slot.is_none() {
-            *slot = Some(self.spawn(process).map_err(|e| {
+        // Out of the slot while the exchange runs: a caller that gives up
+        // mid-exchange (its own timeout) drops the process with the guard,
+        // killed, instead of leaving its unread reply for the next call.
+        let proc = match slot.take() {
+            Some(p) => p,
+            None => self.spawn(process).map_err(|e| {
                 let e = format!("client process {process}: {e}");
                 self.problem(e.clone());
                 NoReply::Start(e)
-            })?);
-        }
+            })?,
+        };
+        let mut held = Held {
+            drivers: self,
+            proc: Some(proc),
+        };
         let request = Request {
             seq: self.seq.fetch_add(1, Ordering::Relaxed),
             op,
         };
-        let proc = slot.as_mut().expect("spawned above");
+        let proc = held.proc.as_mut().expect("held above");
         let exchange = tokio::time::timeout(self.timeout, exchange(proc, &request)).await;
         let (why, timed_out) = match exchange {
             Ok(Ok(line)) => match Reply::parse(&line, &request) {
-                Ok(reply) => return Ok(reply),
+                Ok(mut reply) => {
+                    *slot = held.proc.take();
+                    // A driver's text is shown, never interpreted.
+                    reply.error = reply.error.map(chaos_plugin::clip);
+                    return Ok(reply);
+                }
                 Err(e) => (e, false),
             },
             Ok(Err(e)) => (e, false),
@@ -146,7 +159,7 @@ impl Drivers {
                 true,
             ),
         };
-        let mut proc = slot.take().expect("spawned above");
+        let mut proc = held.proc.take().expect("held above");
         let exit = self.retire(&mut proc).await;
         if timed_out {
             // The system's slowness, not the driver's fault: no problem.
@@ -231,13 +244,10 @@ impl Drivers {
     /// Kill `proc`'s group and reap it; says how it ended.
     async fn retire(&self, proc: &mut Proc) -> String {
         let exited = proc.child.try_wait().ok().flatten();
-        if let Some(pid) = proc.child.id() {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        let _ = proc.child.wait().await;
+        kill(proc);
+        // Bounded: a driver that left its group (setsid) is still killed
+        // by kill_on_drop when the child is dropped.
+        let _ = tokio::time::timeout(REAP, proc.child.wait()).await;
         if let Some(seq) = proc.journal_seq.take() {
             self.journal.done(seq);
         }
@@ -288,6 +298,39 @@ impl Drivers {
         }
         let tail = lines[lines.len().saturating_sub(STDERR_TAIL)..].join("\n  ");
         format!("; its stderr ends:\n  {tail}")
+    }
+}
+
+/// How long a retired driver is waited for once killed.
+const REAP: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// SIGKILL to the driver's group and to the driver itself (which may have
+/// left the group).
+fn kill(proc: &mut Proc) {
+    if let Some(pid) = proc.child.id() {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let _ = proc.child.start_kill();
+}
+
+/// A process taken out of its slot for one exchange; killed if the
+/// exchange is abandoned before it is put back.
+struct Held<'a> {
+    drivers: &'a Drivers,
+    proc: Option<Proc>,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            kill(&mut p);
+            if let Some(seq) = p.journal_seq.take() {
+                self.drivers.journal.done(seq);
+            }
+        }
     }
 }
 

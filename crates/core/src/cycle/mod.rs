@@ -218,7 +218,8 @@ impl Cycle<'_> {
                 .map(|i| format!("{namespace}-w{i}"))
                 .collect(),
         );
-        // The zero of every time in the cycle: the burst starts now.
+        // The zero of every time in the cycle: the fault plugins start now,
+        // the burst once they are set up (at most SET_UP_CAP later).
         let started = Instant::now();
         let history = Arc::new(Recorder::new(started));
         let processes = self.processes();

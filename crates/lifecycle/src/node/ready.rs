@@ -59,7 +59,13 @@ pub async fn wait(
                 Ok(r) => last = format!("status {}", r.status()),
                 Err(e) => last = format!("{e}"),
             },
-            Probe::Client(c) => match c.ready(node.index).await {
+            Probe::Client(c) => match tokio::time::timeout(
+                until.saturating_duration_since(tokio::time::Instant::now()),
+                c.ready(node.index),
+            )
+            .await
+            .unwrap_or_else(|_| Err(("no answer before the deadline".into(), false)))
+            {
                 Ok(()) => return Ok(()),
                 Err((e, true)) => bail!(
                     "node {}: the client cannot ask whether it is ready: {e}",

@@ -822,6 +822,10 @@ impl Filesystem for Layer {
                     .held
                     .fetch_add(data.len() as u64, Relaxed);
                 Ok(())
+            } else if sync && faults.fsync_error.load(Relaxed) {
+                // The sync an O_SYNC write carries fails as an fsync would.
+                self.shared.counters.fsyncs_failed.fetch_add(1, Relaxed);
+                Err(Errno::EIO)
             } else if sync {
                 // The file's held writes first, as an fsync would: older
                 // held extents must not land over this write later.

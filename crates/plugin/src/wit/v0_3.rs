@@ -1,7 +1,7 @@
-//! Contract 0.2: `chaos:plugin@0.2.x`, bound from `wit/deps/chaos-plugin@0.3.0`,
-//! the version under development: the crash, network and history work add
-//! their functions here until it is frozen. The latest version: its
-//! conversions lose nothing.
+//! Contract 0.3: `chaos:plugin@0.3.x`, bound from `wit/deps/chaos-plugin@0.3.0`:
+//! 0.2.0's worlds unchanged, and the `client-plugin` world (clients as
+//! components, [`ClientPre`]). The latest version: its conversions lose
+//! nothing.
 
 use super::super::history::OpsCursor;
 use super::super::observations::{NodeObservation, NodeState};

@@ -49,10 +49,15 @@ fn request(node: u32, method: &str, path: &str, body: &str) -> Result<(u16, Stri
     for attempt in 0..2 {
         let kept = CONNS.with(|c| c.borrow_mut().remove(&node));
         let reused = kept.is_some();
-        let mut conn = match kept {
-            Some(c) => c,
-            None => BufReader::new(
+        let mut conn = match (kept, attempt) {
+            (Some(c), _) => c,
+            (None, 0) => BufReader::new(
                 TcpStream::connect(&addr).map_err(|e| Failure::NotSent(format!("{addr}: {e}")))?,
+            ),
+            // The first attempt wrote the request: whatever happens now,
+            // the node may have read it.
+            (None, _) => BufReader::new(
+                TcpStream::connect(&addr).map_err(|e| Failure::Lost(format!("{addr}: {e}")))?,
             ),
         };
         if let Err(e) = conn.get_mut().write_all(req.as_bytes()) {
