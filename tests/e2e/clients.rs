@@ -52,6 +52,38 @@ fn reasons(c: &serde_json::Value) -> String {
     c["reasons"].to_string()
 }
 
+/// The campaign with node `node` running the reference binary's `--bug`.
+fn with_bug(node: u32, bug: &str) -> impl Fn(String) -> String {
+    let kv = bin_dir().join("quorum-kv");
+    let bug = bug.to_string();
+    move |t| {
+        format!(
+            "{t}\n[system.commands]\n{node} = [{:?}, \"--node\", \"{{index}}\", \"--listen\", \"{{host}}:{{port}}\", \"--data-dir\", \"{{data_dir}}\", \"--peers\", \"{{peers}}\", \"--quorum\", \"2\", \"--bug\", {bug:?}]\n",
+            kv.to_str().unwrap()
+        )
+    }
+}
+
+/// Every cycle passed with acknowledged writes and a verified effect, and
+/// every live node, read back through the client, holds every one.
+fn assert_reference_passes(run: &Run) {
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for c in run.cycles() {
+        assert_eq!(c["status"], "pass", "{c}");
+        assert!(c["ok"].as_u64().unwrap() > 0, "{c}");
+        assert_eq!(c["effects"][0]["verified"], true, "{c}");
+        for n in c["nodes"].as_array().unwrap() {
+            if n["alive"] == true {
+                assert!(n["missing_acked"].as_array().unwrap().is_empty(), "{n}");
+                assert!(
+                    n["held"].as_u64().unwrap() >= c["ok"].as_u64().unwrap(),
+                    "{n}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn a_driver_process_carries_the_reference_campaign() {
     require("python3", "apt-get install python3");
@@ -69,23 +101,7 @@ fn a_driver_process_carries_the_reference_campaign() {
             "60",
         ],
     );
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    for c in run.cycles() {
-        assert_eq!(c["status"], "pass", "{c}");
-        assert!(c["ok"].as_u64().unwrap() > 0, "{c}");
-        assert_eq!(c["effects"][0]["verified"], true, "{c}");
-        // Every live node was read back through the driver and holds every
-        // acknowledged write.
-        for n in c["nodes"].as_array().unwrap() {
-            if n["alive"] == true {
-                assert!(n["missing_acked"].as_array().unwrap().is_empty(), "{n}");
-                assert!(
-                    n["held"].as_u64().unwrap() >= c["ok"].as_u64().unwrap(),
-                    "{n}"
-                );
-            }
-        }
-    }
+    assert_reference_passes(&run);
     assert_nothing_left(dir.path(), None);
 }
 
@@ -95,13 +111,7 @@ fn a_lost_write_is_caught_through_the_driver() {
     // HTTP client catches it (verdicts.rs); so must the driver.
     require("python3", "apt-get install python3");
     let dir = tempfile::tempdir().unwrap();
-    let kv = bin_dir().join("quorum-kv");
-    let c = driver_campaign(dir.path(), &reference_driver(), |t| {
-        format!(
-            "{t}\n[system.commands]\n2 = [{:?}, \"--node\", \"{{index}}\", \"--listen\", \"{{host}}:{{port}}\", \"--data-dir\", \"{{data_dir}}\", \"--peers\", \"{{peers}}\", \"--quorum\", \"2\", \"--bug\", \"lose-one\"]\n",
-            kv.to_str().unwrap()
-        )
-    });
+    let c = driver_campaign(dir.path(), &reference_driver(), with_bug(2, "lose-one"));
     let run = run_campaign(
         dir.path(),
         &c,
@@ -128,14 +138,11 @@ fn a_node_silent_to_the_driver_is_a_liveness_finding() {
     // a harness error.
     require("python3", "apt-get install python3");
     let dir = tempfile::tempdir().unwrap();
-    let kv = bin_dir().join("quorum-kv");
+    let bug = with_bug(1, "hang-reads");
     let c = driver_campaign(dir.path(), &reference_driver(), |t| {
-        format!(
-            "{}\n[system.commands]\n1 = [{:?}, \"--node\", \"{{index}}\", \"--listen\", \"{{host}}:{{port}}\", \"--data-dir\", \"{{data_dir}}\", \"--peers\", \"{{peers}}\", \"--quorum\", \"2\", \"--bug\", \"hang-reads\"]\n",
-            t.replace("timeout_ms = 5000", "timeout_ms = 1000")
-                .replace("settle_ms = 1000", "settle_ms = 1500"),
-            kv.to_str().unwrap()
-        )
+        bug(t
+            .replace("timeout_ms = 5000", "timeout_ms = 1000")
+            .replace("settle_ms = 1000", "settle_ms = 1500"))
     });
     let run = run_campaign(
         dir.path(),
@@ -382,33 +389,13 @@ fn a_client_component_carries_the_reference_campaign() {
             "60",
         ],
     );
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    for c in run.cycles() {
-        assert_eq!(c["status"], "pass", "{c}");
-        assert!(c["ok"].as_u64().unwrap() > 0, "{c}");
-        assert_eq!(c["effects"][0]["verified"], true, "{c}");
-        for n in c["nodes"].as_array().unwrap() {
-            if n["alive"] == true {
-                assert!(n["missing_acked"].as_array().unwrap().is_empty(), "{n}");
-                assert!(
-                    n["held"].as_u64().unwrap() >= c["ok"].as_u64().unwrap(),
-                    "{n}"
-                );
-            }
-        }
-    }
+    assert_reference_passes(&run);
 }
 
 #[test]
 fn a_lost_write_is_caught_through_a_client_component() {
     let dir = tempfile::tempdir().unwrap();
-    let kv = bin_dir().join("quorum-kv");
-    let c = component_campaign(dir.path(), |t| {
-        format!(
-            "{t}\n[system.commands]\n2 = [{:?}, \"--node\", \"{{index}}\", \"--listen\", \"{{host}}:{{port}}\", \"--data-dir\", \"{{data_dir}}\", \"--peers\", \"{{peers}}\", \"--quorum\", \"2\", \"--bug\", \"lose-one\"]\n",
-            kv.to_str().unwrap()
-        )
-    });
+    let c = component_campaign(dir.path(), with_bug(2, "lose-one"));
     let run = run_campaign(
         dir.path(),
         &c,

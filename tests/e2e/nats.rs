@@ -42,6 +42,23 @@ fn nats_campaign(dir: &std::path::Path, rel: &str) -> std::path::PathBuf {
     })
 }
 
+/// One cycle of `power_failure` on `examples/nats/REL`.
+fn power_cut(dir: &std::path::Path, rel: &str) -> Run {
+    let c = nats_campaign(dir, rel);
+    run_campaign(
+        dir,
+        &c,
+        &[
+            "--plugin",
+            "power_failure",
+            "--cycles",
+            "1",
+            "--writes",
+            "60",
+        ],
+    )
+}
+
 /// (lost, acknowledged) per cycle, and every disk lease's evidence.
 fn losses(run: &Run) -> (Vec<(u64, u64)>, Vec<String>) {
     let mut per_cycle = Vec::new();
@@ -73,19 +90,7 @@ fn nats_loses_them_through_the_client_component_too() {
 fn power_failure_loses_acknowledged_messages(rel: &str) {
     require_nats();
     let dir = tempfile::tempdir().unwrap();
-    let c = nats_campaign(dir.path(), rel);
-    let run = run_campaign(
-        dir.path(),
-        &c,
-        &[
-            "--plugin",
-            "power_failure",
-            "--cycles",
-            "1",
-            "--writes",
-            "60",
-        ],
-    );
+    let run = power_cut(dir.path(), rel);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let (cycles, disks) = losses(&run);
     let (lost, ok) = cycles[0];
@@ -109,19 +114,7 @@ fn power_failure_loses_acknowledged_messages(rel: &str) {
 fn nats_with_sync_always_keeps_them() {
     require_nats();
     let dir = tempfile::tempdir().unwrap();
-    let c = nats_campaign(dir.path(), "campaign-sync-always.toml");
-    let run = run_campaign(
-        dir.path(),
-        &c,
-        &[
-            "--plugin",
-            "power_failure",
-            "--cycles",
-            "1",
-            "--writes",
-            "60",
-        ],
-    );
+    let run = power_cut(dir.path(), "campaign-sync-always.toml");
     assert_eq!(run.code, 0, "{}", run.stderr);
     let (cycles, disks) = losses(&run);
     assert_eq!(cycles[0].0, 0, "{}", run.stderr);

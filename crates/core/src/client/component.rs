@@ -7,16 +7,13 @@
 //! plugin and the address.
 
 use super::NoReply;
+use super::slots::{Problems, Slots};
 use chaos_model::client::{Op, Reply, ReplyType};
 use chaos_plugin::Loaded;
 use chaos_plugin::client::{Answer, ClientProcess, Failed, Open, Outcome};
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-
-/// Problems kept per cycle.
-const MAX_PROBLEMS: usize = 20;
 
 pub struct Components {
     plugin: Arc<Loaded>,
@@ -25,8 +22,8 @@ pub struct Components {
     cycle: u32,
     seed: u64,
     timeout: Duration,
-    procs: Mutex<HashMap<u32, Arc<tokio::sync::Mutex<Option<ClientProcess>>>>>,
-    problems: Mutex<Vec<String>>,
+    procs: Slots<ClientProcess>,
+    problems: Problems,
 }
 
 pub struct Spec<'a> {
@@ -47,21 +44,14 @@ impl Components {
             cycle: s.cycle,
             seed: s.seed,
             timeout: s.timeout,
-            procs: Mutex::default(),
-            problems: Mutex::default(),
+            procs: Slots::default(),
+            problems: Problems::default(),
         }
     }
 
     /// Ask `process`'s instance `op`, opening it first if it has none.
     pub async fn call(&self, process: u32, op: Op) -> Result<Reply, NoReply> {
-        let slot = self
-            .procs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(process)
-            .or_default()
-            .clone();
-        let mut slot = slot.lock().await;
+        let mut slot = self.procs.lock(process).await;
         // Out of the slot while the call runs: a caller that gives up
         // mid-call drops the instance rather than re-entering it later.
         let mut taken = slot.take();
@@ -148,30 +138,15 @@ impl Components {
     }
 
     fn problem(&self, e: String) {
-        let mut p = self.problems.lock().unwrap_or_else(|e| e.into_inner());
-        if p.len() < MAX_PROBLEMS && !p.contains(&e) {
-            p.push(e);
-        }
+        self.problems.add(e);
     }
 
     pub fn problems(&self) -> Vec<String> {
-        self.problems
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.problems.list()
     }
 
     /// Drop every instance.
     pub async fn close(&self) {
-        let slots: Vec<_> = self
-            .procs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain()
-            .map(|(_, s)| s)
-            .collect();
-        for slot in slots {
-            slot.lock().await.take();
-        }
+        self.procs.drain().await;
     }
 }

@@ -14,14 +14,14 @@
 //! engine leaves one running.
 
 use super::NoReply;
+use super::slots::{Problems, Slots};
 use chaos_journal::journal::{Entry, Journal};
 use chaos_model::client::{Op, Reply, Request};
 use chaos_model::template::Vars;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -31,8 +31,6 @@ const STDERR_TAIL: usize = 10;
 /// Longest reply line read; a longer one is garbage (a read of 100,000
 /// ids of 40 bytes fits).
 const MAX_LINE: usize = 8 << 20;
-/// Problems kept per cycle (each names its process and operation).
-const MAX_PROBLEMS: usize = 20;
 
 /// What the driver processes of one cycle share.
 pub struct Drivers {
@@ -49,8 +47,8 @@ pub struct Drivers {
     dir: PathBuf,
     journal: Arc<Journal>,
     seq: AtomicU64,
-    procs: Mutex<HashMap<u32, Arc<tokio::sync::Mutex<Option<Proc>>>>>,
-    problems: Mutex<Vec<String>>,
+    procs: Slots<Proc>,
+    problems: Problems,
 }
 
 /// One running driver.
@@ -104,21 +102,14 @@ impl Drivers {
             dir: s.dir.to_path_buf(),
             journal: s.journal,
             seq: AtomicU64::new(1),
-            procs: Mutex::default(),
-            problems: Mutex::default(),
+            procs: Slots::default(),
+            problems: Problems::default(),
         }
     }
 
     /// Ask `process`'s driver `op` and wait for its reply.
     pub async fn call(&self, process: u32, op: Op) -> Result<Reply, NoReply> {
-        let slot = self
-            .procs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(process)
-            .or_default()
-            .clone();
-        let mut slot = slot.lock().await;
+        let mut slot = self.procs.lock(process).await;
         // Out of the slot while the exchange runs: a caller that gives up
         // mid-exchange (its own timeout) drops the process with the guard,
         // killed, instead of leaving its unread reply for the next call.
@@ -260,33 +251,18 @@ impl Drivers {
     /// End every driver: its group is killed and reaped (whatever it
     /// started with it goes too).
     pub async fn close(&self) {
-        let slots: Vec<_> = self
-            .procs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain()
-            .map(|(_, s)| s)
-            .collect();
-        for slot in slots {
-            if let Some(mut proc) = slot.lock().await.take() {
-                self.retire(&mut proc).await;
-            }
+        for mut proc in self.procs.drain().await {
+            self.retire(&mut proc).await;
         }
     }
 
     fn problem(&self, e: String) {
-        let mut p = self.problems.lock().unwrap_or_else(|e| e.into_inner());
-        if p.len() < MAX_PROBLEMS {
-            p.push(e);
-        }
+        self.problems.add(e);
     }
 
     /// What went wrong with the drivers this cycle (none when all went well).
     pub fn problems(&self) -> Vec<String> {
-        self.problems
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.problems.list()
     }
 
     fn stderr_tail(&self, process: u32) -> String {

@@ -10,6 +10,7 @@
 mod component;
 mod driver;
 mod http;
+mod slots;
 
 pub use http::{IdSpec, Writer, extract_ids};
 
