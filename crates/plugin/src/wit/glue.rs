@@ -295,4 +295,165 @@ macro_rules! host_since_0_1 {
     };
 }
 
-pub(super) use {bindings, glue, host_since_0_1};
+/// Everything 0.2.0 and 0.3.0 share beyond their `bindings!`: the linker,
+/// `glue!` with 0.2's capabilities and observations, the `host` imports
+/// 0.2 added (restart, disk, link, clock-drift), node states and the
+/// `history` interface. 0.3.0 only adds a world (the client's); a version
+/// that changes any of this writes its own.
+macro_rules! since_0_2 {
+    () => {
+        use $crate::history::OpsCursor;
+        use $crate::observations::{NodeObservation, NodeState};
+        use $crate::state::PluginState;
+        use chaos_model::contract::{DiskFault, LinkFault};
+        use wasmtime::component::{HasSelf, Linker};
+
+        use assertion::chaos::plugin::history;
+        use fault::chaos::plugin::{host, types};
+
+        pub fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+            host::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+            types::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+            history::add_to_linker::<_, HasSelf<_>>(linker, |s| s)
+        }
+
+        $crate::wit::glue::glue!(
+            capabilities: [Signal, Pause, Partition, Clock, Restart, Disk, Link],
+            added_observations: [unexpected],
+        );
+
+        impl host::Host for PluginState {
+            $crate::wit::glue::host_since_0_1!();
+
+            async fn restart(&mut self, node: u32, down_ms: u32) -> Result<(), String> {
+                self.host_restart(node, down_ms).await
+            }
+            async fn disk(&mut self, node: u32, fault: types::DiskFault, ms: u32) -> Result<(), String> {
+                let fault = match fault {
+                    types::DiskFault::LoseUnsynced => DiskFault::LoseUnsynced,
+                    types::DiskFault::FsyncError => DiskFault::FsyncError,
+                    types::DiskFault::DiskFull => DiskFault::DiskFull,
+                    types::DiskFault::SlowIo(ms) => DiskFault::SlowIo(ms),
+                };
+                self.host_disk(node, fault, ms).await
+            }
+            async fn link(
+                &mut self,
+                grudge: Vec<Vec<u32>>,
+                fault: types::LinkFault,
+                ms: u32,
+            ) -> Result<(), String> {
+                let fault = LinkFault {
+                    latency_ms: fault.latency_ms,
+                    jitter_ms: fault.jitter_ms,
+                    loss: fault.loss,
+                    bandwidth: fault.bandwidth,
+                    reset: fault.reset,
+                };
+                self.host_link(grudge, fault, ms).await
+            }
+
+            async fn clock_drift(&mut self, node: u32, ppm: i32, ms: u32) -> Result<(), String> {
+                self.host_clock_drift(node, ppm, ms).await
+            }
+        }
+
+        impl From<&NodeObservation> for types::NodeObservation {
+            fn from(n: &NodeObservation) -> Self {
+                Self {
+                    node: n.node,
+                    state: match n.state {
+                        NodeState::Up => types::NodeState::Up,
+                        NodeState::Exited => types::NodeState::Exited,
+                        NodeState::Silent => types::NodeState::Silent,
+                    },
+                    ids: n.ids.clone(),
+                    converged_ms: n.converged_ms,
+                }
+            }
+        }
+
+        // The history interface (since 0.2.0): one table entry per `cycle-ops`
+        // call, pointing at the cycle's shared history.
+        impl history::Host for PluginState {
+            async fn cycle_ops(&mut self) -> wasmtime::component::Resource<OpsCursor> {
+                let cursor = OpsCursor {
+                    history: self.history.clone().unwrap_or_default(),
+                };
+                self.table()
+                    .push(cursor)
+                    .expect("a plugin's resource table holds far fewer than 2^32 handles")
+            }
+            async fn effect_windows(&mut self) -> Vec<history::EffectWindow> {
+                let Some(h) = &self.history else {
+                    return vec![];
+                };
+                h.effects
+                    .iter()
+                    .map(|e| history::EffectWindow {
+                        kind: e.kind.clone(),
+                        node: e.node,
+                        start_us: e.start_us,
+                        end_us: e.end_us,
+                    })
+                    .collect()
+            }
+        }
+
+        impl history::HostOps for PluginState {
+            async fn len(&mut self, ops: wasmtime::component::Resource<OpsCursor>) -> u64 {
+                self.table()
+                    .get(&ops)
+                    .map_or(0, |c| c.history.ops.len() as u64)
+            }
+            async fn chunk(
+                &mut self,
+                ops: wasmtime::component::Resource<OpsCursor>,
+                start: u64,
+                max: u32,
+            ) -> Vec<history::Op> {
+                let Ok(cursor) = self.table().get(&ops) else {
+                    return vec![];
+                };
+                cursor.chunk(start, max).iter().map(op).collect()
+            }
+            async fn drop(
+                &mut self,
+                ops: wasmtime::component::Resource<OpsCursor>,
+            ) -> wasmtime::Result<()> {
+                self.table().delete(ops)?;
+                Ok(())
+            }
+        }
+
+        fn op(o: &chaos_model::history::Op) -> history::Op {
+            use chaos_model::history::{Kind, Status};
+            history::Op {
+                index: o.index,
+                process: o.process,
+                node: o.node,
+                kind: match o.kind {
+                    Kind::Write => history::OpKind::Write,
+                    Kind::Read => history::OpKind::Read,
+                    Kind::Put => history::OpKind::Put,
+                    Kind::Get => history::OpKind::Get,
+                    Kind::Cas => history::OpKind::Cas,
+                },
+                key: o.key.clone(),
+                value: o.value.clone(),
+                expected: o.expected.clone(),
+                read: o.read.clone(),
+                seen: o.seen.clone(),
+                status: match o.status {
+                    Status::Ok => history::OpResult::Ok,
+                    Status::Fail => history::OpResult::Fail,
+                    Status::Info => history::OpResult::Info,
+                },
+                invoke_us: o.invoke_us,
+                complete_us: o.complete_us,
+            }
+        }
+    };
+}
+
+pub(super) use {bindings, glue, host_since_0_1, since_0_2};
