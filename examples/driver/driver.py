@@ -2,7 +2,7 @@
 """A chaos-host driver process for the reference store (quorum-kv), stdlib only.
 
 One JSON operation per line on stdin, one JSON reply per line on stdout
-(see README "Driver processes"). The nodes' client addresses come in
+(see docs/campaign.md, "A driver process"). The nodes' client addresses come in
 CHAOS_NODES, this cycle's namespace in CHAOS_NAMESPACE."""
 import json, os, sys, urllib.error, urllib.request
 

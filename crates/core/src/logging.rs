@@ -18,9 +18,12 @@ pub fn init(filter: &str) {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,fuser=off")),
         )
         .with_writer(std::io::stderr)
-        // Colours for a terminal only: in a file or a CI log they are
-        // escape sequences in the text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // Colours for a terminal only (and not with NO_COLOR): in a file
+        // or a CI log they are escape sequences in the text.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         .with_target(false)
         .init();
 }
