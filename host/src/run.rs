@@ -122,6 +122,21 @@ pub async fn load_plugins(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Plug
         );
         loaded.push((p, path.display().to_string(), true, key));
     }
+    // A grant for a plugin this run does not load is a typo, not a no-op.
+    for (who, caps) in &plan.allow {
+        if !loaded.iter().any(|(p, ..)| p.meta.name == *who) {
+            let mut names: Vec<&str> = loaded.iter().map(|(p, ..)| p.meta.name.as_str()).collect();
+            names.sort_unstable();
+            bail!(
+                "--allow {who}={caps}: no plugin named {who} is loaded in this run (loaded: {}); grant by the name `chaos-host inspect` shows",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            );
+        }
+    }
     let client_key = client_source.and_then(|s| key_of.get(&s.to_string()).cloned());
     let mut faults = Vec::new();
     let mut assertions = Vec::new();

@@ -215,3 +215,29 @@ fn leader_target_without_a_leader_probe_fails_the_cycle_with_the_reason() {
         );
     }
 }
+
+#[test]
+fn a_grant_for_a_plugin_not_loaded_is_refused() {
+    // Issue 24: `--allow nosuch=pause` was silently ignored (a typo in a
+    // grant then looked like a plugin that needs no capability).
+    let dir = tempfile::tempdir().unwrap();
+    let c = campaign(dir.path(), false, |t| t);
+    let run = run_campaign(
+        dir.path(),
+        &c,
+        &[
+            "--plugin",
+            "drop_random_acks",
+            "--allow",
+            "drop_random_ack=pause",
+        ],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "--allow drop_random_ack=pause: no plugin named drop_random_ack is loaded in this run (loaded: convergence, drop_random_acks)"
+        ),
+        "{}",
+        run.stderr
+    );
+}

@@ -831,6 +831,16 @@ impl Campaign {
             }
             None => {}
         }
+        for (field, ms) in [
+            ("write.timeout_ms", w.timeout_ms),
+            ("read.timeout_ms", file.read.timeout_ms),
+        ] {
+            if ms == 0 {
+                bail!(
+                    "{field} is 0: no answer could ever arrive in time; give how long one request may take (e.g. 5000)"
+                );
+            }
+        }
         if !ids_pointer.is_empty() && !ids_pointer.starts_with('/') {
             bail!(
                 "read.ids_pointer {ids_pointer:?}: a JSON pointer starts with '/' (or is \"\" for the whole answer)"
