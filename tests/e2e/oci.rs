@@ -687,3 +687,73 @@ fn oci_resume_of_the_embedded_campaign_uses_the_recorded_digest_and_the_lock_is_
     assert!(cycles.iter().all(|c| c["class"] == "partition_minority"));
     assert_nothing_left(dir.path(), run_id(&stderr).as_deref());
 }
+
+#[test]
+fn oci_client_component_is_pulled_pinned_and_carries_the_cycle() {
+    // Issue 22: clients share like faults: `[client] plugin` takes an
+    // oci:// reference, locked in chaos.lock, and a [pins] sha256.
+    let registry = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let reference = registry.reference("chaos/quorum-kv-client:1");
+    push(
+        dir.path(),
+        example_plugin("quorum_kv_client").to_str().unwrap(),
+        &reference,
+    );
+    let kv = bin_dir().join("quorum-kv");
+    let campaign_with = |extra: &str| {
+        example_campaign(dir.path(), "plugins/quorum_kv_client/campaign.toml", |t| {
+            format!(
+                "{}{extra}",
+                t.replace("../../../target/debug/quorum-kv", kv.to_str().unwrap())
+                    .replace(
+                        r#"plugin = "../quorum_kv_client.wasm""#,
+                        &format!("plugin = {reference:?}"),
+                    )
+            )
+        })
+    };
+    let c = campaign_with("");
+    let args = [
+        "run",
+        "--campaign",
+        c.to_str().unwrap(),
+        "--plugin",
+        "drop_random_acks",
+        "--cycles",
+        "1",
+        "--writes",
+        "20",
+    ];
+    let run = chaos_with_cache(dir.path(), &cache, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.cycles()[0]["status"], "pass");
+    assert!(run.cycles()[0]["ok"].as_u64().unwrap() > 0);
+    let lock = std::fs::read_to_string(dir.path().join("chaos.lock")).unwrap();
+    assert!(lock.contains("chaos/quorum-kv-client:1"), "{lock}");
+    // A pin that is not the component's sha256 is refused before the run.
+    let pinned = campaign_with(&format!(
+        "\n[pins]\nquorum_kv_client = \"{}\"\n",
+        "0".repeat(64)
+    ));
+    let run = chaos_with_cache(
+        dir.path(),
+        &cache,
+        &[
+            "run",
+            "--campaign",
+            pinned.to_str().unwrap(),
+            "--plugin",
+            "drop_random_acks",
+            "--cycles",
+            "1",
+        ],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("does not match the pin"),
+        "{}",
+        run.stderr
+    );
+}
