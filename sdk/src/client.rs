@@ -55,6 +55,22 @@ pub trait Client {
     fn add(node: u32, id: String) -> Outcome;
     /// Every id `node` holds in this cycle's namespace.
     fn read(node: u32) -> Result<Vec<String>, Outcome>;
+    /// The register workload: write `value` to register `key` through
+    /// `node`. By default a client does not do registers.
+    fn put(_node: u32, _key: String, _value: String) -> Outcome {
+        Outcome::Fail("this client does not do the register workload".into())
+    }
+    /// Read register `key` (`None`: never written).
+    fn get(_node: u32, _key: String) -> Result<Option<String>, Outcome> {
+        Err(Outcome::Fail(
+            "this client does not do the register workload".into(),
+        ))
+    }
+    /// Write `value` if register `key` holds `expected` (`None`: never
+    /// written); [`Outcome::Fail`] when it does not.
+    fn cas(_node: u32, _key: String, _expected: Option<String>, _value: String) -> Outcome {
+        Outcome::Fail("this client does not do the register workload".into())
+    }
 }
 
 /// A [`ClientInfo`] with no author and no parameters.
@@ -86,5 +102,14 @@ impl<T: Client> crate::client_bindings::exports::chaos::plugin::client::Guest fo
     }
     fn read(node: u32) -> Result<Vec<String>, Outcome> {
         T::read(node)
+    }
+    fn put(node: u32, key: String, value: String) -> Outcome {
+        T::put(node, key, value)
+    }
+    fn get(node: u32, key: String) -> Result<Option<String>, Outcome> {
+        T::get(node, key)
+    }
+    fn cas(node: u32, key: String, expected: Option<String>, value: String) -> Outcome {
+        T::cas(node, key, expected, value)
     }
 }

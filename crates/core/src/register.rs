@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 pub struct Run<'a> {
     pub workload: &'a Workload,
     pub http: &'a reqwest::Client,
+    /// The campaign's client: a driver or component carries the
+    /// operations; the HTTP client leaves them to the templates.
+    pub client: &'a crate::client::Client,
     pub nodes: &'a [Arc<Node>],
     pub primary: u32,
     pub namespace: &'a str,
@@ -100,12 +103,6 @@ async fn one(
     expected: Option<String>,
 ) -> Op {
     let w = r.workload;
-    let t = match kind {
-        Kind::Put => w.put.as_ref(),
-        Kind::Get => w.get.as_ref(),
-        _ => w.cas.as_ref(),
-    }
-    .expect("validated: register templates are present");
     let invoked = Instant::now();
     let mut op = Op::new(r.first_process + c, node.index, kind, r.history.us(invoked));
     op.key = key.clone();
@@ -115,6 +112,37 @@ async fn one(
     if kind == Kind::Cas {
         op.expected = expected.clone();
     }
+    let asked = match kind {
+        Kind::Put => chaos_model::client::Op::Put {
+            node: node.index,
+            key: key.clone(),
+            value: value.clone(),
+        },
+        Kind::Get => chaos_model::client::Op::Get {
+            node: node.index,
+            key: key.clone(),
+        },
+        _ => chaos_model::client::Op::Cas {
+            node: node.index,
+            key: key.clone(),
+            expected: expected.clone(),
+            value: value.clone(),
+        },
+    };
+    if let Some(a) = r.client.register(r.first_process + c, asked).await {
+        op.status = a.status;
+        op.read = a.read;
+        op.error = a.error;
+        // An operation of unknown fate has no completion (Jepsen's info).
+        op.complete_us = (a.status != Status::Info).then(|| r.history.us(Instant::now()));
+        return op;
+    }
+    let t = match kind {
+        Kind::Put => w.put.as_ref(),
+        Kind::Get => w.get.as_ref(),
+        _ => w.cas.as_ref(),
+    }
+    .expect("validated: register templates are present");
     let cycle = r.cycle.to_string();
     let vars = Vars::client(node.client, node.index)
         .with("namespace", r.namespace)

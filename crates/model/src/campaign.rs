@@ -561,7 +561,7 @@ impl Campaign {
             bail!("campaign.tolerate_lost_ratio is {t}: it is a ratio and must lie in [0, 1]");
         }
         if let Some(w) = &file.workload {
-            w.validate()?;
+            w.validate_for(file.client.is_some())?;
         }
         if file.campaign.assertion_fuel == Some(0) {
             bail!(

@@ -64,6 +64,21 @@ pub enum Op {
     Add { node: u32, id: String },
     /// Every id `node` holds in this cycle's namespace.
     Read { node: u32 },
+    /// The register workload: write `value` to register `key`.
+    Put {
+        node: u32,
+        key: String,
+        value: String,
+    },
+    /// Read register `key`: the reply's `value` (null: never written).
+    Get { node: u32, key: String },
+    /// Write `value` if the register holds `expected` (null: never written).
+    Cas {
+        node: u32,
+        key: String,
+        expected: Option<String>,
+        value: String,
+    },
 }
 
 impl Op {
@@ -73,6 +88,9 @@ impl Op {
             Op::Setup => "setup",
             Op::Add { .. } => "add",
             Op::Read { .. } => "read",
+            Op::Put { .. } => "put",
+            Op::Get { .. } => "get",
+            Op::Cas { .. } => "cas",
         }
     }
 }
@@ -102,6 +120,20 @@ pub struct Reply {
     /// A read's ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ids: Option<Vec<String>>,
+    /// A get's value: a string, or null for a register never written
+    /// (`Some(Null)`: present and null; `None`: absent).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub value: Option<serde_json::Value>,
+}
+
+/// A field that is present, null included (serde reads a null `Option` as
+/// absent).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
 }
 
 impl Reply {
@@ -119,6 +151,23 @@ impl Reply {
                 asked.op.name(),
                 clip(line)
             ));
+        }
+        let is_get = matches!(asked.op, Op::Get { .. });
+        match (reply.kind, &reply.value) {
+            (ReplyType::Ok, None) if is_get => {
+                return Err(format!(
+                    "answered a get ok without \"value\" (null for a register never written): {}",
+                    clip(line)
+                ));
+            }
+            (_, Some(v)) if !is_get || !(v.is_string() || v.is_null()) => {
+                return Err(format!(
+                    "answered \"value\" {v} to the {} operation (a get's value is a string or null): {}",
+                    asked.op.name(),
+                    clip(line)
+                ));
+            }
+            _ => {}
         }
         let is_read = matches!(asked.op, Op::Read { .. });
         match (reply.kind, &reply.ids) {
@@ -192,5 +241,28 @@ mod tests {
         assert!(e.contains("\"ids\" to the add"), "{e}");
         let info = Reply::parse(r#"{"seq":7,"type":"info","error":"timeout"}"#, &add).unwrap();
         assert_eq!(info.kind, ReplyType::Info);
+        // A get's value: present (a string or null) on ok, nowhere else.
+        let get = asked(Op::Get {
+            node: 0,
+            key: "k".into(),
+        });
+        let v = Reply::parse(r#"{"seq":7,"type":"ok","value":null}"#, &get).unwrap();
+        assert_eq!(v.value, Some(serde_json::Value::Null));
+        for (line, op, says) in [
+            (r#"{"seq":7,"type":"ok"}"#, &get, "without \"value\""),
+            (
+                r#"{"seq":7,"type":"ok","value":3}"#,
+                &get,
+                "a string or null",
+            ),
+            (
+                r#"{"seq":7,"type":"ok","value":"v"}"#,
+                &add,
+                "to the add operation",
+            ),
+        ] {
+            let e = Reply::parse(line, op).unwrap_err();
+            assert!(e.contains(says), "{line}: {e}");
+        }
     }
 }

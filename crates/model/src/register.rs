@@ -112,6 +112,31 @@ const KEYS: &[&str] = &[
 
 impl Workload {
     /// Check the section; errors name the field and the fix.
+    /// Check the workload; `through_client`: the campaign's `[client]`
+    /// carries put, get and cas, so there are no templates.
+    pub fn validate_for(&self, through_client: bool) -> anyhow::Result<()> {
+        if self.kind == "register" && through_client {
+            for (name, t) in [("put", &self.put), ("get", &self.get), ("cas", &self.cas)] {
+                if t.is_some() {
+                    bail!(
+                        "workload.{name}: the campaign's [client] carries the register operations; remove the template"
+                    );
+                }
+            }
+            if self.keys == 0 || self.clients == 0 || self.ops == 0 {
+                bail!("workload.keys, workload.clients and workload.ops must each be at least 1");
+            }
+            if self.through != "primary" && self.through != "any" {
+                bail!(
+                    "workload.through {:?}: use \"primary\" or \"any\"",
+                    self.through
+                );
+            }
+            return Ok(());
+        }
+        self.validate()
+    }
+
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.kind == "set" {
             if self.put.is_some() || self.get.is_some() || self.cas.is_some() {

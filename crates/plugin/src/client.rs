@@ -50,12 +50,16 @@ pub enum Op<'a> {
     Setup,
     Add(u32, &'a str),
     Read(u32),
+    Put(u32, &'a str, &'a str),
+    Get(u32, &'a str),
+    Cas(u32, &'a str, Option<&'a str>, &'a str),
 }
 
 /// What an operation came to.
 pub enum Answer {
     Done(Outcome),
     Read(Result<Vec<String>, Outcome>),
+    Got(Result<Option<String>, Outcome>),
 }
 
 impl Loaded {
@@ -185,6 +189,9 @@ impl ClientProcess {
                 Op::Setup => Answer::Done(i.setup(store).await?),
                 Op::Add(n, id) => Answer::Done(i.add(store, n, id).await?),
                 Op::Read(n) => Answer::Read(i.read(store, n).await?),
+                Op::Put(n, k, v) => Answer::Done(i.put(store, n, k, v).await?),
+                Op::Get(n, k) => Answer::Got(i.get(store, n, k).await?),
+                Op::Cas(n, k, e, v) => Answer::Done(i.cas(store, n, k, e, v).await?),
             })
         };
         let no_answer = || {
@@ -199,6 +206,7 @@ impl ClientProcess {
             Ok(Ok(a)) => Ok(match a {
                 Answer::Done(o) => Answer::Done(tidy(o)),
                 Answer::Read(r) => Answer::Read(r.map_err(tidy)),
+                Answer::Got(r) => Answer::Got(r.map_err(tidy)),
             }),
             Ok(Err(e)) if e.downcast_ref::<WallClockDeadline>().is_some() => {
                 Err(Failed::Timeout(no_answer()))

@@ -83,6 +83,14 @@ impl Components {
             Op::Setup => chaos_plugin::client::Op::Setup,
             Op::Add { node, id } => chaos_plugin::client::Op::Add(*node, id),
             Op::Read { node } => chaos_plugin::client::Op::Read(*node),
+            Op::Put { node, key, value } => chaos_plugin::client::Op::Put(*node, key, value),
+            Op::Get { node, key } => chaos_plugin::client::Op::Get(*node, key),
+            Op::Cas {
+                node,
+                key,
+                expected,
+                value,
+            } => chaos_plugin::client::Op::Cas(*node, key, expected.as_deref(), value),
         };
         let answer = proc.call(plugin_op, self.timeout).await;
         for refused in proc.refused() {
@@ -112,6 +120,7 @@ impl Components {
             kind,
             error,
             ids,
+            value: None,
         };
         let of = |o: Outcome| match o {
             Outcome::Ok => (ReplyType::Ok, None),
@@ -124,7 +133,11 @@ impl Components {
                 reply(kind, error, None)
             }
             Answer::Read(Ok(ids)) => reply(ReplyType::Ok, None, Some(ids)),
-            Answer::Read(Err(o)) => {
+            Answer::Got(Ok(v)) => Reply {
+                value: Some(v.map_or(serde_json::Value::Null, serde_json::Value::String)),
+                ..reply(ReplyType::Ok, None, None)
+            },
+            Answer::Read(Err(o)) | Answer::Got(Err(o)) => {
                 let (kind, error) = of(o);
                 // An `ok` error outcome is no answer to a read.
                 let kind = if kind == ReplyType::Ok {

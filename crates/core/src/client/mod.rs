@@ -63,6 +63,14 @@ impl std::fmt::Display for NoReply {
     }
 }
 
+/// What a register operation came to through a process client.
+pub struct RegisterAnswer {
+    pub status: chaos_model::history::Status,
+    /// A get's value (`None`: never written).
+    pub read: Option<String>,
+    pub error: Option<String>,
+}
+
 /// The client of one cycle; cheap to clone (its workers share it).
 #[derive(Clone)]
 pub struct Client(Arc<Kind>);
@@ -301,6 +309,48 @@ impl Client {
                 Err(e) => Err(ReadError::Garbage(e.to_string())),
             },
         }
+    }
+
+    /// A register operation (`put`, `get`, `cas`) through a driver or a
+    /// component: its status in the history's terms, a get's value, and
+    /// why when it did not happen. `None` for the HTTP client, whose
+    /// register operations are the `[workload]` templates.
+    pub async fn register(&self, process: u32, op: Op) -> Option<RegisterAnswer> {
+        use chaos_model::history::Status;
+        let Kind::Process(d) = &*self.0 else {
+            return None;
+        };
+        let is_get = matches!(op, Op::Get { .. });
+        Some(match d.drivers.call(process, op).await {
+            Ok(r) => match r.kind {
+                ReplyType::Ok => RegisterAnswer {
+                    status: Status::Ok,
+                    read: r.value.and_then(|v| v.as_str().map(String::from)),
+                    error: None,
+                },
+                ReplyType::Fail => RegisterAnswer {
+                    status: Status::Fail,
+                    read: None,
+                    error: r.error,
+                },
+                // A get changes nothing: unanswered, it simply failed.
+                ReplyType::Info => RegisterAnswer {
+                    status: if is_get { Status::Fail } else { Status::Info },
+                    read: None,
+                    error: r.error,
+                },
+            },
+            Err(NoReply::Start(e)) => RegisterAnswer {
+                status: Status::Fail,
+                read: None,
+                error: Some(e),
+            },
+            Err(NoReply::Timeout(e) | NoReply::Broken(e)) => RegisterAnswer {
+                status: if is_get { Status::Fail } else { Status::Info },
+                read: None,
+                error: Some(e),
+            },
+        })
     }
 
     /// What went wrong with the client itself this cycle (driver processes

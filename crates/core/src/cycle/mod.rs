@@ -329,6 +329,7 @@ impl Cycle<'_> {
                     crate::register::run(crate::register::Run {
                         workload: w,
                         http: self.http,
+                        client,
                         nodes: &cluster.nodes,
                         primary: c.file.system.primary,
                         namespace,

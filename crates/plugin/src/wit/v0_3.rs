@@ -160,4 +160,42 @@ impl ClientInstance {
             .await?
             .map_err(Into::into))
     }
+
+    pub async fn put(
+        &self,
+        store: &mut wasmtime::Store<PluginState>,
+        node: u32,
+        key: &str,
+        value: &str,
+    ) -> wasmtime::Result<ClientOutcome> {
+        Ok(self.calls().call_put(store, node, key, value).await?.into())
+    }
+
+    pub async fn get(
+        &self,
+        store: &mut wasmtime::Store<PluginState>,
+        node: u32,
+        key: &str,
+    ) -> wasmtime::Result<Result<Option<String>, ClientOutcome>> {
+        Ok(self
+            .calls()
+            .call_get(store, node, key)
+            .await?
+            .map_err(Into::into))
+    }
+
+    pub async fn cas(
+        &self,
+        store: &mut wasmtime::Store<PluginState>,
+        node: u32,
+        key: &str,
+        expected: Option<&str>,
+        value: &str,
+    ) -> wasmtime::Result<ClientOutcome> {
+        Ok(self
+            .calls()
+            .call_cas(store, node, key, expected, value)
+            .await?
+            .into())
+    }
 }

@@ -110,6 +110,18 @@ fn read_answer(conn: &mut BufReader<TcpStream>) -> Result<(u16, String), Option<
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
+/// What a register write's answer means: `ok` on `ok_status`; `fail`
+/// when it was never sent; `info` otherwise (a 503 may still have landed
+/// on the node that answered, as the HTTP templates classify it).
+fn written(answer: Result<(u16, String), Failure>, ok_status: u16) -> Outcome {
+    match answer {
+        Ok((st, _)) if st == ok_status => Outcome::Ok,
+        Ok((st, b)) => Outcome::Info(format!("status {st}: {b}")),
+        Err(Failure::NotSent(e)) => Outcome::Fail(e),
+        Err(Failure::Lost(e)) => Outcome::Info(e),
+    }
+}
+
 impl Client for QuorumKv {
     fn describe() -> ClientInfo {
         let mut info = chaos_sdk::client::info(
@@ -189,6 +201,35 @@ impl Client for QuorumKv {
                 Err(Outcome::Info(e))
             }
             Err(Failure::NotSent(e) | Failure::Lost(e)) => Err(Outcome::Fail(e)),
+        }
+    }
+
+    // The register workload: quorum-kv's `/kv/{key}` (register mode).
+
+    fn put(node: u32, key: String, value: String) -> Outcome {
+        let body = serde_json::json!({ "value": value }).to_string();
+        written(request(node, "PUT", &format!("/kv/{key}"), &body), 200)
+    }
+
+    fn get(node: u32, key: String) -> Result<Option<String>, Outcome> {
+        match request(node, "GET", &format!("/kv/{key}"), "") {
+            Ok((200, body)) => {
+                let doc: serde_json::Value = serde_json::from_str(&body)
+                    .map_err(|e| Outcome::Fail(format!("not JSON: {e}")))?;
+                Ok(doc["value"].as_str().map(String::from))
+            }
+            Ok((404, _)) => Ok(None),
+            Ok((st, _)) => Err(Outcome::Fail(format!("status {st}"))),
+            Err(Failure::NotSent(e) | Failure::Lost(e)) => Err(Outcome::Fail(e)),
+        }
+    }
+
+    fn cas(node: u32, key: String, expected: Option<String>, value: String) -> Outcome {
+        let body = serde_json::json!({ "expected": expected.unwrap_or_default(), "new": value })
+            .to_string();
+        match request(node, "POST", &format!("/kv/{key}/cas"), &body) {
+            Ok((409, _)) => Outcome::Fail("status 409: not the expected value".into()),
+            answer => written(answer, 200),
         }
     }
 }
