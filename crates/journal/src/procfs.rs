@@ -204,9 +204,11 @@ mod tests {
         let me = std::process::id() as i32;
         let inodes = socket_inodes(me);
         let table = tcp_table(me);
+        // Ours by inode: an older connection from the same ephemeral
+        // port (TIME_WAIT, another process's) may be listed too.
         let mine = table
             .iter()
-            .find(|e| e.local == c.local_addr().unwrap())
+            .find(|e| e.local == c.local_addr().unwrap() && inodes.contains(&e.inode))
             .expect("the client socket is listed");
         assert_eq!(mine.remote, l.local_addr().unwrap());
         assert!(inodes.contains(&mine.inode));
