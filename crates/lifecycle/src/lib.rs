@@ -8,7 +8,7 @@
 mod node;
 pub mod roles;
 
-pub use node::{ClientReady, Node};
+pub use node::{ClientReady, Node, last_lines};
 
 use anyhow::Context;
 use chaos_journal::journal::Journal;

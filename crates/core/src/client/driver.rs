@@ -267,13 +267,11 @@ impl Drivers {
 
     fn stderr_tail(&self, process: u32) -> String {
         let log = self.dir.join(format!("client-{process}.log"));
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
+        let lines = chaos_lifecycle::last_lines(&log, STDERR_TAIL);
         if lines.is_empty() {
             return String::new();
         }
-        let tail = lines[lines.len().saturating_sub(STDERR_TAIL)..].join("\n  ");
-        format!("; its stderr ends:\n  {tail}")
+        format!("; its stderr ends:\n  {}", lines.join("\n  "))
     }
 }
 

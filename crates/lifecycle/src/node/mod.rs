@@ -345,9 +345,7 @@ impl Node {
 
     /// The last `lines` lines of the node's log, for error messages.
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        let tail = all[all.len().saturating_sub(lines)..].join("\n");
+        let tail = last_lines(&self.log_path, lines).join("\n");
         if tail.is_empty() {
             "(log is empty)".into()
         } else {
@@ -498,4 +496,15 @@ impl Launch {
             generation,
         })
     }
+}
+
+/// The last `n` lines of the log at `path` (none when it is missing or
+/// empty): a node's output, a driver's stderr.
+pub fn last_lines(path: &Path, n: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
 }

@@ -191,21 +191,23 @@ macro_rules! glue {
                         types::PluginKind::Assertion => "assertion",
                     },
                     capabilities: i.capabilities.into_iter().map(Into::into).collect(),
-                    params: i
-                        .params
-                        .into_iter()
-                        .map(|p| ::chaos_model::contract::ParamSpec {
-                            name: p.name,
-                            kind: match p.kind {
-                                types::ParamType::Integer => "integer",
-                                types::ParamType::Float => "float",
-                                types::ParamType::Boolean => "boolean",
-                                types::ParamType::Text => "text",
-                            },
-                            default: p.default_value,
-                            doc: p.doc,
-                        })
-                        .collect(),
+                    params: i.params.into_iter().map(Into::into).collect(),
+                }
+            }
+        }
+
+        impl From<types::ParamSpec> for ::chaos_model::contract::ParamSpec {
+            fn from(p: types::ParamSpec) -> Self {
+                Self {
+                    name: p.name,
+                    kind: match p.kind {
+                        types::ParamType::Integer => "integer",
+                        types::ParamType::Float => "float",
+                        types::ParamType::Boolean => "boolean",
+                        types::ParamType::Text => "text",
+                    },
+                    default: p.default_value,
+                    doc: p.doc,
                 }
             }
         }

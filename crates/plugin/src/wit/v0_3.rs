@@ -58,21 +58,7 @@ impl ClientPre {
             description: info.description,
             kind: "client",
             capabilities: vec![],
-            params: info
-                .params
-                .into_iter()
-                .map(|p| chaos_model::contract::ParamSpec {
-                    name: p.name,
-                    kind: match p.kind {
-                        types::ParamType::Integer => "integer",
-                        types::ParamType::Float => "float",
-                        types::ParamType::Boolean => "boolean",
-                        types::ParamType::Text => "text",
-                    },
-                    default: p.default_value,
-                    doc: p.doc,
-                })
-                .collect(),
+            params: info.params.into_iter().map(Into::into).collect(),
         })
     }
 }
