@@ -395,7 +395,7 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
     {
         let failed = h.install_helpers(&journal).await;
         if let (Some(f), false) = (disk_fault, failed.is_empty()) {
-            h.remove_helpers(&journal).await;
+            h.remove_run_dirs(&journal).await;
             drop(hosts);
             drop(closes_masters);
             for seq in masters {
@@ -439,7 +439,7 @@ pub async fn run(plan: &Plan, runtime: &Runtime) -> anyhow::Result<Summary> {
     network.destroy().await;
     drop(network);
     if let Some(h) = &closes_masters {
-        h.remove_helpers(&journal).await;
+        h.remove_run_dirs(&journal).await;
     }
     // The last holder of the hosts: dropping them closes the masters (if
     // something still holds them, closing the journal closes them).

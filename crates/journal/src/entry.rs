@@ -42,8 +42,13 @@ pub enum RemoteUndo {
     Group { pgid: i32, start: u64 },
     /// A process stopped there with SIGSTOP.
     Stopped { pid: i32, start: u64 },
-    /// An nftables table there, as "family name".
-    Nft { table: String },
+    /// An nftables table there, as "family name", installed behind
+    /// `fence` (journals of earlier versions have none).
+    Nft {
+        table: String,
+        #[serde(default)]
+        fence: Option<Fence>,
+    },
     /// The local SSH ControlMaster to the host (it daemonizes, so it
     /// would outlive a SIGKILLed chaos-host): closed by its socket.
     Master { socket: String },
@@ -54,4 +59,13 @@ pub enum RemoteUndo {
     /// A FUSE disk layer the uploaded helper mounted there over a node's
     /// data dir: detached.
     Mount { path: String },
+}
+
+/// Where a remote command that may outlive its run checks, under a lock,
+/// that the run's `cleanup` has not fenced it off: `name` in the run's
+/// directory `dir` on the host (`chaos_ssh::fenced`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Fence {
+    pub dir: String,
+    pub name: String,
 }

@@ -18,7 +18,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-pub use crate::entry::{Entry, RemoteUndo};
+pub use crate::entry::{Entry, Fence, RemoteUndo};
 
 #[derive(Serialize, Deserialize)]
 struct Line {

@@ -9,5 +9,5 @@ pub mod journal;
 pub mod procfs;
 pub mod undo;
 
-pub use journal::{Entry, Journal, RemoteUndo};
+pub use journal::{Entry, Fence, Journal, RemoteUndo};
 pub use undo::{NothingAbove, Undo};

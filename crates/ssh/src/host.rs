@@ -21,16 +21,11 @@ pub struct Host {
     /// Owns the master (closed, and its control socket removed, on drop).
     session: openssh::Session,
     /// The chaos-host binary uploaded for clock leases and disk layers,
-    /// once asked for.
-    helper: Mutex<Option<Helper>>,
-}
-
-/// The outcome of installing the helper on a host.
-struct Helper {
-    /// The binary's path there, or why it cannot be used.
-    bin: Result<String, String>,
-    /// The directory made for it and its journal entry, to remove at the end.
-    dir: Option<(String, u64)>,
+    /// once asked for: its path there, or why it cannot be used.
+    helper: Mutex<Option<Result<String, String>>>,
+    /// This run's directory there (see [`Host::run_dir`]) and its journal
+    /// entry, once made; removed at the end.
+    dir: Mutex<Option<(String, u64)>>,
 }
 
 /// Where uploads go: `/tmp/chaos-host-RUN-HOST`.
@@ -46,6 +41,37 @@ pub fn is_helper_dir(path: &str) -> bool {
                 .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
             && !rest.contains("..")
     })
+}
+
+/// `script` made safe against outliving its run: it runs under the lock
+/// of run directory `dir` and only if `dir` still stands and no undo has
+/// fenced `name` off there ([`fence`]); else it exits 75 having done
+/// nothing. A command sent over the master keeps running on the host when
+/// chaos-host is SIGKILLed mid-call, and could finish after `cleanup` undid
+/// what it makes (a firewall table installed after it was deleted). The
+/// heredoc or stdin of the command reaches `script`.
+pub fn fenced(dir: &str, name: &str, script: &str) -> String {
+    let (d, f) = (quote(dir), quote(&format!("{dir}/{name}.fenced")));
+    let inner = format!(
+        "[ -d {d} ] && [ ! -e {f} ] || {{ echo 'fenced off: the run was cleaned up' >&2; exit 75; }}; {script}"
+    );
+    format!(
+        "flock {} sh -c {}",
+        quote(&format!("{dir}/.lock")),
+        quote(&inner)
+    )
+}
+
+/// The shell that fences `name` off in run directory `dir` (when it still
+/// stands) before `undo`: a [`fenced`] command holding the lock finishes
+/// first, and one that has not yet taken it will do nothing.
+pub fn fence(dir: &str, name: &str, undo: &str) -> String {
+    let (d, l, f) = (
+        quote(dir),
+        quote(&format!("{dir}/.lock")),
+        quote(&format!("{dir}/{name}.fenced")),
+    );
+    format!("if [ -d {d} ]; then flock {l} touch {f}; fi; {undo}")
 }
 
 /// SHA-256 (hex) and size of a local file, read in chunks (the debug
@@ -107,6 +133,7 @@ impl Host {
             ip,
             session,
             helper: Mutex::new(None),
+            dir: Mutex::new(None),
         })
     }
 
@@ -124,7 +151,11 @@ impl Host {
                 );
             }
         }
-        for (tool, package) in [("setsid", "util-linux"), ("nft", "nftables")] {
+        for (tool, package) in [
+            ("setsid", "util-linux"),
+            ("flock", "util-linux"),
+            ("nft", "nftables"),
+        ] {
             if self.run(&format!("command -v {tool} >/dev/null")).is_err() {
                 bail!(
                     "host {}: `{tool}` is not installed there (Debian: apt-get install {package})",
@@ -208,30 +239,62 @@ impl Host {
         self.helper(journal)
     }
 
+    /// This run's directory on the host, `/tmp/chaos-host-RUN-HOST`
+    /// (journaled before it is made, so `cleanup` removes it), made on the
+    /// first call (blocking). It holds the uploaded helper and the fences
+    /// of [`fenced`].
+    pub fn run_dir(&self, journal: &chaos_journal::journal::Journal) -> Result<String, String> {
+        let mut state = self.dir.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((dir, _)) = &*state {
+            return Ok(dir.clone());
+        }
+        let run = journal
+            .path()
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // One directory per host (hosts may share a filesystem), of a name
+        // the journal's undo recognises.
+        let host: String = self
+            .spec
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let dir = format!("{HELPER_PREFIX}{run}-{host}");
+        let seq = journal
+            .record(chaos_journal::journal::Entry::Remote {
+                host: self.spec.clone(),
+                undo: chaos_journal::journal::RemoteUndo::Dir { path: dir.clone() },
+            })
+            .map_err(|e| format!("{e:#}"))?;
+        *state = Some((dir.clone(), seq));
+        self.run(&format!("umask 077; mkdir -p {}", quote(&dir)))?;
+        Ok(dir)
+    }
+
     /// The path of a chaos-host binary on the host for its hidden helpers
     /// (`clock-lease`, `disk-layer`), uploaded on the first call of a run
     /// (blocking): this very binary, to `/tmp/chaos-host-RUN-HOST/chaos-host`
-    /// (journaled first, so `cleanup` removes it), skipped when an
-    /// identical one (SHA-256) is already there. Or why there is none.
+    /// (in [`Host::run_dir`]), skipped when an identical one (SHA-256) is
+    /// already there. Or why there is none.
     pub fn helper(&self, journal: &chaos_journal::journal::Journal) -> Result<String, String> {
         let mut state = self.helper.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(h) = &*state {
-            return h.bin.clone();
+        if let Some(bin) = &*state {
+            return bin.clone();
         }
-        let mut dir = None;
-        let bin = self.install_helper(journal, &mut dir);
-        *state = Some(Helper {
-            bin: bin.clone(),
-            dir,
-        });
+        let bin = self.install_helper(journal);
+        *state = Some(bin.clone());
         bin
     }
 
-    fn install_helper(
-        &self,
-        journal: &chaos_journal::journal::Journal,
-        made: &mut Option<(String, u64)>,
-    ) -> Result<String, String> {
+    fn install_helper(&self, journal: &chaos_journal::journal::Journal) -> Result<String, String> {
         let name = &self.spec.name;
         // The upload is this binary: the host must run its architecture.
         let arch = self.run("uname -m")?;
@@ -246,33 +309,9 @@ impl Host {
         let exe = Path::new("/proc/self/exe");
         let (sha, size) =
             sha256_file(exe).map_err(|e| format!("reading {} to upload: {e}", exe.display()))?;
-        let run = journal
-            .path()
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        // One directory per host (hosts may share a filesystem), of a name
-        // the journal's undo recognises.
-        let host: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let dir = format!("{HELPER_PREFIX}{run}-{host}");
+        let dir = self.run_dir(journal)?;
         let bin = format!("{dir}/chaos-host");
-        let seq = journal
-            .record(chaos_journal::journal::Entry::Remote {
-                host: self.spec.clone(),
-                undo: chaos_journal::journal::RemoteUndo::Dir { path: dir.clone() },
-            })
-            .map_err(|e| format!("{e:#}"))?;
-        *made = Some((dir.clone(), seq));
-        let (d, b) = (quote(&dir), quote(&bin));
+        let b = quote(&bin);
         let sum = format!("sha256sum < {b} | cut -d' ' -f1");
         let have = self.run(&format!("if [ -f {b} ]; then {sum}; fi"))?;
         if have.trim() != sha {
@@ -281,7 +320,7 @@ impl Host {
             // The session's stdin carries the file: written beside, made
             // executable, then renamed, so a half upload is never run.
             let mut cmd = self.command(&format!(
-                "set -e; umask 077; mkdir -p {d}; cat > {b}.part; chmod 755 {b}.part; mv -f {b}.part {b}; {sum}"
+                "set -e; umask 077; cat > {b}.part; chmod 755 {b}.part; mv -f {b}.part {b}; {sum}"
             ));
             cmd.stdin(file);
             let got = output(&self.spec, cmd)
@@ -296,11 +335,11 @@ impl Host {
         Ok(bin)
     }
 
-    /// Remove what [`Host::helper`] uploaded and mark its journal
+    /// Remove [`Host::run_dir`] (and the helper in it) and mark its journal
     /// entry done (blocking; at the end of the run).
-    pub fn remove_helper(&self, journal: &chaos_journal::journal::Journal) -> Result<(), String> {
-        let mut state = self.helper.lock().unwrap_or_else(|e| e.into_inner());
-        let Some((dir, seq)) = state.as_mut().and_then(|h| h.dir.take()) else {
+    pub fn remove_run_dir(&self, journal: &chaos_journal::journal::Journal) -> Result<(), String> {
+        let mut state = self.dir.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((dir, seq)) = state.take() else {
             return Ok(());
         };
         self.run(&format!("rm -rf {}", quote(&dir)))?;

@@ -80,13 +80,13 @@ impl Hosts {
         failed
     }
 
-    /// Remove the uploaded helpers (the run's end).
-    pub async fn remove_helpers(&self, journal: &Arc<chaos_journal::Journal>) {
+    /// Remove the run's directories, helpers included (the run's end).
+    pub async fn remove_run_dirs(&self, journal: &Arc<chaos_journal::Journal>) {
         let runs = self.hosts.iter().map(|h| {
             let (h, j) = (h.clone(), journal.clone());
             tokio::task::spawn_blocking(move || {
-                if let Err(e) = h.remove_helper(&j) {
-                    tracing::warn!("host {}: removing the helper: {e}", h.spec.name);
+                if let Err(e) = h.remove_run_dir(&j) {
+                    tracing::warn!("host {}: removing the run's directory: {e}", h.spec.name);
                 }
             })
         });

@@ -42,10 +42,17 @@ pub fn undo_remote(spec: &HostSpec, undo: &RemoteUndo) -> Result<Option<String>,
             "s=$(sed 's/.*) //' /proc/{pid}/stat 2>/dev/null | cut -d' ' -f20); \
              if [ \"$s\" = {start} ]; then kill -CONT {pid} && echo continued; fi"
         ),
-        RemoteUndo::Nft { table } => {
-            format!(
+        RemoteUndo::Nft { table, fence } => {
+            let delete = format!(
                 "if nft list table {table} >/dev/null 2>&1; then nft delete table {table} && echo deleted; fi"
-            )
+            );
+            match fence {
+                // An install still in flight there finishes first or never.
+                Some(f) if crate::host::is_helper_dir(&f.dir) => {
+                    crate::host::fence(&f.dir, &f.name, &delete)
+                }
+                _ => delete,
+            }
         }
         RemoteUndo::Dir { path } => {
             // Only a directory of the name chaos-host gives its uploads:
@@ -69,7 +76,7 @@ pub fn undo_remote(spec: &HostSpec, undo: &RemoteUndo) -> Result<Option<String>,
         RemoteUndo::Stopped { pid, .. } => {
             format!("continued stopped process {pid} on host {}", spec.name)
         }
-        RemoteUndo::Nft { table } => {
+        RemoteUndo::Nft { table, .. } => {
             format!("deleted nftables table {table} on host {}", spec.name)
         }
         RemoteUndo::Dir { path } => {

@@ -8,7 +8,7 @@
 //! unproven).
 
 use crate::net::{CutStats, Grudge, LinkProbe, LinkStats, NodeAddr, cut_links};
-use chaos_journal::journal::{Entry, Journal, RemoteUndo};
+use chaos_journal::journal::{Entry, Fence, Journal, RemoteUndo};
 use chaos_ssh::Hosts;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -21,11 +21,13 @@ pub struct RemoteNet {
     journal: Arc<Journal>,
     /// The cut in force, if any.
     installed: Mutex<Option<Installed>>,
+    /// Cuts made so far: each one's fence is named after its number.
+    cuts: std::sync::atomic::AtomicU32,
 }
 
-/// The hosts holding the table (host index, journal seq) and the cut
-/// links (from, to).
-type Installed = (Vec<(usize, u64)>, Vec<(u32, u32)>);
+/// The hosts holding the table (host index, journal seq, fence) and the
+/// cut links (from, to).
+type Installed = (Vec<(usize, u64, Fence)>, Vec<(u32, u32)>);
 
 impl RemoteNet {
     pub fn new(hosts: Arc<Hosts>, table: String, journal: Arc<Journal>) -> Self {
@@ -34,6 +36,7 @@ impl RemoteNet {
             table,
             journal,
             installed: Mutex::new(None),
+            cuts: Default::default(),
         }
     }
 
@@ -76,24 +79,40 @@ impl RemoteNet {
         }
         let mut held = Vec::new();
         let mut shown = Vec::new();
+        let n = self.cuts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         for (k, host_links) in by_host {
             let host = self.hosts.hosts[k].clone();
+            let (h, j) = (host.clone(), self.journal.clone());
+            let dir = tokio::task::spawn_blocking(move || h.run_dir(&j))
+                .await
+                .map_err(|e| e.to_string())??;
+            let fence = Fence {
+                dir,
+                name: format!("{}-cut{n}", self.table),
+            };
             let seq = self
                 .journal
                 .record(Entry::Remote {
                     host: host.spec.clone(),
                     undo: RemoteUndo::Nft {
                         table: format!("inet {}", self.table),
+                        fence: Some(fence.clone()),
                     },
                 })
                 .map_err(|e| format!("{e:#}"))?;
-            held.push((k, seq));
+            held.push((k, seq, fence.clone()));
             *self.installed.lock().unwrap_or_else(|e| e.into_inner()) =
                 Some((held.clone(), links.clone()));
+            // Fenced: if chaos-host dies mid-call, this may still run on
+            // the host after `cleanup`; it then does nothing.
             let script = format!(
-                "nft -f - <<'CHAOS_EOF'\n{}CHAOS_EOF\nnft list table inet {}",
+                "{} <<'CHAOS_EOF'\n{}CHAOS_EOF\n",
+                chaos_ssh::fenced(
+                    &fence.dir,
+                    &fence.name,
+                    &format!("nft -f - && nft list table inet {}", self.table)
+                ),
                 self.ruleset(&host_links, addrs),
-                self.table
             );
             let listed = tokio::task::spawn_blocking(move || host.run(&script))
                 .await
@@ -174,14 +193,14 @@ impl RemoteNet {
             return CutStats::default();
         };
         let t = self.table.clone();
-        let runs = held.iter().map(|&(k, _)| {
+        let runs = held.iter().map(|&(k, ..)| {
             let host = self.hosts.hosts[k].clone();
             let script = format!("nft list table inet {t}; nft delete table inet {t}");
             tokio::task::spawn_blocking(move || host.run(&script))
         });
         let mut counts: BTreeMap<(u32, u32), u64> = BTreeMap::new();
         let mut errors = Vec::new();
-        for ((_, seq), r) in held.iter().zip(futures::future::join_all(runs).await) {
+        for ((_, seq, _), r) in held.iter().zip(futures::future::join_all(runs).await) {
             match r {
                 Ok(Ok(text)) => {
                     self.journal.done(*seq);
@@ -235,9 +254,15 @@ impl RemoteNet {
         else {
             return;
         };
-        for (k, seq) in held {
+        for (k, seq, fence) in held {
             let h = &self.hosts.hosts[k];
-            if h.run(&format!("nft delete table inet {}", self.table))
+            // The cut may still be in flight (its task cancelled, its ssh
+            // call not): fenced, it finishes first or never.
+            let delete = format!(
+                "if nft list table inet {t} >/dev/null 2>&1; then nft delete table inet {t}; fi",
+                t = self.table
+            );
+            if h.run(&chaos_ssh::fence(&fence.dir, &fence.name, &delete))
                 .is_ok()
             {
                 self.journal.done(seq);
