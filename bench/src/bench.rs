@@ -88,6 +88,9 @@ pub struct BenchArgs {
     /// process and a client component against one reference node.
     #[arg(long)]
     pub clients_only: bool,
+    /// Measure only the bypass scan of partition leases in proxy mode.
+    #[arg(long)]
+    pub bypass_only: bool,
     /// Measure only clock skews through the vDSO.
     #[arg(long)]
     pub skews_only: bool,

@@ -7,6 +7,7 @@
 //! error (printed as one chained line).
 
 mod bench;
+mod bypass;
 mod chaos_host;
 mod checkers;
 mod clients;
@@ -39,7 +40,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let measured = if cli.bench.clients_only {
+    let measured = if cli.bench.bypass_only {
+        bypass::run()
+    } else if cli.bench.clients_only {
         runtime.block_on(clients::run(&cli.bench))
     } else {
         runtime.block_on(bench::run(&cli.bench))

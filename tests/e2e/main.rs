@@ -25,6 +25,8 @@ mod recovery;
 mod clock;
 // Sound verdicts: unobserved skews simulated, bypassed partitions unverified.
 mod proofs;
+// The false-green suite: every case once green that must not be.
+mod false_green;
 // Hostile plugins: each contained, effects undone, campaign continues.
 mod hostile;
 // Sharing plugins: sha256 pins, --plugin-dir.

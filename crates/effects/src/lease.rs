@@ -19,8 +19,11 @@ pub(crate) enum Lease {
     /// A stopped node, with the journal entry of its SIGSTOP.
     Pause { journal: u64 },
     /// A cut: the network's generation of it, so ending it never lifts a
-    /// later one.
-    Partition { generation: u64 },
+    /// later one; and in proxy mode the scans for bypasses.
+    Partition {
+        generation: u64,
+        watch: Option<crate::bypass_watch::BypassWatch>,
+    },
     /// A skewed or drifting clock.
     Clock(ClockHeld),
     /// A restart: whether its kill took hold (start the node again), or the
@@ -50,8 +53,21 @@ impl Lease {
     pub async fn undo(self, fx: &Effects, slot: usize, node: u32) -> (String, Option<bool>) {
         match self {
             Lease::Pause { .. } => (resume(&fx.nodes[node as usize]), None),
-            Lease::Partition { generation } => {
-                let (v, evidence) = fx.net.heal(Some(generation)).await.verdict();
+            Lease::Partition { generation, watch } => {
+                // Stopped first: the heal's own scan follows the heal.
+                let watched = watch.map(|w| w.stop());
+                let held_ms = fx.records().get(slot).map_or(0, |r| {
+                    r.end_us
+                        .unwrap_or_else(|| fx.now_us())
+                        .saturating_sub(r.start_us)
+                        / 1000
+                });
+                let (mut v, mut evidence) = fx.net.heal(Some(generation)).await.verdict(held_ms);
+                if let Some((text, clean)) = watched {
+                    evidence.push_str("; ");
+                    evidence.push_str(&text);
+                    v &= clean;
+                }
                 (evidence, Some(v))
             }
             Lease::Clock(held) => fx.end_clock(held, node).await,
@@ -88,7 +104,12 @@ impl Lease {
                 resume(&fx.nodes[node as usize]);
             }
             Lease::Clock(held) => held.reset_now(),
-            Lease::Partition { .. } => fx.net.heal_now(),
+            Lease::Partition { watch, .. } => {
+                if let Some(w) = watch {
+                    w.stop();
+                }
+                fx.net.heal_now()
+            }
             Lease::Link { .. } => fx.net.unlink_now(),
             Lease::Disk { fault, before } => fx.end_disk_now(node, fault, before),
             // A node killed for a restart stays down with its cycle.

@@ -12,6 +12,7 @@
 //! [`restart`] (kill, then start again), [`disk`] (the FUSE layer under a
 //! data dir), [`link`] (degraded links by a grudge).
 
+mod bypass_watch;
 pub mod clock;
 mod disk;
 mod kind;
@@ -29,6 +30,7 @@ use chaos_mechanisms::net::CycleNet;
 use chaos_model::burst::Progress;
 pub use kind::Kind;
 use lease::Lease;
+pub use partition::{RESCAN_FACTOR, RESCAN_MIN};
 use serde::Serialize;
 pub use set_up::{SET_UP_CAP, SetUp, SetUps};
 use std::collections::HashMap;

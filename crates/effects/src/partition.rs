@@ -5,19 +5,29 @@
 //! the cut the host probes each link (a connection its proxy must hold, or a
 //! SYN its nftables rule must drop), and when the lease ends each link's own
 //! counter must show something blocked. A total over all links is not
-//! enough: an idle or uncut link would hide behind a busy one. In proxy mode
-//! the host also looks for node processes connected to each other directly
-//! (past the proxies, as a system that learns peer addresses by gossip
-//! does), at the cut and at the heal: such a partition cuts nothing and is
-//! never verified.
+//! enough: an idle or uncut link would hide behind a busy one. And the
+//! system's own traffic, the probe apart, must have met the cut on some
+//! link: a cut the system never tried to cross tested nothing. In proxy
+//! mode the host also looks for node processes connected to each other
+//! directly (past the proxies, as a system that learns peer addresses by
+//! gossip does), at the cut, again and again for the whole lease
+//! ([`crate::bypass_watch`]: a connection opened per request lives a few ms), and
+//! at the heal: such a partition cuts nothing and is never verified.
 
 use super::{EffectRecord, Effects};
+use crate::bypass_watch::{BypassWatch, Watched};
 use crate::kind::Kind;
 use crate::lease::Lease;
 use chaos_mechanisms::net::bypass::{self, NodeSockets};
 use chaos_mechanisms::net::{Grudge, Mode};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+/// The shortest pause between two bypass scans of a lease.
+pub const RESCAN_MIN: Duration = Duration::from_millis(5);
+/// Scans take at most a fifth of one core: the pause after a scan is at
+/// least this many times what it took.
+pub const RESCAN_FACTOR: u32 = 4;
 
 impl Effects {
     pub async fn partition(self: &Arc<Self>, grudge: Grudge, ms: u32) -> Result<(), String> {
@@ -54,7 +64,10 @@ impl Effects {
                 during_burst,
                 evidence,
             ),
-            Lease::Partition { generation },
+            Lease::Partition {
+                generation,
+                watch: None,
+            },
         );
         // Recorded: from here on another plugin is refused naming it.
         drop(claim);
@@ -93,9 +106,63 @@ impl Effects {
             r.verified = verified && r.end_us.is_none();
             r.evidence.push_str(&seen);
         });
+        if self.net.mode() == Mode::Proxy {
+            self.watch_bypasses(slot, start_us);
+        }
         // Timed from `start_us`: the probe does not lengthen the lease.
         self.schedule_end(slot, start_us, ms);
         Ok(())
+    }
+
+    /// Scan for bypasses until the lease of `slot` ends, each pause
+    /// [`RESCAN_FACTOR`] times the last scan (at least [`RESCAN_MIN`]).
+    fn watch_bypasses(self: &Arc<Self>, slot: usize, start_us: u64) {
+        let seen = Arc::new(Mutex::new(Watched::default()));
+        let fx: Weak<Self> = Arc::downgrade(self);
+        let into = seen.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                // Weak: a watch never keeps its cycle's effects alive.
+                let Some(nodes) = fx.upgrade().map(|fx| fx.node_sockets()) else {
+                    return;
+                };
+                let scanning = Instant::now();
+                let found = tokio::task::spawn_blocking(move || bypass::scan(&nodes))
+                    .await
+                    .unwrap_or_default();
+                let took = scanning.elapsed();
+                let at_ms = fx
+                    .upgrade()
+                    .map_or(0, |fx| fx.now_us().saturating_sub(start_us) / 1000);
+                {
+                    let mut w = into.lock().unwrap_or_else(|e| e.into_inner());
+                    w.scans += 1;
+                    w.total_us += took.as_micros() as u64;
+                    w.max_us = w.max_us.max(took.as_micros() as u64);
+                    for b in found {
+                        let key = (b.from, b.local, b.to);
+                        if !w.found.iter().any(|(o, _)| (o.from, o.local, o.to) == key) {
+                            w.found.push((b, at_ms));
+                        }
+                    }
+                }
+                tokio::time::sleep((took * RESCAN_FACTOR).max(RESCAN_MIN)).await;
+            }
+        });
+        let watch = BypassWatch {
+            task: task.abort_handle(),
+            seen,
+        };
+        let mut kept = Some(watch);
+        self.remember(slot, |lease| {
+            if let Lease::Partition { watch: w, .. } = lease {
+                *w = kept.take();
+            }
+        });
+        // The lease already ended: nothing is left to watch.
+        if let Some(w) = kept {
+            w.task.abort();
+        }
     }
 
     /// The reason `grudge` names no link of this campaign, if it does not
@@ -159,8 +226,18 @@ impl Effects {
         if self.net.mode() != Mode::Proxy {
             return vec![];
         }
-        let nodes: Vec<NodeSockets> = self
-            .nodes
+        let nodes = self.node_sockets();
+        // A few ms of /proc reading (the kernel walks its whole TCP hash
+        // table for each of tcp and tcp6): off the runtime's threads.
+        tokio::task::spawn_blocking(move || bypass::scan(&nodes))
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Each node's process group and ports, as the bypass scan needs them
+    /// (read afresh: a restarted node has a new group).
+    fn node_sockets(&self) -> Vec<NodeSockets> {
+        self.nodes
             .iter()
             .zip(&self.net.addrs)
             .map(|(n, a)| NodeSockets {
@@ -171,11 +248,6 @@ impl Effects {
                     .filter(|&p| p != 0)
                     .collect(),
             })
-            .collect();
-        // A few ms of /proc reading (the kernel walks its whole TCP hash
-        // table for each of tcp and tcp6): off the runtime's threads.
-        tokio::task::spawn_blocking(move || bypass::scan(&nodes))
-            .await
-            .unwrap_or_default()
+            .collect()
     }
 }

@@ -59,6 +59,10 @@ pub enum Bug {
     /// Replicate to the peers' real listen addresses (asked through
     /// `/whoami`), not to the peer URLs given.
     GossipPeers,
+    /// As `gossip-peers`, with a new connection per replication request,
+    /// closed once answered: no direct connection outlives its write, so a
+    /// bypass is only ever seen while a write is in flight.
+    GossipShortLived,
     /// Acknowledge the replication of exactly one write (the one whose id
     /// ends in `-w42`) without storing it: one lost acknowledged write in a
     /// cycle, which a 0.995 threshold over 200 writes would let pass.
@@ -123,6 +127,12 @@ pub struct Args {
     /// (0 disables catch-up).
     #[arg(long, default_value_t = 100)]
     pub catchup_ms: u64,
+    /// Asynchronous replication: acknowledge a write once stored here
+    /// (quorum 1) and ship what was written to every peer once no write
+    /// has arrived for this long; no catch-up. A node that sends nothing
+    /// to its peers while writes keep coming (0: off).
+    #[arg(long, default_value_t = 0)]
+    pub replicate_when_idle_ms: u64,
     /// Switch on a known defect.
     #[arg(long, value_enum)]
     pub bug: Option<Bug>,
@@ -147,16 +157,18 @@ pub async fn serve(args: Args) -> anyhow::Result<()> {
     let sync_each = args.bug != Some(Bug::AckBeforeFsync);
     let log = log::Log::open(&args.data_dir, sync_each)
         .with_context(|| format!("opening log in {}", args.data_dir.display()))?;
+    let idle = Duration::from_millis(args.replicate_when_idle_ms);
     let replicator = replication::Replicator::new(
         peers.clone(),
-        args.quorum,
+        if idle.is_zero() { args.quorum } else { 1 },
         Duration::from_millis(args.quorum_timeout_ms),
         args.bug,
+        idle,
     );
     // The abort-fanout defect is that nothing repairs an aborted fan-out; a
     // write lost on purpose must stay lost too.
     let repairs = !matches!(args.bug, Some(Bug::AbortFanout | Bug::LoseOne));
-    let catchup = repairs && args.catchup_ms > 0 && !peers.is_empty();
+    let catchup = repairs && args.catchup_ms > 0 && !peers.is_empty() && idle.is_zero();
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;

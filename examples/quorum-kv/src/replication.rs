@@ -15,6 +15,14 @@ pub struct Replicator {
     timeout: Duration,
     bug: Option<Bug>,
     client: reqwest::Client,
+    /// `--replicate-when-idle-ms`: records not yet shipped, and the signal
+    /// of each new one.
+    idle: Option<Idle>,
+}
+
+struct Idle {
+    pending: std::sync::Arc<std::sync::Mutex<Vec<Record>>>,
+    wrote: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// How long a detached fan-out keeps retrying a peer that does not answer.
@@ -25,17 +33,41 @@ const RETRY_FOR: Duration = Duration::from_secs(30);
 const CATCH_UP_TIMEOUT: Duration = Duration::from_millis(400);
 
 impl Replicator {
-    pub fn new(peers: Vec<String>, quorum: usize, timeout: Duration, bug: Option<Bug>) -> Self {
+    pub fn new(
+        peers: Vec<String>,
+        quorum: usize,
+        timeout: Duration,
+        bug: Option<Bug>,
+        idle: Duration,
+    ) -> Self {
+        let mut client = reqwest::Client::builder().timeout(Duration::from_secs(2));
+        if bug == Some(Bug::GossipShortLived) {
+            // The defect's shape: one connection per request, closed after.
+            client = client.pool_max_idle_per_host(0);
+        }
+        let client = client.build().expect("reqwest client");
+        let idle = (!idle.is_zero()).then(|| {
+            let i = Idle {
+                pending: Default::default(),
+                wrote: Default::default(),
+            };
+            tokio::spawn(ship_when_idle(
+                peers.clone(),
+                client.clone(),
+                i.pending.clone(),
+                i.wrote.clone(),
+                idle,
+            ));
+            i
+        });
         Self {
             learnt: peers.iter().map(|_| tokio::sync::OnceCell::new()).collect(),
             peers,
             quorum,
             timeout,
             bug,
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(2))
-                .build()
-                .expect("reqwest client"),
+            client,
+            idle,
         }
     }
 
@@ -48,7 +80,7 @@ impl Replicator {
     /// gossip-peers` the addresses the peers report themselves (a peer that
     /// does not answer yet is asked again on the next fan-out).
     async fn targets(&self) -> Vec<String> {
-        if self.bug != Some(Bug::GossipPeers) {
+        if !matches!(self.bug, Some(Bug::GossipPeers | Bug::GossipShortLived)) {
             return self.peers.clone();
         }
         let mut out = Vec::new();
@@ -63,6 +95,14 @@ impl Replicator {
     /// included) once `quorum` is reached or the timeout passes.
     pub async fn fan_out(&self, record: &Record) -> usize {
         let mut acks = 1; // the local append happened before fan-out
+        if let Some(idle) = &self.idle {
+            idle.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(record.clone());
+            idle.wrote.notify_one();
+            return acks;
+        }
         let peers = self.targets().await;
         if acks >= self.quorum || peers.is_empty() {
             self.spawn_detached(&peers, record);
@@ -105,6 +145,31 @@ impl Replicator {
             let url = format!("{peer}/replicate");
             let record = record.clone();
             tokio::spawn(async move { deliver(&client, &url, &record, true).await });
+        }
+    }
+}
+
+/// `--replicate-when-idle-ms`: once a write has come and then none for
+/// `idle`, send every record written since to every peer (retrying as a
+/// detached fan-out does).
+async fn ship_when_idle(
+    peers: Vec<String>,
+    client: reqwest::Client,
+    pending: std::sync::Arc<std::sync::Mutex<Vec<Record>>>,
+    wrote: std::sync::Arc<tokio::sync::Notify>,
+    idle: Duration,
+) {
+    loop {
+        wrote.notified().await;
+        while tokio::time::timeout(idle, wrote.notified()).await.is_ok() {}
+        let batch = std::mem::take(&mut *pending.lock().unwrap_or_else(|e| e.into_inner()));
+        for peer in &peers {
+            let (client, url, batch) = (client.clone(), format!("{peer}/replicate"), batch.clone());
+            tokio::spawn(async move {
+                for record in &batch {
+                    deliver(&client, &url, record, true).await;
+                }
+            });
         }
     }
 }

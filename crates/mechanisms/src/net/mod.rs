@@ -16,6 +16,7 @@ pub use nfqueue::preflight as nfqueue_preflight;
 mod nsthread;
 pub mod proxy;
 pub mod shape;
+pub mod sock_diag;
 
 use chaos_journal::journal::Journal;
 pub mod ports;
@@ -339,6 +340,7 @@ impl Network {
             cut: Default::default(),
             generations: Default::default(),
             shaped: Default::default(),
+            replaced: Default::default(),
             _lease: lease,
         })
     }
@@ -366,6 +368,9 @@ pub struct CycleNet {
     /// Generation of the link fault in force (0: none), as `cut` is for
     /// partitions; numbered from `generations` too.
     shaped: tokio::sync::Mutex<u64>,
+    /// What each cut replaced by a later one held until then, by
+    /// generation, for its own lease's end to judge.
+    replaced: std::sync::Mutex<std::collections::HashMap<u64, CutStats>>,
     /// Dropped last (fields drop in order): the ports and namespace set go
     /// back only once the proxies or forwarders above are gone.
     _lease: Lease,
@@ -406,19 +411,27 @@ pub struct LinkStats {
     /// Packets dropped by its rule (netns) or connections + chunks held by
     /// its proxy (proxy); the host's own probe counts too.
     pub blocked: u64,
+    /// Of `blocked`, the system's own: the host's probe apart (its one
+    /// connection in proxy mode; its one SYN in netns and ssh modes, since
+    /// the probe gives up after 300 ms, before the first retransmit at 1 s).
+    pub system: u64,
     /// The figures behind `blocked`, e.g. "3 packet(s) (180 bytes)".
     pub figures: String,
 }
 
 impl CutStats {
-    /// Whether the cut proved itself on every link: installed, and each
-    /// cut directed link blocked something (a link that carried no traffic
-    /// proves nothing, which is why the host probes each one). The evidence
+    /// Whether the cut proved itself and was met by the system, over a
+    /// lease held `held_ms`: installed; each cut directed link blocked
+    /// something (a link that carried no traffic proves nothing, which is
+    /// why the host probes each one); and the system's own traffic was
+    /// blocked on at least one cut link (a cut the system never tried to
+    /// cross tested nothing, however well it held the probe). The evidence
     /// names each link with its figures, and the links without any.
-    /// A superseded cut was healed by its successor, not read: its verdict
-    /// is the one taken when it was installed.
-    pub fn verdict(&self) -> (bool, String) {
-        if self.superseded || !self.installed {
+    /// A superseded cut read at its replacement is judged the same way on
+    /// what it held until then; one not read (its replacement failed) keeps
+    /// the verdict taken when it was installed.
+    pub fn verdict(&self, held_ms: u64) -> (bool, String) {
+        if !self.installed {
             return (self.superseded, self.detail.clone());
         }
         let idle: Vec<String> = self
@@ -428,6 +441,10 @@ impl CutStats {
             .map(|l| format!("{}->{}", l.from, l.to))
             .collect();
         let mut text = self.detail.clone();
+        if self.superseded {
+            text.insert_str(0, "replaced by a later partition; until then ");
+        }
+        let system: u64 = self.links.iter().map(|l| l.system).sum();
         if self.links.is_empty() {
             text.push_str("; no cut link was reported");
         } else if !idle.is_empty() {
@@ -435,8 +452,21 @@ impl CutStats {
                 "; no evidence on link(s) {}: nothing was seen blocked there",
                 idle.join(", ")
             ));
+        } else if system == 0 {
+            text.push_str(&format!(
+                "; the system sent nothing across the cut in {held_ms} ms: none of its own traffic on {} cut link(s), only the host's probe met it",
+                self.links.len()
+            ));
         }
-        (!self.links.is_empty() && idle.is_empty(), text)
+        (
+            !self.links.is_empty() && idle.is_empty() && system > 0,
+            text,
+        )
+    }
+
+    /// The system's own traffic the cut blocked, over every link.
+    pub fn system(&self) -> u64 {
+        self.links.iter().map(|l| l.system).sum()
     }
 }
 
@@ -490,6 +520,15 @@ impl CycleNet {
     /// generation and what the mechanism reported.
     pub async fn partition(&self, grudge: &Grudge) -> Result<(u64, String), String> {
         let mut current = self.cut.lock().await;
+        if *current != 0 {
+            // Read before it goes: what the replaced cut held is its
+            // lease's evidence.
+            let held = self.lift().await;
+            self.replaced
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(*current, held);
+        }
         let installed = match &self.inner {
             Inner::Loopback => Err(
                 "partition: nodes run on plain loopback, where traffic cannot be cut; set network.mode = \"proxy\" (no privileges) or \"netns\" (root) in the campaign, or pass --net".into(),
@@ -549,13 +588,29 @@ impl CycleNet {
         if let Some(g) = generation
             && *current != g
         {
-            return CutStats {
-                superseded: true,
-                detail: "replaced by a later partition before its lease ended".into(),
-                ..CutStats::default()
+            let read = self
+                .replaced
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&g);
+            return match read {
+                Some(held) => CutStats {
+                    superseded: true,
+                    ..held
+                },
+                None => CutStats {
+                    superseded: true,
+                    detail: "replaced by a later partition before its lease ended".into(),
+                    ..CutStats::default()
+                },
             };
         }
         *current = 0;
+        self.lift().await
+    }
+
+    /// Lift the cut in force, reading its counters.
+    async fn lift(&self) -> CutStats {
         match &self.inner {
             Inner::Loopback => CutStats::default(),
             Inner::Proxy(links) => links.heal(),
@@ -603,11 +658,14 @@ impl CycleNet {
 mod tests {
     use super::*;
 
+    /// A link that blocked `blocked` packets, the host's probe's one SYN
+    /// among them.
     fn link(from: u32, to: u32, blocked: u64) -> LinkStats {
         LinkStats {
             from,
             to,
             blocked,
+            system: blocked.saturating_sub(1),
             figures: format!("{blocked} packet(s)"),
         }
     }
@@ -674,7 +732,7 @@ mod tests {
             link(1, 0, 12),
             link(2, 0, 0),
         ]);
-        let (verified, text) = s.verdict();
+        let (verified, text) = s.verdict(500);
         assert!(!verified, "{text}");
         assert!(text.contains("0->1 40 packet(s)"), "{text}");
         assert!(text.contains("no evidence on link(s) 2->0"), "{text}");
@@ -688,9 +746,10 @@ mod tests {
             link(1, 0, 1),
             link(2, 0, 2),
         ]);
-        let (verified, text) = s.verdict();
+        let (verified, text) = s.verdict(500);
         assert!(verified, "{text}");
         assert!(!text.contains("no evidence"), "{text}");
+        assert!(!text.contains("sent nothing"), "{text}");
         assert!(text.contains("2->0 2 packet(s)"), "{text}");
     }
 
@@ -698,9 +757,9 @@ mod tests {
     fn a_cut_never_installed_or_without_links_is_not_verified() {
         let mut s = stats(vec![link(0, 1, 5)]);
         s.installed = false;
-        assert!(!s.verdict().0);
+        assert!(!s.verdict(500).0);
         let s = stats(vec![]);
-        let (verified, text) = s.verdict();
+        let (verified, text) = s.verdict(500);
         assert!(!verified);
         assert!(text.contains("no cut link"), "{text}");
     }
@@ -712,6 +771,45 @@ mod tests {
             detail: "replaced".into(),
             ..CutStats::default()
         };
-        assert_eq!(s.verdict(), (true, "replaced".to_string()));
+        assert_eq!(s.verdict(500), (true, "replaced".to_string()));
+    }
+
+    /// The issue-23 case: every link held the host's probe, and the system
+    /// sent nothing across (it dialled around the cut, or was quiet).
+    #[test]
+    fn a_cut_that_held_only_the_probe_is_not_verified() {
+        let s = stats(vec![
+            link(0, 1, 1),
+            link(0, 2, 1),
+            link(1, 0, 1),
+            link(2, 0, 1),
+        ]);
+        let (verified, text) = s.verdict(500);
+        assert!(!verified, "{text}");
+        assert!(
+            text.contains("the system sent nothing across the cut in 500 ms"),
+            "{text}"
+        );
+        // One link with the system's own traffic is enough.
+        let s = stats(vec![
+            link(0, 1, 3),
+            link(0, 2, 1),
+            link(1, 0, 1),
+            link(2, 0, 1),
+        ]);
+        assert!(s.verdict(500).0);
+    }
+
+    /// A cut replaced by a later one is judged on what it held until then.
+    #[test]
+    fn a_superseded_cut_read_at_its_replacement_is_judged_on_it() {
+        let mut s = stats(vec![link(0, 1, 1)]);
+        s.superseded = true;
+        let (verified, text) = s.verdict(200);
+        assert!(!verified, "{text}");
+        assert!(
+            text.starts_with("replaced by a later partition; until then"),
+            "{text}"
+        );
     }
 }

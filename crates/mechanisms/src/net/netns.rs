@@ -47,6 +47,9 @@ pub struct Namespaces {
     created: Mutex<Vec<(String, u64)>>,
     /// The ruleset in force.
     table: Mutex<Option<Ruleset>>,
+    /// Links of the ruleset in force whose rule counted the host's probe
+    /// (one SYN each), told apart from the system's packets at the heal.
+    probed: Mutex<std::collections::HashSet<(u32, u32)>>,
     hub_thread: NsThread,
     node_threads: Vec<NsThread>,
     node_files: Vec<std::fs::File>,
@@ -187,6 +190,7 @@ impl Namespaces {
             journal,
             created,
             table: Mutex::new(None),
+            probed: Mutex::default(),
             hub_thread,
             node_threads,
             node_files,
@@ -269,6 +273,10 @@ impl Namespaces {
             })
             .map_err(|e| format!("{e:#}"))?;
         *self.table.lock().unwrap_or_else(|e| e.into_inner()) = Some((seq, links));
+        self.probed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         let hub = self.hub.clone();
         // block_in_place: no await point, so a cancelled cut leaves no load landing after heal.
         tokio::task::block_in_place(|| nft(&hub, &["-f", "-"], Some(&ruleset)))?;
@@ -313,19 +321,28 @@ impl Namespaces {
                 ..CutStats::default()
             };
         };
+        let probed = std::mem::take(&mut *self.probed.lock().unwrap_or_else(|e| e.into_inner()));
         let links: Vec<LinkStats> = links
             .into_iter()
             .map(|(from, to)| match rule_for(&rules, from, to) {
-                Some(r) => LinkStats {
-                    from,
-                    to,
-                    blocked: r.packets,
-                    figures: format!("{} packet(s) ({} bytes)", r.packets, r.bytes),
-                },
+                Some(r) => {
+                    let probe = u64::from(probed.contains(&(from, to)));
+                    LinkStats {
+                        from,
+                        to,
+                        blocked: r.packets,
+                        system: r.packets.saturating_sub(probe),
+                        figures: format!(
+                            "{} packet(s) ({} bytes, {probe} the probe's)",
+                            r.packets, r.bytes
+                        ),
+                    }
+                }
                 None => LinkStats {
                     from,
                     to,
                     blocked: 0,
+                    system: 0,
                     figures: "no rule listed".into(),
                 },
             })
@@ -428,6 +445,14 @@ impl Namespaces {
         }
         let took = started.elapsed().as_micros();
         drop(connects);
+        {
+            let mut probed = self.probed.lock().unwrap_or_else(|e| e.into_inner());
+            for (i, &(from, to, _)) in targets.iter().enumerate() {
+                if answered[i].is_none() && counted[i] > 0 {
+                    probed.insert((from, to));
+                }
+            }
+        }
         targets
             .iter()
             .enumerate()

@@ -260,6 +260,8 @@ impl Links {
                     from,
                     to,
                     blocked: c + k,
+                    // A probe is never forwarded: it holds no chunk.
+                    system: c.saturating_sub(p) + k,
                     figures: format!("{c} connection(s) ({p} probe), {k} chunk(s) ({b} bytes)"),
                 }
             })

@@ -21,6 +21,9 @@ pub struct RemoteNet {
     journal: Arc<Journal>,
     /// The cut in force, if any.
     installed: Mutex<Option<Installed>>,
+    /// Links of the cut in force whose probe was held (its one SYN counted
+    /// by the link's rule), told apart from the system's packets.
+    probed: Mutex<std::collections::HashSet<(u32, u32)>>,
     /// Cuts made so far: each one's fence is named after its number.
     cuts: std::sync::atomic::AtomicU32,
 }
@@ -36,6 +39,7 @@ impl RemoteNet {
             table,
             journal,
             installed: Mutex::new(None),
+            probed: Mutex::default(),
             cuts: Default::default(),
         }
     }
@@ -69,6 +73,10 @@ impl RemoteNet {
     /// Put `grudge` in force (replacing an earlier cut).
     pub async fn cut(&self, grudge: &Grudge, addrs: &[NodeAddr]) -> Result<String, String> {
         self.heal().await;
+        self.probed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         let links = cut_links(grudge);
         let mut by_host: BTreeMap<usize, Vec<(u32, u32)>> = BTreeMap::new();
         for &(from, to) in &links {
@@ -179,6 +187,12 @@ impl RemoteNet {
             }
         }
         out.sort_by_key(|p| (p.from, p.to));
+        // Held for 300 ms, before the first SYN retransmit (1 s): one
+        // packet on the link's rule.
+        self.probed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(out.iter().filter(|p| p.held).map(|p| (p.from, p.to)));
         out
     }
 
@@ -212,15 +226,18 @@ impl RemoteNet {
                 Err(e) => errors.push(e.to_string()),
             }
         }
+        let probed = std::mem::take(&mut *self.probed.lock().unwrap_or_else(|e| e.into_inner()));
         let links: Vec<LinkStats> = links
             .into_iter()
             .map(|(from, to)| {
                 let blocked = counts.get(&(from, to)).copied().unwrap_or(0);
+                let probe = u64::from(probed.contains(&(from, to)));
                 LinkStats {
                     from,
                     to,
                     blocked,
-                    figures: format!("{blocked} packet(s)"),
+                    system: blocked.saturating_sub(probe),
+                    figures: format!("{blocked} packet(s) ({probe} the probe's)"),
                 }
             })
             .collect();

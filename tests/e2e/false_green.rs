@@ -1,0 +1,98 @@
+//! The false-green suite: every case that once came out green and must
+//! not. Each runs the real reference system with a fault or a defect the
+//! verdict once missed, and asserts the run is not green, naming why.
+
+use crate::util::*;
+
+/// The reference campaign in proxy mode under `partition_minority`, with
+/// `node_args` added to every node's arguments (after `--quorum 2`).
+fn partition_run(dir: &std::path::Path, node_args: &str, cycles: u32, settle_ms: u32) -> Run {
+    let c = campaign(dir, false, |t| {
+        let quorum = "\"--quorum\", \"2\",";
+        assert!(t.contains(quorum), "the reference campaign changed:\n{t}");
+        t.replace(quorum, &format!("{quorum}\n    {node_args}"))
+    });
+    let p = plugin("partition_minority");
+    run_campaign(
+        dir,
+        &c,
+        &[
+            "--plugin",
+            p.to_str().unwrap(),
+            "--cycles",
+            &cycles.to_string(),
+            "--writes",
+            "60",
+            "--settle-ms",
+            &settle_ms.to_string(),
+            "--net",
+            "proxy",
+        ],
+    )
+}
+
+/// Issue 23's first case: a system that dials its peers directly with a
+/// new connection per request (`--bug gossip-short-lived`) holds no direct
+/// connection at the cut or at the heal; only a scan during the lease sees
+/// one. Before the lease was watched, such cycles passed. Over 20 cycles,
+/// none is green, and each says why.
+#[test]
+fn a_partition_bypassed_by_short_lived_direct_connections_is_never_green() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = partition_run(dir.path(), "\"--bug\", \"gossip-short-lived\",", 20, 300);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let cycles = run.cycles();
+    assert_eq!(cycles.len(), 20, "{}", run.stderr);
+    let mut seen_during = 0;
+    for c in &cycles {
+        assert_ne!(c["status"], "pass", "{c}");
+        let e = &c["effects"][0];
+        assert_eq!(e["kind"], "partition", "{e}");
+        assert_eq!(e["verified"], false, "{e}");
+        let ev = e["evidence"].as_str().unwrap();
+        assert!(
+            ev.contains("directly, not through the proxy")
+                || ev.contains("the system sent nothing across the cut"),
+            "{e}"
+        );
+        seen_during += usize::from(ev.contains("during the lease, at +"));
+        assert!(ev.contains("bypass rescanned "), "{e}");
+    }
+    // The scans during the lease are what see these connections.
+    assert!(seen_during > 0, "no cycle saw a bypass during its lease");
+}
+
+/// Issue 23's second case: a system that sends nothing to its peers while
+/// writes keep coming (`--replicate-when-idle-ms 1000`: it ships its
+/// writes once no write came for a second). The cut holds the host's probe
+/// on every link and nothing of the system's: `ineffective`, not `pass`.
+#[test]
+fn a_partition_the_system_never_crosses_is_ineffective() {
+    let dir = tempfile::tempdir().unwrap();
+    // Converged once it ships, a second after the burst.
+    let run = partition_run(
+        dir.path(),
+        "\"--replicate-when-idle-ms\", \"1000\",",
+        2,
+        3000,
+    );
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let cycles = run.cycles();
+    assert_eq!(cycles.len(), 2, "{}", run.stderr);
+    for c in &cycles {
+        assert_eq!(c["status"], "ineffective", "{c}");
+        let e = &c["effects"][0];
+        assert_eq!(e["verified"], false, "{e}");
+        let ev = e["evidence"].as_str().unwrap();
+        // Every link held the probe...
+        for link in ["0->1", "0->2", "1->0", "2->0"] {
+            assert!(ev.contains(&format!("{link} held")), "probe of {link}: {e}");
+        }
+        // ...and nothing else.
+        assert!(
+            ev.contains("the system sent nothing across the cut in "),
+            "{e}"
+        );
+        assert!(ev.contains("only the host's probe met it"), "{e}");
+    }
+}
