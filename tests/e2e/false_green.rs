@@ -56,7 +56,7 @@ fn a_partition_bypassed_by_short_lived_direct_connections_is_never_green() {
             "{e}"
         );
         seen_during += usize::from(ev.contains("during the lease, at +"));
-        assert!(ev.contains("bypass rescanned "), "{e}");
+        assert!(ev.contains("bypass watched all lease: "), "{e}");
     }
     // The scans during the lease are what see these connections.
     assert!(seen_during > 0, "no cycle saw a bypass during its lease");

@@ -3,19 +3,23 @@
 //! (`partition.rs`).
 
 use chaos_mechanisms::net::bypass::Bypass;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The scans of one partition lease for direct connections between nodes
 /// (proxy mode), from its probe to its heal.
 pub(crate) struct BypassWatch {
-    pub task: tokio::task::AbortHandle,
-    pub seen: Arc<Mutex<Watched>>,
+    pub stop: Arc<AtomicBool>,
+    pub thread: Option<std::thread::JoinHandle<Watched>>,
 }
 
 #[derive(Default)]
 pub(crate) struct Watched {
-    pub scans: u32,
-    pub total_us: u64,
+    /// Polls of the nodes' sockets, and table reads among them.
+    pub polls: u64,
+    pub reads: u64,
+    /// Time spent polling and reading.
+    pub busy_us: u64,
     pub max_us: u64,
     /// Each connection once (dialling node, its end, node dialled), with
     /// the lease time it was first seen at.
@@ -25,14 +29,18 @@ pub(crate) struct Watched {
 impl BypassWatch {
     /// Stop scanning: what the scans saw (evidence) and whether they found
     /// no bypass.
-    pub(crate) fn stop(self) -> (String, bool) {
-        self.task.abort();
-        let w = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+    /// Joined: its thread holds clones of the nodes, dropped before this
+    /// returns.
+    pub(crate) fn stop(mut self) -> (String, bool) {
+        self.stop.store(true, Ordering::Relaxed);
+        let w = self
+            .thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default();
         let mut text = format!(
-            "bypass rescanned {} time(s) during the lease (mean {} µs, max {} µs per scan)",
-            w.scans,
-            w.total_us / u64::from(w.scans.max(1)),
-            w.max_us
+            "bypass watched all lease: {} poll(s) of the nodes' sockets, {} TCP table read(s) on new sockets, {} µs in all (max {} µs)",
+            w.polls, w.reads, w.busy_us, w.max_us
         );
         // The first connection of each (from, to) pair in full.
         let mut pairs: Vec<(usize, usize)> = Vec::new();

@@ -30,7 +30,7 @@ use chaos_mechanisms::net::CycleNet;
 use chaos_model::burst::Progress;
 pub use kind::Kind;
 use lease::Lease;
-pub use partition::{RESCAN_FACTOR, RESCAN_MIN};
+pub use partition::RESCAN_EVERY;
 use serde::Serialize;
 pub use set_up::{SET_UP_CAP, SetUp, SetUps};
 use std::collections::HashMap;

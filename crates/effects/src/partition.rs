@@ -19,15 +19,14 @@ use crate::bypass_watch::{BypassWatch, Watched};
 use crate::kind::Kind;
 use crate::lease::Lease;
 use chaos_mechanisms::net::bypass::{self, NodeSockets};
-use chaos_mechanisms::net::{Grudge, Mode};
-use std::sync::{Arc, Mutex, Weak};
+use chaos_lifecycle::Node;
+use chaos_mechanisms::net::{Grudge, Mode, NodeAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// The shortest pause between two bypass scans of a lease.
-pub const RESCAN_MIN: Duration = Duration::from_millis(5);
-/// Scans take at most a fifth of one core: the pause after a scan is at
-/// least this many times what it took.
-pub const RESCAN_FACTOR: u32 = 4;
+/// The pause between two polls of the nodes' sockets during a lease.
+pub const RESCAN_EVERY: Duration = Duration::from_millis(2);
 
 impl Effects {
     pub async fn partition(self: &Arc<Self>, grudge: Grudge, ms: u32) -> Result<(), String> {
@@ -71,12 +70,15 @@ impl Effects {
         );
         // Recorded: from here on another plugin is refused naming it.
         drop(claim);
+        // Watched from the first moment: its first poll reads the whole
+        // table (every socket is new to it), which is the scan at the cut,
+        // and a burst's writes may all fall in the lease's first ms.
+        if self.net.mode() == Mode::Proxy {
+            self.watch_bypasses(slot, start_us);
+        }
         let probing = Instant::now();
         let probes = self.net.probe(generation, &grudge).await;
         let took = probing.elapsed();
-        let scanning = Instant::now();
-        let bypasses = self.bypasses().await;
-        let scan = self.scan_note(scanning);
         let unheld: Vec<String> = probes
             .iter()
             .filter(|p| !p.held)
@@ -95,65 +97,61 @@ impl Effects {
         if !unheld.is_empty() {
             seen.push_str(&format!("; link(s) {} not shown cut", unheld.join(", ")));
         }
-        for b in bypass::summary(&bypasses) {
-            seen.push_str(&format!("; at the cut, {b}"));
-        }
-        seen.push_str(&scan);
         // No probe ran when a later partition already replaced this one.
-        let verified = !probes.is_empty() && unheld.is_empty() && bypasses.is_empty();
+        let verified = !probes.is_empty() && unheld.is_empty();
         self.update(slot, |r| {
             // A lease already ended was judged unverified at its heal.
             r.verified = verified && r.end_us.is_none();
             r.evidence.push_str(&seen);
         });
-        if self.net.mode() == Mode::Proxy {
-            self.watch_bypasses(slot, start_us);
-        }
         // Timed from `start_us`: the probe does not lengthen the lease.
         self.schedule_end(slot, start_us, ms);
         Ok(())
     }
 
-    /// Scan for bypasses until the lease of `slot` ends, each pause
-    /// [`RESCAN_FACTOR`] times the last scan (at least [`RESCAN_MIN`]).
+    /// Watch for bypasses until the lease of `slot` ends, polling the
+    /// nodes' sockets every [`RESCAN_EVERY`] on a thread of its own
+    /// (`bypass::Watcher`: the TCP table is read only on a new socket).
     fn watch_bypasses(self: &Arc<Self>, slot: usize, start_us: u64) {
-        let seen = Arc::new(Mutex::new(Watched::default()));
-        let fx: Weak<Self> = Arc::downgrade(self);
-        let into = seen.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                // Weak: a watch never keeps its cycle's effects alive.
-                let Some(nodes) = fx.upgrade().map(|fx| fx.node_sockets()) else {
-                    return;
-                };
-                let scanning = Instant::now();
-                let found = tokio::task::spawn_blocking(move || bypass::scan(&nodes))
-                    .await
-                    .unwrap_or_default();
-                let took = scanning.elapsed();
-                let at_ms = fx
-                    .upgrade()
-                    .map_or(0, |fx| fx.now_us().saturating_sub(start_us) / 1000);
-                {
-                    let mut w = into.lock().unwrap_or_else(|e| e.into_inner());
-                    w.scans += 1;
-                    w.total_us += took.as_micros() as u64;
-                    w.max_us = w.max_us.max(took.as_micros() as u64);
+        let stop = Arc::new(AtomicBool::new(false));
+        let halt = stop.clone();
+        // Clones of the nodes (read afresh each poll: a restarted node has
+        // a new group), not of the effects: the watch never keeps its
+        // cycle alive, and is joined at the lease's end.
+        let nodes = self.nodes.clone();
+        let addrs = self.net.addrs.clone();
+        let epoch = self.started();
+        let thread = std::thread::Builder::new()
+            .name("bypass-watch".into())
+            .spawn(move || {
+                let mut watcher = bypass::Watcher::default();
+                let mut w = Watched::default();
+                while !halt.load(Ordering::Relaxed) {
+                    let polling = Instant::now();
+                    let found = watcher.poll(&node_sockets(&nodes, &addrs));
+                    let took = polling.elapsed().as_micros() as u64;
+                    w.busy_us += took;
+                    w.max_us = w.max_us.max(took);
+                    let at_ms = (epoch.elapsed().as_micros() as u64).saturating_sub(start_us) / 1000;
                     for b in found {
                         let key = (b.from, b.local, b.to);
                         if !w.found.iter().any(|(o, _)| (o.from, o.local, o.to) == key) {
                             w.found.push((b, at_ms));
                         }
                     }
+                    std::thread::sleep(RESCAN_EVERY);
                 }
-                tokio::time::sleep((took * RESCAN_FACTOR).max(RESCAN_MIN)).await;
-            }
-        });
-        let watch = BypassWatch {
-            task: task.abort_handle(),
-            seen,
+                w.polls = watcher.polls;
+                w.reads = watcher.reads;
+                w
+            });
+        let Ok(thread) = thread else {
+            return;
         };
-        let mut kept = Some(watch);
+        let mut kept = Some(BypassWatch {
+            stop,
+            thread: Some(thread),
+        });
         self.remember(slot, |lease| {
             if let Lease::Partition { watch: w, .. } = lease {
                 *w = kept.take();
@@ -161,7 +159,7 @@ impl Effects {
         });
         // The lease already ended: nothing is left to watch.
         if let Some(w) = kept {
-            w.task.abort();
+            w.stop();
         }
     }
 
@@ -233,21 +231,24 @@ impl Effects {
             .await
             .unwrap_or_default()
     }
-
-    /// Each node's process group and ports, as the bypass scan needs them
-    /// (read afresh: a restarted node has a new group).
     fn node_sockets(&self) -> Vec<NodeSockets> {
-        self.nodes
-            .iter()
-            .zip(&self.net.addrs)
-            .map(|(n, a)| NodeSockets {
-                index: n.index as usize,
-                pgid: n.pid().as_raw(),
-                ports: [a.listen_port, a.peer_port]
-                    .into_iter()
-                    .filter(|&p| p != 0)
-                    .collect(),
-            })
-            .collect()
+        node_sockets(&self.nodes, &self.net.addrs)
     }
+}
+
+/// Each node's process group and ports, as the bypass scan needs them
+/// (read afresh: a restarted node has a new group).
+fn node_sockets(nodes: &[Arc<Node>], addrs: &[NodeAddr]) -> Vec<NodeSockets> {
+    nodes
+        .iter()
+        .zip(addrs)
+        .map(|(n, a)| NodeSockets {
+            index: n.index as usize,
+            pgid: n.pid().as_raw(),
+            ports: [a.listen_port, a.peer_port]
+                .into_iter()
+                .filter(|&p| p != 0)
+                .collect(),
+        })
+        .collect()
 }

@@ -86,6 +86,63 @@ pub fn scan(nodes: &[NodeSockets]) -> Vec<Bypass> {
     find(&table_of(pid), &owners, nodes)
 }
 
+/// A bypass scan for the whole of a lease, cheap enough to run every few
+/// ms: each [`Watcher::poll`] lists the socket inodes the nodes' processes
+/// hold (`/proc/PID/fd`, tens of µs), and reads the TCP table only when a
+/// node holds a socket not seen before. A system that opens a connection
+/// per request holds it a few ms: a table read every few ms regardless
+/// (2-30 ms each on a host with thousands of TIME_WAIT sockets) would miss
+/// most of them; a new socket is what a new connection looks like first.
+#[derive(Default)]
+pub struct Watcher {
+    pgids: Vec<i32>,
+    /// (node index, pid) of the groups' processes, refreshed every
+    /// [`MEMBERS_EVERY`] (a node may fork).
+    members: Vec<(usize, i32)>,
+    members_at: Option<std::time::Instant>,
+    known: HashSet<u64>,
+    /// Polls made, and table reads among them.
+    pub polls: u64,
+    pub reads: u64,
+}
+
+/// How often a watcher lists the processes of the nodes' groups again.
+const MEMBERS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+impl Watcher {
+    /// One poll: the bypasses in force now if a node holds a new socket,
+    /// else nothing (no new connection, so no new bypass).
+    pub fn poll(&mut self, nodes: &[NodeSockets]) -> Vec<Bypass> {
+        self.polls += 1;
+        let pgids: Vec<i32> = nodes.iter().map(|n| n.pgid).collect();
+        if pgids != self.pgids || self.members_at.is_none_or(|t| t.elapsed() >= MEMBERS_EVERY) {
+            self.members = nodes
+                .iter()
+                .zip(procfs::groups_members(&pgids))
+                .flat_map(|(n, pids)| pids.into_iter().map(move |p| (n.index, p)))
+                .collect();
+            self.members_at = Some(std::time::Instant::now());
+            self.pgids = pgids;
+        }
+        let mut owners = HashMap::new();
+        let mut fresh = false;
+        for &(index, pid) in &self.members {
+            for inode in procfs::socket_inodes(pid) {
+                fresh |= self.known.insert(inode);
+                owners.insert(inode, (index, pid));
+            }
+        }
+        let Some(&(_, pid)) = self.members.first() else {
+            return vec![];
+        };
+        if !fresh {
+            return vec![];
+        }
+        self.reads += 1;
+        find(&table_of(pid), &owners, nodes)
+    }
+}
+
 /// The TCP table of `pid`'s namespace: through sock_diag when it is this
 /// process's (proxy mode; much cheaper), else from procfs.
 fn table_of(pid: i32) -> Vec<TcpEntry> {
