@@ -402,3 +402,146 @@ fn a_plugin_slow_to_set_up_still_meets_the_burst() {
         assert!(first >= 1_500_000, "first write at {first} us: {c}");
     }
 }
+
+/// The reference system as a star (ai-memory's seed layout): node 0 takes
+/// every write and holds it on all three nodes before acknowledging
+/// (`--quorum 3`), the leaves have no peers and acknowledge alone. `leaf`:
+/// extra arguments of the leaves; `recovery`: the `[recovery]` section.
+fn star(dir: &Path, leaf: &str, recovery: &str) -> std::path::PathBuf {
+    let kv = bin_dir().join("quorum-kv");
+    let leaf = format!(
+        r#"["{}", "--node", "{{index}}", "--listen", "{{host}}:{{port}}", "--data-dir", "{{data_dir}}", "--quorum", "1"{leaf}]"#,
+        kv.display()
+    );
+    campaign(dir, false, |t| {
+        format!(
+            "{}\n[system.commands]\n1 = {leaf}\n2 = {leaf}\n\n[recovery]\n{recovery}\n",
+            t.replace("\"--quorum\", \"2\",", "\"--quorum\", \"3\",")
+        )
+    })
+}
+
+/// Issue 23: on a star with its hub killed, the recovery writes went to a
+/// leaf, which acknowledged them alone and by design replicates nowhere,
+/// and every cycle failed with "5 acknowledged recovery write(s) missing on
+/// a live node": a red the system never promised. Through the primary (the
+/// default) the check is skipped with the reason, and the cycle is judged
+/// on the rest; a lost burst write still fails it.
+#[test]
+fn a_star_with_its_hub_killed_skips_recovery_but_not_its_losses() {
+    let kill = plugin("kill_primary_mid_write");
+    let kill = kill.to_str().unwrap();
+    let skipped = "the primary (node 0) is down and [recovery] through = \"primary\"; no node that may take writes is alive";
+
+    let dir = tempfile::tempdir().unwrap();
+    let c = star(dir.path(), "", "writes = 5");
+    let run = run_campaign(
+        dir.path(),
+        &c,
+        &["--plugin", kill, "--cycles", "3", "--writes", "60"],
+    );
+    let cycles = run.cycles();
+    assert_eq!(cycles.len(), 3, "{}", run.stderr);
+    for cy in &cycles {
+        // Acknowledged only once on every node: nothing a killed hub
+        // could lose.
+        assert_eq!(cy["lost_acked"], 0, "{cy}");
+        assert_eq!(cy["status"], "pass", "{cy}");
+        let rec = &cy["recovery"];
+        assert_eq!(rec["skipped"], skipped, "{cy}");
+        assert_eq!(rec["tried"], 0, "no write went to a leaf: {cy}");
+    }
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let html = std::fs::read_to_string(run.out.join("report.html")).unwrap();
+    assert!(
+        html.contains("skipped: the primary (node 0) is down"),
+        "the report says why"
+    );
+
+    // A leaf that drops one replicated write (acknowledged to the hub,
+    // never stored): the burst write is lost, and the skipped recovery does
+    // not hide it.
+    let dir = tempfile::tempdir().unwrap();
+    let c = star(dir.path(), r#", "--bug", "lose-one""#, "writes = 5");
+    let run = run_campaign(
+        dir.path(),
+        &c,
+        &[
+            "--plugin",
+            kill,
+            "--cycles",
+            "1",
+            "--writes",
+            "100",
+            // Long after w42 was acknowledged.
+            "--param",
+            "kill_primary_mid_write.at=0.9",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let cy = &run.cycles()[0];
+    assert_eq!(cy["status"], "fail", "{cy}");
+    assert_eq!(cy["lost_acked"], 1, "{cy}");
+    let r = reasons(cy);
+    assert!(
+        r.contains("acknowledged write(s) missing on a live node") && r.contains("-w42"),
+        "{r}"
+    );
+    assert!(!r.contains("recovery"), "{r}");
+    assert_eq!(cy["recovery"]["skipped"], skipped, "{cy}");
+
+    // `through = "any"` asks for the leaves: they acknowledge alone, and
+    // the writes are demanded on the other leaf, as the campaign said.
+    let dir = tempfile::tempdir().unwrap();
+    let c = star(dir.path(), "", "writes = 5\nthrough = \"any\"");
+    let run = run_campaign(
+        dir.path(),
+        &c,
+        &["--plugin", kill, "--cycles", "1", "--writes", "60"],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let cy = &run.cycles()[0];
+    assert_eq!(cy["status"], "fail", "{cy}");
+    assert!(
+        reasons(cy).contains("5 acknowledged recovery write(s) missing on a live node"),
+        "{cy}"
+    );
+    assert_eq!(cy["recovery"]["acked"], 5, "{cy}");
+}
+
+/// Every node killed on purpose (a one-node system under
+/// `kill_primary_mid_write`): durability cannot be checked, so the cycle is
+/// `unknown` as the verdict table says; it used to fail as "not
+/// recovered ... no node is alive".
+#[test]
+fn every_node_killed_is_unknown_not_unrecovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = campaign(dir.path(), false, |t| {
+        t.replace("nodes = 3", "nodes = 1")
+            .replace("\"--quorum\", \"2\",", "\"--quorum\", \"1\",")
+    });
+    let run = run_campaign(
+        dir.path(),
+        &c,
+        &[
+            "--plugin",
+            plugin("kill_primary_mid_write").to_str().unwrap(),
+            "--cycles",
+            "2",
+            "--writes",
+            "40",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    for cy in run.cycles() {
+        assert_eq!(cy["status"], "unknown", "{cy}");
+        let r = reasons(&cy);
+        assert!(r.contains("no node alive after the fault"), "{r}");
+        assert!(!r.contains("not recovered"), "{r}");
+        assert_eq!(
+            cy["recovery"]["skipped"], "every node is down: none can take writes",
+            "{cy}"
+        );
+    }
+    assert_eq!(run.summary()["classes"][0]["unknown_cycles"], 2);
+}

@@ -395,6 +395,10 @@ pub struct RecoveryRecord {
     pub last_ack_ms: Option<u64>,
     /// The last refusal, e.g. `node 0: 503 (quorum_not_met)`.
     pub last_refusal: Option<String>,
+    /// Why the check was not made (no node `[recovery] through` allows was
+    /// alive): the cycle is judged on the rest. Absent in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
     /// Acknowledged recovery writes a live node lacked at the end of the
     /// convergence window.
     pub lost: Vec<String>,
@@ -405,6 +409,12 @@ pub struct RecoveryRecord {
 impl RecoveryRecord {
     pub fn recovered(&self) -> bool {
         self.acked >= self.wanted
+    }
+
+    /// Whether "not recovered" is a finding: not when the check was
+    /// skipped.
+    pub fn judged_unrecovered(&self) -> bool {
+        self.skipped.is_none() && !self.recovered()
     }
 }
 

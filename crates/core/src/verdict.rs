@@ -148,7 +148,7 @@ pub fn judge(f: &Facts) -> Judgement {
         );
     }
     if let Some(r) = f.recovery
-        && !r.recovered()
+        && r.judged_unrecovered()
     {
         // A burst that acknowledged nothing is vacuous, and its recovery
         // writes fail for the same reason (a wrong ok_status, a system
@@ -454,6 +454,7 @@ mod tests {
                 recovered_ms: Some(14),
                 last_ack_ms: Some(14),
                 last_refusal: None,
+                skipped: None,
                 lost: vec![],
                 writes_detail: vec![],
             }),
@@ -572,6 +573,45 @@ mod tests {
                 |c| c.recovery = None,
                 Status::Pass,
                 "",
+            ),
+            (
+                "recovery skipped: the primary killed, the rest holds",
+                |c| {
+                    c.effects = vec![effect(Kind::Signal, 0)];
+                    c.nodes[0].exit = Some("killed by SIGKILL".into());
+                    c.nodes[0].died_at_ms = Some(300);
+                    let r = c.recovery.as_mut().unwrap();
+                    (r.acked, r.tried, r.first_ack_ms, r.recovered_ms) = (0, 0, None, None);
+                    r.skipped = Some("the primary (node 0) is down".into());
+                },
+                Status::Pass,
+                "",
+            ),
+            (
+                "a skipped recovery still keeps its acknowledged writes",
+                |c| {
+                    let r = c.recovery.as_mut().unwrap();
+                    r.acked = 2;
+                    r.skipped = Some("the primary (node 0) is down".into());
+                    r.lost = vec!["ns-w101".into()];
+                },
+                Status::Fail,
+                "1 acknowledged recovery write(s) missing on a live node",
+            ),
+            (
+                "every node killed: unknown, not unrecovered",
+                |c| {
+                    c.effects = (0..3).map(|i| effect(Kind::Signal, i)).collect();
+                    for n in &mut c.nodes {
+                        n.exit = Some("killed by SIGKILL".into());
+                        n.alive = false;
+                    }
+                    let r = c.recovery.as_mut().unwrap();
+                    (r.acked, r.tried, r.first_ack_ms, r.recovered_ms) = (0, 0, None, None);
+                    r.skipped = Some("every node is down: none can take writes".into());
+                },
+                Status::Unknown,
+                "cannot be checked",
             ),
             (
                 "node died before the burst",
@@ -827,6 +867,27 @@ mod tests {
                 assert!(j.reasons.is_empty(), "{what}: {:?}", j.reasons);
             }
         }
+    }
+
+    /// Every node killed on purpose: what cannot be checked is `unknown`,
+    /// not a system that failed to recover.
+    #[test]
+    fn no_node_alive_is_never_unrecovered() {
+        let mut c = passing();
+        c.effects = (0..3).map(|i| effect(Kind::Signal, i)).collect();
+        for n in &mut c.nodes {
+            n.exit = Some("killed by SIGKILL".into());
+        }
+        let r = c.recovery.as_mut().unwrap();
+        r.acked = 0;
+        r.skipped = Some("every node is down: none can take writes".into());
+        let j = judged(&c);
+        assert_eq!(j.status, Status::Unknown, "{:?}", j.reasons);
+        assert!(
+            !j.reasons.iter().any(|r| r.contains("not recovered")),
+            "{:?}",
+            j.reasons
+        );
     }
 
     #[test]

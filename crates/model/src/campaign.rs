@@ -235,6 +235,9 @@ pub struct Recovery {
     /// How long after the heal they may take.
     #[serde(default = "default_recovery_deadline")]
     pub deadline_ms: u64,
+    /// The nodes that may take them.
+    #[serde(default)]
+    pub through: Through,
 }
 
 impl Default for Recovery {
@@ -242,7 +245,56 @@ impl Default for Recovery {
         Self {
             writes: default_recovery_writes(),
             deadline_ms: default_recovery_deadline(),
+            through: Through::default(),
         }
+    }
+}
+
+/// Which nodes the recovery writes go through (`[recovery] through`). A
+/// node that takes writes only because the campaign sends them there (a
+/// star's leaf) acknowledges alone and replicates nowhere: its writes would
+/// be demanded on nodes it was never meant to reach.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Through {
+    /// `"primary"`: the burst's write target, `system.primary`, only; with
+    /// it down, the check is skipped.
+    #[default]
+    Primary,
+    /// `"any"`: the primary while it lives, else every live node in turn.
+    Any,
+    /// A list of node indices: those alive, in turn.
+    Nodes(Vec<u32>),
+}
+
+impl<'de> Deserialize<'de> for Through {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // A word or a list: untagged would hide which one was wrong.
+        struct V;
+        const WANT: &str = r#"use "primary", "any" or a list of node indices"#;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Through;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "recovery.through: {WANT}")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Through, E> {
+                match v {
+                    "primary" => Ok(Through::Primary),
+                    "any" => Ok(Through::Any),
+                    other => Err(E::custom(format!("recovery.through {other:?}: {WANT}"))),
+                }
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Through, A::Error> {
+                let mut nodes = Vec::new();
+                while let Some(n) = a.next_element::<u32>()? {
+                    nodes.push(n);
+                }
+                Ok(Through::Nodes(nodes))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -591,6 +643,25 @@ impl Campaign {
                 "recovery.writes is {}: the recovery window proves the system takes writes again; a few (default 5) do, at most 10000",
                 file.recovery.writes
             );
+        }
+        if let Through::Nodes(nodes) = &file.recovery.through {
+            if nodes.is_empty() {
+                bail!(
+                    "recovery.through is an empty list: name the nodes that may take the recovery writes, or use \"primary\" or \"any\""
+                );
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for &n in nodes {
+                if n >= s.nodes {
+                    bail!(
+                        "recovery.through names node {n} but nodes are 0..{}: pick existing nodes",
+                        s.nodes - 1
+                    );
+                }
+                if !seen.insert(n) {
+                    bail!("recovery.through names node {n} twice");
+                }
+            }
         }
         let client = Self::client(dir, &file)?;
         let (method, read_method) = match &file.write {
@@ -1044,6 +1115,41 @@ ids_pointer = "/ids"
         let e = err(&GOOD.replace("[read]", "[read]\nidz = 1"));
         assert!(e.contains("unknown field `idz`"), "{e}");
         assert!(e.contains("c.toml"), "{e}");
+    }
+
+    #[test]
+    fn recovery_through_defaults_to_the_primary() {
+        assert_eq!(load(GOOD).unwrap().file.recovery.through, Through::Primary);
+        let with = |t: &str| load(&format!("{GOOD}\n[recovery]\nthrough = {t}\n"));
+        assert_eq!(
+            with("\"primary\"").unwrap().file.recovery.through,
+            Through::Primary
+        );
+        assert_eq!(with("\"any\"").unwrap().file.recovery.through, Through::Any);
+        assert_eq!(
+            with("[2, 1]").unwrap().file.recovery.through,
+            Through::Nodes(vec![2, 1])
+        );
+    }
+
+    #[test]
+    fn bad_recovery_through_refused_naming_the_field() {
+        let e = |t: &str| err(&format!("{GOOD}\n[recovery]\nthrough = {t}\n"));
+        for (bad, says) in [
+            (
+                "\"leaves\"",
+                r#"recovery.through "leaves": use "primary", "any" or a list of node indices"#,
+            ),
+            ("3", "recovery.through: use"),
+            ("[\"a\"]", "invalid type: string"),
+            ("[]", "recovery.through is an empty list"),
+            ("[1, 3]", "recovery.through names node 3 but nodes are 0..2"),
+            ("[1, 1]", "recovery.through names node 1 twice"),
+        ] {
+            let e = e(bad);
+            assert!(e.contains(says), "{bad}: {e}");
+            assert!(e.contains("c.toml"), "{bad}: {e}");
+        }
     }
 
     #[test]

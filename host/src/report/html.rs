@@ -254,9 +254,25 @@ fn probes_table(c: &Class) -> String {
     s
 }
 
+/// A cycle's recovery window in a few words: acknowledged of wanted, or
+/// why it was skipped (records before `skipped` existed have none).
+fn recovery_cell(r: &serde_json::Value) -> String {
+    if r.is_null() {
+        return "off".into();
+    }
+    if let Some(why) = r["skipped"].as_str() {
+        return format!("skipped: {why}");
+    }
+    let mut s = format!("{}/{}", r["acked"], r["wanted"]);
+    if let Some(ms) = r["recovered_ms"].as_u64() {
+        s.push_str(&format!(" in {ms} ms"));
+    }
+    s
+}
+
 fn cycles_table(c: &Class) -> String {
     let mut s = String::from(
-        "<details><summary>cycles</summary><table><tr><th>cycle</th><th class=\"l\">status</th><th>ok</th><th>lost</th><th>bound</th><th class=\"l\">effects</th><th class=\"l\">reasons</th></tr>\n",
+        "<details><summary>cycles</summary><table><tr><th>cycle</th><th class=\"l\">status</th><th>ok</th><th>lost</th><th>bound</th><th class=\"l\">recovery</th><th class=\"l\">effects</th><th class=\"l\">reasons</th></tr>\n",
     );
     for cy in &c.cycles {
         let by = |e: &serde_json::Value| e["plugin"].as_str().map(str::to_string);
@@ -295,16 +311,34 @@ fn cycles_table(c: &Class) -> String {
             .filter_map(|r| r.as_str())
             .collect();
         s.push_str(&format!(
-            "<tr><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>\n",
+            "<tr><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>\n",
             cy["cycle"],
             escape(cy["status"].as_str().unwrap_or("")),
             cy["ok"],
             cy["lost_acked"],
             cy["convergence_bound"].as_f64().unwrap_or(0.0),
+            escape(&recovery_cell(&cy["recovery"])),
             escape(&effects.join("; ")),
             escape(&reasons.join("; "))
         ));
     }
     s.push_str("</table></details>\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn recovery_cell_says_why_it_was_skipped() {
+        let why = "the primary (node 0) is down and [recovery] through = \"primary\"; no node that may take writes is alive";
+        let skipped = json!({"wanted": 5, "acked": 0, "skipped": why});
+        assert_eq!(recovery_cell(&skipped), format!("skipped: {why}"));
+        // A record written before `skipped` existed.
+        let older = json!({"wanted": 5, "acked": 5, "recovered_ms": 14, "lost": []});
+        assert_eq!(recovery_cell(&older), "5/5 in 14 ms");
+        assert_eq!(recovery_cell(&serde_json::Value::Null), "off");
+    }
 }

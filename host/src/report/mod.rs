@@ -34,12 +34,15 @@ pub fn cycle_line(r: &CycleRecord, cycles: u32, took: Duration) -> String {
     );
     if let Some(rec) = &r.recovery {
         let at = |ms: Option<u64>| ms.map_or("never".to_string(), |m| format!("{m} ms"));
-        line.push_str(&format!(
-            " recovery={}/{} first_ack={}",
-            rec.acked,
-            rec.wanted,
-            at(rec.first_ack_ms)
-        ));
+        match &rec.skipped {
+            Some(why) => line.push_str(&format!(" recovery skipped: {why};")),
+            None => line.push_str(&format!(
+                " recovery={}/{} first_ack={}",
+                rec.acked,
+                rec.wanted,
+                at(rec.first_ack_ms)
+            )),
+        }
     }
     line.push_str(&format!(" ({:.1} s)", took.as_secs_f64()));
     if !r.reasons.is_empty() {

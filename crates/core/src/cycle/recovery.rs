@@ -4,15 +4,21 @@
 //! nothing; the burst alone cannot see it, since the burst may end before
 //! the fault does.
 //!
-//! `[recovery] writes` fresh writes, one at a time, through the primary
-//! while it lives (the way the burst writes), else through the live nodes in
-//! turn (a killed primary does not come back); a refused or failed write is
-//! retried with a new id until `writes` are acknowledged or `deadline_ms`
-//! passes. A silent primary is also a liveness finding of the read-back.
+//! `[recovery] writes` fresh writes, one at a time, through the nodes
+//! `[recovery] through` allows: the primary (the default, the way the burst
+//! writes), the primary while it lives else every live node in turn
+//! (`"any"`), or listed nodes in turn; a refused or failed write is retried
+//! with a new id until `writes` are acknowledged or `deadline_ms` passes. A
+//! silent primary is also a liveness finding of the read-back.
+//!
+//! When none of those nodes is alive (a killed primary does not come back),
+//! the check is skipped with the reason in the record: writes through a
+//! node the system never meant to take them (a star's leaf, which has no
+//! one to replicate to) would be demanded where they cannot be.
 
 use crate::workload::{Outcome, WriteResult};
 use chaos_lifecycle::Node;
-use chaos_model::campaign::Campaign;
+use chaos_model::campaign::{Campaign, Through};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,6 +72,7 @@ pub async fn recover(
         recovered_ms: None,
         last_ack_ms: None,
         last_refusal: None,
+        skipped: None,
         lost: Vec::new(),
         writes_detail: Vec::new(),
     };
@@ -75,18 +82,14 @@ pub async fn recover(
         if now >= until {
             break;
         }
-        // Through the primary, as the burst writes, while it lives: a
-        // primary that refuses is the system refusing. Only a primary gone
-        // (killed by the fault; it does not come back) sends the window to
-        // the other live nodes, in turn after each refusal.
-        let live: Vec<&Arc<Node>> = nodes.iter().filter(|n| n.alive()).collect();
-        let Some(node) = nodes
-            .get(primary as usize)
-            .filter(|n| n.alive())
-            .or_else(|| live.get(turn % live.len().max(1)).copied())
-        else {
-            record.last_refusal = Some("no node is alive".into());
-            break;
+        // Asked again before each try: a node that dies in the window
+        // (a finding of its own) ends it.
+        let node = match pick(&campaign.file.recovery.through, primary, nodes, turn) {
+            Ok(node) => node,
+            Err(why) => {
+                record.skipped = Some(why);
+                break;
+            }
         };
         // Numbered after the burst's, in the documented id format
         // `{namespace}-w<n>` campaigns' read-backs select on.
@@ -139,4 +142,110 @@ pub async fn recover(
         tokio::time::sleep(RETRY.min(until.saturating_duration_since(Instant::now()))).await;
     }
     record
+}
+
+/// The node the next try goes through (`turn`: refusals so far), or why no
+/// node may take it. A primary that refuses is the system refusing: it is
+/// tried again, not passed over.
+fn pick<'n>(
+    through: &Through,
+    primary: u32,
+    nodes: &'n [Arc<Node>],
+    turn: usize,
+) -> Result<&'n Arc<Node>, String> {
+    pick_by(through, primary, nodes, turn, |n| n.alive()).map(|i| &nodes[i])
+}
+
+/// [`pick`] over any nodes, `alive` telling which live: the index chosen.
+fn pick_by<N>(
+    through: &Through,
+    primary: u32,
+    nodes: &[N],
+    turn: usize,
+    alive: impl Fn(&N) -> bool,
+) -> Result<usize, String> {
+    let live = |i: &usize| nodes.get(*i).is_some_and(&alive);
+    let in_turn = |eligible: Vec<usize>| {
+        let n = eligible.len();
+        (n > 0).then(|| eligible[turn % n])
+    };
+    let chosen = match through {
+        Through::Primary => Some(primary as usize).filter(live),
+        Through::Any => Some(primary as usize)
+            .filter(live)
+            .or_else(|| in_turn((0..nodes.len()).filter(live).collect())),
+        Through::Nodes(list) => in_turn(list.iter().map(|&i| i as usize).filter(live).collect()),
+    };
+    if let Some(i) = chosen {
+        return Ok(i);
+    }
+    Err(if !(0..nodes.len()).any(|i| live(&i)) {
+        "every node is down: none can take writes".to_string()
+    } else {
+        match through {
+            Through::Primary => format!(
+                "the primary (node {primary}) is down and [recovery] through = \"primary\"; no node that may take writes is alive"
+            ),
+            // Unreachable while a node lives: "any" takes any live node.
+            Through::Any => "no live node takes writes".to_string(),
+            Through::Nodes(list) => format!(
+                "nodes {} ([recovery] through) are down; no node that may take writes is alive",
+                list.iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Node 0 dead, 1 and 2 alive (the star after its hub was killed).
+    const HUB_DEAD: [bool; 3] = [false, true, true];
+
+    fn pick(through: &Through, alive: [bool; 3], turn: usize) -> Result<usize, String> {
+        pick_by(through, 0, &alive, turn, |a| *a)
+    }
+
+    #[test]
+    fn primary_only_while_it_lives() {
+        assert_eq!(pick(&Through::Primary, [true; 3], 3), Ok(0));
+        assert_eq!(
+            pick(&Through::Primary, HUB_DEAD, 0),
+            Err("the primary (node 0) is down and [recovery] through = \"primary\"; no node that may take writes is alive".into())
+        );
+    }
+
+    #[test]
+    fn any_falls_back_to_the_live_nodes_in_turn() {
+        assert_eq!(pick(&Through::Any, [true; 3], 1), Ok(0));
+        assert_eq!(pick(&Through::Any, HUB_DEAD, 0), Ok(1));
+        assert_eq!(pick(&Through::Any, HUB_DEAD, 1), Ok(2));
+    }
+
+    #[test]
+    fn listed_nodes_in_turn_the_live_ones() {
+        let t = Through::Nodes(vec![0, 2]);
+        assert_eq!(pick(&t, [true; 3], 1), Ok(2));
+        assert_eq!(pick(&t, HUB_DEAD, 0), Ok(2));
+        assert_eq!(pick(&t, HUB_DEAD, 1), Ok(2));
+        let down = pick(&Through::Nodes(vec![0]), HUB_DEAD, 0).unwrap_err();
+        assert!(
+            down.contains("nodes 0 ([recovery] through) are down"),
+            "{down}"
+        );
+    }
+
+    #[test]
+    fn every_node_down_is_said_whatever_through() {
+        for t in [Through::Primary, Through::Any, Through::Nodes(vec![1])] {
+            assert_eq!(
+                pick(&t, [false; 3], 0),
+                Err("every node is down: none can take writes".into())
+            );
+        }
+    }
 }
