@@ -76,7 +76,9 @@ pub fn run() -> anyhow::Result<()> {
     });
     let every = chaos_effects::RESCAN_EVERY;
     let polls = (LEASE.as_secs_f64() / (idle_poll + every).as_secs_f64()).floor();
-    println!("\nBypass watch (proxy mode, every partition lease; {TIME_WAITS} TIME_WAIT + {LIVE} live connections on the host)");
+    println!(
+        "\nBypass watch (proxy mode, every partition lease; {TIME_WAITS} TIME_WAIT + {LIVE} live connections on the host)"
+    );
     println!("  {:<44} {:>10} {:>8}", "", "each", "rows");
     println!(
         "  {:<44} {:>7.0} µs {:>8}",

@@ -300,13 +300,13 @@ fn replay_reproduces_a_recorded_failing_cycle() {
 fn a_system_that_stays_down_after_the_heal_is_not_recovered() {
     let stuck = |recovery: &'static str| {
         move |t: String| {
-            format!(
-                "{}\n[recovery]\n{recovery}\n",
+            with_recovery(
                 t.replace(
                     "\"--quorum\", \"2\",",
                     // A write cut from its peers gives up before the heal.
                     "\"--quorum\", \"2\", \"--quorum-timeout-ms\", \"200\", \"--bug\", \"stuck-after-quorum-loss\",",
-                )
+                ),
+                recovery,
             )
         }
     };
@@ -407,6 +407,17 @@ fn a_plugin_slow_to_set_up_still_meets_the_burst() {
 /// every write and holds it on all three nodes before acknowledging
 /// (`--quorum 3`), the leaves have no peers and acknowledge alone. `leaf`:
 /// extra arguments of the leaves; `recovery`: the `[recovery]` section.
+/// The reference campaign `t` with its `[recovery]` section's keys
+/// replaced by `keys`.
+fn with_recovery(t: String, keys: &str) -> String {
+    let theirs = "[recovery]\n";
+    let start = t
+        .find(theirs)
+        .expect("the reference campaign has [recovery]");
+    let end = t[start..].find("\n\n").map_or(t.len(), |e| start + e);
+    format!("{}{theirs}{keys}{}", &t[..start], &t[end..])
+}
+
 fn star(dir: &Path, leaf: &str, recovery: &str) -> std::path::PathBuf {
     let kv = bin_dir().join("quorum-kv");
     let leaf = format!(
@@ -415,8 +426,11 @@ fn star(dir: &Path, leaf: &str, recovery: &str) -> std::path::PathBuf {
     );
     campaign(dir, false, |t| {
         format!(
-            "{}\n[system.commands]\n1 = {leaf}\n2 = {leaf}\n\n[recovery]\n{recovery}\n",
-            t.replace("\"--quorum\", \"2\",", "\"--quorum\", \"3\",")
+            "{}\n[system.commands]\n1 = {leaf}\n2 = {leaf}\n",
+            with_recovery(
+                t.replace("\"--quorum\", \"2\",", "\"--quorum\", \"3\","),
+                recovery
+            )
         )
     })
 }

@@ -18,8 +18,8 @@ use super::{EffectRecord, Effects};
 use crate::bypass_watch::{BypassWatch, Watched};
 use crate::kind::Kind;
 use crate::lease::Lease;
-use chaos_mechanisms::net::bypass::{self, NodeSockets};
 use chaos_lifecycle::Node;
+use chaos_mechanisms::net::bypass::{self, NodeSockets};
 use chaos_mechanisms::net::{Grudge, Mode, NodeAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -132,7 +132,8 @@ impl Effects {
                     let took = polling.elapsed().as_micros() as u64;
                     w.busy_us += took;
                     w.max_us = w.max_us.max(took);
-                    let at_ms = (epoch.elapsed().as_micros() as u64).saturating_sub(start_us) / 1000;
+                    let at_ms =
+                        (epoch.elapsed().as_micros() as u64).saturating_sub(start_us) / 1000;
                     for b in found {
                         let key = (b.from, b.local, b.to);
                         if !w.found.iter().any(|(o, _)| (o.from, o.local, o.to) == key) {
