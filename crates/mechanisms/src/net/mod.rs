@@ -401,6 +401,10 @@ pub struct CutStats {
     /// Each cut directed link with what it blocked.
     pub links: Vec<LinkStats>,
     pub detail: String,
+    /// What showed the cut not holding while it should have (read during
+    /// the lease or at the heal): a table gone, rules missing, a link's
+    /// traffic let through. Any is enough to leave the cut unproven.
+    pub lapses: Vec<String>,
 }
 
 /// What one cut directed link blocked.
@@ -427,6 +431,7 @@ impl CutStats {
     /// blocked on at least one cut link (a cut the system never tried to
     /// cross tested nothing, however well it held the probe). The evidence
     /// names each link with its figures, and the links without any.
+    /// Nothing may show the cut lapsing ([`CutStats::lapses`]).
     /// A superseded cut read at its replacement is judged the same way on
     /// what it held until then; one not read (its replacement failed) keeps
     /// the verdict taken when it was installed.
@@ -452,14 +457,20 @@ impl CutStats {
                 "; no evidence on link(s) {}: nothing was seen blocked there",
                 idle.join(", ")
             ));
-        } else if system == 0 {
+        } else if system == 0 && self.lapses.is_empty() {
             text.push_str(&format!(
                 "; the system sent nothing across the cut in {held_ms} ms: none of its own traffic on {} cut link(s), only the host's probe met it",
                 self.links.len()
             ));
         }
+        if !self.lapses.is_empty() {
+            text.push_str(&format!(
+                "; the cut did not hold: {}",
+                self.lapses.join("; ")
+            ));
+        }
         (
-            !self.links.is_empty() && idle.is_empty() && system > 0,
+            !self.links.is_empty() && idle.is_empty() && self.lapses.is_empty() && system > 0,
             text,
         )
     }
@@ -681,6 +692,7 @@ mod tests {
                     .collect::<Vec<_>>()
                     .join(", "),
             links,
+            lapses: Vec::new(),
         }
     }
 
@@ -798,6 +810,20 @@ mod tests {
             link(2, 0, 1),
         ]);
         assert!(s.verdict(500).0);
+    }
+
+    /// Traffic let through mid-lease unproves a cut whatever its counters.
+    #[test]
+    fn a_cut_that_lapsed_is_not_verified() {
+        let mut s = stats(vec![link(0, 1, 30), link(1, 0, 20)]);
+        s.lapses
+            .push("link 0->1 let 4 packet(s) (240 bytes) through while cut".into());
+        let (verified, text) = s.verdict(500);
+        assert!(!verified, "{text}");
+        assert!(
+            text.contains("the cut did not hold: link 0->1 let 4 packet(s)"),
+            "{text}"
+        );
     }
 
     /// A cut replaced by a later one is judged on what it held until then.

@@ -47,6 +47,9 @@ pub struct Namespaces {
     created: Mutex<Vec<(String, u64)>>,
     /// The ruleset in force.
     table: Mutex<Option<Ruleset>>,
+    /// The task reading the table back while a cut is in force, and what
+    /// it saw go wrong (the table gone, rules missing, traffic let through).
+    watch: Mutex<Option<(tokio::task::AbortHandle, Arc<Mutex<Vec<String>>>)>>,
     /// Links of the ruleset in force whose rule counted the host's probe
     /// (one SYN each), told apart from the system's packets at the heal.
     probed: Mutex<std::collections::HashSet<(u32, u32)>>,
@@ -191,6 +194,7 @@ impl Namespaces {
             created,
             table: Mutex::new(None),
             probed: Mutex::default(),
+            watch: Mutex::default(),
             hub_thread,
             node_threads,
             node_files,
@@ -253,17 +257,18 @@ impl Namespaces {
     pub async fn cut(&self, grudge: &Grudge) -> Result<String, String> {
         self.heal().await;
         let mut rules = String::new();
+        let mut witness = String::new();
         let links = super::cut_links(grudge);
         for &(from, to) in &links {
-            rules.push_str(&format!(
-                "    ip saddr {} ip daddr {} counter drop\n",
-                node_addr(from as usize),
-                node_addr(to as usize)
-            ));
+            let (a, b) = (node_addr(from as usize), node_addr(to as usize));
+            rules.push_str(&format!("    ip saddr {a} ip daddr {b} counter drop\n"));
+            witness.push_str(&format!("    ip saddr {a} ip daddr {b} counter\n"));
         }
         let pairs = links.len();
+        // The witness chain sees only what the cut let through: nothing,
+        // while the cut holds.
         let ruleset = format!(
-            "table bridge {TABLE} {{\n  chain forward {{\n    type filter hook forward priority 0; policy accept;\n{rules}  }}\n}}\n"
+            "table bridge {TABLE} {{\n  chain {CUT_CHAIN} {{\n    type filter hook forward priority 0; policy accept;\n{rules}  }}\n  chain {WITNESS_CHAIN} {{\n    type filter hook forward priority 10; policy accept;\n{witness}  }}\n}}\n"
         );
         let seq = self
             .journal
@@ -289,13 +294,83 @@ impl Namespaces {
                 "nftables shows {in_force} drop rule(s) in {hub}, expected {pairs}"
             ));
         }
+        self.watch_cut(pairs);
         Ok(format!(
-            "nftables table bridge {TABLE} in {hub}: {pairs} drop rule(s) loaded"
+            "nftables table bridge {TABLE} in {hub}: {pairs} drop rule(s) loaded, read back every {} ms while in force",
+            WATCH_EVERY.as_millis()
         ))
+    }
+
+    /// Read the table back every [`WATCH_EVERY`] until the heal: a cut
+    /// that stops holding mid-lease (its table deleted or flushed by
+    /// someone else, a link's traffic let through) is seen when it happens,
+    /// not only by the counters at the heal.
+    fn watch_cut(&self, pairs: usize) {
+        let lapses: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (hub, into) = (self.hub.clone(), lapses.clone());
+        let started = Instant::now();
+        let task = tokio::spawn(async move {
+            let mut passed_seen = std::collections::HashSet::new();
+            loop {
+                tokio::time::sleep(WATCH_EVERY).await;
+                let h = hub.clone();
+                let listed = tokio::task::spawn_blocking(move || {
+                    nft(&h, &["-j", "list", "table", "bridge", TABLE], None)
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+                let at = started.elapsed().as_millis();
+                let lapse = |text: String| {
+                    into.lock().unwrap_or_else(|e| e.into_inner()).push(text);
+                };
+                let rules = match listed.and_then(|j| {
+                    serde_json::from_str::<serde_json::Value>(&j).map_err(|e| e.to_string())
+                }) {
+                    Ok(v) => rule_counters(&v),
+                    Err(e) => {
+                        lapse(format!("at +{at} ms the table could not be read back: {e}"));
+                        return;
+                    }
+                };
+                let in_force = rules.iter().filter(|r| r.chain == CUT_CHAIN).count();
+                if in_force < pairs {
+                    lapse(format!(
+                        "at +{at} ms only {in_force} of {pairs} drop rule(s) were in force"
+                    ));
+                    return;
+                }
+                for r in rules
+                    .iter()
+                    .filter(|r| r.chain == WITNESS_CHAIN && r.packets > 0)
+                {
+                    if passed_seen.insert((r.saddr, r.daddr)) {
+                        lapse(format!(
+                            "at +{at} ms traffic from {} to {} was passing the cut ({} packet(s))",
+                            r.saddr.map_or("?".into(), |a| a.to_string()),
+                            r.daddr.map_or("?".into(), |a| a.to_string()),
+                            r.packets
+                        ));
+                    }
+                }
+            }
+        });
+        *self.watch.lock().unwrap_or_else(|e| e.into_inner()) = Some((task.abort_handle(), lapses));
+    }
+
+    /// Stop reading the table back: what the reads saw go wrong.
+    fn stop_watch(&self) -> Vec<String> {
+        match self.watch.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some((task, lapses)) => {
+                task.abort();
+                std::mem::take(&mut *lapses.lock().unwrap_or_else(|e| e.into_inner()))
+            }
+            None => Vec::new(),
+        }
     }
 
     /// Delete the ruleset, returning its counters, link by link.
     pub async fn heal(&self) -> CutStats {
+        let mut lapses = self.stop_watch();
         let Some((seq, links)) = self.table.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             return CutStats::default();
         };
@@ -318,9 +393,18 @@ impl Namespaces {
                     Ok(_) => "table deleted; its counters could not be read".into(),
                     Err(e) => format!("could not delete the table: {e}"),
                 },
+                lapses,
                 ..CutStats::default()
             };
         };
+        for &(from, to) in &links {
+            if let Some(w) = rule_in(&rules, WITNESS_CHAIN, from, to).filter(|w| w.packets > 0) {
+                lapses.push(format!(
+                    "link {from}->{to} let {} packet(s) ({} bytes) through while cut",
+                    w.packets, w.bytes
+                ));
+            }
+        }
         let probed = std::mem::take(&mut *self.probed.lock().unwrap_or_else(|e| e.into_inner()));
         let links: Vec<LinkStats> = links
             .into_iter()
@@ -364,6 +448,7 @@ impl Namespaces {
                 }
             ),
             links,
+            lapses,
         }
     }
 
@@ -486,6 +571,7 @@ impl Namespaces {
 
     /// Delete the ruleset without reading its counters (cancelled cycles).
     pub fn heal_now(&self) {
+        self.stop_watch();
         if let Some((seq, _)) = self.table.lock().unwrap_or_else(|e| e.into_inner()).take() {
             chaos_journal::journal::undo(
                 &Entry::Nft {
@@ -581,6 +667,8 @@ const PROBE_DEADLINE: Duration = Duration::from_millis(300);
 /// One rule's match and counter, from `nft -j list table`.
 #[derive(Debug, PartialEq, Eq)]
 pub struct RuleCounter {
+    /// The chain holding the rule.
+    pub chain: String,
     pub saddr: Option<Ipv4Addr>,
     pub daddr: Option<Ipv4Addr>,
     pub packets: u64,
@@ -594,8 +682,12 @@ pub fn rule_counters(v: &serde_json::Value) -> Vec<RuleCounter> {
     items
         .into_iter()
         .flatten()
-        .filter_map(|item| item.get("rule")?.get("expr")?.as_array())
-        .map(|expr| {
+        .filter_map(|item| {
+            let rule = item.get("rule")?;
+            let chain = rule.get("chain").and_then(|c| c.as_str()).unwrap_or("");
+            Some((chain.to_string(), rule.get("expr")?.as_array()?))
+        })
+        .map(|(chain, expr)| {
             let addr = |field: &str| {
                 expr.iter().find_map(|e| {
                     let m = e.get("match")?;
@@ -606,6 +698,7 @@ pub fn rule_counters(v: &serde_json::Value) -> Vec<RuleCounter> {
             let counter = expr.iter().find_map(|e| e.get("counter"));
             let num = |k: &str| counter.and_then(|c| c.get(k)?.as_u64()).unwrap_or(0);
             RuleCounter {
+                chain,
                 saddr: addr("saddr"),
                 daddr: addr("daddr"),
                 packets: num("packets"),
@@ -617,11 +710,29 @@ pub fn rule_counters(v: &serde_json::Value) -> Vec<RuleCounter> {
 
 /// The rule that cuts traffic from node `from` to node `to`.
 fn rule_for(rules: &[RuleCounter], from: u32, to: u32) -> Option<&RuleCounter> {
+    rule_in(rules, CUT_CHAIN, from, to)
+}
+
+/// The rule of `chain` matching traffic from node `from` to node `to`.
+fn rule_in<'a>(
+    rules: &'a [RuleCounter],
+    chain: &str,
+    from: u32,
+    to: u32,
+) -> Option<&'a RuleCounter> {
     let (s, d) = (node_addr(from as usize), node_addr(to as usize));
     rules
         .iter()
-        .find(|r| r.saddr == Some(s) && r.daddr == Some(d))
+        .find(|r| r.chain == chain && r.saddr == Some(s) && r.daddr == Some(d))
 }
+
+/// The chain whose rules drop the cut links' traffic.
+const CUT_CHAIN: &str = "forward";
+/// The chain behind it (a later priority on the same hook) whose rules only
+/// count the cut links' traffic: whatever reaches it passed the cut.
+const WITNESS_CHAIN: &str = "witness";
+/// How often the table is read back while a cut is in force.
+const WATCH_EVERY: Duration = Duration::from_millis(100);
 
 /// One loopback listener per node, forwarding into the node's namespace.
 pub struct Forwarders {

@@ -279,6 +279,7 @@ impl Links {
                 each.join("; ")
             ),
             links,
+            lapses: Vec::new(),
         }
     }
 }

@@ -258,6 +258,7 @@ impl RemoteNet {
                 }
             ),
             links,
+            lapses: Vec::new(),
         }
     }
 
