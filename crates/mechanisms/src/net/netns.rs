@@ -39,6 +39,9 @@ pub fn node_addr(i: usize) -> Ipv4Addr {
 /// it cuts, one rule each.
 type Ruleset = (u64, Vec<(u32, u32)>);
 
+/// The task reading a cut's table back, and the lapses it saw.
+type CutWatch = (tokio::task::AbortHandle, Arc<Mutex<Vec<String>>>);
+
 pub struct Namespaces {
     hub: String,
     nodes: Vec<String>,
@@ -49,7 +52,7 @@ pub struct Namespaces {
     table: Mutex<Option<Ruleset>>,
     /// The task reading the table back while a cut is in force, and what
     /// it saw go wrong (the table gone, rules missing, traffic let through).
-    watch: Mutex<Option<(tokio::task::AbortHandle, Arc<Mutex<Vec<String>>>)>>,
+    watch: Mutex<Option<CutWatch>>,
     /// Links of the ruleset in force whose rule counted the host's probe
     /// (one SYN each), told apart from the system's packets at the heal.
     probed: Mutex<std::collections::HashSet<(u32, u32)>>,
