@@ -25,7 +25,9 @@ mod recovery;
 mod clock;
 // Sound verdicts: unobserved skews simulated, bypassed partitions unverified.
 mod proofs;
-// The false-green suite: every case once green that must not be.
+// The false-green suite: every case once green that must not be (vacuous,
+// unasked death, hung node, one lost write, unprobed skew, bypasses, a cut
+// never crossed or lapsing, link and disk faults never met).
 mod false_green;
 // Hostile plugins: each contained, effects undone, campaign continues.
 mod hostile;
