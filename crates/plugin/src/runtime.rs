@@ -162,8 +162,7 @@ impl Runtime {
     /// Load `path`, check its contract version and call `describe()`. The
     /// plugin can do nothing until [`Loaded::authorize`] gives it grants.
     pub async fn load(&self, path: &Path) -> anyhow::Result<Loaded> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
+        let bytes = crate::source::read_plugin_file(path, "plugin")?;
         self.load_bytes(&path.display().to_string(), bytes).await
     }
 
@@ -249,8 +248,7 @@ impl Runtime {
 impl Runtime {
     /// Load a native plugin (`--native-plugin`): not sandboxed, opt-in.
     pub fn load_native(&self, path: &Path) -> anyhow::Result<Loaded> {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("reading native plugin {}", path.display()))?;
+        let bytes = crate::source::read_plugin_file(path, "native plugin")?;
         let lib = NativeLib::open(path)?;
         let d = lib.describe(path)?;
         check_name(path, &d.name)?;

@@ -54,8 +54,7 @@ impl Resolver {
     pub async fn fetch(&mut self, r: &PluginRef) -> anyhow::Result<Fetched> {
         match r {
             PluginRef::Path(p) => {
-                let bytes =
-                    std::fs::read(p).with_context(|| format!("reading plugin {}", p.display()))?;
+                let bytes = read_plugin_file(p, "plugin")?;
                 Ok(Fetched {
                     origin: p.display().to_string(),
                     bytes,
@@ -184,5 +183,77 @@ mod tests {
         assert_eq!(f.origin, "convergence");
         assert_eq!(f.bytes, builtins::get("convergence").unwrap().bytes);
         assert!(r.finish().unwrap().is_empty());
+    }
+}
+
+/// The most a plugin file may hold: what an OCI layer may (64 MiB).
+pub const MAX_PLUGIN_BYTES: u64 = 64 << 20;
+
+/// Read the plugin file at `path` (`what`: "plugin", "native plugin"):
+/// a regular file of at most [`MAX_PLUGIN_BYTES`], else one error naming
+/// it. Opened without blocking, so a FIFO or a device named `x.wasm`
+/// neither hangs the host nor streams into its memory.
+pub fn read_plugin_file(path: &std::path::Path, what: &str) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .with_context(|| format!("reading {what} {}", path.display()))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("reading {what} {}", path.display()))?;
+    if !meta.is_file() {
+        anyhow::bail!(
+            "{what} {}: not a regular file (a WebAssembly component is a .wasm file)",
+            path.display()
+        );
+    }
+    if meta.len() > MAX_PLUGIN_BYTES {
+        anyhow::bail!(
+            "{what} {}: {} bytes, over the {} MiB a plugin may have",
+            path.display(),
+            meta.len(),
+            MAX_PLUGIN_BYTES >> 20
+        );
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_PLUGIN_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {what} {}", path.display()))?;
+    if bytes.len() as u64 > MAX_PLUGIN_BYTES {
+        anyhow::bail!(
+            "{what} {}: grew past the {} MiB a plugin may have while read",
+            path.display(),
+            MAX_PLUGIN_BYTES >> 20
+        );
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+
+    /// A FIFO or a device named like a plugin is refused at once, naming
+    /// it: before, `inspect /dev/zero` read 1.6 GB and a FIFO hung.
+    #[test]
+    fn only_regular_files_within_the_cap_are_read() {
+        let e = format!("{:#}", read_plugin_file(std::path::Path::new("/dev/zero"), "plugin").unwrap_err());
+        assert!(e.contains("/dev/zero: not a regular file"), "{e}");
+        let dir = std::env::temp_dir().join(format!("chaos-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("x.wasm");
+        let _ = std::fs::remove_file(&fifo);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR).unwrap();
+        let e = format!("{:#}", read_plugin_file(&fifo, "plugin").unwrap_err());
+        assert!(e.contains("x.wasm: not a regular file"), "{e}");
+        let big = dir.join("big.wasm");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(MAX_PLUGIN_BYTES + 1).unwrap();
+        let e = format!("{:#}", read_plugin_file(&big, "plugin").unwrap_err());
+        assert!(e.contains("over the 64 MiB"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -269,9 +269,14 @@ impl Namespaces {
         }
         let pairs = links.len();
         // The witness chain sees only what the cut let through: nothing,
-        // while the cut holds.
+        // while the cut holds. The drops come first of all (bridge filter
+        // priority -200): with br_netfilter loaded, a chain at priority 0
+        // shares its hook's slot with br_netfilter's, whose re-injected
+        // packets resume after it, and some of the cut's traffic went
+        // through (the witness counted it: one packet of node 2's to node 0
+        // in a 500 ms cut).
         let ruleset = format!(
-            "table bridge {TABLE} {{\n  chain {CUT_CHAIN} {{\n    type filter hook forward priority 0; policy accept;\n{rules}  }}\n  chain {WITNESS_CHAIN} {{\n    type filter hook forward priority 10; policy accept;\n{witness}  }}\n}}\n"
+            "table bridge {TABLE} {{\n  chain {CUT_CHAIN} {{\n    type filter hook forward priority -200; policy accept;\n{rules}  }}\n  chain {WITNESS_CHAIN} {{\n    type filter hook forward priority 100; policy accept;\n{witness}  }}\n}}\n"
         );
         let seq = self
             .journal
