@@ -240,13 +240,20 @@ mod file_tests {
     /// it: before, `inspect /dev/zero` read 1.6 GB and a FIFO hung.
     #[test]
     fn only_regular_files_within_the_cap_are_read() {
-        let e = format!("{:#}", read_plugin_file(std::path::Path::new("/dev/zero"), "plugin").unwrap_err());
+        let e = format!(
+            "{:#}",
+            read_plugin_file(std::path::Path::new("/dev/zero"), "plugin").unwrap_err()
+        );
         assert!(e.contains("/dev/zero: not a regular file"), "{e}");
         let dir = std::env::temp_dir().join(format!("chaos-fifo-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let fifo = dir.join("x.wasm");
         let _ = std::fs::remove_file(&fifo);
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR).unwrap();
+        nix::unistd::mkfifo(
+            &fifo,
+            nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
+        )
+        .unwrap();
         let e = format!("{:#}", read_plugin_file(&fifo, "plugin").unwrap_err());
         assert!(e.contains("x.wasm: not a regular file"), "{e}");
         let big = dir.join("big.wasm");
