@@ -1,10 +1,11 @@
 //! The bypass scan's cost (issue 23): in proxy mode every partition lease
 //! is watched for direct connections between nodes from its probe to its
 //! heal. What one TCP table read costs with a busy table (TIME_WAIT
-//! sockets left by earlier cycles), from procfs and through sock_diag; what
-//! one poll of the watcher costs when no node opened a socket (the common
-//! case) and when one did; and what that makes per 500 ms lease at one
-//! poll every `RESCAN_EVERY`.
+//! sockets left by earlier cycles), from procfs and through sock_diag (the
+//! fallback and the heal's scan); what one poll of the watcher costs when
+//! no node opened a socket (the common case) and when one did (the new
+//! socket asked its ends through `pidfd_getfd`); and what that makes per
+//! 500 ms lease at one poll every `RESCAN_EVERY`.
 
 use chaos_mechanisms::net::bypass::{self, NodeSockets};
 use std::time::{Duration, Instant};
@@ -104,7 +105,7 @@ pub fn run() -> anyhow::Result<()> {
     );
     println!(
         "  {:<44} {:>7.0} µs",
-        "watcher poll after a new socket (+ table)",
+        "watcher poll after a new socket (asked)",
         new_poll.as_secs_f64() * 1e6
     );
     println!(

@@ -15,8 +15,10 @@ pub(crate) struct BypassWatch {
 
 #[derive(Default)]
 pub(crate) struct Watched {
-    /// Polls of the nodes' sockets, and table reads among them.
+    /// Polls of the nodes' sockets, new sockets asked their ends, and TCP
+    /// table reads (where a socket could not be asked).
     pub polls: u64,
+    pub asked: u64,
     pub reads: u64,
     /// Time spent polling and reading.
     pub busy_us: u64,
@@ -39,8 +41,8 @@ impl BypassWatch {
             .and_then(|t| t.join().ok())
             .unwrap_or_default();
         let mut text = format!(
-            "bypass watched all lease: {} poll(s) of the nodes' sockets, {} TCP table read(s) on new sockets, {} µs in all (max {} µs)",
-            w.polls, w.reads, w.busy_us, w.max_us
+            "bypass watched all lease: {} poll(s) of the nodes' sockets, {} new socket(s) asked their ends, {} TCP table read(s), {} µs in all (max {} µs)",
+            w.polls, w.asked, w.reads, w.busy_us, w.max_us
         );
         // The first connection of each (from, to) pair in full.
         let mut pairs: Vec<(usize, usize)> = Vec::new();

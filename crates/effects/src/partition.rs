@@ -143,6 +143,7 @@ impl Effects {
                     std::thread::sleep(RESCAN_EVERY);
                 }
                 w.polls = watcher.polls;
+                w.asked = watcher.asked;
                 w.reads = watcher.reads;
                 w
             });

@@ -87,12 +87,16 @@ pub fn scan(nodes: &[NodeSockets]) -> Vec<Bypass> {
 }
 
 /// A bypass scan for the whole of a lease, cheap enough to run every few
-/// ms: each [`Watcher::poll`] lists the socket inodes the nodes' processes
-/// hold (`/proc/PID/fd`, tens of µs), and reads the TCP table only when a
-/// node holds a socket not seen before. A system that opens a connection
-/// per request holds it a few ms: a table read every few ms regardless
-/// (2-30 ms each on a host with thousands of TIME_WAIT sockets) would miss
-/// most of them; a new socket is what a new connection looks like first.
+/// ms: each [`Watcher::poll`] lists the sockets the nodes' processes hold
+/// (`/proc/PID/fd`, well under a millisecond) and looks only at those it
+/// has not seen before. A system that opens a connection per request holds
+/// it a few ms, and a new socket is the first sign of one; a TCP table read
+/// (2-30 ms on a loaded host with thousands of TIME_WAIT sockets) would see
+/// it closed already. So a new socket's ends are asked of the socket
+/// itself: a duplicate of it taken with `pidfd_getfd` (the nodes are
+/// chaos-host's children), `getpeername` on it, and closed at once. Where
+/// the kernel refuses that (no pidfd, ptrace rules), the TCP table is read
+/// instead.
 #[derive(Default)]
 pub struct Watcher {
     pgids: Vec<i32>,
@@ -101,17 +105,60 @@ pub struct Watcher {
     members: Vec<(usize, i32)>,
     members_at: Option<std::time::Instant>,
     known: HashSet<u64>,
-    /// Polls made, and table reads among them.
+    /// A pidfd per member, opened on first use (None: refused).
+    pidfds: HashMap<i32, Option<std::os::fd::OwnedFd>>,
+    /// Polls made, sockets asked directly, and table reads.
     pub polls: u64,
+    pub asked: u64,
     pub reads: u64,
 }
 
 /// How often a watcher lists the processes of the nodes' groups again.
 const MEMBERS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// The sockets `pid` holds: (fd number, inode).
+fn socket_fds(pid: i32) -> Vec<(i32, u64)> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return vec![];
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let fd = e.file_name().to_str()?.parse().ok()?;
+            let target = std::fs::read_link(e.path()).ok()?;
+            let inode = target
+                .to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()?;
+            Some((fd, inode))
+        })
+        .collect()
+}
+
+/// The local and remote ends of socket `fd` of the process behind `pidfd`,
+/// from a duplicate of it (closed on return); None for an unconnected or
+/// non-IP socket, Err when the kernel refuses the duplicate.
+fn ends_of(
+    pidfd: &std::os::fd::OwnedFd,
+    fd: i32,
+) -> std::io::Result<Option<(SocketAddr, SocketAddr)>> {
+    use rustix::process::{PidfdGetfdFlags, pidfd_getfd};
+    let dup = pidfd_getfd(pidfd, fd, PidfdGetfdFlags::empty())?;
+    let Ok(Some(peer)) = rustix::net::getpeername(&dup) else {
+        return Ok(None);
+    };
+    let Ok(local) = rustix::net::getsockname(&dup) else {
+        return Ok(None);
+    };
+    Ok(SocketAddr::try_from(local)
+        .ok()
+        .zip(SocketAddr::try_from(peer).ok()))
+}
+
 impl Watcher {
-    /// One poll: the bypasses in force now if a node holds a new socket,
-    /// else nothing (no new connection, so no new bypass).
+    /// One poll: the bypasses among the sockets the nodes opened since the
+    /// last poll (the first poll sees every socket as new).
     pub fn poll(&mut self, nodes: &[NodeSockets]) -> Vec<Bypass> {
         self.polls += 1;
         let pgids: Vec<i32> = nodes.iter().map(|n| n.pgid).collect();
@@ -123,23 +170,58 @@ impl Watcher {
                 .collect();
             self.members_at = Some(std::time::Instant::now());
             self.pgids = pgids;
+            let alive: HashSet<i32> = self.members.iter().map(|&(_, p)| p).collect();
+            self.pidfds.retain(|p, _| alive.contains(p));
         }
+        let listener = |port: u16| nodes.iter().find(|n| n.ports.contains(&port));
+        let mut found = Vec::new();
+        let mut unasked = false;
         let mut owners = HashMap::new();
-        let mut fresh = false;
-        for &(index, pid) in &self.members {
-            for inode in procfs::socket_inodes(pid) {
-                fresh |= self.known.insert(inode);
+        for &(index, pid) in &self.members.clone() {
+            for (fd, inode) in socket_fds(pid) {
                 owners.insert(inode, (index, pid));
+                if !self.known.insert(inode) {
+                    continue;
+                }
+                let pidfd = self.pidfds.entry(pid).or_insert_with(|| {
+                    rustix::process::Pid::from_raw(pid).and_then(|p| {
+                        rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
+                    })
+                });
+                let Some(pidfd) = pidfd else {
+                    unasked = true;
+                    continue;
+                };
+                match ends_of(pidfd, fd) {
+                    Ok(Some((local, remote))) => {
+                        self.asked += 1;
+                        if let Some(to) = listener(remote.port()).filter(|n| n.index != index)
+                            && remote.ip().is_loopback_or_mapped()
+                        {
+                            found.push(Bypass {
+                                from: index,
+                                pid,
+                                local,
+                                to: to.index,
+                                port: remote.port(),
+                            });
+                        }
+                    }
+                    Ok(None) => self.asked += 1,
+                    // Gone already, or refused: the table may still show it.
+                    Err(_) => unasked = true,
+                }
             }
         }
-        let Some(&(_, pid)) = self.members.first() else {
-            return vec![];
-        };
-        if !fresh {
-            return vec![];
+        if unasked && let Some(&(_, pid)) = self.members.first() {
+            self.reads += 1;
+            for b in find(&table_of(pid), &owners, nodes) {
+                if !found.iter().any(|f| (f.local, f.to) == (b.local, b.to)) {
+                    found.push(b);
+                }
+            }
         }
-        self.reads += 1;
-        find(&table_of(pid), &owners, nodes)
+        found
     }
 }
 
