@@ -146,10 +146,7 @@ fn a_cut_that_stops_holding_mid_lease_is_not_verified_netns() {
     // The cut's table, once journaled, is in this run's hub namespace.
     let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let hub = loop {
-        let text: String = journals(dir.path())
-            .iter()
-            .map(|j| std::fs::read_to_string(dir.path().join("state").join(j)).unwrap_or_default())
-            .collect();
+        let text: String = journal_text(dir.path());
         if let Some(hub) = text.lines().find_map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).ok()?;
             (v["op"] == "nft").then(|| v["netns"].as_str().map(str::to_string))?
@@ -166,20 +163,7 @@ fn a_cut_that_stops_holding_mid_lease_is_not_verified_netns() {
     // Flush the drop rules once the host has read them back and probed
     // each link (every drop rule counted a packet); the witness stays.
     loop {
-        let listed = std::process::Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &hub,
-                "nft",
-                "list",
-                "chain",
-                "bridge",
-                "chaos_host",
-                "forward",
-            ])
-            .output()
-            .unwrap();
+        let listed = nft_in(&hub, "list");
         let text = String::from_utf8_lossy(&listed.stdout);
         let counted = text
             .lines()
@@ -196,20 +180,7 @@ fn a_cut_that_stops_holding_mid_lease_is_not_verified_netns() {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     loop {
-        let flushed = std::process::Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &hub,
-                "nft",
-                "flush",
-                "chain",
-                "bridge",
-                "chaos_host",
-                "forward",
-            ])
-            .output()
-            .unwrap();
+        let flushed = nft_in(&hub, "flush");
         if flushed.status.success() {
             break;
         }
@@ -519,4 +490,23 @@ fn a_disk_fault_the_node_never_meets_is_ineffective() {
         }
         assert_unmounted(dir.path());
     }
+}
+
+/// `nft VERB chain bridge chaos_host forward` in namespace `hub`: the cut's
+/// drop rules.
+fn nft_in(hub: &str, verb: &str) -> std::process::Output {
+    std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            hub,
+            "nft",
+            verb,
+            "chain",
+            "bridge",
+            "chaos_host",
+            "forward",
+        ])
+        .output()
+        .unwrap()
 }

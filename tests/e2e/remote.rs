@@ -578,10 +578,7 @@ fn sigkill_mid_partition_then_cleanup_leaves_nothing_on_any_host() {
     // Mid-partition: the journal holds a table on a host.
     let until = Instant::now() + Duration::from_secs(60);
     loop {
-        let text: String = journals(dir.path())
-            .iter()
-            .map(|j| std::fs::read_to_string(dir.path().join("state").join(j)).unwrap_or_default())
-            .collect();
+        let text: String = journal_text(dir.path());
         if text.contains("\"what\":\"nft\"")
             && text.contains("\"what\":\"dir\"")
             && (0..3).any(|k| !rig.tables(k).is_empty())
@@ -663,10 +660,7 @@ fn a_host_that_drops_mid_run_fails_the_cycle() {
     // Mid-run: a node is paused (journaled before the SIGSTOP).
     let until = Instant::now() + Duration::from_secs(60);
     loop {
-        let text: String = journals(dir.path())
-            .iter()
-            .map(|j| std::fs::read_to_string(dir.path().join("state").join(j)).unwrap_or_default())
-            .collect();
+        let text: String = journal_text(dir.path());
         if text.contains("\"what\":\"stopped\"") {
             break;
         }
@@ -1082,10 +1076,7 @@ fn sigkill_with_a_remote_disk_fault_in_force_then_cleanup_leaves_no_mount() {
         assert!(Instant::now() < until, "the disk never filled");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let text: String = journals(dir.path())
-        .iter()
-        .map(|j| std::fs::read_to_string(dir.path().join("state").join(j)).unwrap_or_default())
-        .collect();
+    let text: String = journal_text(dir.path());
     assert!(text.contains("\"what\":\"mount\""), "{text}");
     // The uploaded binary running `disk-layer` (not the ssh clients that
     // started it).

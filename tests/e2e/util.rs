@@ -267,6 +267,14 @@ pub fn journals(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The text of every journal in `dir/state`, run's entries one per line.
+pub fn journal_text(dir: &Path) -> String {
+    journals(dir)
+        .iter()
+        .map(|j| std::fs::read_to_string(dir.join("state").join(j)).unwrap_or_default())
+        .collect()
+}
+
 /// No node process (stopped or not), no journal and, for run `id`, no
 /// namespace or table left.
 pub fn assert_nothing_left(dir: &Path, id: Option<&str>) {
