@@ -230,6 +230,9 @@ impl RunArgs {
         if writes == 0 {
             bail!("--writes 0: a cycle that writes nothing tests nothing; give at least 1");
         }
+        use chaos_model::bounds::{CYCLES, WRITES, setting};
+        setting("--cycles", u64::from(cycles), &CYCLES).map_err(anyhow::Error::msg)?;
+        setting("--writes", u64::from(writes), &WRITES).map_err(anyhow::Error::msg)?;
         let parallel = self.parallel.unwrap_or(1);
         if !(1..=MAX_PARALLEL).contains(&parallel) {
             bail!(

@@ -22,6 +22,32 @@ pub const DELAY_MS: RangeInclusive<u32> = 0..=60_000;
 /// A link's bandwidth, bytes per second (100 GB/s: faster than any link).
 pub const BANDWIDTH: RangeInclusive<u64> = 1..=100_000_000_000;
 
+/// Writes in one cycle: each is held in memory with its record and its
+/// history entries while the cycle runs (about 1 KB), so a million is a
+/// GB; `writes = 1000000000` once grew the host to 22 GB before the OOM
+/// killer ended it, journal and nodes left behind.
+pub const WRITES: RangeInclusive<u64> = 1..=1_000_000;
+/// Writers at once in a burst.
+pub const CONCURRENCY: RangeInclusive<u64> = 1..=1_024;
+/// Nodes of one cluster (each a process group, ports and data dir).
+pub const NODES: RangeInclusive<u64> = 1..=64;
+/// One request's timeout, a readiness or recovery deadline, a settle.
+pub const WAIT_MS: RangeInclusive<u64> = 1..=600_000;
+/// Cycles of a class.
+pub const CYCLES: RangeInclusive<u64> = 1..=1_000_000;
+
+/// A campaign's `field` (or a flag) of `value` within `range`, else why not.
+pub fn setting(field: &str, value: u64, range: &RangeInclusive<u64>) -> Result<(), String> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    Err(format!(
+        "{field} = {value} is out of range: give {} to {}",
+        range.start(),
+        range.end()
+    ))
+}
+
 fn within<T: PartialOrd + std::fmt::Display>(
     call: &str,
     what: &str,

@@ -633,6 +633,32 @@ impl Campaign {
         if file.burst.concurrency == 0 {
             bail!("burst.concurrency is 0: at least one writer is needed");
         }
+        use crate::bounds::{CONCURRENCY, CYCLES, NODES, WAIT_MS, WRITES, setting};
+        for (field, value, range) in [
+            ("burst.writes", u64::from(file.burst.writes), &WRITES),
+            (
+                "burst.concurrency",
+                u64::from(file.burst.concurrency),
+                &CONCURRENCY,
+            ),
+            ("system.nodes", u64::from(s.nodes), &NODES),
+            ("campaign.cycles", u64::from(file.campaign.cycles), &CYCLES),
+        ] {
+            setting(field, value, range).map_err(anyhow::Error::msg)?;
+        }
+        // 0 is refused below with its own reason where it makes no sense.
+        for (field, value) in [
+            ("ready.deadline_ms", file.ready.deadline_ms),
+            (
+                "write.timeout_ms",
+                file.write.as_ref().map_or(0, |w| w.timeout_ms),
+            ),
+            ("read.timeout_ms", file.read.timeout_ms),
+            ("burst.settle_ms", file.burst.settle_ms),
+            ("recovery.deadline_ms", file.recovery.deadline_ms),
+        ] {
+            setting(field, value, &(0..=*WAIT_MS.end())).map_err(anyhow::Error::msg)?;
+        }
         if file.recovery.writes > 0 && file.recovery.deadline_ms == 0 {
             bail!(
                 "recovery.deadline_ms is 0: give the system time to acknowledge writes after the heal, or set recovery.writes = 0 to skip the check"
