@@ -35,11 +35,13 @@ impl BypassWatch {
     /// returns.
     pub(crate) fn stop(mut self) -> (String, bool) {
         self.stop.store(true, Ordering::Relaxed);
-        let w = self
-            .thread
-            .take()
-            .and_then(|t| t.join().ok())
-            .unwrap_or_default();
+        let Some(Ok(w)) = self.thread.take().map(|t| t.join()) else {
+            // A watch that died proves nothing about the lease.
+            return (
+                "bypass watch failed mid-lease (its thread panicked): direct connections were not watched".into(),
+                false,
+            );
+        };
         let mut text = format!(
             "bypass watched all lease: {} poll(s) of the nodes' sockets, {} new socket(s) asked their ends, {} TCP table read(s), {} µs in all (max {} µs)",
             w.polls, w.asked, w.reads, w.busy_us, w.max_us
@@ -57,7 +59,11 @@ impl BypassWatch {
                 .filter(|(o, _)| (o.from, o.to) == (b.from, b.to))
                 .count()
                 - 1;
-            text.push_str(&format!("; during the lease, at +{at} ms, {b}"));
+            if *at == 0 {
+                text.push_str(&format!("; at the cut, {b}"));
+            } else {
+                text.push_str(&format!("; during the lease, at +{at} ms, {b}"));
+            }
             if more > 0 {
                 text.push_str(&format!(" (and {more} more such connection(s))"));
             }

@@ -54,8 +54,15 @@ impl Lease {
         match self {
             Lease::Pause { .. } => (resume(&fx.nodes[node as usize]), None),
             Lease::Partition { generation, watch } => {
-                // Stopped first: the heal's own scan follows the heal.
-                let watched = watch.map(|w| w.stop());
+                // Stopped first: the heal's own scan follows the heal. The
+                // join waits out a poll in progress: off the runtime.
+                let watched = match watch {
+                    Some(w) => tokio::task::spawn_blocking(move || w.stop())
+                        .await
+                        .ok()
+                        .or(Some(("bypass watch could not be joined".into(), false))),
+                    None => None,
+                };
                 let held_ms = fx.records().get(slot).map_or(0, |r| {
                     r.end_us
                         .unwrap_or_else(|| fx.now_us())

@@ -147,8 +147,17 @@ impl Effects {
                 w.reads = watcher.reads;
                 w
             });
-        let Ok(thread) = thread else {
-            return;
+        let thread = match thread {
+            Ok(t) => t,
+            Err(e) => {
+                // Unwatched: never verified on the rest alone.
+                self.update(slot, |r| {
+                    r.verified = false;
+                    r.evidence
+                        .push_str(&format!("; bypass watch could not start: {e}"));
+                });
+                return;
+            }
         };
         let mut kept = Some(BypassWatch {
             stop,

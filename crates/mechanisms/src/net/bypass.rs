@@ -136,24 +136,41 @@ fn socket_fds(pid: i32) -> Vec<(i32, u64)> {
         .collect()
 }
 
-/// The local and remote ends of socket `fd` of the process behind `pidfd`,
-/// from a duplicate of it (closed on return); None for an unconnected or
-/// non-IP socket, Err when the kernel refuses the duplicate.
-fn ends_of(
-    pidfd: &std::os::fd::OwnedFd,
-    fd: i32,
-) -> std::io::Result<Option<(SocketAddr, SocketAddr)>> {
+/// What asking one socket of a node gave.
+enum Ends {
+    /// A connected TCP socket's local and remote ends.
+    Connected(SocketAddr, SocketAddr),
+    /// A stream socket not connected yet (between `socket()` and the
+    /// handshake's end): asked again at the next poll.
+    NotYet,
+    /// A listener, a datagram or non-IP socket: never a bypass.
+    Never,
+}
+
+/// Ask socket `fd` of the process behind `pidfd` for its ends, through a
+/// duplicate of it (closed on return); Err when the kernel refuses the
+/// duplicate (or the fd is gone).
+fn ends_of(pidfd: &std::os::fd::OwnedFd, fd: i32) -> std::io::Result<Ends> {
+    use rustix::net::sockopt;
     use rustix::process::{PidfdGetfdFlags, pidfd_getfd};
     let dup = pidfd_getfd(pidfd, fd, PidfdGetfdFlags::empty())?;
-    let Ok(Some(peer)) = rustix::net::getpeername(&dup) else {
-        return Ok(None);
+    if sockopt::socket_type(&dup).ok() != Some(rustix::net::SocketType::STREAM)
+        || sockopt::socket_acceptconn(&dup).unwrap_or(true)
+    {
+        return Ok(Ends::Never);
+    }
+    let (Ok(Some(peer)), Ok(local)) = (
+        rustix::net::getpeername(&dup),
+        rustix::net::getsockname(&dup),
+    ) else {
+        return Ok(Ends::NotYet);
     };
-    let Ok(local) = rustix::net::getsockname(&dup) else {
-        return Ok(None);
-    };
-    Ok(SocketAddr::try_from(local)
-        .ok()
-        .zip(SocketAddr::try_from(peer).ok()))
+    Ok(
+        match (SocketAddr::try_from(local), SocketAddr::try_from(peer)) {
+            (Ok(l), Ok(r)) => Ends::Connected(l, r),
+            _ => Ends::Never,
+        },
+    )
 }
 
 impl Watcher {
@@ -193,7 +210,7 @@ impl Watcher {
                     continue;
                 };
                 match ends_of(pidfd, fd) {
-                    Ok(Some((local, remote))) => {
+                    Ok(Ends::Connected(local, remote)) => {
                         self.asked += 1;
                         if let Some(to) = listener(remote.port()).filter(|n| n.index != index)
                             && remote.ip().is_loopback_or_mapped()
@@ -207,7 +224,11 @@ impl Watcher {
                             });
                         }
                     }
-                    Ok(None) => self.asked += 1,
+                    // Connecting still: new again to the next poll.
+                    Ok(Ends::NotYet) => {
+                        self.known.remove(&inode);
+                    }
+                    Ok(Ends::Never) => self.asked += 1,
                     // Gone already, or refused: the table may still show it.
                     Err(_) => unasked = true,
                 }

@@ -433,11 +433,19 @@ impl CutStats {
     /// names each link with its figures, and the links without any.
     /// Nothing may show the cut lapsing ([`CutStats::lapses`]).
     /// A superseded cut read at its replacement is judged the same way on
-    /// what it held until then; one not read (its replacement failed) keeps
-    /// the verdict taken when it was installed.
+    /// what it held until then; one whose counters were never read is not
+    /// verified.
     pub fn verdict(&self, held_ms: u64) -> (bool, String) {
         if !self.installed {
-            return (self.superseded, self.detail.clone());
+            // Never read (or its read failed): nothing shows it held.
+            let mut text = self.detail.clone();
+            if !self.lapses.is_empty() {
+                text.push_str(&format!(
+                    "; the cut did not hold: {}",
+                    self.lapses.join("; ")
+                ));
+            }
+            return (false, text);
         }
         let idle: Vec<String> = self
             .links
@@ -777,13 +785,16 @@ mod tests {
     }
 
     #[test]
-    fn a_superseded_cut_keeps_its_install_verdict() {
+    fn a_cut_whose_counters_were_never_read_is_not_verified() {
         let s = CutStats {
             superseded: true,
             detail: "replaced".into(),
+            lapses: vec!["at +100 ms the table could not be read back".into()],
             ..CutStats::default()
         };
-        assert_eq!(s.verdict(500), (true, "replaced".to_string()));
+        let (verified, text) = s.verdict(500);
+        assert!(!verified, "{text}");
+        assert!(text.contains("the cut did not hold: at +100 ms"), "{text}");
     }
 
     /// The issue-23 case: every link held the host's probe, and the system

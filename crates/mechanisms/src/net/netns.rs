@@ -319,6 +319,7 @@ impl Namespaces {
         let started = Instant::now();
         let task = tokio::spawn(async move {
             let mut passed_seen = std::collections::HashSet::new();
+            let mut failed = 0;
             loop {
                 tokio::time::sleep(WATCH_EVERY).await;
                 let h = hub.clone();
@@ -334,7 +335,16 @@ impl Namespaces {
                 let rules = match listed.and_then(|j| {
                     serde_json::from_str::<serde_json::Value>(&j).map_err(|e| e.to_string())
                 }) {
-                    Ok(v) => rule_counters(&v),
+                    Ok(v) => {
+                        failed = 0;
+                        rule_counters(&v)
+                    }
+                    // One failed read (a fork refused under load) is not
+                    // yet a lapse; two in a row are.
+                    Err(_) if failed == 0 => {
+                        failed += 1;
+                        continue;
+                    }
                     Err(e) => {
                         lapse(format!("at +{at} ms the table could not be read back: {e}"));
                         return;

@@ -207,9 +207,15 @@ impl RemoteNet {
             return CutStats::default();
         };
         let t = self.table.clone();
-        let runs = held.iter().map(|&(k, ..)| {
-            let host = self.hosts.hosts[k].clone();
-            let script = format!("nft list table inet {t}; nft delete table inet {t}");
+        let runs = held.iter().map(|(k, _, fence)| {
+            let host = self.hosts.hosts[*k].clone();
+            // Fenced: a cut whose call was cancelled here while its ssh
+            // command still ran there lands before this, or never.
+            let script = chaos_ssh::fence(
+                &fence.dir,
+                &fence.name,
+                &format!("nft list table inet {t}; nft delete table inet {t}"),
+            );
             tokio::task::spawn_blocking(move || host.run(&script))
         });
         let mut counts: BTreeMap<(u32, u32), u64> = BTreeMap::new();
