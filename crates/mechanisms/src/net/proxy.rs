@@ -692,6 +692,13 @@ mod tests {
         let l = &stats.links[0];
         assert_eq!((l.from, l.to, l.blocked), (1, 0, 1), "{l:?}");
         assert!(l.figures.contains("(1 probe)"), "{l:?}");
+        // The probe is the host's: none of the system's traffic met the cut.
+        assert_eq!(l.system, 0, "{l:?}");
+        let (verified, text) = stats.verdict(500);
+        assert!(
+            !verified && text.contains("the system sent nothing"),
+            "{text}"
+        );
         // Neither probe reached a node: the first connection node 0 and
         // node 1 accept is a real one, carrying its byte.
         for (from, to, up) in [(1, 0, &up0), (0, 1, &up1)] {
@@ -704,5 +711,36 @@ mod tests {
             s.read_exact(&mut b).await.unwrap();
             assert_eq!(&b, b"x");
         }
+    }
+
+    /// A connection of the system's own held by the cut counts as the
+    /// system's, apart from the probe's, and the cut is then verified.
+    #[tokio::test]
+    async fn a_held_system_connection_counts_apart_from_the_probe() {
+        let up0 = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let up1 = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let ports = [
+            up0.local_addr().unwrap().port(),
+            up1.local_addr().unwrap().port(),
+        ];
+        let links = Links::start(&ports).await.unwrap();
+        links.cut(&vec![vec![1], vec![]]);
+        assert!(links.probe(&[(1, 0)]).await[0].held);
+        // Node 1 dials node 0 through its proxy while cut: held.
+        let _system = TcpStream::connect((Ipv4Addr::LOCALHOST, links.port(1, 0)))
+            .await
+            .unwrap();
+        let held = &links.held[links.n];
+        for _ in 0..10_000 {
+            if held.connections.load(Ordering::Relaxed) == 2 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let stats = links.heal();
+        let l = &stats.links[0];
+        assert_eq!((l.blocked, l.system), (2, 1), "{l:?}");
+        let (verified, text) = stats.verdict(500);
+        assert!(verified, "{text}");
     }
 }
