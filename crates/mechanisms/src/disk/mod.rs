@@ -48,6 +48,20 @@ pub struct Faults {
     pub disk_full: AtomicBool,
     /// Added to every read, write and fsync; 0 for none.
     pub slow_us: AtomicU64,
+    /// Bumped when a slow-io lease ends, waking the delays in progress:
+    /// a lease ends when it ends, whatever delay it handed out (a 20 s
+    /// delay once kept a node stalled 14 s past its 500 ms lease).
+    slow_lifted: Mutex<u64>,
+    slow_cv: std::sync::Condvar,
+}
+
+impl Faults {
+    /// End the slow-io fault: no new delay, and those in progress end now.
+    pub fn lift_slow(&self) {
+        self.slow_us.store(0, Relaxed);
+        *self.slow_lifted.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.slow_cv.notify_all();
+    }
 }
 
 /// What the layer did, counted since it was mounted: the evidence a lease
@@ -102,10 +116,16 @@ impl Shared {
 
     /// The slow-io delay, if one is set; counted.
     fn delay(&self) {
-        let us = self.faults.slow_us.load(Relaxed);
+        let f = &self.faults;
+        let lifted = f.slow_lifted.lock().unwrap_or_else(|e| e.into_inner());
+        let us = f.slow_us.load(Relaxed);
         if us > 0 {
             self.counters.delayed.fetch_add(1, Relaxed);
-            std::thread::sleep(Duration::from_micros(us));
+            let at = *lifted;
+            // Until the delay is over or its lease ends, whichever first.
+            let _ = f
+                .slow_cv
+                .wait_timeout_while(lifted, Duration::from_micros(us), |now| *now == at);
         }
     }
 }
@@ -194,7 +214,7 @@ impl Disk {
             DiskFault::LoseUnsynced => return Some(self.release_unsynced()),
             DiskFault::FsyncError => f.fsync_error.store(false, Relaxed),
             DiskFault::DiskFull => f.disk_full.store(false, Relaxed),
-            DiskFault::SlowIo(_) => f.slow_us.store(0, Relaxed),
+            DiskFault::SlowIo(_) => f.lift_slow(),
         }
         None
     }
@@ -460,6 +480,33 @@ mod tests {
         let c = disk.shared.counts();
         assert_eq!((c.held, c.synced, c.discarded), (10, 15, 5));
         disk.unmount().unwrap();
+    }
+
+    /// A write stalled by a slow-io lease of 60 s completes as soon as
+    /// the lease ends (issue 24: the delay once outlived its lease by
+    /// 14 s and the cycle blamed the node).
+    #[test]
+    fn a_slow_io_delay_ends_with_its_lease() {
+        let Some((dir, disk)) = layer() else { return };
+        let disk = Arc::new(disk);
+        disk.set_fault(DiskFault::SlowIo(60_000));
+        let path = dir.path().join("m/slow");
+        let started = std::time::Instant::now();
+        let writer = std::thread::spawn(move || std::fs::write(&path, b"x"));
+        while disk.shared.counts().delayed == 0 {
+            assert!(!writer.is_finished(), "the write was not delayed");
+            std::thread::yield_now();
+        }
+        assert!(!writer.is_finished());
+        disk.clear_fault(DiskFault::SlowIo(60_000));
+        writer.join().unwrap().unwrap();
+        // Ended by the lease, not by its 60 s delay.
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            started.elapsed()
+        );
+        Arc::try_unwrap(disk).ok().unwrap().unmount().unwrap();
     }
 
     #[test]
