@@ -64,14 +64,30 @@ pub fn maps_library(pid: i32, lib: &str) -> bool {
 /// Inodes of the sockets `pid` holds open (`/proc/<pid>/fd/N` ->
 /// `socket:[INODE]`). Empty if the process is gone or not ours to read.
 pub fn socket_inodes(pid: i32) -> Vec<u64> {
+    socket_fds(pid)
+        .into_iter()
+        .map(|(_, inode)| inode)
+        .collect()
+}
+
+/// The sockets `pid` holds open: (fd number, inode). Empty if the process
+/// is gone or not ours to read.
+pub fn socket_fds(pid: i32) -> Vec<(i32, u64)> {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
         return vec![];
     };
     dir.flatten()
         .filter_map(|e| {
+            let fd = e.file_name().to_str()?.parse().ok()?;
             let target = std::fs::read_link(e.path()).ok()?;
             let t = target.to_str()?;
-            t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+            Some((
+                fd,
+                t.strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .parse()
+                    .ok()?,
+            ))
         })
         .collect()
 }

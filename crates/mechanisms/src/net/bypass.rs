@@ -116,26 +116,6 @@ pub struct Watcher {
 /// How often a watcher lists the processes of the nodes' groups again.
 const MEMBERS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// The sockets `pid` holds: (fd number, inode).
-fn socket_fds(pid: i32) -> Vec<(i32, u64)> {
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return vec![];
-    };
-    dir.flatten()
-        .filter_map(|e| {
-            let fd = e.file_name().to_str()?.parse().ok()?;
-            let target = std::fs::read_link(e.path()).ok()?;
-            let inode = target
-                .to_str()?
-                .strip_prefix("socket:[")?
-                .strip_suffix(']')?
-                .parse()
-                .ok()?;
-            Some((fd, inode))
-        })
-        .collect()
-}
-
 /// What asking one socket of a node gave.
 enum Ends {
     /// A connected TCP socket's local and remote ends.
@@ -195,7 +175,7 @@ impl Watcher {
         let mut unasked = false;
         let mut owners = HashMap::new();
         for &(index, pid) in &self.members.clone() {
-            for (fd, inode) in socket_fds(pid) {
+            for (fd, inode) in procfs::socket_fds(pid) {
                 owners.insert(inode, (index, pid));
                 if !self.known.insert(inode) {
                     continue;
@@ -257,8 +237,9 @@ fn table_of(pid: i32) -> Vec<TcpEntry> {
                 (m.dev(), m.ino())
             })
     };
-    if ns("self").is_some()
-        && ns("self") == ns(&pid.to_string())
+    let ours = ns("self");
+    if ours.is_some()
+        && ours == ns(&pid.to_string())
         && let Ok(table) = super::sock_diag::tcp_connections()
     {
         return table;

@@ -322,22 +322,15 @@ impl Namespaces {
             let mut failed = 0;
             loop {
                 tokio::time::sleep(WATCH_EVERY).await;
-                let h = hub.clone();
-                let listed = tokio::task::spawn_blocking(move || {
-                    nft(&h, &["-j", "list", "table", "bridge", TABLE], None)
-                })
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()));
+                let listed = cut_rules(&hub).await;
                 let at = started.elapsed().as_millis();
                 let lapse = |text: String| {
                     into.lock().unwrap_or_else(|e| e.into_inner()).push(text);
                 };
-                let rules = match listed.and_then(|j| {
-                    serde_json::from_str::<serde_json::Value>(&j).map_err(|e| e.to_string())
-                }) {
-                    Ok(v) => {
+                let rules = match listed {
+                    Ok(rules) => {
                         failed = 0;
-                        rule_counters(&v)
+                        rules
                     }
                     // One failed read (a fork refused under load) is not
                     // yet a lapse; two in a row are.
@@ -394,18 +387,14 @@ impl Namespaces {
         };
         let hub = self.hub.clone();
         let (counters, deleted) = tokio::task::spawn_blocking(move || {
-            let counters = nft(&hub, &["-j", "list", "table", "bridge", TABLE], None);
+            let counters = table_rules(&hub, "bridge", TABLE);
             let deleted = nft(&hub, &["delete", "table", "bridge", TABLE], None);
             (counters, deleted)
         })
         .await
         .unwrap_or_else(|e| (Err(e.to_string()), Err(e.to_string())));
         self.journal.done(seq);
-        let rules = counters
-            .ok()
-            .and_then(|j| serde_json::from_str::<serde_json::Value>(&j).ok())
-            .map(|v| rule_counters(&v));
-        let Some(rules) = rules else {
+        let Ok(rules) = counters else {
             return CutStats {
                 detail: match deleted {
                     Ok(_) => "table deleted; its counters could not be read".into(),
@@ -520,18 +509,10 @@ impl Namespaces {
         let mut reads = 0;
         let mut read_error: Option<String>;
         loop {
-            let hub = self.hub.clone();
-            let listed = tokio::task::spawn_blocking(move || {
-                nft(&hub, &["-j", "list", "table", "bridge", TABLE], None)
-            })
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
+            let listed = cut_rules(&self.hub).await;
             reads += 1;
-            match listed.and_then(|j| {
-                serde_json::from_str::<serde_json::Value>(&j).map_err(|e| e.to_string())
-            }) {
-                Ok(v) => {
-                    let rules = rule_counters(&v);
+            match listed {
+                Ok(rules) => {
                     for (i, &(from, to, _)) in targets.iter().enumerate() {
                         counted[i] = rule_for(&rules, from, to).map_or(0, |r| r.packets);
                     }
@@ -724,6 +705,23 @@ pub fn rule_counters(v: &serde_json::Value) -> Vec<RuleCounter> {
             }
         })
         .collect()
+}
+
+/// The rules of table `family name` in namespace `netns`, with their
+/// counters (blocking: one `nft -j list table`).
+pub fn table_rules(netns: &str, family: &str, name: &str) -> Result<Vec<RuleCounter>, String> {
+    let listed = nft(netns, &["-j", "list", "table", family, name], None)?;
+    let v: serde_json::Value = serde_json::from_str(&listed)
+        .map_err(|e| format!("reading the rules of {family} {name} in {netns}: {e}"))?;
+    Ok(rule_counters(&v))
+}
+
+/// [`table_rules`] of the cut's table in `hub`, off the runtime.
+async fn cut_rules(hub: &str) -> Result<Vec<RuleCounter>, String> {
+    let hub = hub.to_string();
+    tokio::task::spawn_blocking(move || table_rules(&hub, "bridge", TABLE))
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()))
 }
 
 /// The rule that cuts traffic from node `from` to node `to`.

@@ -593,10 +593,7 @@ fn restore(netns: &str, rules: &str) -> Result<(), String> {
 
 /// The rules of `netns`'s filter table with their counters.
 fn read_rules(netns: &str) -> Result<Vec<netns::RuleCounter>, String> {
-    let listed = netns::nft(netns, &["-j", "list", "table", TABLE[0], TABLE[1]], None)?;
-    let v: serde_json::Value =
-        serde_json::from_str(&listed).map_err(|e| format!("link: reading {netns}'s rules: {e}"))?;
-    Ok(netns::rule_counters(&v))
+    netns::table_rules(netns, TABLE[0], TABLE[1]).map_err(|e| format!("link: {e}"))
 }
 
 impl Verdicts {

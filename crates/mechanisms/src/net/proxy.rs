@@ -673,8 +673,8 @@ async fn writer<W: AsyncWrite + Unpin>(
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn a_probe_is_held_counted_on_its_link_and_never_forwarded() {
+    /// Two nodes' listeners and the proxies between them.
+    async fn two_nodes() -> (TcpListener, TcpListener, Links) {
         let up0 = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
         let up1 = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
         let ports = [
@@ -682,6 +682,12 @@ mod tests {
             up1.local_addr().unwrap().port(),
         ];
         let links = Links::start(&ports).await.unwrap();
+        (up0, up1, links)
+    }
+
+    #[tokio::test]
+    async fn a_probe_is_held_counted_on_its_link_and_never_forwarded() {
+        let (up0, up1, links) = two_nodes().await;
         // Node 0 drops node 1's traffic: only link 1->0 is cut.
         links.cut(&vec![vec![1], vec![]]);
         let probed = links.probe(&[(1, 0), (0, 1)]).await;
@@ -717,13 +723,7 @@ mod tests {
     /// system's, apart from the probe's, and the cut is then verified.
     #[tokio::test]
     async fn a_held_system_connection_counts_apart_from_the_probe() {
-        let up0 = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
-        let up1 = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
-        let ports = [
-            up0.local_addr().unwrap().port(),
-            up1.local_addr().unwrap().port(),
-        ];
-        let links = Links::start(&ports).await.unwrap();
+        let (_up0, _up1, links) = two_nodes().await;
         links.cut(&vec![vec![1], vec![]]);
         assert!(links.probe(&[(1, 0)]).await[0].held);
         // Node 1 dials node 0 through its proxy while cut: held.
